@@ -1,0 +1,1 @@
+extern crate proc_macro; #[proc_macro_attribute] pub fn activity(_a: proc_macro::TokenStream, i: proc_macro::TokenStream) -> proc_macro::TokenStream { i } #[proc_macro_attribute] pub fn orchestrator(_a: proc_macro::TokenStream, i: proc_macro::TokenStream) -> proc_macro::TokenStream { i }

@@ -1,0 +1,47 @@
+//! Live orchestration state: executions kept in memory between turns (least recently used
+//! evicted first); a miss is rebuilt by replay.
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use lru::LruCache;
+
+use crate::replay::Execution;
+use crate::InstanceId;
+
+pub(crate) struct Cache {
+    entries: Option<Mutex<LruCache<InstanceId, Execution>>>,
+}
+
+impl Cache {
+    /// A cache of `capacity` executions; 0 disables it (every turn replays).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Cache {
+            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+        }
+    }
+
+    /// Takes the execution of `id` out while its turn runs.
+    pub(crate) fn take(&self, id: &InstanceId) -> Option<Execution> {
+        let entries = self.entries.as_ref()?;
+        entries.lock().unwrap_or_else(|p| p.into_inner()).pop(id)
+    }
+
+    /// Puts an execution back after its turn was committed.
+    pub(crate) fn put(&self, id: InstanceId, execution: Execution) {
+        if let Some(entries) = &self.entries {
+            let evicted = entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id, execution);
+            // Dropped outside the lock: dropping a future runs user destructors.
+            drop(evicted);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+            .as_ref()
+            .map_or(0, |e| e.lock().unwrap_or_else(|p| p.into_inner()).len())
+    }
+}

@@ -1,0 +1,175 @@
+//! The time source: every clock read and every wait of the runtime goes through a [`Clock`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+/// A source of time. The runtime reads no other clock, so tests can run it on a
+/// [`VirtualClock`].
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+    /// Resolves once [`now`](Clock::now) has reached `deadline`.
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()>;
+}
+
+/// The machine's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {
+        let wait = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// A clock that moves only when told to, for tests: a workflow with a 4 s back-off runs
+/// in microseconds.
+///
+/// It starts at a fixed instant (2026-01-01T00:00:00Z) so histories are reproducible.
+/// [`advance`](VirtualClock::advance) moves it by hand; the test runtime
+/// ([`crate::testing`]) can also move it by itself whenever nothing else can run.
+#[derive(Clone)]
+pub struct VirtualClock {
+    inner: Arc<Mutex<VirtualState>>,
+}
+
+struct VirtualState {
+    now: SystemTime,
+    next_sleeper: u64,
+    sleepers: BTreeMap<(SystemTime, u64), oneshot::Sender<()>>,
+}
+
+impl VirtualClock {
+    /// 2026-01-01T00:00:00Z, where every virtual clock starts.
+    pub const EPOCH_SECS: u64 = 1_767_225_600;
+
+    /// A clock at [`EPOCH_SECS`](Self::EPOCH_SECS).
+    pub fn new() -> Self {
+        Self::starting_at(SystemTime::UNIX_EPOCH + Duration::from_secs(Self::EPOCH_SECS))
+    }
+
+    /// A clock at `now`.
+    pub fn starting_at(now: SystemTime) -> Self {
+        VirtualClock {
+            inner: Arc::new(Mutex::new(VirtualState {
+                now,
+                next_sleeper: 0,
+                sleepers: BTreeMap::new(),
+            })),
+        }
+    }
+
+    /// Moves the clock forward by `by`, waking every sleeper that is then due.
+    pub fn advance(&self, by: Duration) {
+        let target = self.now() + by;
+        self.advance_to(target);
+    }
+
+    /// Moves the clock to `target` (never backwards), waking every sleeper then due.
+    pub fn advance_to(&self, target: SystemTime) {
+        let due = {
+            let mut state = self.inner.lock().unwrap();
+            if target > state.now {
+                state.now = target;
+            }
+            let first_later = (state.now, u64::MAX);
+            let later = state.sleepers.split_off(&first_later);
+            std::mem::replace(&mut state.sleepers, later)
+        };
+        for (_, wake) in due {
+            let _ = wake.send(());
+        }
+    }
+
+    /// The earliest deadline anyone is sleeping until, if any.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        let state = self.inner.lock().unwrap();
+        state.sleepers.keys().next().map(|(deadline, _)| *deadline)
+    }
+
+    /// The virtual time elapsed since `since`.
+    pub fn elapsed_since(&self, since: SystemTime) -> Duration {
+        self.now().duration_since(since).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl Default for VirtualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for VirtualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualClock")
+            .field("now", &self.now())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> SystemTime {
+        self.inner.lock().unwrap().now
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {
+        let mut state = self.inner.lock().unwrap();
+        if deadline <= state.now {
+            return Box::pin(async {});
+        }
+        let (wake, woken) = oneshot::channel();
+        let key = (deadline, state.next_sleeper);
+        state.next_sleeper += 1;
+        state.sleepers.insert(key, wake);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let _forget_on_drop = ForgetSleeper { inner, key };
+            let _ = woken.await;
+        })
+    }
+}
+
+struct ForgetSleeper {
+    inner: Arc<Mutex<VirtualState>>,
+    key: (SystemTime, u64),
+}
+
+impl Drop for ForgetSleeper {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.sleepers.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn virtual_sleepers_wake_in_deadline_order_only_when_advanced() {
+        let clock = VirtualClock::new();
+        let start = clock.now();
+        let late = tokio::spawn(clock.sleep_until(start + Duration::from_secs(4)));
+        let early = tokio::spawn(clock.sleep_until(start + Duration::from_secs(1)));
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(1));
+        early.await.unwrap();
+        assert!(!late.is_finished());
+        clock.advance(Duration::from_secs(3));
+        late.await.unwrap();
+        assert_eq!(clock.elapsed_since(start), Duration::from_secs(4));
+    }
+}

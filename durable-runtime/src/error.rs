@@ -1,0 +1,113 @@
+//! The errors of the public API.
+
+use std::time::Duration;
+
+use crate::history::Failure;
+use crate::instance_id::InvalidInstanceId;
+use crate::store::StoreError;
+use crate::{InstanceId, RuntimeStatus};
+
+/// Why a durable operation awaited in an orchestration failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The activity failed on its last attempt (or with an error its policy does not retry).
+    #[error("activity `{name}` failed after {attempts} attempt(s): {failure}")]
+    ActivityFailed {
+        /// The activity's durable name.
+        name: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's failure.
+        failure: Failure,
+    },
+    /// No event named `name` arrived within `after`.
+    #[error("no event `{name}` arrived within {after:?}")]
+    EventTimedOut {
+        /// The event's name.
+        name: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// A result or event did not deserialise into the type the code expects.
+    #[error("{what} does not deserialise into `{expected}`: {error}")]
+    BadPayload {
+        /// What carried the payload.
+        what: String,
+        /// The type the code expects.
+        expected: &'static str,
+        /// serde's message.
+        error: String,
+    },
+}
+
+impl TaskError {
+    /// The failure recorded for an activity, if that is what failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            TaskError::ActivityFailed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// Why a [`Client`](crate::Client) call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The instance id breaks the rule of [`InstanceId`].
+    #[error("invalid instance id: {0}")]
+    InvalidInstanceId(#[from] InvalidInstanceId),
+    /// No instance has this id.
+    #[error("no instance `{0}`: check the id, or start it first")]
+    NotFound(InstanceId),
+    /// An instance with this id exists already.
+    #[error("instance `{0}` exists already: pick another id, or purge the old one first")]
+    AlreadyExists(InstanceId),
+    /// The instance has finished and takes no more events.
+    #[error("instance `{id}` has finished ({status:?}) and takes no more events")]
+    Finished {
+        /// The instance.
+        id: InstanceId,
+        /// How it ended.
+        status: RuntimeStatus,
+    },
+    /// The orchestrator is not registered with this runtime.
+    #[error("orchestrator `{name}` (version {version}) is not registered: add `.orchestrator({name})` to the runtime builder")]
+    NotRegistered {
+        /// Its durable name.
+        name: String,
+        /// Its version.
+        version: u32,
+    },
+    /// A payload could not be (de)serialised.
+    #[error("{what}: {error}")]
+    BadPayload {
+        /// What carried the payload.
+        what: String,
+        /// serde's message.
+        error: String,
+    },
+    /// Waiting for the instance took longer than allowed.
+    #[error("instance `{id}` did not finish within {after:?}")]
+    Timeout {
+        /// The instance.
+        id: InstanceId,
+        /// The time allowed.
+        after: Duration,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(id) => ClientError::NotFound(id),
+            StoreError::AlreadyExists(id) => ClientError::AlreadyExists(id),
+            StoreError::Finished { id, status } => ClientError::Finished { id, status },
+            other => ClientError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The history: the typed events an orchestration is replayed from, and their format.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The version of the history format this release writes. Every stored event carries the
+/// version it was written with, so later releases can read older histories.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One entry of an instance's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// The history format version this event was written with.
+    #[serde(rename = "v")]
+    pub format_version: u32,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl HistoryEvent {
+    /// Wraps `event` in the current format version.
+    pub fn new(event: Event) -> Self {
+        HistoryEvent {
+            format_version: FORMAT_VERSION,
+            event,
+        }
+    }
+}
+
+/// What happened to an orchestration instance.
+///
+/// A history is a series of turns. Each turn opens with [`Event::OrchestratorStarted`], lists
+/// the events delivered in that turn (a start, activity results, fired timers, raised events),
+/// then the commands the code issued in it (activities and timers scheduled, event waits, the
+/// completion). Replay feeds the same turns in the same batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+#[non_exhaustive]
+pub enum Event {
+    /// A turn began; its timestamp is what `ctx.now()` returns during the turn.
+    OrchestratorStarted {
+        /// When the turn ran.
+        timestamp: SystemTime,
+    },
+    /// The instance was started.
+    ExecutionStarted {
+        /// The orchestrator's durable name.
+        name: String,
+        /// The orchestrator's version.
+        version: u32,
+        /// The input, as JSON.
+        input: Value,
+        /// Seed of `ctx.random()` and `ctx.new_uuid()`.
+        seed: u64,
+    },
+    /// An activity was scheduled (a command).
+    TaskScheduled {
+        /// Sequence number of the command.
+        id: u64,
+        /// The activity's durable name.
+        name: String,
+        /// Its input, as JSON.
+        input: Value,
+        /// Which attempt this is, from 1.
+        attempt: u32,
+    },
+    /// An activity returned `Ok`.
+    TaskCompleted {
+        /// Sequence number of the `TaskScheduled` it answers.
+        id: u64,
+        /// The output, as JSON.
+        output: Value,
+    },
+    /// An activity attempt failed.
+    TaskFailed {
+        /// Sequence number of the `TaskScheduled` it answers.
+        id: u64,
+        /// Why.
+        failure: Failure,
+    },
+    /// A durable timer was created (a command).
+    TimerCreated {
+        /// Sequence number of the command.
+        id: u64,
+        /// When it fires.
+        fire_at: SystemTime,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// Sequence number of the `TimerCreated` it answers.
+        id: u64,
+        /// When it was due.
+        fire_at: SystemTime,
+    },
+    /// The code began waiting for an external event (a command).
+    EventWaitStarted {
+        /// Sequence number of the command.
+        id: u64,
+        /// The event's name.
+        name: String,
+    },
+    /// An external event arrived.
+    EventRaised {
+        /// The event's name.
+        name: String,
+        /// Its data, as JSON.
+        data: Value,
+    },
+    /// The orchestration finished (a command).
+    ExecutionCompleted {
+        /// `Completed` or `Failed`.
+        status: CompletionStatus,
+        /// The output, as JSON, when completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// Why it failed, when failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
+    },
+}
+
+impl Event {
+    /// Whether this event is a command the code issued (matched on replay), rather than an
+    /// event delivered to it.
+    pub fn is_command(&self) -> bool {
+        matches!(
+            self,
+            Event::TaskScheduled { .. }
+                | Event::TimerCreated { .. }
+                | Event::EventWaitStarted { .. }
+                | Event::ExecutionCompleted { .. }
+        )
+    }
+}
+
+/// How an orchestration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompletionStatus {
+    /// It returned `Ok`.
+    Completed,
+    /// It returned `Err`, panicked, or broke determinism.
+    Failed,
+}
+
+/// Why an activity attempt or an orchestration failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The kind of error: the Rust type of the error, or a runtime category such as
+    /// `panic` or `nondeterminism`.
+    pub kind: String,
+    /// The error's message.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn from_error<E: fmt::Display>(error: &E) -> Self {
+        Failure::new(short_type_name::<E>(), error.to_string())
+    }
+
+    pub(crate) fn panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_string());
+        Failure::new(kinds::PANIC, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// The `kind`s the runtime itself gives failures.
+pub mod kinds {
+    /// User code panicked.
+    pub const PANIC: &str = "panic";
+    /// Replayed code issued other commands than the history recorded.
+    pub const NONDETERMINISM: &str = "nondeterminism";
+    /// A payload did not deserialise into the type the code expects.
+    pub const BAD_PAYLOAD: &str = "bad_payload";
+    /// No activity or orchestrator is registered under the name.
+    pub const NOT_REGISTERED: &str = "not_registered";
+    /// An activity ran longer than its start-to-close timeout.
+    pub const TIMEOUT: &str = "timeout";
+    /// The orchestration awaited something that is not a durable operation.
+    pub const NOT_DURABLE: &str = "not_durable";
+}
+
+fn short_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    // `alloc::string::String` → `String`; keep generic arguments readable too.
+    let base = full.split('<').next().unwrap_or(full);
+    let short = base.rsplit("::").next().unwrap_or(base);
+    format!("{short}{}", &full[base.len()..])
+}
+
+/// FNV-1a (64 bit) over the canonical JSON of `value`: object keys sorted (serde_json's
+/// default map is ordered), no whitespace. Stable across processes, platforms and releases,
+/// unlike `std`'s `DefaultHasher`.
+pub fn stable_hash(value: &Value) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let bytes = serde_json::to_vec(value).expect("a JSON value always serialises");
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_ignores_key_order_and_is_fixed() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": [true, "x"]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":[true,"x"],"b":1}"#).unwrap();
+        assert_eq!(stable_hash(&a), stable_hash(&b));
+        // Pinned: a change here would make every stored history look non-deterministic.
+        assert_eq!(stable_hash(&Value::String("Step 1".into())), 0x5f1e_3b1b_8f6e_0ba5);
+    }
+
+    #[test]
+    fn events_round_trip_with_their_format_version() {
+        let event = HistoryEvent::new(Event::TaskScheduled {
+            id: 3,
+            name: "charge".into(),
+            input: serde_json::json!({"amount": 5}),
+            attempt: 2,
+        });
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.starts_with(r#"{"v":1,"kind":"TaskScheduled""#), "{json}");
+        assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
+    }
+
+    #[test]
+    fn type_names_are_short() {
+        assert_eq!(short_type_name::<String>(), "String");
+        assert_eq!(short_type_name::<std::io::Error>(), "Error");
+    }
+}

@@ -1,0 +1,628 @@
+//! `OrchestrationContext`: everything an orchestration may do, each of it replay-safe.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::callable::{CallTarget, Callable};
+use crate::history::Failure;
+use crate::{InstanceId, RetryPolicy, TaskError};
+
+/// The handle an orchestration uses to call activities, wait and read deterministic values.
+///
+/// Everything it returns is recorded in, or derived from, the history, so the same code gives
+/// the same answers when it is replayed after a restart.
+#[derive(Clone)]
+pub struct OrchestrationContext {
+    shared: Arc<Mutex<State>>,
+}
+
+/// A command the code issued in the current turn, in sequence order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    Task {
+        id: u64,
+        name: String,
+        input: Value,
+        attempt: u32,
+        timeout: Option<Duration>,
+    },
+    Timer {
+        id: u64,
+        fire_at: SystemTime,
+    },
+    Wait {
+        id: u64,
+        name: String,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum OpResult {
+    Task(Result<Value, Failure>),
+    Timer,
+    Event(Value),
+}
+
+enum Op {
+    Pending(Option<Waker>),
+    Ready(OpResult),
+}
+
+pub(crate) struct State {
+    pub(crate) instance_id: InstanceId,
+    pub(crate) name: String,
+    pub(crate) now: SystemTime,
+    pub(crate) replaying: bool,
+    pub(crate) custom_status: Option<Value>,
+    /// Timers dropped before firing in the current turn.
+    pub(crate) cancelled_timers: Vec<u64>,
+    pub(crate) commands: Vec<Command>,
+    next_seq: u64,
+    ops: HashMap<u64, Op>,
+    /// Pending event waits by sequence number: the oldest wait of a name is served first.
+    waits: BTreeMap<u64, String>,
+    buffered: HashMap<String, VecDeque<Value>>,
+    rng: u64,
+    /// Set once the orchestration has finished: drops no longer cancel anything.
+    pub(crate) closed: bool,
+}
+
+impl State {
+    pub(crate) fn new(instance_id: InstanceId, now: SystemTime) -> Self {
+        State {
+            instance_id,
+            name: String::new(),
+            now,
+            replaying: false,
+            custom_status: None,
+            cancelled_timers: Vec::new(),
+            commands: Vec::new(),
+            next_seq: 0,
+            ops: HashMap::new(),
+            waits: BTreeMap::new(),
+            buffered: HashMap::new(),
+            rng: 0,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn seed(&mut self, name: &str, seed: u64) {
+        self.name = name.to_string();
+        self.rng = seed;
+    }
+
+    fn issue(&mut self, command: impl FnOnce(u64) -> Command) -> u64 {
+        let id = self.next_seq;
+        self.next_seq += 1;
+        self.commands.push(command(id));
+        self.ops.insert(id, Op::Pending(None));
+        id
+    }
+
+    /// Delivers the result of operation `id`, waking whoever awaits it. Results for
+    /// operations nobody awaits any more (a cancelled timer) are ignored.
+    pub(crate) fn resolve(&mut self, id: u64, result: OpResult) {
+        if let Some(op) = self.ops.get_mut(&id) {
+            if let Op::Pending(waker) = std::mem::replace(op, Op::Ready(result)) {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn raise(&mut self, name: String, data: Value) {
+        let oldest = self
+            .waits
+            .iter()
+            .find(|(_, waiting_for)| **waiting_for == name)
+            .map(|(id, _)| *id);
+        match oldest {
+            Some(id) => {
+                self.waits.remove(&id);
+                self.resolve(id, OpResult::Event(data));
+            }
+            None => self.buffered.entry(name).or_default().push_back(data),
+        }
+    }
+
+    /// Whether anything durable is still awaited.
+    pub(crate) fn has_pending_ops(&self) -> bool {
+        self.ops.values().any(|op| matches!(op, Op::Pending(_)))
+    }
+
+    fn poll_op(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<OpResult> {
+        match self.ops.remove(&id) {
+            Some(Op::Ready(result)) => Poll::Ready(result),
+            Some(Op::Pending(_)) | None => {
+                self.ops.insert(id, Op::Pending(Some(cx.waker().clone())));
+                Poll::Pending
+            }
+        }
+    }
+
+    fn cancel_timer(&mut self, id: u64) {
+        if self.closed {
+            return;
+        }
+        if let Some(Op::Pending(_)) = self.ops.remove(&id) {
+            self.cancelled_timers.push(id);
+        }
+    }
+
+    /// Stops awaiting operation `id` (its result will be ignored when it comes).
+    fn forget(&mut self, id: u64) {
+        if !self.closed {
+            self.ops.remove(&id);
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // SplitMix64: tiny, fast, and fully determined by the seed stored in the history.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl OrchestrationContext {
+    pub(crate) fn new(shared: Arc<Mutex<State>>) -> Self {
+        OrchestrationContext { shared }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The id of this instance.
+    pub fn instance_id(&self) -> InstanceId {
+        self.state().instance_id.clone()
+    }
+
+    /// The durable name of this orchestration.
+    pub fn name(&self) -> String {
+        self.state().name.clone()
+    }
+
+    /// The time of the current turn: the same on every replay. Use it instead of
+    /// `SystemTime::now()`.
+    pub fn now(&self) -> SystemTime {
+        self.state().now
+    }
+
+    /// Whether the code is re-running a turn already recorded in the history. Tracing events
+    /// are suppressed while it is; use this for any other side effect that must happen once.
+    pub fn is_replaying(&self) -> bool {
+        self.state().replaying
+    }
+
+    /// A random number, the same on every replay (seeded from the history).
+    pub fn random(&self) -> u64 {
+        self.state().next_random()
+    }
+
+    /// A random (version 4) UUID, the same on every replay.
+    pub fn new_uuid(&self) -> uuid::Uuid {
+        let mut state = self.state();
+        let high = state.next_random().to_be_bytes();
+        let low = state.next_random().to_be_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&high);
+        bytes[8..].copy_from_slice(&low);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// Publishes `status` as this instance's custom status, readable by clients (for example
+    /// "waiting for approval"). It is saved with the turn.
+    pub fn set_custom_status(&self, status: impl Serialize) {
+        let value = serde_json::to_value(status).unwrap_or_else(|e| Value::String(e.to_string()));
+        self.state().custom_status = Some(value);
+    }
+
+    /// Calls an activity: `ctx.call(charge_card, order).await?`. The input type is checked
+    /// against the callee at compile time; `.retry(policy)` and `.timeout(duration)` configure
+    /// the call before it is awaited.
+    pub fn call<K, C: Callable<K>>(&self, callee: C, input: C::Input) -> Call<C::Output> {
+        let _ = callee;
+        let CallTarget::Activity {
+            name,
+            default_retry,
+        } = C::__target();
+        Call {
+            ctx: self.clone(),
+            name,
+            input: serde_json::to_value(input).map_err(|e| e.to_string()),
+            retry: default_retry,
+            timeout: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// A durable timer: resolves `duration` after the current turn's time, even across
+    /// restarts.
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep {
+            ctx: self.clone(),
+            at: Deadline::After(duration),
+            id: None,
+        }
+    }
+
+    /// A durable timer that resolves at `deadline`.
+    pub fn sleep_until(&self, deadline: SystemTime) -> Sleep {
+        Sleep {
+            ctx: self.clone(),
+            at: Deadline::At(deadline),
+            id: None,
+        }
+    }
+
+    /// Waits for the external event `name` and deserialises its data as `T`. Events raised
+    /// before the wait are buffered, oldest first. `.timeout(duration)` bounds the wait.
+    pub fn wait_for_event<T: DeserializeOwned>(&self, name: impl Into<String>) -> WaitForEvent<T> {
+        WaitForEvent {
+            ctx: self.clone(),
+            name: name.into(),
+            timeout: None,
+            _data: PhantomData,
+        }
+    }
+}
+
+impl fmt::Debug for OrchestrationContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("OrchestrationContext")
+            .field("instance_id", &state.instance_id)
+            .field("name", &state.name)
+            .field("replaying", &state.replaying)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decode<T: DeserializeOwned>(value: Value, what: impl FnOnce() -> String) -> Result<T, TaskError> {
+    serde_json::from_value(value).map_err(|e| TaskError::BadPayload {
+        what: what(),
+        expected: std::any::type_name::<T>(),
+        error: e.to_string(),
+    })
+}
+
+/// A call being configured; await it to run it.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<O> {
+    ctx: OrchestrationContext,
+    name: &'static str,
+    input: Result<Value, String>,
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> Call<O> {
+    /// Retries failed attempts by `policy` (replacing the activity's default policy).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Fails an attempt that runs longer than `timeout` (a start-to-close timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl<O: DeserializeOwned> IntoFuture for Call<O> {
+    type Output = Result<O, TaskError>;
+    type IntoFuture = CallFuture<O>;
+
+    fn into_future(self) -> CallFuture<O> {
+        CallFuture {
+            call: self,
+            phase: Phase::NotStarted,
+            attempt: 0,
+            first_attempt_at: None,
+        }
+    }
+}
+
+enum Phase {
+    NotStarted,
+    Running(u64),
+    BackingOff(u64),
+    Done,
+}
+
+/// The future of an awaited [`Call`].
+#[must_use = "futures do nothing unless polled"]
+pub struct CallFuture<O> {
+    call: Call<O>,
+    phase: Phase,
+    attempt: u32,
+    first_attempt_at: Option<SystemTime>,
+}
+
+impl<O> CallFuture<O> {
+    fn schedule(&mut self, state: &mut State) -> Result<u64, TaskError> {
+        let input = self.call.input.clone().map_err(|error| TaskError::BadPayload {
+            what: format!("the input of activity `{}`", self.call.name),
+            expected: "JSON",
+            error,
+        })?;
+        self.attempt += 1;
+        self.first_attempt_at.get_or_insert(state.now);
+        let (name, attempt, timeout) = (self.call.name, self.attempt, self.call.timeout);
+        Ok(state.issue(|id| Command::Task {
+            id,
+            name: name.to_string(),
+            input,
+            attempt,
+            timeout,
+        }))
+    }
+
+    /// After a failed attempt: the back-off before the next one, if the policy allows one.
+    fn backoff(&self, failure: &Failure, now: SystemTime) -> Option<Duration> {
+        let policy = self.call.retry.as_ref()?;
+        if !policy.is_retryable(failure) {
+            return None;
+        }
+        let delay = policy.delay_after(self.attempt)?;
+        if let (Some(limit), Some(first)) = (policy.retry_timeout(), self.first_attempt_at) {
+            let elapsed = now.duration_since(first).unwrap_or_default();
+            if elapsed + delay > limit {
+                return None;
+            }
+        }
+        Some(delay)
+    }
+}
+
+impl<O: DeserializeOwned> Future for CallFuture<O> {
+    type Output = Result<O, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is Unpin: the future holds no self-references.
+        let this = self.get_mut();
+        let shared = Arc::clone(&this.call.ctx.shared);
+        let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match this.phase {
+                Phase::NotStarted => match this.schedule(&mut state) {
+                    Ok(id) => this.phase = Phase::Running(id),
+                    Err(error) => {
+                        this.phase = Phase::Done;
+                        return Poll::Ready(Err(error));
+                    }
+                },
+                Phase::Running(id) => match state.poll_op(id, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(OpResult::Task(Ok(output))) => {
+                        this.phase = Phase::Done;
+                        let name = this.call.name;
+                        return Poll::Ready(decode(output, || {
+                            format!("the output of activity `{name}`")
+                        }));
+                    }
+                    Poll::Ready(OpResult::Task(Err(failure))) => {
+                        match this.backoff(&failure, state.now) {
+                            Some(delay) => {
+                                let fire_at = state.now + delay;
+                                if !state.replaying {
+                                    tracing::info!(
+                                        target: "durable::retry",
+                                        instance_id = %state.instance_id,
+                                        activity = this.call.name,
+                                        attempt = this.attempt,
+                                        delay_ms = delay.as_millis() as u64,
+                                        error = %failure.message,
+                                        "activity `{}` failed on attempt {}; retrying in {:?}",
+                                        this.call.name,
+                                        this.attempt,
+                                        delay,
+                                    );
+                                }
+                                let timer = state.issue(|id| Command::Timer { id, fire_at });
+                                this.phase = Phase::BackingOff(timer);
+                            }
+                            None => {
+                                this.phase = Phase::Done;
+                                return Poll::Ready(Err(TaskError::ActivityFailed {
+                                    name: this.call.name.to_string(),
+                                    attempts: this.attempt,
+                                    failure,
+                                }));
+                            }
+                        }
+                    }
+                    Poll::Ready(other) => unreachable!("activity {id} resolved as {other:?}"),
+                },
+                Phase::BackingOff(timer) => match state.poll_op(timer, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(_) => match this.schedule(&mut state) {
+                        Ok(id) => this.phase = Phase::Running(id),
+                        Err(error) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Err(error));
+                        }
+                    },
+                },
+                Phase::Done => panic!("a durable call was polled after it completed"),
+            }
+        }
+    }
+}
+
+impl<O> Drop for CallFuture<O> {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::BackingOff(timer) => self.call.ctx.state().cancel_timer(timer),
+            Phase::Running(task) => self.call.ctx.state().forget(task),
+            Phase::NotStarted | Phase::Done => {}
+        }
+    }
+}
+
+enum Deadline {
+    After(Duration),
+    At(SystemTime),
+}
+
+/// A durable timer; see [`OrchestrationContext::sleep`]. Dropping it before it fires cancels it.
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    ctx: OrchestrationContext,
+    at: Deadline,
+    id: Option<u64>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = Arc::clone(&this.ctx.shared);
+        let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let id = *this.id.get_or_insert_with(|| {
+            let fire_at = match this.at {
+                Deadline::After(duration) => state.now + duration,
+                Deadline::At(at) => at,
+            };
+            state.issue(|id| Command::Timer { id, fire_at })
+        });
+        state.poll_op(id, cx).map(|_| {
+            this.id = Some(u64::MAX);
+        })
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.filter(|id| *id != u64::MAX) {
+            self.ctx.state().cancel_timer(id);
+        }
+    }
+}
+
+/// A wait for an external event being configured; await it to wait.
+#[must_use = "a wait does nothing until it is awaited"]
+pub struct WaitForEvent<T> {
+    ctx: OrchestrationContext,
+    name: String,
+    timeout: Option<Duration>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> WaitForEvent<T> {
+    /// Gives up with [`TaskError::EventTimedOut`] after `timeout` (a durable timer, cancelled
+    /// when the event arrives first).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl<T: DeserializeOwned> IntoFuture for WaitForEvent<T> {
+    type Output = Result<T, TaskError>;
+    type IntoFuture = EventFuture<T>;
+
+    fn into_future(self) -> EventFuture<T> {
+        EventFuture {
+            wait: self,
+            ids: None,
+            done: false,
+        }
+    }
+}
+
+/// The future of an awaited [`WaitForEvent`].
+#[must_use = "futures do nothing unless polled"]
+pub struct EventFuture<T> {
+    wait: WaitForEvent<T>,
+    /// The wait's and its timeout timer's sequence numbers, once issued.
+    ids: Option<(u64, Option<u64>)>,
+    done: bool,
+}
+
+impl<T: DeserializeOwned> Future for EventFuture<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let shared = Arc::clone(&this.wait.ctx.shared);
+        let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let (wait, timer) = *this.ids.get_or_insert_with(|| {
+            let name = this.wait.name.clone();
+            let wait = state.issue(|id| Command::Wait { id, name });
+            let buffered = state
+                .buffered
+                .get_mut(&this.wait.name)
+                .and_then(VecDeque::pop_front);
+            match buffered {
+                Some(data) => state.resolve(wait, OpResult::Event(data)),
+                None => {
+                    state.waits.insert(wait, this.wait.name.clone());
+                }
+            }
+            let timer = this.wait.timeout.map(|timeout| {
+                let fire_at = state.now + timeout;
+                state.issue(|id| Command::Timer { id, fire_at })
+            });
+            (wait, timer)
+        });
+        if let Poll::Ready(result) = state.poll_op(wait, cx) {
+            this.done = true;
+            if let Some(timer) = timer {
+                state.cancel_timer(timer);
+            }
+            let OpResult::Event(data) = result else {
+                unreachable!("event wait {wait} resolved as {result:?}")
+            };
+            let name = &this.wait.name;
+            return Poll::Ready(decode(data, || format!("the data of event `{name}`")));
+        }
+        if let Some(timer) = timer {
+            if state.poll_op(timer, cx).is_ready() {
+                this.done = true;
+                state.waits.remove(&wait);
+                state.ops.remove(&wait);
+                return Poll::Ready(Err(TaskError::EventTimedOut {
+                    name: this.wait.name.clone(),
+                    after: this.wait.timeout.unwrap_or_default(),
+                }));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for EventFuture<T> {
+    fn drop(&mut self) {
+        if let (Some((wait, timer)), false) = (self.ids, self.done) {
+            let mut state = self.wait.ctx.state();
+            if state.closed {
+                return;
+            }
+            state.waits.remove(&wait);
+            state.forget(wait);
+            if let Some(timer) = timer {
+                state.cancel_timer(timer);
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The builder: a store, a registry and options make a running runtime; and its shutdown.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cache::Cache;
+use crate::callable::{Activity, Orchestrator};
+use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::registry::{DuplicateRegistration, Registry};
+use crate::stats::{Counters, Stats};
+use crate::store::{MemoryStore, Store};
+use crate::{worker, Client};
+
+/// Tunables of a runtime; every one has a sensible default.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) cache_capacity: usize,
+    pub(crate) max_concurrent_turns: usize,
+    pub(crate) max_concurrent_activities: usize,
+    pub(crate) orchestration_lease: Duration,
+    pub(crate) activity_lease: Duration,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_capacity: 10_000,
+            max_concurrent_turns: 256,
+            max_concurrent_activities: 256,
+            orchestration_lease: Duration::from_secs(30),
+            activity_lease: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a [`VirtualClock`] moves in a test runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// Whenever nothing can run (no turn, activity or client call in flight, no work
+    /// ready), jump to the next timer: back-offs and timeouts take no real time.
+    Auto,
+    /// Only when the test calls [`VirtualClock::advance`].
+    Manual,
+}
+
+/// Why a runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Two functions share a durable name.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateRegistration),
+    /// `start` was called outside a tokio runtime.
+    #[error("a durable runtime must be started inside a tokio runtime")]
+    NoTokio,
+}
+
+/// Configures and starts a [`Runtime`].
+pub struct RuntimeBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    auto_advance: Option<VirtualClock>,
+    registry: Registry,
+    errors: Vec<DuplicateRegistration>,
+    options: Options,
+}
+
+impl RuntimeBuilder {
+    /// Keeps histories in `store` (the default is a [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Arc::new(store);
+        self
+    }
+
+    /// Keeps histories in a store shared with other runtimes.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Reads time from `clock` (the default is the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self.auto_advance = None;
+        self
+    }
+
+    /// Runs on a virtual clock for tests, moved by the runtime itself or by hand.
+    pub fn virtual_clock(mut self, clock: VirtualClock, advance: Advance) -> Self {
+        self.clock = Arc::new(clock.clone());
+        self.auto_advance = (advance == Advance::Auto).then_some(clock);
+        self
+    }
+
+    /// Registers an orchestrator: `.orchestrator(my_workflow)`.
+    pub fn orchestrator<O: Orchestrator>(mut self, orchestrator: O) -> Self {
+        let _ = orchestrator;
+        if let Err(e) = self.registry.add_orchestrator::<O>() {
+            self.errors.push(e);
+        }
+        self
+    }
+
+    /// Registers an activity: `.activity(my_activity)`.
+    pub fn activity<A: Activity>(mut self, activity: A) -> Self {
+        let _ = activity;
+        if let Err(e) = self.registry.add_activity::<A>() {
+            self.errors.push(e);
+        }
+        self
+    }
+
+    /// How many live instances stay in memory between turns (default 10,000). With 0, every
+    /// turn replays the instance's history.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.options.cache_capacity = capacity;
+        self
+    }
+
+    /// How many activity attempts run at once in this process (default 256).
+    pub fn max_concurrent_activities(mut self, limit: usize) -> Self {
+        self.options.max_concurrent_activities = limit.max(1);
+        self
+    }
+
+    /// How many orchestration turns run at once in this process (default 256).
+    pub fn max_concurrent_turns(mut self, limit: usize) -> Self {
+        self.options.max_concurrent_turns = limit.max(1);
+        self
+    }
+
+    /// How long a worker owns an instance for one turn before another may take it over
+    /// (default 30 s).
+    pub fn orchestration_lease(mut self, lease: Duration) -> Self {
+        self.options.orchestration_lease = lease;
+        self
+    }
+
+    /// How long a worker owns an activity attempt without a timeout before another may run
+    /// it again (default 5 min). An attempt with a timeout is owned for its timeout.
+    pub fn activity_lease(mut self, lease: Duration) -> Self {
+        self.options.activity_lease = lease;
+        self
+    }
+
+    /// How long [`Runtime::shutdown`] waits for running activities (default 10 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// Starts the workers on the current tokio runtime.
+    pub fn start(mut self) -> Result<Runtime, BuildError> {
+        if let Some(error) = self.errors.pop() {
+            return Err(error.into());
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoTokio)?;
+        let shared = Arc::new(Shared {
+            cache: Cache::new(self.options.cache_capacity),
+            store: self.store,
+            clock: self.clock,
+            registry: self.registry,
+            options: self.options,
+            counters: Counters::default(),
+            in_flight: AtomicUsize::new(0),
+            quiet: Notify::new(),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        let mut tasks = vec![
+            handle.spawn(worker::orchestration_loop(Arc::clone(&shared))),
+            handle.spawn(worker::activity_loop(Arc::clone(&shared))),
+        ];
+        if let Some(clock) = self.auto_advance {
+            tasks.push(handle.spawn(worker::advance_when_idle(Arc::clone(&shared), clock)));
+        }
+        Ok(Runtime { shared, tasks })
+    }
+}
+
+/// What the workers, the client and the test clock share.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) registry: Registry,
+    pub(crate) options: Options,
+    pub(crate) cache: Cache,
+    pub(crate) counters: Counters,
+    /// Turns, activity attempts and client writes under way.
+    in_flight: AtomicUsize,
+    /// Signalled when the runtime may have gone quiet.
+    pub(crate) quiet: Notify,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stop: Notify,
+}
+
+/// Marks work in flight for as long as it lives.
+pub(crate) struct Busy<'a>(&'a Shared);
+
+impl Shared {
+    pub(crate) fn busy(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.quiet.notify_one();
+        }
+    }
+}
+
+/// A running durable runtime: workers that run orchestration turns and activities against a
+/// store. Get a [`Client`] from it to start and observe instances.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// A builder with an in-memory store and the system clock.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(SystemClock),
+            auto_advance: None,
+            registry: Registry::default(),
+            errors: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    /// A client of this runtime.
+    pub fn client(&self) -> Client {
+        Client::new(Arc::clone(&self.shared))
+    }
+
+    /// What the runtime has done so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(self.shared.cache.len())
+    }
+
+    /// Stops taking work, lets running turns commit and running activities finish within the
+    /// grace period, and hands back (abandons) the leases of those that did not, so another
+    /// runtime runs them again. Nothing acknowledged is lost.
+    pub async fn shutdown(mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_waiters();
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("store", &self.shared.store)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_waiters();
+    }
+}

@@ -1,0 +1,1 @@
+//! The store conformance suite: every [`Store`](super::Store) implementation runs it.

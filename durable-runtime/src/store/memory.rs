@@ -1,0 +1,694 @@
+//! The in-memory store: the contract kept in one process's memory, as serialized bytes.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::{
+    ActivityLease, ActivityTask, ActivityWork, Delivery, InstancePage, InstanceQuery,
+    InstanceStatus, LeaseToken, MessageId, NewInstance, OrchestrationWork, RuntimeStatus, Store,
+    StoreError, TurnCommit, WorkSignals,
+};
+use crate::history::{Event, HistoryEvent};
+use crate::InstanceId;
+
+/// A store that keeps everything in memory: fast, and gone with the process.
+///
+/// Like a real store it keeps events and payloads as serialized bytes, so serialization bugs
+/// show up in tests and benchmarks pay what a durable store pays.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    signals: Arc<WorkSignals>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_token: LeaseToken,
+    instances: HashMap<InstanceId, Instance>,
+    /// Unleased instances that may have deliverable messages.
+    ready: VecDeque<InstanceId>,
+    /// Messages not deliverable yet (timers), by due time.
+    delayed: BTreeSet<(SystemTime, InstanceId, MessageId)>,
+    /// Instance leases, by expiry.
+    leases: BTreeSet<(SystemTime, InstanceId)>,
+    activity_queue: VecDeque<(InstanceId, u64)>,
+    activity_leases: BTreeSet<(SystemTime, InstanceId, u64)>,
+    watchers: HashMap<InstanceId, watch::Sender<u64>>,
+}
+
+struct Instance {
+    history: Vec<Vec<u8>>,
+    inbox: Vec<Message>,
+    next_message: MessageId,
+    runtime_status: RuntimeStatus,
+    name: String,
+    created_at: SystemTime,
+    status: Vec<u8>,
+    lease: Option<(LeaseToken, SystemTime)>,
+    queued: bool,
+    activities: HashMap<u64, ActivityRecord>,
+}
+
+struct Message {
+    id: MessageId,
+    visible_at: Option<SystemTime>,
+    timer: Option<u64>,
+    event: Vec<u8>,
+}
+
+struct ActivityRecord {
+    task: Vec<u8>,
+    lease: Option<(LeaseToken, SystemTime)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave half a commit behind: every write
+        // below is checked before the first mutation.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("instances", &inner.instances.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Inner {
+    fn instance(&mut self, id: &InstanceId) -> Result<&mut Instance, StoreError> {
+        self.instances
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    fn token(&mut self) -> LeaseToken {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn make_ready(&mut self, id: &InstanceId, now: Option<SystemTime>) {
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
+        let deliverable = instance
+            .inbox
+            .iter()
+            .any(|m| m.visible_at.is_none_or(|at| now.is_some_and(|now| at <= now)));
+        if !instance.queued && instance.lease.is_none() && deliverable {
+            instance.queued = true;
+            self.ready.push_back(id.clone());
+        }
+    }
+
+    fn push_message(
+        &mut self,
+        id: &InstanceId,
+        event: &HistoryEvent,
+        visible_at: Option<SystemTime>,
+        timer: Option<u64>,
+    ) {
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
+        let message_id = instance.next_message;
+        instance.next_message += 1;
+        instance.inbox.push(Message {
+            id: message_id,
+            visible_at,
+            timer,
+            event: encode(event),
+        });
+        match visible_at {
+            Some(at) => {
+                self.delayed.insert((at, id.clone(), message_id));
+            }
+            None => self.make_ready(id, None),
+        }
+    }
+
+    fn promote_due(&mut self, now: SystemTime) {
+        while let Some(first) = self.delayed.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, id, _) = self.delayed.pop_first().expect("first exists");
+            self.make_ready(&id, Some(now));
+        }
+        while let Some(first) = self.leases.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, id) = self.leases.pop_first().expect("first exists");
+            if let Some(instance) = self.instances.get_mut(&id) {
+                instance.lease = None;
+            }
+            self.make_ready(&id, Some(now));
+        }
+        while let Some(first) = self.activity_leases.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, id, seq) = self.activity_leases.pop_first().expect("first exists");
+            if let Some(record) = self
+                .instances
+                .get_mut(&id)
+                .and_then(|i| i.activities.get_mut(&seq))
+            {
+                record.lease = None;
+                self.activity_queue.push_back((id, seq));
+            }
+        }
+    }
+
+    fn lease(
+        &mut self,
+        id: &InstanceId,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<OrchestrationWork, StoreError> {
+        let token = self.token();
+        let expires = now + lease_for;
+        let instance = self.instance(id)?;
+        instance.lease = Some((token, expires));
+        instance.queued = false;
+        let mut messages = Vec::new();
+        for message in &instance.inbox {
+            if message.visible_at.is_none_or(|at| at <= now) {
+                messages.push(Delivery {
+                    id: message.id,
+                    event: decode(&message.event)?,
+                });
+            }
+        }
+        let version = instance.history.len() as u64;
+        self.leases.insert((expires, id.clone()));
+        Ok(OrchestrationWork {
+            instance_id: id.clone(),
+            lease: token,
+            version,
+            messages,
+        })
+    }
+
+    fn release(&mut self, id: &InstanceId, now: Option<SystemTime>) {
+        if let Some(instance) = self.instances.get_mut(id) {
+            if let Some((_, expires)) = instance.lease.take() {
+                self.leases.remove(&(expires, id.clone()));
+            }
+        }
+        self.make_ready(id, now);
+    }
+
+    fn check_lease(&self, id: &InstanceId, lease: LeaseToken) -> Result<&Instance, StoreError> {
+        let instance = self
+            .instances
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        match instance.lease {
+            Some((token, _)) if token == lease => Ok(instance),
+            _ => Err(StoreError::Conflict {
+                id: id.clone(),
+                reason: "the instance lease was lost to another worker".into(),
+            }),
+        }
+    }
+
+    fn notify_status(&mut self, id: &InstanceId) {
+        if let Some(sender) = self.watchers.get(id) {
+            if sender.receiver_count() == 0 {
+                self.watchers.remove(id);
+            } else {
+                sender.send_modify(|revision| *revision += 1);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = new.status.instance_id.clone();
+        if inner.instances.contains_key(&id) {
+            return Err(StoreError::AlreadyExists(id));
+        }
+        inner.instances.insert(
+            id.clone(),
+            Instance {
+                history: Vec::new(),
+                inbox: Vec::new(),
+                next_message: 0,
+                runtime_status: new.status.runtime_status,
+                name: new.status.name.clone(),
+                created_at: new.status.created_at,
+                status: encode(&new.status),
+                lease: None,
+                queued: false,
+                activities: HashMap::new(),
+            },
+        );
+        inner.push_message(&id, &new.start, None, None);
+        inner.notify_status(&id);
+        drop(inner);
+        self.signals.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        id: &InstanceId,
+        event: HistoryEvent,
+        visible_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let instance = inner.instance(id)?;
+        if instance.runtime_status.is_finished() {
+            return Err(StoreError::Finished {
+                id: id.clone(),
+                status: instance.runtime_status,
+            });
+        }
+        inner.push_message(id, &event, visible_at, None);
+        drop(inner);
+        self.signals.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let mut inner = self.lock();
+        inner.promote_due(now);
+        while let Some(id) = inner.ready.pop_front() {
+            let Some(instance) = inner.instances.get_mut(&id) else {
+                continue;
+            };
+            instance.queued = false;
+            let deliverable = instance
+                .inbox
+                .iter()
+                .any(|m| m.visible_at.is_none_or(|at| at <= now));
+            if instance.lease.is_some() || !deliverable {
+                continue;
+            }
+            return inner.lease(&id, now, lease_for).map(Some);
+        }
+        Ok(None)
+    }
+
+    async fn lease_orchestration(
+        &self,
+        id: &InstanceId,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let mut inner = self.lock();
+        inner.promote_due(now);
+        let instance = inner.instance(id)?;
+        if instance.lease.is_some() || instance.runtime_status.is_finished() {
+            return Ok(None);
+        }
+        inner.lease(id, now, lease_for).map(Some)
+    }
+
+    async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
+        let mut inner = self.lock();
+        let instance = inner.instance(id)?;
+        instance.history.iter().map(|bytes| decode(bytes)).collect()
+    }
+
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let id = &commit.instance_id;
+        let instance = inner.check_lease(id, commit.lease)?;
+        if instance.history.len() as u64 != commit.expected_version {
+            return Err(StoreError::Conflict {
+                id: id.clone(),
+                reason: format!(
+                    "the history has {} events, the turn expected {}",
+                    instance.history.len(),
+                    commit.expected_version
+                ),
+            });
+        }
+        for lease in &commit.completed_activities {
+            let held = instance
+                .activities
+                .get(&lease.id)
+                .and_then(|a| a.lease)
+                .is_some_and(|(token, _)| token == lease.token);
+            if !held {
+                return Err(StoreError::Conflict {
+                    id: id.clone(),
+                    reason: format!("the lease on activity attempt {} was lost", lease.id),
+                });
+            }
+        }
+
+        let status: InstanceStatus = decode(&instance.status)?;
+        let status = InstanceStatus {
+            runtime_status: commit.status.runtime_status,
+            output: commit.status.output.clone(),
+            custom_status: commit.status.custom_status.clone(),
+            failure: commit.status.failure.clone(),
+            last_updated_at: commit
+                .history
+                .iter()
+                .find_map(|e| match e.event {
+                    Event::OrchestratorStarted { timestamp } => Some(timestamp),
+                    _ => None,
+                })
+                .unwrap_or(status.last_updated_at),
+            ..status
+        };
+        let finished = status.runtime_status.is_finished();
+        let status_changed = encode(&status) != instance.status;
+
+        let instance = inner.instance(id)?;
+        instance
+            .history
+            .extend(commit.history.iter().map(|event| encode(event)));
+        instance.runtime_status = status.runtime_status;
+        instance.status = encode(&status);
+        for lease in &commit.completed_activities {
+            instance.activities.remove(&lease.id);
+        }
+        let mut dropped = Vec::new();
+        instance.inbox.retain(|m| {
+            let keep = !finished
+                && !commit.consumed.contains(&m.id)
+                && !m.timer.is_some_and(|t| commit.cancelled_timers.contains(&t));
+            if !keep {
+                if let Some(at) = m.visible_at {
+                    dropped.push((at, m.id));
+                }
+            }
+            keep
+        });
+        let mut stale_activities = Vec::new();
+        if finished {
+            for (seq, record) in instance.activities.drain() {
+                if let Some((_, expires)) = record.lease {
+                    stale_activities.push((expires, seq));
+                }
+            }
+        }
+        for (at, message) in dropped {
+            inner.delayed.remove(&(at, id.clone(), message));
+        }
+        for (expires, seq) in stale_activities {
+            inner.activity_leases.remove(&(expires, id.clone(), seq));
+        }
+        for lease in &commit.completed_activities {
+            inner
+                .activity_leases
+                .retain(|(_, i, seq)| !(i == id && *seq == lease.id));
+        }
+        if !finished {
+            for timer in &commit.timers {
+                let fired = HistoryEvent::new(Event::TimerFired {
+                    id: timer.id,
+                    fire_at: timer.fire_at,
+                });
+                inner.push_message(id, &fired, Some(timer.fire_at), Some(timer.id));
+            }
+            for task in &commit.activities {
+                let instance = inner.instance(id)?;
+                instance.activities.insert(
+                    task.id,
+                    ActivityRecord {
+                        task: encode(task),
+                        lease: None,
+                    },
+                );
+                inner.activity_queue.push_back((id.clone(), task.id));
+            }
+        }
+        inner.release(id, None);
+        if status_changed {
+            inner.notify_status(id);
+        }
+        drop(inner);
+        self.signals.orchestrations.notify_waiters();
+        if !commit.activities.is_empty() && !finished {
+            self.signals.activities.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        id: &InstanceId,
+        lease: LeaseToken,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.check_lease(id, lease)?;
+        inner.release(id, None);
+        drop(inner);
+        self.signals.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch_activity(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<ActivityWork>, StoreError> {
+        let mut inner = self.lock();
+        inner.promote_due(now);
+        while let Some((id, seq)) = inner.activity_queue.pop_front() {
+            let token = inner.token();
+            let expires = now + lease_for;
+            let Some(record) = inner
+                .instances
+                .get_mut(&id)
+                .and_then(|i| i.activities.get_mut(&seq))
+            else {
+                continue;
+            };
+            if record.lease.is_some() {
+                continue;
+            }
+            record.lease = Some((token, expires));
+            let task: ActivityTask = decode(&record.task)?;
+            inner.activity_leases.insert((expires, id.clone(), seq));
+            return Ok(Some(ActivityWork {
+                task,
+                lease: ActivityLease {
+                    instance_id: id,
+                    id: seq,
+                    token,
+                },
+            }));
+        }
+        Ok(None)
+    }
+
+    async fn complete_activity(
+        &self,
+        lease: &ActivityLease,
+        result: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let Some(instance) = inner.instances.get_mut(&lease.instance_id) else {
+            return Ok(()); // purged: nobody waits for the result
+        };
+        let held = match instance.activities.get(&lease.id) {
+            None if instance.runtime_status.is_finished() => return Ok(()),
+            None => None,
+            Some(record) => record.lease,
+        };
+        let Some((token, expires)) = held.filter(|(token, _)| *token == lease.token) else {
+            return Err(StoreError::Conflict {
+                id: lease.instance_id.clone(),
+                reason: format!("the lease on activity attempt {} was lost", lease.id),
+            });
+        };
+        let _ = token;
+        instance.activities.remove(&lease.id);
+        inner
+            .activity_leases
+            .remove(&(expires, lease.instance_id.clone(), lease.id));
+        inner.push_message(&lease.instance_id, &result, None, None);
+        drop(inner);
+        self.signals.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner
+            .instances
+            .get_mut(&lease.instance_id)
+            .and_then(|i| i.activities.get_mut(&lease.id))
+        else {
+            return Ok(());
+        };
+        if let Some((token, expires)) = record.lease {
+            if token == lease.token {
+                record.lease = None;
+                inner
+                    .activity_leases
+                    .remove(&(expires, lease.instance_id.clone(), lease.id));
+                inner
+                    .activity_queue
+                    .push_back((lease.instance_id.clone(), lease.id));
+            }
+        }
+        drop(inner);
+        self.signals.activities.notify_waiters();
+        Ok(())
+    }
+
+    async fn status(&self, id: &InstanceId) -> Result<Option<InstanceStatus>, StoreError> {
+        let inner = self.lock();
+        inner
+            .instances
+            .get(id)
+            .map(|instance| decode(&instance.status))
+            .transpose()
+    }
+
+    async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let inner = self.lock();
+        let after = query
+            .continuation
+            .as_deref()
+            .map(parse_continuation)
+            .transpose()?;
+        let mut matching: Vec<(&SystemTime, &InstanceId, &Instance)> = inner
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                (query.statuses.is_empty() || query.statuses.contains(&i.runtime_status))
+                    && query.name.as_ref().is_none_or(|name| *name == i.name)
+                    && query.created_from.is_none_or(|from| i.created_at >= from)
+                    && query.created_to.is_none_or(|to| i.created_at < to)
+            })
+            .map(|(id, i)| (&i.created_at, id, i))
+            .filter(|(at, id, _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|(after_at, after_id)| (**at, id.as_str()) > (*after_at, after_id))
+            })
+            .collect();
+        matching.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let page_size = if query.page_size == 0 {
+            100
+        } else {
+            query.page_size
+        };
+        let more = matching.len() > page_size;
+        matching.truncate(page_size);
+        let continuation = more
+            .then(|| matching.last().map(|(at, id, _)| continuation(**at, id)))
+            .flatten();
+        let instances = matching
+            .iter()
+            .map(|(_, _, i)| decode(&i.status))
+            .collect::<Result<_, _>>()?;
+        Ok(InstancePage {
+            instances,
+            continuation,
+        })
+    }
+
+    async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let instance = inner.instance(id)?;
+        if !instance.runtime_status.is_finished() {
+            return Err(StoreError::NotFinished(id.clone()));
+        }
+        inner.instances.remove(id);
+        inner.delayed.retain(|(_, i, _)| i != id);
+        inner.notify_status(id);
+        inner.watchers.remove(id);
+        Ok(())
+    }
+
+    async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
+        let inner = self.lock();
+        Ok([
+            inner.delayed.first().map(|d| d.0),
+            inner.leases.first().map(|l| l.0),
+            inner.activity_leases.first().map(|l| l.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min())
+    }
+
+    async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        inner.promote_due(now);
+        let inner = &*inner;
+        let instance_ready = inner.ready.iter().any(|id| {
+            inner.instances.get(id).is_some_and(|i| {
+                i.lease.is_none() && i.inbox.iter().any(|m| m.visible_at.is_none_or(|at| at <= now))
+            })
+        });
+        let activity_ready = inner.activity_queue.iter().any(|(id, seq)| {
+            inner
+                .instances
+                .get(id)
+                .and_then(|i| i.activities.get(seq))
+                .is_some_and(|a| a.lease.is_none())
+        });
+        Ok(instance_ready || activity_ready)
+    }
+
+    fn signals(&self) -> Arc<WorkSignals> {
+        Arc::clone(&self.signals)
+    }
+
+    fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
+        let mut inner = self.lock();
+        inner
+            .watchers
+            .entry(id.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+}
+
+fn continuation(at: SystemTime, id: &InstanceId) -> String {
+    let nanos = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos}:{id}")
+}
+
+fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
+    let bad = || StoreError::Corrupt(format!("`{token}` is not a continuation token of this store"));
+    let (nanos, id) = token.split_once(':').ok_or_else(bad)?;
+    let nanos: u64 = nanos.parse().map_err(|_| bad())?;
+    Ok((
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+        id.to_string(),
+    ))
+}

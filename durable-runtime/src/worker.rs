@@ -1,0 +1,325 @@
+//! The loops: take work from the store, run turns and activities, commit, sleep until pushed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::clock::{Clock, VirtualClock};
+use crate::history::{kinds, Event, Failure, HistoryEvent};
+use crate::replay::Execution;
+use crate::runtime::Shared;
+use crate::stats::Counters;
+use crate::store::{ActivityLease, ActivityWork, OrchestrationWork, StoreError, TurnCommit};
+use crate::ActivityContext;
+
+/// How long a loop waits before trying a store again after an error.
+const STORE_RETRY: Duration = Duration::from_millis(100);
+
+/// Waits until `signal` fires, the store's next wake-up time comes, or the runtime stops.
+async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
+    let next = shared.store.next_wakeup().await.ok().flatten();
+    let sleep = async {
+        match next {
+            Some(at) => shared.clock.sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Only once the sleep is registered may the test clock see the runtime as quiet.
+    let sleep = std::pin::pin!(sleep);
+    let stop = shared.stop.notified();
+    shared.quiet.notify_one();
+    if shared.is_stopping() {
+        return;
+    }
+    tokio::select! {
+        _ = signal => {}
+        _ = sleep => {}
+        _ = stop => {}
+    }
+}
+
+async fn back_off(shared: &Shared, error: &StoreError) {
+    tracing::warn!(target: "durable::worker", %error, "store call failed; trying again");
+    let stop = shared.stop.notified();
+    tokio::select! {
+        _ = tokio::time::sleep(STORE_RETRY) => {}
+        _ = stop => {}
+    }
+}
+
+pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
+    let signals = shared.store.signals();
+    let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_turns));
+    while !shared.is_stopping() {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let signal = signals.orchestrations.notified();
+        let mut signal = std::pin::pin!(signal);
+        signal.as_mut().enable();
+        let busy = shared.busy();
+        let now = shared.clock.now();
+        match shared.store.fetch_orchestration(now, shared.options.orchestration_lease).await {
+            Ok(Some(work)) => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    run_turn(&shared, work).await;
+                    drop(permit);
+                });
+                drop(busy);
+            }
+            Ok(None) => {
+                drop(permit);
+                drop(busy);
+                idle(&shared, signal).await;
+            }
+            Err(error) => {
+                drop(permit);
+                drop(busy);
+                back_off(&shared, &error).await;
+            }
+        }
+    }
+    // Let running turns commit before reporting the loop stopped.
+    let _ = permits
+        .acquire_many(shared.options.max_concurrent_turns as u32)
+        .await;
+}
+
+async fn run_turn(shared: &Shared, work: OrchestrationWork) {
+    let _busy = shared.busy();
+    let counters = &shared.counters;
+    let id = work.instance_id.clone();
+    let cached = shared.cache.take(&id).filter(|e| e.version == work.version);
+    let mut execution = match cached {
+        Some(execution) => {
+            Counters::add(&counters.cache_hits, 1);
+            execution
+        }
+        None => {
+            Counters::add(&counters.cache_misses, 1);
+            let history = match shared.store.load_history(&id).await {
+                Ok(history) => history,
+                Err(error) => {
+                    tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
+                    let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+                    return;
+                }
+            };
+            let mut execution = Execution::new(id.clone());
+            if !history.is_empty() {
+                Counters::add(&counters.replays, 1);
+                Counters::add(&counters.events_replayed, history.len() as u64);
+                if let Err(failure) = execution.replay(&shared.registry, &history) {
+                    tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
+                }
+            }
+            if execution.version != work.version {
+                // The history moved between the lease and the load: another worker committed.
+                let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+                return;
+            }
+            execution
+        }
+    };
+
+    let consumed = work.messages.iter().map(|m| m.id).collect();
+    let inputs = if execution.is_finished() {
+        // Late messages for a finished instance: consumed, not delivered.
+        Vec::new()
+    } else {
+        work.messages.into_iter().map(|m| m.event).collect()
+    };
+    let turn = if inputs.is_empty() && execution.is_finished() {
+        None
+    } else {
+        Some(execution.run_turn(&shared.registry, shared.clock.now(), inputs))
+    };
+    let (history, activities, timers, cancelled_timers, status) = match turn {
+        Some(turn) => (turn.history, turn.activities, turn.timers, turn.cancelled_timers, turn.status),
+        None => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), execution.status_update()),
+    };
+    let appended = history.len() as u64;
+    let finished = execution.is_finished();
+    if finished && status.failure.is_some() && appended > 0 {
+        if let Some(failure) = &status.failure {
+            tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
+        }
+    }
+    let commit = TurnCommit {
+        instance_id: id.clone(),
+        lease: work.lease,
+        expected_version: work.version,
+        history,
+        consumed,
+        completed_activities: Vec::new(),
+        activities,
+        timers,
+        cancelled_timers,
+        status,
+    };
+    match shared.store.commit_turn(commit).await {
+        Ok(()) => {
+            Counters::add(&counters.turns, 1);
+            Counters::add(&counters.commits, 1);
+            Counters::add(&counters.events_committed, appended);
+            execution.version += appended;
+            if !finished {
+                shared.cache.put(id, execution);
+            }
+        }
+        Err(StoreError::Conflict { reason, .. }) => {
+            Counters::add(&counters.conflicts, 1);
+            tracing::debug!(target: "durable::worker", instance_id = %id, %reason, "turn superseded; the instance will replay");
+        }
+        Err(error) => {
+            tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot commit the turn; it will be retried");
+            let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+        }
+    }
+}
+
+pub(crate) async fn activity_loop(shared: Arc<Shared>) {
+    let signals = shared.store.signals();
+    let limit = shared.options.max_concurrent_activities;
+    let permits = Arc::new(Semaphore::new(limit));
+    let running: Arc<Mutex<HashMap<u64, ActivityLease>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    while !shared.is_stopping() {
+        while tasks.try_join_next().is_some() {}
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let signal = signals.activities.notified();
+        let mut signal = std::pin::pin!(signal);
+        signal.as_mut().enable();
+        let busy = shared.busy();
+        let now = shared.clock.now();
+        match shared.store.fetch_activity(now, shared.options.activity_lease).await {
+            Ok(Some(work)) => {
+                let shared = Arc::clone(&shared);
+                let running = Arc::clone(&running);
+                running
+                    .lock()
+                    .unwrap()
+                    .insert(work.lease.token, work.lease.clone());
+                tasks.spawn(async move {
+                    let token = work.lease.token;
+                    run_activity(&shared, work).await;
+                    running.lock().unwrap().remove(&token);
+                    drop(permit);
+                });
+                drop(busy);
+            }
+            Ok(None) => {
+                drop(permit);
+                drop(busy);
+                idle(&shared, signal).await;
+            }
+            Err(error) => {
+                drop(permit);
+                drop(busy);
+                back_off(&shared, &error).await;
+            }
+        }
+    }
+    let all_done = permits.acquire_many(limit as u32);
+    if tokio::time::timeout(shared.options.shutdown_grace, all_done)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let abandoned: Vec<_> = running.lock().unwrap().drain().map(|(_, l)| l).collect();
+        for lease in abandoned {
+            tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, step = lease.id, "activity abandoned at shutdown; it will run again");
+            let _ = shared.store.abandon_activity(&lease).await;
+        }
+    }
+}
+
+async fn run_activity(shared: &Shared, work: ActivityWork) {
+    let busy = shared.busy();
+    Counters::add(&shared.counters.activities, 1);
+    let ActivityWork { task, lease } = work;
+    let result = match shared.registry.activity(&task.name) {
+        None => Err(Failure::new(
+            kinds::NOT_REGISTERED,
+            format!("no activity `{}` is registered with this runtime", task.name),
+        )),
+        Some(activity) => {
+            let ctx = ActivityContext::new(task.instance_id.clone(), task.name.clone(), task.id, task.attempt);
+            let run = AssertUnwindSafe(activity(ctx, task.input)).catch_unwind();
+            let outcome = match task.timeout {
+                None => Some(run.await),
+                Some(timeout) => {
+                    let deadline = shared.clock.now() + timeout;
+                    tokio::select! {
+                        outcome = run => Some(outcome),
+                        _ = shared.clock.sleep_until(deadline) => None,
+                    }
+                }
+            };
+            match outcome {
+                Some(Ok(result)) => result,
+                Some(Err(panic)) => Err(Failure::panic(&*panic)),
+                None => Err(Failure::new(
+                    kinds::TIMEOUT,
+                    format!("activity `{}` ran longer than its timeout of {:?}", task.name, task.timeout.unwrap_or_default()),
+                )),
+            }
+        }
+    };
+    let event = match result {
+        Ok(output) => Event::TaskCompleted { id: task.id, output },
+        Err(failure) => Event::TaskFailed { id: task.id, failure },
+    };
+    loop {
+        match shared.store.complete_activity(&lease, HistoryEvent::new(event.clone())).await {
+            Ok(()) => break,
+            Err(StoreError::Conflict { reason, .. }) => {
+                tracing::debug!(target: "durable::worker", instance_id = %lease.instance_id, %reason, "activity result discarded");
+                break;
+            }
+            Err(error) if !shared.is_stopping() => back_off(shared, &error).await,
+            Err(_) => {
+                // Stopping with a store that fails: the lease expires and the attempt reruns.
+                break;
+            }
+        }
+    }
+    drop(busy);
+}
+
+/// The test clock's driver: whenever the runtime is quiet, jump to the next deadline.
+pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) {
+    while !shared.is_stopping() {
+        let stop = shared.stop.notified();
+        tokio::select! {
+            _ = shared.quiet.notified() => {}
+            _ = stop => break,
+        }
+        // Let tasks that were just woken take their work first.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        if shared.in_flight() != 0 {
+            continue;
+        }
+        let now: SystemTime = clock.now();
+        match shared.store.has_work(now).await {
+            Ok(false) if shared.in_flight() == 0 => {
+                if let Some(next) = clock.next_deadline() {
+                    clock.advance_to(next);
+                }
+            }
+            _ => shared.quiet.notify_one(),
+        }
+    }
+}
