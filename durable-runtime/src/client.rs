@@ -107,6 +107,20 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceStatus, ClientError> {
+        self.wait_until(instance_id, timeout, |status| {
+            status.runtime_status.is_finished()
+        })
+        .await
+    }
+
+    /// Waits until the instance's status satisfies `done` (checked now and after every
+    /// change), for at most `timeout` of real time.
+    pub async fn wait_until(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&InstanceStatus) -> bool,
+    ) -> Result<InstanceStatus, ClientError> {
         let id = parse_id(instance_id)?;
         let mut changes = self.shared.store.watch_status(&id);
         let wait = async {
@@ -118,7 +132,7 @@ impl Client {
                     .status(&id)
                     .await?
                     .ok_or_else(|| ClientError::NotFound(id.clone()))?;
-                if status.runtime_status.is_finished() {
+                if done(&status) {
                     return Ok(status);
                 }
                 if changes.changed().await.is_err() {
@@ -128,10 +142,12 @@ impl Client {
         };
         tokio::time::timeout(timeout, wait)
             .await
-            .unwrap_or_else(|_| Err(ClientError::Timeout {
-                id: id.clone(),
-                after: timeout,
-            }))
+            .unwrap_or_else(|_| {
+                Err(ClientError::Timeout {
+                    id: id.clone(),
+                    after: timeout,
+                })
+            })
     }
 
     async fn create(&self, new: NewInstance) -> Result<(), ClientError> {
@@ -212,6 +228,9 @@ impl InstanceStatus {
 
     /// The custom status deserialised as `T`, if set.
     pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.custom_status.clone().map(serde_json::from_value).transpose()
+        self.custom_status
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
     }
 }

@@ -71,6 +71,11 @@ impl VirtualClock {
         }
     }
 
+    /// The clock's current time.
+    pub fn now(&self) -> SystemTime {
+        self.inner.lock().unwrap().now
+    }
+
     /// Moves the clock forward by `by`, waking every sleeper that is then due.
     pub fn advance(&self, by: Duration) {
         let target = self.now() + by;
@@ -121,7 +126,7 @@ impl fmt::Debug for VirtualClock {
 
 impl Clock for VirtualClock {
     fn now(&self) -> SystemTime {
-        self.inner.lock().unwrap().now
+        VirtualClock::now(self)
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {

@@ -89,7 +89,7 @@ pub enum ClientError {
         error: String,
     },
     /// Waiting for the instance took longer than allowed.
-    #[error("instance `{id}` did not finish within {after:?}")]
+    #[error("instance `{id}` did not reach the awaited state within {after:?}")]
     Timeout {
         /// The instance.
         id: InstanceId,

@@ -127,6 +127,22 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event's kind, as written in the history (`"TaskScheduled"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::OrchestratorStarted { .. } => "OrchestratorStarted",
+            Event::ExecutionStarted { .. } => "ExecutionStarted",
+            Event::TaskScheduled { .. } => "TaskScheduled",
+            Event::TaskCompleted { .. } => "TaskCompleted",
+            Event::TaskFailed { .. } => "TaskFailed",
+            Event::TimerCreated { .. } => "TimerCreated",
+            Event::TimerFired { .. } => "TimerFired",
+            Event::EventWaitStarted { .. } => "EventWaitStarted",
+            Event::EventRaised { .. } => "EventRaised",
+            Event::ExecutionCompleted { .. } => "ExecutionCompleted",
+        }
+    }
+
     /// Whether this event is a command the code issued (matched on replay), rather than an
     /// event delivered to it.
     pub fn is_command(&self) -> bool {
@@ -184,7 +200,7 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
+        f.write_str(&self.message)
     }
 }
 
@@ -219,9 +235,9 @@ pub fn stable_hash(value: &Value) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let bytes = serde_json::to_vec(value).expect("a JSON value always serialises");
-    bytes
-        .iter()
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 #[cfg(test)]
@@ -234,7 +250,10 @@ mod tests {
         let b: Value = serde_json::from_str(r#"{"a":[true,"x"],"b":1}"#).unwrap();
         assert_eq!(stable_hash(&a), stable_hash(&b));
         // Pinned: a change here would make every stored history look non-deterministic.
-        assert_eq!(stable_hash(&Value::String("Step 1".into())), 0x3579_0a5a_b545_e612);
+        assert_eq!(
+            stable_hash(&Value::String("Step 1".into())),
+            0x3579_0a5a_b545_e612
+        );
     }
 
     #[test]
@@ -246,7 +265,10 @@ mod tests {
             attempt: 2,
         });
         let json = serde_json::to_string(&event).unwrap();
-        assert!(json.starts_with(r#"{"v":1,"kind":"TaskScheduled""#), "{json}");
+        assert!(
+            json.starts_with(r#"{"v":1,"kind":"TaskScheduled""#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
     }
 

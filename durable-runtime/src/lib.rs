@@ -1,8 +1,87 @@
 //! Durable workflows for Rust: orchestrations written as plain `async fn`s, replayed from an
-//! event history so that they survive crashes, with activities that are never re-run once
-//! their result is recorded.
+//! event history so that they survive crashes, and activities whose recorded results are
+//! never computed twice.
 //!
-//! (The complete example lives in the README until the macros land.)
+//! ```
+//! use std::time::Duration;
+//! use durable_runtime::{
+//!     activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, Runtime,
+//!     RuntimeStatus, TaskError,
+//! };
+//!
+//! /// Real work: runs at least once, its result is recorded.
+//! #[activity]
+//! async fn charge(ctx: ActivityContext, cents: u64) -> Result<String, String> {
+//!     if ctx.attempt() < 2 {
+//!         return Err("the bank timed out".into()); // retried by the call's policy
+//!     }
+//!     Ok(format!("charged {cents} cents"))
+//! }
+//!
+//! /// Deterministic glue: replayed from the history after a restart.
+//! #[orchestrator]
+//! async fn checkout(ctx: OrchestrationContext, cents: u64) -> Result<String, TaskError> {
+//!     let receipt = ctx
+//!         .call(charge, cents) // `charge` takes a u64: anything else is a compile error
+//!         .retry(RetryPolicy::new(3, Duration::from_millis(10)))
+//!         .await?;
+//!     ctx.set_custom_status("waiting for shipping");
+//!     let carrier: String = ctx.wait_for_event("shipped").await?;
+//!     Ok(format!("{receipt}, shipped by {carrier}"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::builder()
+//!     .orchestrator(checkout)
+//!     .activity(charge)
+//!     .start()?;
+//! let client = runtime.client();
+//!
+//! let id = client.start(checkout, 4_200).instance_id("order-1").await?;
+//! client.raise_event(&id, "shipped", "a pigeon").await?;
+//!
+//! let status = client.wait_for_completion(&id, Duration::from_secs(5)).await?;
+//! assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+//! assert_eq!(
+//!     status.output_as::<String>()?.as_deref(),
+//!     Some("charged 4200 cents, shipped by a pigeon")
+//! );
+//! runtime.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The model
+//! - An **orchestration** (`#[orchestrator]`) is deterministic code. Each `ctx.call`,
+//!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number; results come
+//!   back as events appended to the instance's [history](HistoryEvent). After a restart the
+//!   code runs again and is fed the recorded results instead of re-running anything. A live
+//!   instance stays in memory between events ([`RuntimeBuilder::cache_capacity`]); replay
+//!   happens only when it is cold.
+//! - Replayed code must issue the same commands: each is matched on kind, name and a
+//!   [stable hash](stable_hash) of its input, and a mismatch fails that instance with
+//!   "expected X at step N, found Y" ([`kinds::NONDETERMINISM`]). `#[orchestrator]` rejects
+//!   the usual sources of non-determinism (wall clocks, threads, randomness, I/O) at compile
+//!   time; use `ctx.now()`, `ctx.random()`, `ctx.new_uuid()` and activities instead.
+//! - An **activity** (`#[activity]`) does the real work and runs **at least once**: a crash
+//!   after it finished but before its result was stored runs it again. Give outside systems
+//!   [`ActivityContext::idempotency_key`].
+//! - Retries ([`RetryPolicy`]) are durable timers in the history: the back-off survives a
+//!   crash and the attempt number an activity sees is read from the history.
+//! - Nothing is acknowledged before it is durable in the [`store`]: a start, an event, an
+//!   activity result.
+//!
+//! # Panics
+//! A panicking orchestrator fails its instance ([`kinds::PANIC`]); a panicking activity fails
+//! that attempt, which its retry policy may retry. The runtime itself keeps going. This relies
+//! on unwinding: building with `panic = "abort"` turns any panic in user code into the end of
+//! the process.
+//!
+//! # Logging
+//! Write plain `tracing` events in orchestrator code: they are emitted when the code runs
+//! live and suppressed while it replays, and they carry an `orchestration` span with the
+//! instance id and name.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -34,7 +113,9 @@ pub use callable::{Activity, ActivityKind, Callable, FailureSource, Orchestrator
 pub use client::{Client, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
-pub use history::{kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION};
+pub use history::{
+    kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION,
+};
 pub use instance_id::{InstanceId, InvalidInstanceId};
 pub use orchestration::{Call, CallFuture, EventFuture, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;

@@ -294,7 +294,10 @@ impl fmt::Debug for OrchestrationContext {
     }
 }
 
-fn decode<T: DeserializeOwned>(value: Value, what: impl FnOnce() -> String) -> Result<T, TaskError> {
+fn decode<T: DeserializeOwned>(
+    value: Value,
+    what: impl FnOnce() -> String,
+) -> Result<T, TaskError> {
     serde_json::from_value(value).map_err(|e| TaskError::BadPayload {
         what: what(),
         expected: std::any::type_name::<T>(),
@@ -359,11 +362,15 @@ pub struct CallFuture<O> {
 
 impl<O> CallFuture<O> {
     fn schedule(&mut self, state: &mut State) -> Result<u64, TaskError> {
-        let input = self.call.input.clone().map_err(|error| TaskError::BadPayload {
-            what: format!("the input of activity `{}`", self.call.name),
-            expected: "JSON",
-            error,
-        })?;
+        let input = self
+            .call
+            .input
+            .clone()
+            .map_err(|error| TaskError::BadPayload {
+                what: format!("the input of activity `{}`", self.call.name),
+                expected: "JSON",
+                error,
+            })?;
         self.attempt += 1;
         self.first_attempt_at.get_or_insert(state.now);
         let (name, attempt, timeout) = (self.call.name, self.attempt, self.call.timeout);

@@ -13,7 +13,8 @@ use crate::history::{kinds, Failure};
 use crate::{ActivityContext, OrchestrationContext};
 
 pub(crate) type ErasedFuture = BoxFuture<'static, Result<Value, Failure>>;
-pub(crate) type OrchestratorFn = Arc<dyn Fn(OrchestrationContext, Value) -> ErasedFuture + Send + Sync>;
+pub(crate) type OrchestratorFn =
+    Arc<dyn Fn(OrchestrationContext, Value) -> ErasedFuture + Send + Sync>;
 pub(crate) type ActivityFn = Arc<dyn Fn(ActivityContext, Value) -> ErasedFuture + Send + Sync>;
 
 /// Two functions registered under one durable name.
@@ -32,7 +33,9 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn add_orchestrator<O: Orchestrator>(&mut self) -> Result<(), DuplicateRegistration> {
+    pub(crate) fn add_orchestrator<O: Orchestrator>(
+        &mut self,
+    ) -> Result<(), DuplicateRegistration> {
         let versions = self.orchestrators.entry(O::NAME.to_string()).or_default();
         if versions.contains_key(&O::VERSION) {
             return Err(DuplicateRegistration {
@@ -87,7 +90,14 @@ fn encode_output<T: serde::Serialize>(kind: &str, name: &str, output: T) -> Resu
 fn run_orchestrator<O: Orchestrator>(ctx: OrchestrationContext, input: Value) -> ErasedFuture {
     let input: O::Input = match serde_json::from_value(input) {
         Ok(input) => input,
-        Err(e) => return bad_input("orchestrator", O::NAME, std::any::type_name::<O::Input>(), e),
+        Err(e) => {
+            return bad_input(
+                "orchestrator",
+                O::NAME,
+                std::any::type_name::<O::Input>(),
+                e,
+            )
+        }
     };
     let span = tracing::info_span!(
         "orchestration",

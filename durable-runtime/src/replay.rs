@@ -122,7 +122,11 @@ impl Execution {
     /// Rebuilds the in-memory state from a recorded history, feeding it in the recorded
     /// turns. Fails with a `nondeterminism` failure if the code issues other commands than
     /// the history recorded; the failure is also kept for the next live turn.
-    pub(crate) fn replay(&mut self, registry: &Registry, history: &[HistoryEvent]) -> Result<(), Failure> {
+    pub(crate) fn replay(
+        &mut self,
+        registry: &Registry,
+        history: &[HistoryEvent],
+    ) -> Result<(), Failure> {
         let mut turns = split_turns(history).into_iter().peekable();
         while let Some(turn) = turns.next() {
             let step = self.step(registry, turn.timestamp, &turn.inputs, true);
@@ -145,7 +149,10 @@ impl Execution {
                 self.finish(completion);
                 if turns.peek().is_some() {
                     self.version = history.len() as u64;
-                    let failure = Failure::new(kinds::NONDETERMINISM, "the history goes on after the orchestration completed");
+                    let failure = Failure::new(
+                        kinds::NONDETERMINISM,
+                        "the history goes on after the orchestration completed",
+                    );
                     return Err(failure);
                 }
             } else {
@@ -157,7 +164,12 @@ impl Execution {
     }
 
     /// Runs one live turn at `now` over the delivered `inputs`.
-    pub(crate) fn run_turn(&mut self, registry: &Registry, now: SystemTime, inputs: Vec<HistoryEvent>) -> TurnResult {
+    pub(crate) fn run_turn(
+        &mut self,
+        registry: &Registry,
+        now: SystemTime,
+        inputs: Vec<HistoryEvent>,
+    ) -> TurnResult {
         let events: Vec<Event> = inputs.iter().map(|e| e.event.clone()).collect();
         let mut step = match self.pending_failure.take() {
             Some(failure) => Step {
@@ -167,7 +179,9 @@ impl Execution {
             None => self.step(registry, now, &events, false),
         };
         let mut history = Vec::with_capacity(inputs.len() + step.commands.len() + 2);
-        history.push(HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }));
+        history.push(HistoryEvent::new(Event::OrchestratorStarted {
+            timestamp: now,
+        }));
         history.extend(inputs);
         let mut activities = Vec::new();
         let mut timers = Vec::new();
@@ -248,7 +262,13 @@ impl Execution {
         }
     }
 
-    fn step(&mut self, registry: &Registry, now: SystemTime, inputs: &[Event], replaying: bool) -> Step {
+    fn step(
+        &mut self,
+        registry: &Registry,
+        now: SystemTime,
+        inputs: &[Event],
+        replaying: bool,
+    ) -> Step {
         self.turns += 1;
         {
             let mut state = self.state();
@@ -261,7 +281,9 @@ impl Execution {
             None
         } else {
             let _scope = EngineScope::enter();
-            match panic::catch_unwind(AssertUnwindSafe(|| self.deliver_and_poll(registry, inputs, replaying))) {
+            match panic::catch_unwind(AssertUnwindSafe(|| {
+                self.deliver_and_poll(registry, inputs, replaying)
+            })) {
                 Ok(completion) => completion,
                 Err(payload) => Some(Err(Failure::panic(&*payload))),
             }
@@ -275,7 +297,12 @@ impl Execution {
         }
     }
 
-    fn deliver_and_poll(&mut self, registry: &Registry, inputs: &[Event], replaying: bool) -> Option<Result<Value, Failure>> {
+    fn deliver_and_poll(
+        &mut self,
+        registry: &Registry,
+        inputs: &[Event],
+        replaying: bool,
+    ) -> Option<Result<Value, Failure>> {
         if self.root.foreign.swap(false, Ordering::Relaxed) && self.future.is_some() {
             return Some(Err(Failure::new(
                 kinds::NOT_DURABLE,
@@ -292,7 +319,8 @@ impl Execution {
         let mut cx = Context::from_waker(&self.waker);
         for _ in 0..MAX_POLLS_PER_TURN {
             self.root.woken.store(false, Ordering::Relaxed);
-            let poll = crate::trace::with_replay_filter(replaying, || future.as_mut().poll(&mut cx));
+            let poll =
+                crate::trace::with_replay_filter(replaying, || future.as_mut().poll(&mut cx));
             if let Poll::Ready(completion) = poll {
                 return Some(completion);
             }
@@ -333,8 +361,12 @@ impl Execution {
                 let ctx = OrchestrationContext::new(Arc::clone(&self.state));
                 self.future = Some(start(ctx, input.clone()));
             }
-            Event::TaskCompleted { id, output } => self.state().resolve(*id, OpResult::Task(Ok(output.clone()))),
-            Event::TaskFailed { id, failure } => self.state().resolve(*id, OpResult::Task(Err(failure.clone()))),
+            Event::TaskCompleted { id, output } => self
+                .state()
+                .resolve(*id, OpResult::Task(Ok(output.clone()))),
+            Event::TaskFailed { id, failure } => self
+                .state()
+                .resolve(*id, OpResult::Task(Err(failure.clone()))),
             Event::TimerFired { id, .. } => self.state().resolve(*id, OpResult::Timer),
             Event::EventRaised { name, data } => self.state().raise(name.clone(), data.clone()),
             _ => {}
@@ -431,7 +463,10 @@ fn split_turns(history: &[HistoryEvent]) -> Vec<Turn> {
 pub(crate) fn describe(event: &Event) -> String {
     match event {
         Event::TaskScheduled { name, input, .. } => {
-            format!("activity `{name}` (input hash {:#018x})", stable_hash(input))
+            format!(
+                "activity `{name}` (input hash {:#018x})",
+                stable_hash(input)
+            )
         }
         Event::TimerCreated { .. } => "a timer".to_string(),
         Event::EventWaitStarted { name, .. } => format!("a wait for event `{name}`"),
@@ -442,7 +477,9 @@ pub(crate) fn describe(event: &Event) -> String {
 
 fn step_of(event: &Event) -> Option<u64> {
     match event {
-        Event::TaskScheduled { id, .. } | Event::TimerCreated { id, .. } | Event::EventWaitStarted { id, .. } => Some(*id),
+        Event::TaskScheduled { id, .. }
+        | Event::TimerCreated { id, .. }
+        | Event::EventWaitStarted { id, .. } => Some(*id),
         _ => None,
     }
 }
@@ -464,8 +501,14 @@ fn same_command(recorded: &Event, issued: &Event) -> bool {
             },
         ) => a == b && na == nb && stable_hash(ia) == stable_hash(ib),
         (Event::TimerCreated { id: a, .. }, Event::TimerCreated { id: b, .. }) => a == b,
-        (Event::EventWaitStarted { id: a, name: na }, Event::EventWaitStarted { id: b, name: nb }) => a == b && na == nb,
-        (Event::ExecutionCompleted { status: a, .. }, Event::ExecutionCompleted { status: b, .. }) => a == b,
+        (
+            Event::EventWaitStarted { id: a, name: na },
+            Event::EventWaitStarted { id: b, name: nb },
+        ) => a == b && na == nb,
+        (
+            Event::ExecutionCompleted { status: a, .. },
+            Event::ExecutionCompleted { status: b, .. },
+        ) => a == b,
         _ => false,
     }
 }
@@ -480,7 +523,12 @@ fn compare(recorded: &[Event], issued: &[Event]) -> Result<(), String> {
         match (recorded.get(i), issued.get(i)) {
             (Some(r), Some(n)) if same_command(r, n) => {}
             (Some(r), Some(n)) => {
-                return Err(format!("expected {} at {}, found {}", describe(r), step_label(r), describe(n)));
+                return Err(format!(
+                    "expected {} at {}, found {}",
+                    describe(r),
+                    step_label(r),
+                    describe(n)
+                ));
             }
             (Some(r), None) => {
                 return Err(format!(

@@ -71,7 +71,10 @@ impl RetryPolicy {
 
     /// Retries only the failures for which `predicate` returns `true`; the others fail the
     /// call at once.
-    pub fn retry_if(mut self, predicate: impl Fn(&Failure) -> bool + Send + Sync + 'static) -> Self {
+    pub fn retry_if(
+        mut self,
+        predicate: impl Fn(&Failure) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.retry_if = Some(Arc::new(predicate));
         self
     }
@@ -144,8 +147,8 @@ mod tests {
 
     #[test]
     fn predicate_decides_what_is_retried() {
-        let policy = RetryPolicy::new(3, Duration::from_secs(1))
-            .retry_if(|f| !f.message.contains("fatal"));
+        let policy =
+            RetryPolicy::new(3, Duration::from_secs(1)).retry_if(|f| !f.message.contains("fatal"));
         assert!(policy.is_retryable(&Failure::new("E", "timeout")));
         assert!(!policy.is_retryable(&Failure::new("E", "fatal: bad card")));
     }

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::clock::{Clock, VirtualClock};
+use crate::clock::VirtualClock;
 use crate::history::{kinds, Event, Failure, HistoryEvent};
 use crate::replay::Execution;
 use crate::runtime::Shared;
@@ -65,7 +65,11 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
         signal.as_mut().enable();
         let busy = shared.busy();
         let now = shared.clock.now();
-        match shared.store.fetch_orchestration(now, shared.options.orchestration_lease).await {
+        match shared
+            .store
+            .fetch_orchestration(now, shared.options.orchestration_lease)
+            .await
+        {
             Ok(Some(work)) => {
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
@@ -142,8 +146,20 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork) {
         Some(execution.run_turn(&shared.registry, shared.clock.now(), inputs))
     };
     let (history, activities, timers, cancelled_timers, status) = match turn {
-        Some(turn) => (turn.history, turn.activities, turn.timers, turn.cancelled_timers, turn.status),
-        None => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), execution.status_update()),
+        Some(turn) => (
+            turn.history,
+            turn.activities,
+            turn.timers,
+            turn.cancelled_timers,
+            turn.status,
+        ),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            execution.status_update(),
+        ),
     };
     let appended = history.len() as u64;
     let finished = execution.is_finished();
@@ -201,7 +217,11 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
         signal.as_mut().enable();
         let busy = shared.busy();
         let now = shared.clock.now();
-        match shared.store.fetch_activity(now, shared.options.activity_lease).await {
+        match shared
+            .store
+            .fetch_activity(now, shared.options.activity_lease)
+            .await
+        {
             Ok(Some(work)) => {
                 let shared = Arc::clone(&shared);
                 let running = Arc::clone(&running);
@@ -251,10 +271,18 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     let result = match shared.registry.activity(&task.name) {
         None => Err(Failure::new(
             kinds::NOT_REGISTERED,
-            format!("no activity `{}` is registered with this runtime", task.name),
+            format!(
+                "no activity `{}` is registered with this runtime",
+                task.name
+            ),
         )),
         Some(activity) => {
-            let ctx = ActivityContext::new(task.instance_id.clone(), task.name.clone(), task.id, task.attempt);
+            let ctx = ActivityContext::new(
+                task.instance_id.clone(),
+                task.name.clone(),
+                task.id,
+                task.attempt,
+            );
             let run = AssertUnwindSafe(activity(ctx, task.input)).catch_unwind();
             let outcome = match task.timeout {
                 None => Some(run.await),
@@ -271,17 +299,31 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 Some(Err(panic)) => Err(Failure::panic(&*panic)),
                 None => Err(Failure::new(
                     kinds::TIMEOUT,
-                    format!("activity `{}` ran longer than its timeout of {:?}", task.name, task.timeout.unwrap_or_default()),
+                    format!(
+                        "activity `{}` ran longer than its timeout of {:?}",
+                        task.name,
+                        task.timeout.unwrap_or_default()
+                    ),
                 )),
             }
         }
     };
     let event = match result {
-        Ok(output) => Event::TaskCompleted { id: task.id, output },
-        Err(failure) => Event::TaskFailed { id: task.id, failure },
+        Ok(output) => Event::TaskCompleted {
+            id: task.id,
+            output,
+        },
+        Err(failure) => Event::TaskFailed {
+            id: task.id,
+            failure,
+        },
     };
     loop {
-        match shared.store.complete_activity(&lease, HistoryEvent::new(event.clone())).await {
+        match shared
+            .store
+            .complete_activity(&lease, HistoryEvent::new(event.clone()))
+            .await
+        {
             Ok(()) => break,
             Err(StoreError::Conflict { reason, .. }) => {
                 tracing::debug!(target: "durable::worker", instance_id = %lease.instance_id, %reason, "activity result discarded");

@@ -1,1 +1,130 @@
-//! End-to-end tests of the durable workspace live in `tests/`.
+//! Shared set-up of the end-to-end tests: every behaviour runs on every store, with the
+//! instance cache on and off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable_runtime::store::{MemoryStore, Store};
+use durable_runtime::{Advance, Client, InstanceStatus, Runtime, RuntimeBuilder, VirtualClock};
+
+/// Real time allowed for anything a test waits for; virtual time is what tests assert on.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Whether the instance cache is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// Live instances stay in memory between turns.
+    On,
+    /// Every turn replays the history.
+    Off,
+}
+
+/// One configuration of the test matrix.
+#[derive(Clone)]
+pub struct Setup {
+    /// The cache mode.
+    pub cache: Cache,
+    /// The store every runtime of the test shares.
+    pub store: Arc<dyn Store>,
+    /// The virtual clock every runtime of the test shares.
+    pub clock: VirtualClock,
+}
+
+impl Setup {
+    /// A fresh in-memory store and virtual clock.
+    pub fn memory(cache: Cache) -> Self {
+        Setup {
+            cache,
+            store: Arc::new(MemoryStore::new()),
+            clock: VirtualClock::new(),
+        }
+    }
+
+    /// A runtime builder on this setup's store and cache mode, on the virtual clock moved
+    /// by the runtime whenever nothing can run.
+    pub fn builder(&self) -> RuntimeBuilder {
+        self.builder_with(Advance::Auto)
+    }
+
+    /// The same, choosing how the clock moves.
+    pub fn builder_with(&self, advance: Advance) -> RuntimeBuilder {
+        Runtime::builder()
+            .shared_store(Arc::clone(&self.store))
+            .virtual_clock(self.clock.clone(), advance)
+            .cache_capacity(match self.cache {
+                Cache::On => 1_000,
+                Cache::Off => 0,
+            })
+    }
+
+    /// Whether the cache is on.
+    pub fn cached(&self) -> bool {
+        self.cache == Cache::On
+    }
+}
+
+/// Waits for the instance to finish and returns its status.
+pub async fn finished(client: &Client, id: &str) -> InstanceStatus {
+    client
+        .wait_for_completion(id, PATIENCE)
+        .await
+        .unwrap_or_else(|e| panic!("instance {id} did not finish: {e}"))
+}
+
+/// Waits until the instance's custom status equals `expected`.
+pub async fn custom_status_is(client: &Client, id: &str, expected: &str) -> InstanceStatus {
+    let expected = serde_json::json!(expected);
+    client
+        .wait_until(id, PATIENCE, |s| {
+            s.custom_status.as_ref() == Some(&expected)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("instance {id} never reported {expected}: {e}"))
+}
+
+/// Runs a test body once per configuration: `matrix!(name, |setup| async move { .. })`.
+#[macro_export]
+macro_rules! matrix {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn memory_store_cache_on() {
+                let body = $body;
+                body($crate::Setup::memory($crate::Cache::On)).await;
+            }
+
+            #[tokio::test]
+            async fn memory_store_cache_off() {
+                let body = $body;
+                body($crate::Setup::memory($crate::Cache::Off)).await;
+            }
+        }
+    };
+}
+
+/// Counts executions per key (an instance id and a label), safely across parallel tests.
+pub mod tally {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    fn counts() -> &'static Mutex<HashMap<String, u32>> {
+        static COUNTS: OnceLock<Mutex<HashMap<String, u32>>> = OnceLock::new();
+        COUNTS.get_or_init(Default::default)
+    }
+
+    /// Adds one to `key` and returns the new count.
+    pub fn bump(key: impl Into<String>) -> u32 {
+        let mut counts = counts().lock().unwrap();
+        let count = counts.entry(key.into()).or_default();
+        *count += 1;
+        *count
+    }
+
+    /// The count of `key`.
+    pub fn get(key: &str) -> u32 {
+        counts().lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}

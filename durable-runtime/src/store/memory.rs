@@ -75,7 +75,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave half a commit behind: every write
         // below is checked before the first mutation.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -112,10 +114,10 @@ impl Inner {
         let Some(instance) = self.instances.get_mut(id) else {
             return;
         };
-        let deliverable = instance
-            .inbox
-            .iter()
-            .any(|m| m.visible_at.is_none_or(|at| now.is_some_and(|now| at <= now)));
+        let deliverable = instance.inbox.iter().any(|m| {
+            m.visible_at
+                .is_none_or(|at| now.is_some_and(|now| at <= now))
+        });
         if !instance.queued && instance.lease.is_none() && deliverable {
             instance.queued = true;
             self.ready.push_back(id.clone());
@@ -401,7 +403,9 @@ impl Store for MemoryStore {
         instance.inbox.retain(|m| {
             let keep = !finished
                 && !commit.consumed.contains(&m.id)
-                && !m.timer.is_some_and(|t| commit.cancelled_timers.contains(&t));
+                && !m
+                    .timer
+                    .is_some_and(|t| commit.cancelled_timers.contains(&t));
             if !keep {
                 if let Some(at) = m.visible_at {
                     dropped.push((at, m.id));
@@ -648,7 +652,10 @@ impl Store for MemoryStore {
         let inner = &*inner;
         let instance_ready = inner.ready.iter().any(|id| {
             inner.instances.get(id).is_some_and(|i| {
-                i.lease.is_none() && i.inbox.iter().any(|m| m.visible_at.is_none_or(|at| at <= now))
+                i.lease.is_none()
+                    && i.inbox
+                        .iter()
+                        .any(|m| m.visible_at.is_none_or(|at| at <= now))
             })
         });
         let activity_ready = inner.activity_queue.iter().any(|(id, seq)| {
@@ -684,7 +691,11 @@ fn continuation(at: SystemTime, id: &InstanceId) -> String {
 }
 
 fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
-    let bad = || StoreError::Corrupt(format!("`{token}` is not a continuation token of this store"));
+    let bad = || {
+        StoreError::Corrupt(format!(
+            "`{token}` is not a continuation token of this store"
+        ))
+    };
     let (nanos, id) = token.split_once(':').ok_or_else(bad)?;
     let nanos: u64 = nanos.parse().map_err(|_| bad())?;
     Ok((
