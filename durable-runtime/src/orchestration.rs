@@ -113,10 +113,8 @@ impl State {
     /// operations nobody awaits any more (a cancelled timer) are ignored.
     pub(crate) fn resolve(&mut self, id: u64, result: OpResult) {
         if let Some(op) = self.ops.get_mut(&id) {
-            if let Op::Pending(waker) = std::mem::replace(op, Op::Ready(result)) {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
+            if let Op::Pending(Some(waker)) = std::mem::replace(op, Op::Ready(result)) {
+                waker.wake();
             }
         }
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::Failure;
 
+type RetryPredicate = Arc<dyn Fn(&Failure) -> bool + Send + Sync>;
+
 /// When and how often a failed call is tried again.
 ///
 /// Retries are durable: each back-off is a timer in the orchestration's history, so the
@@ -30,7 +32,7 @@ pub struct RetryPolicy {
     backoff_coefficient: f64,
     max_interval: Option<Duration>,
     timeout: Option<Duration>,
-    retry_if: Option<Arc<dyn Fn(&Failure) -> bool + Send + Sync>>,
+    retry_if: Option<RetryPredicate>,
 }
 
 impl RetryPolicy {

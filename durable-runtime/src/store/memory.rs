@@ -391,9 +391,7 @@ impl Store for MemoryStore {
         let status_changed = encode(&status) != instance.status;
 
         let instance = inner.instance(id)?;
-        instance
-            .history
-            .extend(commit.history.iter().map(|event| encode(event)));
+        instance.history.extend(commit.history.iter().map(encode));
         instance.runtime_status = status.runtime_status;
         instance.status = encode(&status);
         for lease in &commit.completed_activities {
