@@ -39,6 +39,11 @@ impl Cache {
         }
     }
 
+    /// Forgets the execution of `id`, if cached.
+    pub(crate) fn remove(&self, id: &InstanceId) {
+        drop(self.take(id));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries
             .as_ref()

@@ -73,7 +73,7 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
             Ok(Some(work)) => {
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    run_turn(&shared, work).await;
+                    run_turn(&shared, work, None).await;
                     drop(permit);
                 });
                 drop(busy);
@@ -96,109 +96,121 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
         .await;
 }
 
-async fn run_turn(shared: &Shared, work: OrchestrationWork) {
+/// An activity result handed straight to the turn it triggers.
+struct Delivered {
+    lease: ActivityLease,
+    result: HistoryEvent,
+}
+
+/// Runs one turn of a leased instance and commits it; `false` if nothing was committed (the
+/// lease is then handed back).
+async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
     let _busy = shared.busy();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
-    let cached = shared.cache.take(&id).filter(|e| e.version == work.version);
-    let mut execution = match cached {
-        Some(execution) => {
-            Counters::add(&counters.cache_hits, 1);
-            execution
-        }
-        None => {
-            Counters::add(&counters.cache_misses, 1);
-            let history = match shared.store.load_history(&id).await {
-                Ok(history) => history,
-                Err(error) => {
-                    tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
-                    let _ = shared.store.abandon_orchestration(&id, work.lease).await;
-                    return;
-                }
-            };
-            let mut execution = Execution::new(id.clone());
-            if !history.is_empty() {
-                Counters::add(&counters.replays, 1);
-                Counters::add(&counters.events_replayed, history.len() as u64);
-                if let Err(failure) = execution.replay(&shared.registry, &history) {
-                    tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
-                }
-            }
-            if execution.version != work.version {
-                // The history moved between the lease and the load: another worker committed.
-                let _ = shared.store.abandon_orchestration(&id, work.lease).await;
-                return;
-            }
-            execution
-        }
+    let Some(mut execution) = execution_for(shared, &work).await else {
+        let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+        return false;
     };
 
     let consumed = work.messages.iter().map(|m| m.id).collect();
-    let inputs = if execution.is_finished() {
+    let (completed_activities, delivered) = match delivered {
+        Some(Delivered { lease, result }) => (vec![lease], Some(result)),
+        None => (Vec::new(), None),
+    };
+    let inputs: Vec<HistoryEvent> = if execution.is_finished() {
         // Late messages for a finished instance: consumed, not delivered.
         Vec::new()
     } else {
-        work.messages.into_iter().map(|m| m.event).collect()
+        work.messages
+            .into_iter()
+            .map(|m| m.event)
+            .chain(delivered)
+            .collect()
     };
-    let turn = if inputs.is_empty() && execution.is_finished() {
-        None
-    } else {
-        Some(execution.run_turn(&shared.registry, shared.clock.now(), inputs))
-    };
-    let (history, activities, timers, cancelled_timers, status) = match turn {
-        Some(turn) => (
-            turn.history,
-            turn.activities,
-            turn.timers,
-            turn.cancelled_timers,
-            turn.status,
-        ),
-        None => (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            execution.status_update(),
-        ),
-    };
-    let appended = history.len() as u64;
-    let finished = execution.is_finished();
-    if finished && status.failure.is_some() && appended > 0 {
-        if let Some(failure) = &status.failure {
-            tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
-        }
-    }
-    let commit = TurnCommit {
+    let mut commit = TurnCommit {
         instance_id: id.clone(),
         lease: work.lease,
         expected_version: work.version,
-        history,
+        history: Vec::new(),
         consumed,
-        completed_activities: Vec::new(),
-        activities,
-        timers,
-        cancelled_timers,
-        status,
+        completed_activities,
+        activities: Vec::new(),
+        timers: Vec::new(),
+        cancelled_timers: Vec::new(),
+        status: execution.status_update(),
     };
-    match shared.store.commit_turn(commit).await {
+    if !inputs.is_empty() {
+        let turn = execution.run_turn(&shared.registry, shared.clock.now(), inputs);
+        if let (true, Some(failure)) = (execution.is_finished(), &turn.status.failure) {
+            tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
+        }
+        commit.history = turn.history;
+        commit.activities = turn.activities;
+        commit.timers = turn.timers;
+        commit.cancelled_timers = turn.cancelled_timers;
+        commit.status = turn.status;
+    }
+    let appended = commit.history.len() as u64;
+    // Back in the cache before the commit resolves: the moment the commit releases the lease,
+    // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
+    // the lease, so our commit went through, or checks the version and replays.
+    execution.version += appended;
+    if !execution.is_finished() {
+        shared.cache.put(id.clone(), execution);
+    }
+    let committed = shared.store.commit_turn(commit).await;
+    if committed.is_err() {
+        shared.cache.remove(&id);
+    }
+    match committed {
         Ok(()) => {
             Counters::add(&counters.turns, 1);
             Counters::add(&counters.commits, 1);
             Counters::add(&counters.events_committed, appended);
-            execution.version += appended;
-            if !finished {
-                shared.cache.put(id, execution);
-            }
+            true
         }
         Err(StoreError::Conflict { reason, .. }) => {
             Counters::add(&counters.conflicts, 1);
             tracing::debug!(target: "durable::worker", instance_id = %id, %reason, "turn superseded; the instance will replay");
+            let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+            false
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot commit the turn; it will be retried");
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
+            false
         }
     }
+}
+
+/// The live execution of a leased instance: from the cache, or rebuilt by replaying its
+/// history. `None` if the history cannot be read or moved on meanwhile.
+async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Execution> {
+    let counters = &shared.counters;
+    let id = &work.instance_id;
+    if let Some(execution) = shared.cache.take(id).filter(|e| e.version == work.version) {
+        Counters::add(&counters.cache_hits, 1);
+        return Some(execution);
+    }
+    Counters::add(&counters.cache_misses, 1);
+    let history = match shared.store.load_history(id).await {
+        Ok(history) => history,
+        Err(error) => {
+            tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
+            return None;
+        }
+    };
+    let mut execution = Execution::new(id.clone());
+    if !history.is_empty() {
+        Counters::add(&counters.replays, 1);
+        Counters::add(&counters.events_replayed, history.len() as u64);
+        if let Err(failure) = execution.replay(&shared.registry, &history) {
+            tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
+        }
+    }
+    // A different length means another worker committed between the lease and the load.
+    (execution.version == work.version).then_some(execution)
 }
 
 pub(crate) async fn activity_loop(shared: Arc<Shared>) {
@@ -308,7 +320,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             }
         }
     };
-    let event = match result {
+    let event = HistoryEvent::new(match result {
         Ok(output) => Event::TaskCompleted {
             id: task.id,
             output,
@@ -317,23 +329,35 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             id: task.id,
             failure,
         },
-    };
+    });
+    // Commit the result together with the turn it triggers when the instance is free: one
+    // store write instead of two. Otherwise it waits in the instance's inbox.
+    let now = shared.clock.now();
+    let lease_for = shared.options.orchestration_lease;
+    if let Ok(Some(work)) = shared
+        .store
+        .lease_orchestration(&lease.instance_id, now, lease_for)
+        .await
+    {
+        let delivered = Delivered {
+            lease: lease.clone(),
+            result: event.clone(),
+        };
+        if run_turn(shared, work, Some(delivered)).await {
+            drop(busy);
+            return;
+        }
+    }
     loop {
-        match shared
-            .store
-            .complete_activity(&lease, HistoryEvent::new(event.clone()))
-            .await
-        {
+        match shared.store.complete_activity(&lease, event.clone()).await {
             Ok(()) => break,
             Err(StoreError::Conflict { reason, .. }) => {
                 tracing::debug!(target: "durable::worker", instance_id = %lease.instance_id, %reason, "activity result discarded");
                 break;
             }
             Err(error) if !shared.is_stopping() => back_off(shared, &error).await,
-            Err(_) => {
-                // Stopping with a store that fails: the lease expires and the attempt reruns.
-                break;
-            }
+            // Stopping with a store that fails: the lease expires and the attempt reruns.
+            Err(_) => break,
         }
     }
     drop(busy);
