@@ -213,8 +213,15 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
                 output: None,
                 custom_status: None,
                 failure: None,
+                parent: None,
             };
-            self.client.create(NewInstance { status, start }).await?;
+            let new = NewInstance {
+                status,
+                start,
+                start_at: None,
+                replace_finished: false,
+            };
+            self.client.create(new).await?;
             Ok(id)
         })
     }

@@ -236,6 +236,7 @@ impl Execution {
             output: self.output.clone(),
             custom_status: self.state().custom_status.clone(),
             failure: self.failure.clone(),
+            input: None,
         }
     }
 

@@ -133,11 +133,14 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         lease: work.lease,
         expected_version: work.version,
         history: Vec::new(),
+        replace_history: false,
         consumed,
         completed_activities,
         activities: Vec::new(),
         timers: Vec::new(),
         cancelled_timers: Vec::new(),
+        sub_instances: Vec::new(),
+        messages: Vec::new(),
         status: execution.status_update(),
     };
     if !inputs.is_empty() {

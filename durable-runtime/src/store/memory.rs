@@ -237,6 +237,53 @@ impl Inner {
         }
     }
 
+    fn create(&mut self, new: NewInstance) -> Result<(), StoreError> {
+        let id = new.status.instance_id.clone();
+        if let Some(existing) = self.instances.get(&id) {
+            if !(new.replace_finished && existing.runtime_status.is_finished()) {
+                return Err(StoreError::AlreadyExists(id));
+            }
+            self.remove(&id);
+        }
+        self.instances.insert(
+            id.clone(),
+            Instance {
+                history: Vec::new(),
+                inbox: Vec::new(),
+                next_message: 0,
+                runtime_status: new.status.runtime_status,
+                name: new.status.name.clone(),
+                created_at: new.status.created_at,
+                status: encode(&new.status),
+                lease: None,
+                queued: false,
+                activities: HashMap::new(),
+            },
+        );
+        self.push_message(&id, &new.start, new.start_at, None);
+        self.notify_status(&id);
+        Ok(())
+    }
+
+    /// Drops an instance and everything that refers to it.
+    fn remove(&mut self, id: &InstanceId) {
+        if let Some(instance) = self.instances.remove(id) {
+            if let Some((_, expires)) = instance.lease {
+                self.leases.remove(&(expires, id.clone()));
+            }
+            for message in instance.inbox {
+                if let Some(at) = message.visible_at {
+                    self.delayed.remove(&(at, id.clone(), message.id));
+                }
+            }
+            for (seq, record) in instance.activities {
+                if let Some((_, expires)) = record.lease {
+                    self.activity_leases.remove(&(expires, id.clone(), seq));
+                }
+            }
+        }
+    }
+
     fn notify_status(&mut self, id: &InstanceId) {
         if let Some(sender) = self.watchers.get(id) {
             if sender.receiver_count() == 0 {
@@ -252,27 +299,7 @@ impl Inner {
 impl Store for MemoryStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let id = new.status.instance_id.clone();
-        if inner.instances.contains_key(&id) {
-            return Err(StoreError::AlreadyExists(id));
-        }
-        inner.instances.insert(
-            id.clone(),
-            Instance {
-                history: Vec::new(),
-                inbox: Vec::new(),
-                next_message: 0,
-                runtime_status: new.status.runtime_status,
-                name: new.status.name.clone(),
-                created_at: new.status.created_at,
-                status: encode(&new.status),
-                lease: None,
-                queued: false,
-                activities: HashMap::new(),
-            },
-        );
-        inner.push_message(&id, &new.start, None, None);
-        inner.notify_status(&id);
+        inner.create(new)?;
         drop(inner);
         self.signals.orchestrations.notify_waiters();
         Ok(())
@@ -377,6 +404,7 @@ impl Store for MemoryStore {
             output: commit.status.output.clone(),
             custom_status: commit.status.custom_status.clone(),
             failure: commit.status.failure.clone(),
+            input: commit.status.input.clone().unwrap_or(status.input),
             last_updated_at: commit
                 .history
                 .iter()
@@ -448,6 +476,20 @@ impl Store for MemoryStore {
                     },
                 );
                 inner.activity_queue.push_back((id.clone(), task.id));
+            }
+        }
+        for child in &commit.sub_instances {
+            if !inner.instances.contains_key(&child.status.instance_id) {
+                inner.create(child.clone())?;
+            }
+        }
+        for message in &commit.messages {
+            let open = inner
+                .instances
+                .get(&message.instance_id)
+                .is_some_and(|i| !i.runtime_status.is_finished());
+            if open {
+                inner.push_message(&message.instance_id, &message.event, None, None);
             }
         }
         inner.release(id, None);
@@ -625,8 +667,7 @@ impl Store for MemoryStore {
         if !instance.runtime_status.is_finished() {
             return Err(StoreError::NotFinished(id.clone()));
         }
-        inner.instances.remove(id);
-        inner.delayed.retain(|(_, i, _)| i != id);
+        inner.remove(id);
         inner.notify_status(id);
         inner.watchers.remove(id);
         Ok(())

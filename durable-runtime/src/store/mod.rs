@@ -77,6 +77,9 @@ pub struct InstanceStatus {
     pub custom_status: Option<Value>,
     /// Why it failed, once failed.
     pub failure: Option<Failure>,
+    /// The orchestration that started this one as a sub-orchestration, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<InstanceId>,
 }
 
 /// An instance to create.
@@ -86,6 +89,21 @@ pub struct NewInstance {
     pub status: InstanceStatus,
     /// The first message of its inbox: the `ExecutionStarted` event.
     pub start: HistoryEvent,
+    /// When the start message becomes deliverable (a scheduled start); now if `None`.
+    pub start_at: Option<SystemTime>,
+    /// Whether a *finished* instance with the same id is replaced (its history and status
+    /// dropped) instead of failing with `AlreadyExists`. A running one is never replaced.
+    pub replace_finished: bool,
+}
+
+/// An event one instance sends another in a turn (a sub-orchestration's result to its
+/// parent, an event raised by code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// The receiver. A message to a missing or finished instance is dropped.
+    pub instance_id: InstanceId,
+    /// The event delivered to its inbox.
+    pub event: HistoryEvent,
 }
 
 /// A message store-assigned id, unique within its instance's inbox.
@@ -171,6 +189,8 @@ pub struct StatusUpdate {
     pub custom_status: Option<Value>,
     /// Why it failed, if failed.
     pub failure: Option<Failure>,
+    /// A new input, when the instance continued as new.
+    pub input: Option<Value>,
 }
 
 /// One turn of one instance, applied atomically: all of it or none.
@@ -184,6 +204,9 @@ pub struct TurnCommit {
     pub expected_version: u64,
     /// Events to append to the history.
     pub history: Vec<HistoryEvent>,
+    /// Whether `history` replaces the whole history instead of extending it (continue-as-new:
+    /// the old generation is dropped, so a history stays bounded).
+    pub replace_history: bool,
     /// Inbox messages this turn consumed.
     pub consumed: Vec<MessageId>,
     /// Activity results delivered in this turn straight from the worker that ran them: their
@@ -195,6 +218,10 @@ pub struct TurnCommit {
     pub timers: Vec<NewTimer>,
     /// Timers no longer awaited (their `TimerFired` will not be delivered).
     pub cancelled_timers: Vec<u64>,
+    /// Sub-orchestrations to create; one whose id exists already is left as it is.
+    pub sub_instances: Vec<NewInstance>,
+    /// Events for other instances' inboxes.
+    pub messages: Vec<OutgoingMessage>,
     /// The instance's status after the turn. A finished status drops its inbox and timers.
     pub status: StatusUpdate,
 }
