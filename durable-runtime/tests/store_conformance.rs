@@ -81,3 +81,35 @@ fn every_check_of_the_kit_has_a_test() {
         "keep this file's list in step with conformance::checks()"
     );
 }
+
+/// The runner an implementer uses in one line, skipping the checks MemoryStore is known to fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_kit_through_run_all_except() {
+    conformance::run_all_except(
+        MemoryStore::new,
+        &[
+            "history_round_trips_floats_exactly",
+            "timer_due_while_leased_is_delivered_after_commit",
+            "abandoned_fired_timer_is_delivered_again",
+        ],
+    )
+    .await;
+}
+
+/// The runner reports a failing check by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_all_names_the_failing_checks() {
+    use futures::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(conformance::run_all(MemoryStore::new))
+        .catch_unwind()
+        .await;
+    let Err(panic) = outcome else {
+        // MemoryStore passes everything: nothing to name.
+        return;
+    };
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("timer_due_while_leased_is_delivered_after_commit"),
+        "the report should name the failed checks: {message}"
+    );
+}

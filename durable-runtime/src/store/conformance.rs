@@ -1225,10 +1225,11 @@ pub async fn expired_lease_is_taken_over_and_old_holder_is_fenced<S: Store>(stor
         store.commit_turn(turn(&old, t(12))).await,
         "commit by the holder of an expired, taken-over lease",
     );
+    // Whether a stale abandon fails or is ignored is open; it must not release the new lease.
     let abandon = store.abandon_orchestration(&id, old.lease).await;
     assert!(
-        abandon.is_err(),
-        "abandon with a taken-over lease should fail, got {abandon:?}"
+        matches!(abandon, Ok(()) | Err(StoreError::Conflict { .. })),
+        "abandon with a taken-over lease should be Conflict (or ignored), got {abandon:?}"
     );
     fetch_none(
         &*store,
