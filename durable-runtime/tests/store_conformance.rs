@@ -30,7 +30,6 @@ conformance_tests! {
     message_order_is_preserved,
     commit_appends_history_across_turns,
     history_round_trips_every_event_kind,
-    #[ignore = "MemoryStore stores events through serde_json without `float_roundtrip`: -1.5e-300 comes back as -1.4999999999999998e-300"]
     history_round_trips_floats_exactly,
     commit_consumes_only_listed_messages,
     commit_updates_status,
@@ -43,9 +42,7 @@ conformance_tests! {
     next_wakeup_reports_earliest_timer_and_lease,
     cancelled_timer_is_not_delivered,
     finishing_drops_timers_and_inbox,
-    #[ignore = "MemoryStore bug: a timer promoted while its instance is leased is never re-queued after the commit (release -> make_ready(id, None))"]
     timer_due_while_leased_is_delivered_after_commit,
-    #[ignore = "MemoryStore bug: an abandoned TimerFired is not re-queued (release -> make_ready(id, None) ignores messages with visible_at)"]
     abandoned_fired_timer_is_delivered_again,
     activities_are_handed_out_once_with_a_lease,
     activity_result_is_delivered_to_the_instance,
@@ -68,6 +65,11 @@ conformance_tests! {
     signals_wake_activity_workers,
     concurrent_orchestration_workers_commit_each_turn_once,
     concurrent_activity_workers_run_each_attempt_once,
+    scheduled_start_is_delivered_at_start_at,
+    replace_finished_recreates_only_finished_instances,
+    sub_instances_are_created_with_the_turn,
+    messages_reach_other_instances_with_the_turn,
+    replace_history_drops_the_old_generation,
 }
 
 #[test]

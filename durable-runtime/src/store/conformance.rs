@@ -40,7 +40,8 @@ use tokio::sync::Notify;
 
 use super::{
     ActivityLease, ActivityTask, ActivityWork, InstanceQuery, InstanceStatus, NewInstance,
-    NewTimer, OrchestrationWork, RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
+    NewTimer, OrchestrationWork, OutgoingMessage, RuntimeStatus, StatusUpdate, Store, StoreError,
+    TurnCommit,
 };
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
 use crate::InstanceId;
@@ -126,6 +127,11 @@ pub fn checks<S: Store>() -> Vec<Check<S>> {
         signals_wake_activity_workers,
         concurrent_orchestration_workers_commit_each_turn_once,
         concurrent_activity_workers_run_each_attempt_once,
+        scheduled_start_is_delivered_at_start_at,
+        replace_finished_recreates_only_finished_instances,
+        sub_instances_are_created_with_the_turn,
+        messages_reach_other_instances_with_the_turn,
+        replace_history_drops_the_old_generation,
     ]
 }
 
@@ -205,6 +211,7 @@ fn new_instance(id: &InstanceId, name: &str, created_at: SystemTime) -> NewInsta
             output: None,
             custom_status: None,
             failure: None,
+            parent: None,
         },
         start: HistoryEvent::new(Event::ExecutionStarted {
             name: name.into(),
@@ -212,6 +219,8 @@ fn new_instance(id: &InstanceId, name: &str, created_at: SystemTime) -> NewInsta
             input,
             seed: 42,
         }),
+        start_at: None,
+        replace_finished: false,
     }
 }
 
@@ -262,16 +271,20 @@ fn turn(work: &OrchestrationWork, now: SystemTime) -> TurnCommit {
         history: std::iter::once(started(now))
             .chain(work.messages.iter().map(|m| m.event.clone()))
             .collect(),
+        replace_history: false,
         consumed: work.messages.iter().map(|m| m.id).collect(),
         completed_activities: Vec::new(),
         activities: Vec::new(),
         timers: Vec::new(),
         cancelled_timers: Vec::new(),
+        sub_instances: Vec::new(),
+        messages: Vec::new(),
         status: StatusUpdate {
             runtime_status: RuntimeStatus::Running,
             output: None,
             custom_status: None,
             failure: None,
+            input: None,
         },
     }
 }
@@ -290,6 +303,7 @@ fn completing(mut commit: TurnCommit) -> TurnCommit {
         output: Some(json!("done")),
         custom_status: None,
         failure: None,
+        input: None,
     };
     commit
 }
@@ -561,16 +575,20 @@ pub async fn unknown_instance_is_not_found<S: Store>(store: Arc<S>) {
         lease: 1,
         expected_version: 0,
         history: vec![started(t(0))],
+        replace_history: false,
         consumed: vec![],
         completed_activities: vec![],
         activities: vec![],
         timers: vec![],
         cancelled_timers: vec![],
+        sub_instances: vec![],
+        messages: vec![],
         status: StatusUpdate {
             runtime_status: RuntimeStatus::Running,
             output: None,
             custom_status: None,
             failure: None,
+            input: None,
         },
     };
     let result = store.commit_turn(commit).await;
@@ -1045,6 +1063,7 @@ pub async fn commit_updates_status<S: Store>(store: Arc<S>) {
         output: None,
         custom_status: Some(json!("last words")),
         failure: Some(Failure::new("boom", "it broke")),
+        input: None,
     };
     commit(&*store, commit_, "failing turn").await;
     let expected = InstanceStatus {
@@ -2588,4 +2607,142 @@ pub async fn concurrent_activity_workers_run_each_attempt_once<S: Store>(store: 
         ]
     })
     .await;
+}
+
+/// A start with `start_at` is not deliverable before then, and is afterwards.
+pub async fn scheduled_start_is_delivered_at_start_at<S: Store>(store: Arc<S>) {
+    let id = iid("scheduled");
+    let mut new = new_instance(&id, NAME, t(0));
+    new.start_at = Some(t(100));
+    ok(store.create_instance(new).await, "scheduled create");
+    fetch_none(&*store, t(99), "before start_at").await;
+    assert_eq!(
+        ok(store.next_wakeup().await, "next_wakeup"),
+        Some(t(100)),
+        "the scheduled start is the next wake-up"
+    );
+    let work = fetch(&*store, t(100), "at start_at").await;
+    assert_eq!(work.instance_id, id);
+    assert!(
+        matches!(work.messages[0].event.event, Event::ExecutionStarted { .. }),
+        "the start message is delivered: {:?}",
+        work.messages
+    );
+}
+
+/// `replace_finished` re-creates a finished instance from scratch, never a running one.
+pub async fn replace_finished_recreates_only_finished_instances<S: Store>(store: Arc<S>) {
+    let id = running(&*store, "replaceable").await;
+    let mut again = new_instance(&id, "second", t(5));
+    again.replace_finished = true;
+    assert_eq!(
+        store.create_instance(again.clone()).await,
+        Err(StoreError::AlreadyExists(id.clone())),
+        "a running instance is never replaced"
+    );
+    finish(&*store, &id, t(1), RuntimeStatus::Completed).await;
+    ok(
+        store.create_instance(again.clone()).await,
+        "replace the finished instance",
+    );
+    assert_eq!(status(&*store, &id, "after replace").await, again.status);
+    assert!(
+        history(&*store, &id, "after replace").await.is_empty(),
+        "the old history is gone"
+    );
+    let work = fetch(&*store, t(6), "the new start").await;
+    assert_eq!(work.version, 0);
+    assert_eq!(events(&work), vec![again.start]);
+}
+
+/// `sub_instances` are created atomically with the turn; one that exists is left alone.
+pub async fn sub_instances_are_created_with_the_turn<S: Store>(store: Arc<S>) {
+    let parent = running(&*store, "parent").await;
+    let existing = create(&*store, "existing-child", t(0)).await;
+    let before = status(&*store, &existing, "existing child").await;
+    let _ = fetch(&*store, t(0), "take the existing child's start").await;
+    let child = iid("parent:0");
+    let mut new_child = new_instance(&child, "child", t(1));
+    new_child.status.parent = Some(parent.clone());
+    let mut clash = new_instance(&existing, "clash", t(1));
+    clash.status.parent = Some(parent.clone());
+    let work = lease(&*store, &parent, t(1), "parent turn").await;
+    let mut commit_ = turn(&work, t(1));
+    commit_.sub_instances = vec![new_child.clone(), clash];
+    commit(&*store, commit_, "parent turn").await;
+    assert_eq!(
+        status(&*store, &child, "child").await,
+        new_child.status,
+        "the child exists with its parent"
+    );
+    assert_eq!(
+        status(&*store, &existing, "existing").await,
+        before,
+        "an existing id is left as it is"
+    );
+    let work = fetch(&*store, t(2), "the child's start").await;
+    assert_eq!(work.instance_id, child);
+    assert_eq!(events(&work), vec![new_child.start]);
+}
+
+/// `messages` reach other live instances with the turn; those to missing or finished
+/// instances are dropped without failing the turn.
+pub async fn messages_reach_other_instances_with_the_turn<S: Store>(store: Arc<S>) {
+    let sender = running(&*store, "sender").await;
+    let receiver = running(&*store, "receiver").await;
+    let done = running(&*store, "done").await;
+    finish(&*store, &done, t(1), RuntimeStatus::Completed).await;
+    let work = lease(&*store, &sender, t(2), "sending turn").await;
+    let mut commit_ = turn(&work, t(2));
+    let note = raised("note", json!({"from": "sender"}));
+    commit_.messages = vec![
+        OutgoingMessage {
+            instance_id: receiver.clone(),
+            event: note.clone(),
+        },
+        OutgoingMessage {
+            instance_id: iid("nobody"),
+            event: note.clone(),
+        },
+        OutgoingMessage {
+            instance_id: done.clone(),
+            event: note.clone(),
+        },
+    ];
+    commit(&*store, commit_, "sending turn").await;
+    let work = fetch(&*store, t(3), "the receiver's turn").await;
+    assert_eq!(work.instance_id, receiver);
+    assert_eq!(events(&work), vec![note]);
+    fetch_none(&*store, t(3), "nothing else").await;
+    assert_eq!(
+        store.status(&iid("nobody")).await,
+        Ok(None),
+        "no instance is created"
+    );
+}
+
+/// `replace_history` (continue-as-new) drops the old generation and sets the new input.
+pub async fn replace_history_drops_the_old_generation<S: Store>(store: Arc<S>) {
+    let id = running(&*store, "generations").await;
+    let work = lease(&*store, &id, t(1), "restart turn").await;
+    let mut commit_ = turn(&work, t(1));
+    let restart = HistoryEvent::new(Event::ExecutionStarted {
+        name: NAME.into(),
+        version: 3,
+        input: json!(2),
+        seed: 7,
+    });
+    commit_.replace_history = true;
+    commit_.history = Vec::new();
+    commit_.messages = vec![OutgoingMessage {
+        instance_id: id.clone(),
+        event: restart.clone(),
+    }];
+    commit_.status.input = Some(json!(2));
+    commit(&*store, commit_, "restart turn").await;
+    assert!(history(&*store, &id, "after restart").await.is_empty());
+    assert_eq!(status(&*store, &id, "after restart").await.input, json!(2));
+    let work = fetch(&*store, t(2), "the new generation").await;
+    assert_eq!(work.version, 0, "the version restarts with the history");
+    assert_eq!(events(&work), vec![restart]);
 }

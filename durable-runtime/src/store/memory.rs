@@ -155,7 +155,15 @@ impl Inner {
             if first.0 > now {
                 break;
             }
-            let (_, id, _) = self.delayed.pop_first().expect("first exists");
+            let (_, id, message_id) = self.delayed.pop_first().expect("first exists");
+            // Due now and for good: from here on it is an ordinary deliverable message.
+            if let Some(message) = self
+                .instances
+                .get_mut(&id)
+                .and_then(|i| i.inbox.iter_mut().find(|m| m.id == message_id))
+            {
+                message.visible_at = None;
+            }
             self.make_ready(&id, Some(now));
         }
         while let Some(first) = self.leases.first() {
@@ -419,6 +427,9 @@ impl Store for MemoryStore {
         let status_changed = encode(&status) != instance.status;
 
         let instance = inner.instance(id)?;
+        if commit.replace_history {
+            instance.history.clear();
+        }
         instance.history.extend(commit.history.iter().map(encode));
         instance.runtime_status = status.runtime_status;
         instance.status = encode(&status);
@@ -479,9 +490,8 @@ impl Store for MemoryStore {
             }
         }
         for child in &commit.sub_instances {
-            if !inner.instances.contains_key(&child.status.instance_id) {
-                inner.create(child.clone())?;
-            }
+            // `create` only refuses an instance it leaves untouched.
+            let _ = inner.create(child.clone());
         }
         for message in &commit.messages {
             let open = inner

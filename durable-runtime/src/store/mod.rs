@@ -127,7 +127,8 @@ pub struct OrchestrationWork {
     pub lease: LeaseToken,
     /// The history's length: the commit expects it unchanged.
     pub version: u64,
-    /// The events to deliver in this turn, oldest first.
+    /// The events to deliver in this turn, in the order they were sent (a timer counts as
+    /// sent when it was created).
     pub messages: Vec<Delivery>,
 }
 
@@ -218,7 +219,8 @@ pub struct TurnCommit {
     pub timers: Vec<NewTimer>,
     /// Timers no longer awaited (their `TimerFired` will not be delivered).
     pub cancelled_timers: Vec<u64>,
-    /// Sub-orchestrations to create; one whose id exists already is left as it is.
+    /// Sub-orchestrations to create, as `create_instance` would (so `replace_finished`
+    /// applies); one whose id exists and is not replaced is left as it is.
     pub sub_instances: Vec<NewInstance>,
     /// Events for other instances' inboxes.
     pub messages: Vec<OutgoingMessage>,
@@ -335,10 +337,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         -> Result<Vec<HistoryEvent>, StoreError>;
 
     /// Applies a turn atomically, if the lease and the history length still hold; releases
-    /// the lease. Fails with `Conflict` otherwise, changing nothing.
+    /// the lease. Fails with `Conflict` otherwise (or `NotFound` for an unknown instance),
+    /// changing nothing and keeping the lease. A finished status also drops the instance's
+    /// inbox, timers and activity attempts not yet completed.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
 
-    /// Releases a lease without committing: the messages will be delivered again.
+    /// Releases a lease without committing: the messages will be delivered again. A stale
+    /// lease changes nothing (`Conflict`, or `Ok` ignoring it).
     async fn abandon_orchestration(
         &self,
         instance_id: &InstanceId,
@@ -364,7 +369,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Releases an activity lease without a result: the attempt will run again.
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError>;
 
-    /// What is known of an instance, if it exists.
+    /// What is known of an instance: `Ok(None)` if it does not exist.
     async fn status(&self, instance_id: &InstanceId) -> Result<Option<InstanceStatus>, StoreError>;
 
     /// A page of instances matching `query`.
