@@ -201,6 +201,9 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
                 version: O::VERSION,
                 input: input.clone(),
                 seed,
+                parent: None,
+                generation: 0,
+                eager_restarts: 0,
             });
             let status = InstanceStatus {
                 instance_id: id.clone(),

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::InstanceId;
+
 /// The version of the history format this release writes. Every stored event carries the
 /// version it was written with, so later releases can read older histories.
 pub const FORMAT_VERSION: u32 = 1;
@@ -57,6 +59,16 @@ pub enum Event {
         input: Value,
         /// Seed of `ctx.random()` and `ctx.new_uuid()`.
         seed: u64,
+        /// The orchestration that called this one, for a sub-orchestration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentRef>,
+        /// How many times the instance continued as new before this generation.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u64,
+        /// How many generations in a row continued as new in their first turn, awaiting
+        /// nothing: the guard against a tight loop of restarts.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        eager_restarts: u64,
     },
     /// An activity was scheduled (a command).
     TaskScheduled {
@@ -68,6 +80,57 @@ pub enum Event {
         input: Value,
         /// Which attempt this is, from 1.
         attempt: u32,
+    },
+    /// A sub-orchestration was started (a command).
+    SubOrchestrationCreated {
+        /// Sequence number of the command.
+        id: u64,
+        /// The child orchestrator's durable name.
+        name: String,
+        /// Its version.
+        version: u32,
+        /// The child instance's id.
+        instance_id: InstanceId,
+        /// Its input, as JSON.
+        input: Value,
+    },
+    /// A sub-orchestration completed.
+    SubOrchestrationCompleted {
+        /// Sequence number of the `SubOrchestrationCreated` it answers.
+        id: u64,
+        /// Its output, as JSON.
+        output: Value,
+    },
+    /// A sub-orchestration failed (or was terminated).
+    SubOrchestrationFailed {
+        /// Sequence number of the `SubOrchestrationCreated` it answers.
+        id: u64,
+        /// Why.
+        failure: Failure,
+    },
+    /// A client terminated the instance.
+    ExecutionTerminated {
+        /// The output recorded for the instance.
+        output: Value,
+        /// Whether running sub-orchestrations are terminated too.
+        recursive: bool,
+    },
+    /// A client suspended the instance: new events are held until it resumes.
+    ExecutionSuspended {
+        /// Why, if the client said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A client resumed the instance.
+    ExecutionResumed {
+        /// Why, if the client said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The code took the new branch of `ctx.patched(name)` (a command).
+    PatchApplied {
+        /// The patch's name.
+        name: String,
     },
     /// An activity returned `Ok`.
     TaskCompleted {
@@ -140,6 +203,13 @@ impl Event {
             Event::EventWaitStarted { .. } => "EventWaitStarted",
             Event::EventRaised { .. } => "EventRaised",
             Event::ExecutionCompleted { .. } => "ExecutionCompleted",
+            Event::SubOrchestrationCreated { .. } => "SubOrchestrationCreated",
+            Event::SubOrchestrationCompleted { .. } => "SubOrchestrationCompleted",
+            Event::SubOrchestrationFailed { .. } => "SubOrchestrationFailed",
+            Event::ExecutionTerminated { .. } => "ExecutionTerminated",
+            Event::ExecutionSuspended { .. } => "ExecutionSuspended",
+            Event::ExecutionResumed { .. } => "ExecutionResumed",
+            Event::PatchApplied { .. } => "PatchApplied",
         }
     }
 
@@ -151,6 +221,8 @@ impl Event {
             Event::TaskScheduled { .. }
                 | Event::TimerCreated { .. }
                 | Event::EventWaitStarted { .. }
+                | Event::SubOrchestrationCreated { .. }
+                | Event::PatchApplied { .. }
                 | Event::ExecutionCompleted { .. }
         )
     }
@@ -163,6 +235,21 @@ pub enum CompletionStatus {
     Completed,
     /// It returned `Err`, panicked, or broke determinism.
     Failed,
+    /// A client terminated it.
+    Terminated,
+}
+
+/// The caller of a sub-orchestration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The calling instance.
+    pub instance_id: InstanceId,
+    /// The sequence number of its `SubOrchestrationCreated` event.
+    pub id: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why an activity attempt or an orchestration failed.
@@ -218,6 +305,10 @@ pub mod kinds {
     pub const TIMEOUT: &str = "timeout";
     /// The orchestration awaited something that is not a durable operation.
     pub const NOT_DURABLE: &str = "not_durable";
+    /// A client terminated the orchestration (as a sub-orchestration's failure).
+    pub const TERMINATED: &str = "terminated";
+    /// The orchestration continued as new too many times in a row without awaiting anything.
+    pub const RESTART_LOOP: &str = "restart_loop";
 }
 
 fn short_type_name<T: ?Sized>() -> String {

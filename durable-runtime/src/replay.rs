@@ -351,6 +351,7 @@ impl Execution {
                 version,
                 input,
                 seed,
+                ..
             } => {
                 self.state().seed(name, *seed);
                 let Some(start) = registry.orchestrator(name, *version) else {

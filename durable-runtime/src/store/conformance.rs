@@ -218,6 +218,9 @@ fn new_instance(id: &InstanceId, name: &str, created_at: SystemTime) -> NewInsta
             version: 3,
             input,
             seed: 42,
+            parent: None,
+            generation: 0,
+            eager_restarts: 0,
         }),
         start_at: None,
         replace_finished: false,
@@ -915,6 +918,12 @@ pub async fn history_round_trips_every_event_kind<S: Store>(store: Arc<S>) {
             version: u32::MAX,
             input: json!({ "big": big, "n": u64::MAX, "i": i64::MIN, "f": 0.1 }),
             seed: u64::MAX,
+            parent: Some(crate::history::ParentRef {
+                instance_id: iid("the/parent"),
+                id: 9,
+            }),
+            generation: 3,
+            eager_restarts: 1,
         }),
         HistoryEvent::new(Event::TaskScheduled {
             id: 1,
@@ -2731,6 +2740,9 @@ pub async fn replace_history_drops_the_old_generation<S: Store>(store: Arc<S>) {
         version: 3,
         input: json!(2),
         seed: 7,
+        parent: None,
+        generation: 0,
+        eager_restarts: 0,
     });
     commit_.replace_history = true;
     commit_.history = Vec::new();
