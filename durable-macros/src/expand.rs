@@ -43,9 +43,8 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
     let mut run = item.sig.clone();
     run.ident = Ident::new("run", ident.span());
     let block = &item.block;
-    let run_doc = format!(
-        " Runs the body of `{ident}` directly, without the runtime: nothing is recorded or replayed (for unit tests)."
-    );
+    let run_doc =
+        format!(" The body of `{ident}`, run directly without the runtime (for unit tests).");
 
     let name = options
         .name
