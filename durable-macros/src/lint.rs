@@ -245,7 +245,8 @@ impl Lint<'_> {
         self.errors.spanned(
             tokens,
             format_args!(
-                "{what} is not deterministic: {}, and orchestrator code is replayed; {} (determinism rule `{}`; if this use is deliberate, write `#[orchestrator(allow({}))]`)",
+                "{what} cannot be used in an orchestrator, whose code is replayed: {}; {} \
+                 (determinism rule `{}`; if this use is deliberate, write `#[orchestrator(allow({}))]`)",
                 rule.why, rule.fix, rule.id, rule.id
             ),
         );
@@ -278,18 +279,24 @@ impl Lint<'_> {
         let mut tokens = mac.tokens.clone().into_iter();
         let biased = matches!(tokens.next(), Some(proc_macro2::TokenTree::Ident(ident)) if ident == "biased")
             && matches!(tokens.next(), Some(proc_macro2::TokenTree::Punct(punct)) if punct.as_char() == ';');
+        // Pointing at `tokio::select!`, not at the whole body.
+        let (path, bang) = (&mac.path, &mac.bang_token);
+        let invocation = quote::quote!(#path #bang);
         if futures {
             let rule = rule("select").expect("the select rule exists");
             if !self.allowed.iter().any(|id| id == rule.id) {
                 self.errors.spanned(
-                    mac,
-                    "`futures::select!` is not deterministic: it polls its branches in random order, so a replay may take a different branch than the recorded run, and orchestrator code is replayed; use `futures::select_biased!`, where the first ready branch in source order wins (determinism rule `select`; if this use is deliberate, write `#[orchestrator(allow(select))]`)",
+                    &invocation,
+                    "`futures::select!` cannot be used in an orchestrator, whose code is replayed: \
+                     it polls its branches in random order, so a replay may take a different branch than the recorded run; \
+                     use `futures::select_biased!`, where the first ready branch in source order wins \
+                     (determinism rule `select`; if this use is deliberate, write `#[orchestrator(allow(select))]`)",
                 );
             }
         } else if !biased {
             self.report(
                 rule("select").expect("the select rule exists"),
-                mac,
+                &invocation,
                 "`select!` without `biased;`",
             );
         }

@@ -249,9 +249,10 @@ fn check_params<'a>(
     if inputs.len() > 1 {
         let patterns: Vec<String> = inputs.iter().map(|param| display(&param.pat)).collect();
         let types: Vec<String> = inputs.iter().map(|param| display(&param.ty)).collect();
-        // Pointing at the second input: the first one is where an input belongs.
+        // Pointing at the extra inputs: the first one is where an input belongs.
+        let extra = &inputs[1..];
         errors.spanned(
-            inputs[1],
+            quote::quote!(#(#extra),*),
             format_args!(
                 "`{attr}` functions take at most one input after the context, because the input is stored \
                  in the history as one value; combine them into a struct, or a tuple: `({}): ({})`",

@@ -28,11 +28,16 @@ pub async fn fulfil(ctx: OrchestrationContext, order: Order) -> Result<String, a
 }
 
 fn main() {
-    let _builder = Runtime::builder().activity(charge_card).orchestrator(fulfil);
+    let _builder = Runtime::builder()
+        .activity(charge_card)
+        .orchestrator(fulfil);
     // The struct is a value, and `run` calls the body directly.
     let _copy = charge_card;
     let _future = charge_card::run(
         ActivityContext::for_test("order-1", 1),
-        Order { id: 1, amount_cents: 100 },
+        Order {
+            id: 1,
+            amount_cents: 100,
+        },
     );
 }
