@@ -382,3 +382,107 @@ impl Visit<'_> for Lint<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    /// How many findings the lint reports on `body` with `allowed` rules switched off.
+    fn findings(body: Block, allowed: &[&str]) -> usize {
+        let allowed: Vec<Ident> = allowed
+            .iter()
+            .map(|id| Ident::new(id, proc_macro2::Span::call_site()))
+            .collect();
+        let mut errors = Errors::default();
+        check(&body, &allowed, &mut errors);
+        errors.count()
+    }
+
+    #[test]
+    fn bare_names_are_the_users_own() {
+        assert_eq!(
+            findings(
+                parse_quote!({
+                    let t = now();
+                    sleep(d).await;
+                    spawn(x);
+                }),
+                &[]
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn paths_match_by_suffix_whatever_their_prefix() {
+        assert_eq!(findings(parse_quote!({ SystemTime::now() }), &[]), 1);
+        assert_eq!(
+            findings(parse_quote!({ ::std::time::SystemTime::now() }), &[]),
+            1
+        );
+        assert_eq!(findings(parse_quote!({ time::sleep(d) }), &[]), 1);
+        assert_eq!(findings(parse_quote!({ SystemTime::UNIX_EPOCH }), &[]), 0);
+    }
+
+    #[test]
+    fn a_use_inside_the_body_is_followed() {
+        let body = parse_quote!({
+            use tokio::time::{sleep, Instant as Clock};
+            sleep(d).await;
+            Clock::now();
+        });
+        assert_eq!(findings(body, &[]), 2);
+    }
+
+    #[test]
+    fn every_finding_is_reported_and_allow_silences_one_rule() {
+        let body: Block = parse_quote!({
+            rand::random();
+            Uuid::new_v4();
+            std::env::var("X");
+        });
+        assert_eq!(findings(body.clone(), &[]), 3);
+        assert_eq!(findings(body, &["uuid"]), 2);
+    }
+
+    #[test]
+    fn select_needs_biased_first() {
+        let unbiased = parse_quote!({
+            tokio::select! { v = a => v, _ = b => 0 }
+        });
+        assert_eq!(findings(unbiased, &[]), 1);
+        let biased = parse_quote!({
+            tokio::select! { biased; v = a => v, _ = b => 0 }
+        });
+        assert_eq!(findings(biased, &[]), 0);
+        // The branches are linted too.
+        let inside = parse_quote!({
+            select! { biased; v = a => SystemTime::now(), else => 0 }
+        });
+        assert_eq!(findings(inside, &[]), 1);
+        assert_eq!(
+            findings(
+                parse_quote!({
+                    futures::select! { v = a => v }
+                }),
+                &[]
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn macro_arguments_are_linted_when_they_are_expressions() {
+        assert_eq!(
+            findings(parse_quote!({ format!("{:?}", Instant::now()) }), &[]),
+            1
+        );
+        // Not comma-separated expressions: skipped rather than guessed at.
+        assert_eq!(
+            findings(parse_quote!({ my_dsl!(when Instant::now() => go) }), &[]),
+            0
+        );
+    }
+}

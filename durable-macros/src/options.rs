@@ -115,7 +115,8 @@ fn parse_options(
                 Err(_) => {
                     errors.spanned(
                         &value,
-                        "`crate` must name the runtime crate as a path, for example `crate = \"::durable\"` when the dependency is renamed to `durable`",
+                        "`crate` must name the runtime crate as a path, \
+                         for example `crate = \"::durable\"` when the dependency is renamed to `durable`",
                     );
                     None
                 }
@@ -128,7 +129,9 @@ fn parse_options(
             let value = if kind == Kind::Orchestrator {
                 errors.at(
                     key.span,
-                    "`retry` is an option of `#[activity]`: an orchestration is not retried as a whole; set the policy on its calls with `ctx.call(..).retry(policy)` or on the activity with `#[activity(retry = ..)]`",
+                    "`retry` is an option of `#[activity]`: \
+                     an orchestration is not retried as a whole; \
+                     set the policy on its calls with `ctx.call(..).retry(policy)` or on the activity with `#[activity(retry = ..)]`",
                 );
                 None
             } else {
@@ -142,7 +145,8 @@ fn parse_options(
             let value = if kind == Kind::Activity {
                 errors.at(
                     key.span,
-                    "`version` is an option of `#[orchestrator]`: activities are not replayed, so they have no version; give a changed activity a new `name = \"..\"` instead",
+                    "`version` is an option of `#[orchestrator]`: activities are not replayed, \
+                     so they have no version; give a changed activity a new `name = \"..\"` instead",
                 );
                 None
             } else {
@@ -157,7 +161,8 @@ fn parse_options(
             let value = if kind == Kind::Activity {
                 errors.at(
                     key.span,
-                    "`allow(..)` is an option of `#[orchestrator]`: activities are not replayed, so the determinism lint does not check them; remove it",
+                    "`allow(..)` is an option of `#[orchestrator]`: activities are not replayed, \
+                     so the determinism lint does not check them; remove it",
                 );
                 None
             } else {
@@ -207,7 +212,8 @@ fn check_name(value: LitStr, errors: &mut Errors) -> Option<LitStr> {
     if text.trim().is_empty() || text.trim() != text {
         errors.spanned(
             &value,
-            "the durable name must not be empty or start or end with spaces: it is how histories refer to this function",
+            "the durable name must not be empty or start or end with spaces: \
+             it is how histories refer to this function",
         );
         return None;
     }
@@ -219,7 +225,8 @@ fn check_version(value: LitInt, errors: &mut Errors) -> Option<LitInt> {
         Ok(0) | Err(_) => {
             errors.spanned(
                 &value,
-                "`version` must be an integer from 1 (the default) to u32::MAX; bump it when the orchestrator's code changes in a way old histories cannot replay",
+                "`version` must be an integer from 1 (the default) to u32::MAX; \
+                 bump it when the orchestrator's code changes in a way old histories cannot replay",
             );
             None
         }
