@@ -1,0 +1,14 @@
+//! Compile-time behaviour of `#[activity]` and `#[orchestrator]`: the shapes they accept, and
+//! the message a user gets for each misuse.
+//!
+//! Each file under `ui/fail` breaks one rule; its `.stderr` is the reviewed message. After
+//! changing a message, re-record with
+//! `TRYBUILD=overwrite cargo test -p durable-runtime --test ui` and read the diff.
+//! The `.stderr` files depend on the compiler version pinned in `rust-toolchain.toml`.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}

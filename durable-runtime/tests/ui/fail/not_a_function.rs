@@ -1,0 +1,8 @@
+use durable_runtime::activity;
+
+#[activity]
+struct SendEmail {
+    to: String,
+}
+
+fn main() {}
