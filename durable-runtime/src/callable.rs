@@ -90,12 +90,17 @@ pub trait Orchestrator: Send + Sync + 'static {
 #[doc(hidden)]
 pub enum ActivityKind {}
 
-/// Something an orchestration can call with [`OrchestrationContext::call`]: an activity (and,
-/// later, an orchestrator). Sealed: implemented through the attribute macros only.
+/// Kind marker: the callee is an orchestrator (a sub-orchestration).
+#[doc(hidden)]
+pub enum OrchestratorKind {}
+
+/// Something an orchestration can call with [`OrchestrationContext::call`]: an activity, or
+/// an orchestrator (run as a sub-orchestration). Sealed: implemented through the attribute
+/// macros only.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be called from an orchestration",
-    label = "expected a function annotated with `#[activity]`",
-    note = "`ctx.call(f, input)` takes the unit type that `#[activity]` generates for `f`"
+    label = "expected a function annotated with `#[activity]` or `#[orchestrator]`",
+    note = "`ctx.call(f, input)` takes the unit type that `#[activity]` or `#[orchestrator]` generates for `f`"
 )]
 pub trait Callable<Kind>: Send + 'static + sealed::Sealed<Kind> {
     /// What the callee takes.
@@ -117,11 +122,19 @@ pub enum CallTarget {
         /// The policy when the call site sets none.
         default_retry: Option<RetryPolicy>,
     },
+    /// An orchestrator by durable name and version, run as a sub-orchestration.
+    Orchestrator {
+        /// The durable name.
+        name: &'static str,
+        /// The version.
+        version: u32,
+    },
 }
 
 mod sealed {
     pub trait Sealed<Kind> {}
     impl<A: super::Activity> Sealed<super::ActivityKind> for A {}
+    impl<O: super::Orchestrator> Sealed<super::OrchestratorKind> for O {}
 }
 
 impl<A: Activity> Callable<ActivityKind> for A {
@@ -131,6 +144,17 @@ impl<A: Activity> Callable<ActivityKind> for A {
         CallTarget::Activity {
             name: A::NAME,
             default_retry: A::default_retry(),
+        }
+    }
+}
+
+impl<O: Orchestrator> Callable<OrchestratorKind> for O {
+    type Input = O::Input;
+    type Output = O::Output;
+    fn __target() -> CallTarget {
+        CallTarget::Orchestrator {
+            name: O::NAME,
+            version: O::VERSION,
         }
     }
 }

@@ -21,6 +21,24 @@ pub enum TaskError {
         /// The last attempt's failure.
         failure: Failure,
     },
+    /// The sub-orchestration failed on its last attempt, or was terminated.
+    #[error("sub-orchestration `{name}` failed after {attempts} attempt(s): {failure}")]
+    SubOrchestrationFailed {
+        /// The orchestrator's durable name.
+        name: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's failure.
+        failure: Failure,
+    },
+    /// The child instance id is not valid.
+    #[error("cannot start sub-orchestration `{name}`: {error}")]
+    InvalidInstanceId {
+        /// The orchestrator's durable name.
+        name: String,
+        /// What is wrong with the id.
+        error: InvalidInstanceId,
+    },
     /// No event named `name` arrived within `after`.
     #[error("no event `{name}` arrived within {after:?}")]
     EventTimedOut {
@@ -42,10 +60,11 @@ pub enum TaskError {
 }
 
 impl TaskError {
-    /// The failure recorded for an activity, if that is what failed.
+    /// The failure recorded for an activity or sub-orchestration, if that is what failed.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            TaskError::ActivityFailed { failure, .. } => Some(failure),
+            TaskError::ActivityFailed { failure, .. }
+            | TaskError::SubOrchestrationFailed { failure, .. } => Some(failure),
             _ => None,
         }
     }

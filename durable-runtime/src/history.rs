@@ -98,6 +98,10 @@ pub enum Event {
     SubOrchestrationCompleted {
         /// Sequence number of the `SubOrchestrationCreated` it answers.
         id: u64,
+        /// The parent's generation that called it (results for an earlier generation, from
+        /// before a continue-as-new, are ignored).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u64,
         /// Its output, as JSON.
         output: Value,
     },
@@ -105,6 +109,9 @@ pub enum Event {
     SubOrchestrationFailed {
         /// Sequence number of the `SubOrchestrationCreated` it answers.
         id: u64,
+        /// The parent's generation that called it.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u64,
         /// Why.
         failure: Failure,
     },
@@ -246,6 +253,9 @@ pub struct ParentRef {
     pub instance_id: InstanceId,
     /// The sequence number of its `SubOrchestrationCreated` event.
     pub id: u64,
+    /// The parent's generation (see continue-as-new) that made the call.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

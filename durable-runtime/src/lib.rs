@@ -109,7 +109,9 @@ mod worker;
 pub use durable_macros::{activity, orchestrator};
 
 pub use activity::ActivityContext;
-pub use callable::{Activity, ActivityKind, Callable, FailureSource, Orchestrator, Payload};
+pub use callable::{
+    Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
+};
 pub use client::{Client, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};

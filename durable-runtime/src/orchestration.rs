@@ -44,6 +44,18 @@ pub(crate) enum Command {
         id: u64,
         name: String,
     },
+    SubOrchestration {
+        id: u64,
+        name: String,
+        version: u32,
+        instance_id: InstanceId,
+        input: Value,
+    },
+    /// `ctx.patched(name)` took the new branch; takes no sequence number, so code with and
+    /// without the patch numbers its other commands alike.
+    Patch {
+        name: String,
+    },
 }
 
 #[derive(Debug)]
@@ -75,6 +87,26 @@ pub(crate) struct State {
     rng: u64,
     /// Set once the orchestration has finished: drops no longer cancel anything.
     pub(crate) closed: bool,
+    /// How this generation was started (from its `ExecutionStarted` event).
+    pub(crate) start: Option<Start>,
+    /// Running sub-orchestrations by sequence number, for a recursive terminate.
+    pub(crate) children: BTreeMap<u64, InstanceId>,
+    /// While replaying a turn: the commands it recorded, so `ctx.patched` can tell which
+    /// branch the recorded run took.
+    pub(crate) recorded: Vec<crate::Event>,
+    /// Set by `ctx.continue_as_new`: the next generation's input and whether buffered events
+    /// carry over.
+    pub(crate) continue_as_new: Option<(Value, bool)>,
+}
+
+/// What an `ExecutionStarted` event said.
+#[derive(Debug, Clone)]
+pub(crate) struct Start {
+    pub(crate) version: u32,
+    pub(crate) seed: u64,
+    pub(crate) parent: Option<crate::history::ParentRef>,
+    pub(crate) generation: u64,
+    pub(crate) eager_restarts: u64,
 }
 
 impl State {
@@ -93,12 +125,28 @@ impl State {
             buffered: HashMap::new(),
             rng: 0,
             closed: false,
+            start: None,
+            children: BTreeMap::new(),
+            recorded: Vec::new(),
+            continue_as_new: None,
         }
     }
 
-    pub(crate) fn seed(&mut self, name: &str, seed: u64) {
+    pub(crate) fn begin(&mut self, name: &str, start: Start) {
         self.name = name.to_string();
-        self.rng = seed;
+        self.rng = start.seed;
+        self.start = Some(start);
+    }
+
+    /// Events raised but never awaited, oldest first (carried over by continue-as-new).
+    pub(crate) fn take_buffered(&mut self) -> Vec<(String, Value)> {
+        let mut carried = Vec::new();
+        for (name, values) in self.buffered.drain() {
+            carried.extend(values.into_iter().map(|v| (name.clone(), v)));
+        }
+        // HashMap order is arbitrary: sort by name so the carried order is deterministic.
+        carried.sort_by(|a, b| a.0.cmp(&b.0));
+        carried
     }
 
     fn issue(&mut self, command: impl FnOnce(u64) -> Command) -> u64 {
@@ -234,19 +282,69 @@ impl OrchestrationContext {
     /// Calls an activity: `ctx.call(charge_card, order).await?`. The input type is checked
     /// against the callee at compile time; `.retry(policy)` and `.timeout(duration)` configure
     /// the call before it is awaited.
-    pub fn call<K, C: Callable<K>>(&self, callee: C, input: C::Input) -> Call<C::Output> {
+    ///
+    /// Calling an orchestrator runs it as a sub-orchestration: a child instance with its own
+    /// history, whose id defaults to `"{parent id}:{sequence number}"` (set it with
+    /// `.instance_id(..)`). A failed child fails the call with the child's message.
+    pub fn call<K, C: Callable<K>>(&self, callee: C, input: C::Input) -> Call<C::Output, K> {
         let _ = callee;
-        let CallTarget::Activity {
-            name,
-            default_retry,
-        } = C::__target();
+        let (retry, target) = match C::__target() {
+            CallTarget::Activity {
+                name,
+                default_retry,
+            } => (default_retry, Target::Activity { name }),
+            CallTarget::Orchestrator { name, version } => (
+                None,
+                Target::Orchestrator {
+                    name,
+                    version,
+                    instance_id: None,
+                },
+            ),
+        };
         Call {
             ctx: self.clone(),
-            name,
+            target,
             input: serde_json::to_value(input).map_err(|e| e.to_string()),
-            retry: default_retry,
+            retry,
             timeout: None,
             _output: PhantomData,
+        }
+    }
+
+    /// Whether to take the new branch of a change made under running instances: `true` when
+    /// the code runs live (and that choice is recorded), and on replay whatever the recorded
+    /// run chose, so instances started before the change replay the old branch.
+    ///
+    /// ```ignore
+    /// if ctx.patched("send-receipt") {
+    ///     ctx.call(send_receipt, order.clone()).await?;
+    /// }
+    /// ```
+    pub fn patched(&self, name: &str) -> bool {
+        let mut state = self.state();
+        let taken = !state.replaying
+            || matches!(
+                state.recorded.get(state.commands.len()),
+                Some(crate::Event::PatchApplied { name: recorded }) if recorded == name
+            );
+        if taken {
+            state.commands.push(Command::Patch {
+                name: name.to_string(),
+            });
+        }
+        taken
+    }
+
+    /// Ends this generation and starts the orchestration again with `input`, on an empty
+    /// history (so a long-lived instance's history stays bounded). Events raised but not yet
+    /// awaited are dropped unless `.keep_events()` is called. Await it as the last thing the
+    /// orchestration does: `return ctx.continue_as_new(next).await;`
+    pub fn continue_as_new(&self, input: impl Serialize) -> ContinueAsNew {
+        ContinueAsNew {
+            ctx: self.clone(),
+            input: serde_json::to_value(input).unwrap_or_else(|e| Value::String(e.to_string())),
+            keep_events: false,
         }
     }
 
@@ -303,36 +401,78 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
+#[derive(Debug, Clone)]
+enum Target {
+    Activity {
+        name: &'static str,
+    },
+    Orchestrator {
+        name: &'static str,
+        version: u32,
+        instance_id: Option<String>,
+    },
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Activity { name } | Target::Orchestrator { name, .. } => name,
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            Target::Activity { .. } => "activity",
+            Target::Orchestrator { .. } => "sub-orchestration",
+        }
+    }
+}
+
 /// A call being configured; await it to run it.
 #[must_use = "a call does nothing until it is awaited"]
-pub struct Call<O> {
+pub struct Call<O, K = crate::ActivityKind> {
     ctx: OrchestrationContext,
-    name: &'static str,
+    target: Target,
     input: Result<Value, String>,
     retry: Option<RetryPolicy>,
     timeout: Option<Duration>,
-    _output: PhantomData<fn() -> O>,
+    _output: PhantomData<fn() -> (O, K)>,
 }
 
-impl<O> Call<O> {
+impl<O> Call<O, crate::OrchestratorKind> {
+    /// Runs the sub-orchestration under `instance_id` instead of the default
+    /// `"{parent id}:{sequence number}"`. A retry replaces the failed child of that id.
+    pub fn instance_id(mut self, instance_id: impl Into<String>) -> Self {
+        if let Target::Orchestrator {
+            instance_id: id, ..
+        } = &mut self.target
+        {
+            *id = Some(instance_id.into());
+        }
+        self
+    }
+}
+
+impl<O, K> Call<O, K> {
     /// Retries failed attempts by `policy` (replacing the activity's default policy).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
-    /// Fails an attempt that runs longer than `timeout` (a start-to-close timeout).
+    /// Fails an activity attempt that runs longer than `timeout` (a start-to-close
+    /// timeout). Sub-orchestrations ignore it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 }
 
-impl<O: DeserializeOwned> IntoFuture for Call<O> {
+impl<O: DeserializeOwned, K> IntoFuture for Call<O, K> {
     type Output = Result<O, TaskError>;
-    type IntoFuture = CallFuture<O>;
+    type IntoFuture = CallFuture<O, K>;
 
-    fn into_future(self) -> CallFuture<O> {
+    fn into_future(self) -> CallFuture<O, K> {
         CallFuture {
             call: self,
             phase: Phase::NotStarted,
@@ -351,34 +491,61 @@ enum Phase {
 
 /// The future of an awaited [`Call`].
 #[must_use = "futures do nothing unless polled"]
-pub struct CallFuture<O> {
-    call: Call<O>,
+pub struct CallFuture<O, K = crate::ActivityKind> {
+    call: Call<O, K>,
     phase: Phase,
     attempt: u32,
     first_attempt_at: Option<SystemTime>,
 }
 
-impl<O> CallFuture<O> {
+impl<O, K> CallFuture<O, K> {
     fn schedule(&mut self, state: &mut State) -> Result<u64, TaskError> {
+        let target = &self.call.target;
         let input = self
             .call
             .input
             .clone()
             .map_err(|error| TaskError::BadPayload {
-                what: format!("the input of activity `{}`", self.call.name),
+                what: format!("the input of {} `{}`", target.what(), target.name()),
                 expected: "JSON",
                 error,
             })?;
         self.attempt += 1;
         self.first_attempt_at.get_or_insert(state.now);
-        let (name, attempt, timeout) = (self.call.name, self.attempt, self.call.timeout);
-        Ok(state.issue(|id| Command::Task {
-            id,
-            name: name.to_string(),
-            input,
-            attempt,
-            timeout,
-        }))
+        let (attempt, timeout) = (self.attempt, self.call.timeout);
+        match target {
+            Target::Activity { name } => Ok(state.issue(|id| Command::Task {
+                id,
+                name: name.to_string(),
+                input,
+                attempt,
+                timeout,
+            })),
+            Target::Orchestrator {
+                name,
+                version,
+                instance_id,
+            } => {
+                let child = match instance_id {
+                    Some(id) => id.clone(),
+                    None => format!("{}:{}", state.instance_id, state.next_seq),
+                };
+                let child =
+                    InstanceId::new(child).map_err(|error| TaskError::InvalidInstanceId {
+                        name: name.to_string(),
+                        error,
+                    })?;
+                let id = state.issue(|id| Command::SubOrchestration {
+                    id,
+                    name: name.to_string(),
+                    version: *version,
+                    instance_id: child.clone(),
+                    input,
+                });
+                state.children.insert(id, child);
+                Ok(id)
+            }
+        }
     }
 
     /// After a failed attempt: the back-off before the next one, if the policy allows one.
@@ -398,7 +565,7 @@ impl<O> CallFuture<O> {
     }
 }
 
-impl<O: DeserializeOwned> Future for CallFuture<O> {
+impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
     type Output = Result<O, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -419,9 +586,9 @@ impl<O: DeserializeOwned> Future for CallFuture<O> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(OpResult::Task(Ok(output))) => {
                         this.phase = Phase::Done;
-                        let name = this.call.name;
+                        let target = &this.call.target;
                         return Poll::Ready(decode(output, || {
-                            format!("the output of activity `{name}`")
+                            format!("the output of {} `{}`", target.what(), target.name())
                         }));
                     }
                     Poll::Ready(OpResult::Task(Err(failure))) => {
@@ -429,15 +596,17 @@ impl<O: DeserializeOwned> Future for CallFuture<O> {
                             Some(delay) => {
                                 let fire_at = state.now + delay;
                                 if !state.replaying {
+                                    let target = &this.call.target;
                                     tracing::info!(
                                         target: "durable::retry",
                                         instance_id = %state.instance_id,
-                                        activity = this.call.name,
+                                        activity = target.name(),
                                         attempt = this.attempt,
                                         delay_ms = delay.as_millis() as u64,
                                         error = %failure.message,
-                                        "activity `{}` failed on attempt {}; retrying in {:?}",
-                                        this.call.name,
+                                        "{} `{}` failed on attempt {}; retrying in {:?}",
+                                        target.what(),
+                                        target.name(),
                                         this.attempt,
                                         delay,
                                     );
@@ -447,10 +616,21 @@ impl<O: DeserializeOwned> Future for CallFuture<O> {
                             }
                             None => {
                                 this.phase = Phase::Done;
-                                return Poll::Ready(Err(TaskError::ActivityFailed {
-                                    name: this.call.name.to_string(),
-                                    attempts: this.attempt,
-                                    failure,
+                                let name = this.call.target.name().to_string();
+                                let attempts = this.attempt;
+                                return Poll::Ready(Err(match this.call.target {
+                                    Target::Activity { .. } => TaskError::ActivityFailed {
+                                        name,
+                                        attempts,
+                                        failure,
+                                    },
+                                    Target::Orchestrator { .. } => {
+                                        TaskError::SubOrchestrationFailed {
+                                            name,
+                                            attempts,
+                                            failure,
+                                        }
+                                    }
                                 }));
                             }
                         }
@@ -473,7 +653,7 @@ impl<O: DeserializeOwned> Future for CallFuture<O> {
     }
 }
 
-impl<O> Drop for CallFuture<O> {
+impl<O, K> Drop for CallFuture<O, K> {
     fn drop(&mut self) {
         match self.phase {
             Phase::BackingOff(timer) => self.call.ctx.state().cancel_timer(timer),
@@ -629,5 +809,51 @@ impl<T> Drop for EventFuture<T> {
                 state.cancel_timer(timer);
             }
         }
+    }
+}
+
+/// A continue-as-new being configured; see [`OrchestrationContext::continue_as_new`].
+#[must_use = "nothing restarts until it is awaited"]
+pub struct ContinueAsNew {
+    ctx: OrchestrationContext,
+    input: Value,
+    keep_events: bool,
+}
+
+impl ContinueAsNew {
+    /// Carries events raised but not yet awaited over to the next generation.
+    pub fn keep_events(mut self) -> Self {
+        self.keep_events = true;
+        self
+    }
+}
+
+impl IntoFuture for ContinueAsNew {
+    type Output = core::convert::Infallible;
+    type IntoFuture = ContinueAsNewFuture;
+
+    fn into_future(self) -> ContinueAsNewFuture {
+        ContinueAsNewFuture {
+            request: Some(self),
+        }
+    }
+}
+
+/// The future of an awaited [`ContinueAsNew`]: it never resolves; the generation ends with
+/// the turn.
+#[must_use = "futures do nothing unless polled"]
+pub struct ContinueAsNewFuture {
+    request: Option<ContinueAsNew>,
+}
+
+impl Future for ContinueAsNewFuture {
+    type Output = core::convert::Infallible;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(request) = self.get_mut().request.take() {
+            let mut state = request.ctx.state();
+            state.continue_as_new = Some((request.input, request.keep_events));
+        }
+        Poll::Pending
     }
 }

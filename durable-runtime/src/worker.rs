@@ -118,7 +118,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         Some(Delivered { lease, result }) => (vec![lease], Some(result)),
         None => (Vec::new(), None),
     };
-    let inputs: Vec<HistoryEvent> = if execution.is_finished() {
+    let inputs: Vec<HistoryEvent> = if !execution.is_reusable() {
         // Late messages for a finished instance: consumed, not delivered.
         Vec::new()
     } else {
@@ -149,9 +149,12 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
         commit.history = turn.history;
+        commit.replace_history = turn.replace_history;
         commit.activities = turn.activities;
         commit.timers = turn.timers;
         commit.cancelled_timers = turn.cancelled_timers;
+        commit.sub_instances = turn.sub_instances;
+        commit.messages = turn.messages;
         commit.status = turn.status;
     }
     let appended = commit.history.len() as u64;
@@ -159,7 +162,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
     // the lease, so our commit went through, or checks the version and replays.
     execution.version += appended;
-    if !execution.is_finished() {
+    if execution.is_reusable() {
         shared.cache.put(id.clone(), execution);
     }
     let committed = shared.store.commit_turn(commit).await;

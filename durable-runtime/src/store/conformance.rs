@@ -921,6 +921,7 @@ pub async fn history_round_trips_every_event_kind<S: Store>(store: Arc<S>) {
             parent: Some(crate::history::ParentRef {
                 instance_id: iid("the/parent"),
                 id: 9,
+                generation: 2,
             }),
             generation: 3,
             eager_restarts: 1,
@@ -2733,6 +2734,11 @@ pub async fn messages_reach_other_instances_with_the_turn<S: Store>(store: Arc<S
 /// `replace_history` (continue-as-new) drops the old generation and sets the new input.
 pub async fn replace_history_drops_the_old_generation<S: Store>(store: Arc<S>) {
     let id = running(&*store, "generations").await;
+    let work = lease(&*store, &id, t(1), "scheduling turn").await;
+    let mut scheduling = with_timers(turn(&work, t(1)), &[(5, t(10))]);
+    scheduling.activities = vec![task(&id, 6)];
+    commit(&*store, scheduling, "scheduling turn").await;
+    let attempt = fetch_activity(&*store, t(1), LEASE, "the old generation's attempt").await;
     let work = lease(&*store, &id, t(1), "restart turn").await;
     let mut commit_ = turn(&work, t(1));
     let restart = HistoryEvent::new(Event::ExecutionStarted {
@@ -2757,4 +2763,16 @@ pub async fn replace_history_drops_the_old_generation<S: Store>(store: Arc<S>) {
     let work = fetch(&*store, t(2), "the new generation").await;
     assert_eq!(work.version, 0, "the version restarts with the history");
     assert_eq!(events(&work), vec![restart]);
+    let late = store
+        .complete_activity(&attempt.lease, task_completed(6))
+        .await;
+    assert!(
+        matches!(late, Err(StoreError::Conflict { .. })),
+        "a late result of the old generation is refused, got {late:?}"
+    );
+    fetch_activity_none(&*store, t(100), "the old generation's activities are gone").await;
+    assert!(
+        ok(store.next_wakeup().await, "next_wakeup").is_none_or(|at| at >= t(1) + LEASE),
+        "the old generation's timer is gone"
+    );
 }

@@ -427,8 +427,23 @@ impl Store for MemoryStore {
         let status_changed = encode(&status) != instance.status;
 
         let instance = inner.instance(id)?;
+        let mut dropped = Vec::new();
+        let mut stale_activities = Vec::new();
         if commit.replace_history {
             instance.history.clear();
+            instance.inbox.retain(|m| match (m.timer, m.visible_at) {
+                (Some(_), Some(at)) => {
+                    dropped.push((at, m.id));
+                    false
+                }
+                (Some(_), None) => false,
+                _ => true,
+            });
+            for (seq, record) in instance.activities.drain() {
+                if let Some((_, expires)) = record.lease {
+                    stale_activities.push((expires, seq));
+                }
+            }
         }
         instance.history.extend(commit.history.iter().map(encode));
         instance.runtime_status = status.runtime_status;
@@ -436,7 +451,6 @@ impl Store for MemoryStore {
         for lease in &commit.completed_activities {
             instance.activities.remove(&lease.id);
         }
-        let mut dropped = Vec::new();
         instance.inbox.retain(|m| {
             let keep = !finished
                 && !commit.consumed.contains(&m.id)
@@ -450,7 +464,6 @@ impl Store for MemoryStore {
             }
             keep
         });
-        let mut stale_activities = Vec::new();
         if finished {
             for (seq, record) in instance.activities.drain() {
                 if let Some((_, expires)) = record.lease {

@@ -206,7 +206,9 @@ pub struct TurnCommit {
     /// Events to append to the history.
     pub history: Vec<HistoryEvent>,
     /// Whether `history` replaces the whole history instead of extending it (continue-as-new:
-    /// the old generation is dropped, so a history stays bounded).
+    /// the old generation is dropped, so a history stays bounded). Its pending timers and
+    /// activity attempts are dropped too (a late completion is refused with `Conflict`);
+    /// messages already in the inbox stay.
     pub replace_history: bool,
     /// Inbox messages this turn consumed.
     pub consumed: Vec<MessageId>,
