@@ -164,14 +164,16 @@ impl Writer {
                 }
                 self.since_checkpoint += self.pending.len() as u64;
                 self.pending.clear();
+                // Writers first, then readers: a turn's worker hears that its commit is
+                // durable before a client waiting on the status it wrote.
+                for waiter in self.pending_waiters.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
                 let lsn = self.pending_lsn;
                 self.shared.durable.send_modify(|d| {
                     d.lsn = lsn;
                     d.failed = None;
                 });
-                for waiter in self.pending_waiters.drain(..) {
-                    let _ = waiter.send(Ok(()));
-                }
                 if self.segment_len > self.shared.options.segment_size {
                     self.segment = None;
                 }
