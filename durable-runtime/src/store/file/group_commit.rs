@@ -164,12 +164,15 @@ impl Writer {
                 }
                 self.since_checkpoint += self.pending.len() as u64;
                 self.pending.clear();
+                let lsn = self.pending_lsn;
+                self.shared
+                    .durable_lsn
+                    .store(lsn, std::sync::atomic::Ordering::SeqCst);
                 // Writers first, then readers: a turn's worker hears that its commit is
                 // durable before a client waiting on the status it wrote.
                 for waiter in self.pending_waiters.drain(..) {
                     let _ = waiter.send(Ok(()));
                 }
-                let lsn = self.pending_lsn;
                 self.shared.durable.send_modify(|d| {
                     d.lsn = lsn;
                     d.failed = None;

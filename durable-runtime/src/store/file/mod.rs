@@ -85,7 +85,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -234,6 +234,9 @@ pub(crate) struct Shared {
     durable: watch::Sender<Durable>,
     /// Writes currently fail: calls are refused up front.
     failed: AtomicBool,
+    /// The last durable record, set before its writers are told (the `durable` watch
+    /// follows just after, for readers that wait).
+    durable_lsn: AtomicU64,
     signals: Arc<WorkSignals>,
     options: FileStoreOptions,
     dir: PathBuf,
@@ -309,6 +312,7 @@ impl FileStore {
             wake: Condvar::new(),
             durable: watch::channel(Durable::default()).0,
             failed: AtomicBool::new(false),
+            durable_lsn: AtomicU64::new(0),
             signals: Arc::default(),
             options,
             dir,
@@ -458,7 +462,7 @@ impl FileStore {
     }
 
     fn is_durable(&self, lsn: Lsn) -> bool {
-        lsn == 0 || self.shared.durable.borrow().lsn >= lsn
+        lsn == 0 || self.shared.durable_lsn.load(Ordering::SeqCst) >= lsn
     }
 }
 
