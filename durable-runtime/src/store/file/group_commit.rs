@@ -26,6 +26,8 @@ pub(crate) struct Queue {
     /// The position of the last record in `buf`.
     pub(crate) last_lsn: Lsn,
     pub(crate) waiters: Vec<Waiter>,
+    /// Status watchers to tell once the queued records are durable.
+    pub(crate) watchers: Vec<tokio::sync::watch::Sender<u64>>,
     /// Callers of `FileStore::checkpoint`.
     pub(crate) checkpoints: Vec<Waiter>,
     /// Set by `close`: the writer flushes what is queued and stops.
@@ -50,6 +52,7 @@ pub(crate) struct Writer {
     /// Framed batches not known to be durable, kept to rewrite after a failure.
     pub(crate) pending: Vec<u8>,
     pub(crate) pending_waiters: Vec<Waiter>,
+    pub(crate) pending_watchers: Vec<tokio::sync::watch::Sender<u64>>,
     pub(crate) pending_lsn: Lsn,
     pub(crate) failed: Option<String>,
     pub(crate) since_checkpoint: u64,
@@ -126,6 +129,7 @@ impl Writer {
         self.next_seq += 1;
         queue.buf.clear();
         self.pending_waiters.append(&mut queue.waiters);
+        self.pending_watchers.append(&mut queue.watchers);
         self.pending_lsn = queue.last_lsn;
     }
 
@@ -177,6 +181,9 @@ impl Writer {
                     d.lsn = lsn;
                     d.failed = None;
                 });
+                for watcher in self.pending_watchers.drain(..) {
+                    watcher.send_modify(|revision| *revision += 1);
+                }
                 if self.segment_len > self.shared.options.segment_size {
                     self.segment = None;
                 }
@@ -197,6 +204,9 @@ impl Writer {
                 self.shared
                     .durable
                     .send_modify(|d| d.failed = Some(message.clone()));
+                for watcher in self.pending_watchers.drain(..) {
+                    watcher.send_modify(|revision| *revision += 1);
+                }
                 for waiter in self.pending_waiters.drain(..) {
                     let _ = waiter.send(Err(StoreError::Unavailable(format!(
                         "{message} (this write is kept in memory and may still become durable)"

@@ -305,7 +305,8 @@ impl FileStore {
                 }
             }
         })?;
-        let recovered = recovery::recover(&*fs, &dir, options.salvage)?;
+        let mut recovered = recovery::recover(&*fs, &dir, options.salvage)?;
+        recovered.state.changed.clear();
         let shared = Arc::new(Shared {
             state: Mutex::new(recovered.state),
             queue: Mutex::new(Queue::default()),
@@ -326,6 +327,7 @@ impl FileStore {
             next_seq: recovered.next_seq,
             pending: Vec::new(),
             pending_waiters: Vec::new(),
+            pending_watchers: Vec::new(),
             pending_lsn: 0,
             failed: None,
             since_checkpoint: recovered.since_checkpoint,
@@ -425,6 +427,7 @@ impl FileStore {
         };
         queue.last_lsn = state.last_lsn;
         queue.waiters.push(tx);
+        queue.watchers.append(&mut state.changed);
         let first = start == 0;
         drop(queue);
         if first {

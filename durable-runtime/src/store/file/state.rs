@@ -35,6 +35,8 @@ pub(crate) struct State {
     activity_queue: VecDeque<(InstanceId, u64)>,
     activity_leases: BTreeSet<(SystemTime, InstanceId, u64)>,
     watchers: HashMap<InstanceId, watch::Sender<u64>>,
+    /// Watchers of statuses the last record changed: told once it is durable.
+    pub(crate) changed: Vec<watch::Sender<u64>>,
 }
 
 pub(crate) struct Instance {
@@ -479,7 +481,7 @@ impl State {
             if sender.receiver_count() == 0 {
                 self.watchers.remove(id);
             } else {
-                sender.send_modify(|revision| *revision += 1);
+                self.changed.push(sender.clone());
             }
         }
     }
