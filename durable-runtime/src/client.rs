@@ -5,7 +5,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -46,6 +46,7 @@ impl Client {
             client: self,
             input,
             instance_id: None,
+            options: StartOptions::default(),
             _orchestrator: PhantomData,
         }
     }
@@ -64,13 +65,11 @@ impl Client {
             what: format!("the data of event `{name}`"),
             error: e.to_string(),
         })?;
-        let event = HistoryEvent::new(Event::EventRaised {
+        let event = Event::EventRaised {
             name: name.to_string(),
             data,
-        });
-        let _busy = self.shared.busy();
-        self.shared.store.send(&id, event, None).await?;
-        Ok(())
+        };
+        self.send(&id, event).await
     }
 
     /// The status of an instance.
@@ -94,10 +93,125 @@ impl Client {
         Ok(self.shared.store.list(query).await?)
     }
 
-    /// Deletes a finished instance and its history.
+    /// Deletes a finished instance, its history, and (recursively) its finished
+    /// sub-orchestrations. Fails with `NotFinished` while it runs, `NotFound` if absent.
     pub async fn purge(&self, instance_id: &str) -> Result<(), ClientError> {
         let id = parse_id(instance_id)?;
-        Ok(self.shared.store.purge(&id).await?)
+        let status = self.status(&id).await?;
+        if !status.runtime_status.is_finished() {
+            return Err(ClientError::NotFinished(id));
+        }
+        let mut pending = vec![id];
+        let mut order = Vec::new();
+        while let Some(id) = pending.pop() {
+            let history = match self.shared.store.load_history(&id).await {
+                Ok(history) => history,
+                Err(crate::store::StoreError::NotFound(_)) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            pending.extend(history.into_iter().filter_map(|e| match e.event {
+                Event::SubOrchestrationCreated { instance_id, .. } => Some(instance_id),
+                _ => None,
+            }));
+            order.push(id);
+        }
+        // Children first, so a failure part-way leaves no orphan behind a purged parent.
+        for id in order.iter().rev() {
+            match self.shared.store.purge(id).await {
+                Ok(()) | Err(crate::store::StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Terminates a running instance with `output`, and its running sub-orchestrations.
+    /// Resolves once the request is durable; the instance ends with its next turn.
+    pub async fn terminate(
+        &self,
+        instance_id: &str,
+        output: impl Serialize,
+    ) -> Result<(), ClientError> {
+        self.terminate_with(instance_id, output, true).await
+    }
+
+    /// Terminates a running instance, and its running sub-orchestrations if `recursive`.
+    pub async fn terminate_with(
+        &self,
+        instance_id: &str,
+        output: impl Serialize,
+        recursive: bool,
+    ) -> Result<(), ClientError> {
+        let output = serde_json::to_value(output).map_err(|e| ClientError::BadPayload {
+            what: "the output of a terminate".into(),
+            error: e.to_string(),
+        })?;
+        self.send(
+            instance_id,
+            Event::ExecutionTerminated { output, recursive },
+        )
+        .await
+    }
+
+    /// Suspends a running instance: events raised meanwhile are held until it resumes.
+    pub async fn suspend(
+        &self,
+        instance_id: &str,
+        reason: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let reason = reason.map(str::to_string);
+        self.send(instance_id, Event::ExecutionSuspended { reason })
+            .await
+    }
+
+    /// Resumes a suspended instance; the events it held are delivered in order.
+    pub async fn resume(&self, instance_id: &str, reason: Option<&str>) -> Result<(), ClientError> {
+        let reason = reason.map(str::to_string);
+        self.send(instance_id, Event::ExecutionResumed { reason })
+            .await
+    }
+
+    /// The history of an instance as JSON (an array of events), the input of
+    /// [`ReplayChecker`](crate::testing::ReplayChecker).
+    pub async fn export_history(&self, instance_id: &str) -> Result<String, ClientError> {
+        let history = self.history(instance_id).await?;
+        serde_json::to_string_pretty(&history).map_err(|e| ClientError::BadPayload {
+            what: "the history".into(),
+            error: e.to_string(),
+        })
+    }
+
+    /// Starts the newest registered version of the orchestrator `name` with a JSON input
+    /// (for callers without the Rust types, such as an HTTP API).
+    pub async fn start_by_name(
+        &self,
+        name: &str,
+        input: serde_json::Value,
+        instance_id: Option<&str>,
+    ) -> Result<InstanceId, ClientError> {
+        let version = self.shared.registry.latest_version(name).ok_or_else(|| {
+            ClientError::NotRegistered {
+                name: name.to_string(),
+                version: 0,
+            }
+        })?;
+        let id = match instance_id {
+            Some(id) => parse_id(id)?,
+            None => parse_id(&uuid::Uuid::new_v4().to_string())?,
+        };
+        let options = StartOptions::default();
+        self.create_started(id, name, version, input, &options)
+            .await
+    }
+
+    async fn send(&self, instance_id: &str, event: Event) -> Result<(), ClientError> {
+        let id = parse_id(instance_id)?;
+        let _busy = self.shared.busy();
+        self.shared
+            .store
+            .send(&id, HistoryEvent::new(event), None)
+            .await?;
+        Ok(())
     }
 
     /// Waits until the instance has finished (completed, failed or terminated), for at most
@@ -150,9 +264,95 @@ impl Client {
             })
     }
 
-    async fn create(&self, new: NewInstance) -> Result<(), ClientError> {
-        let _busy = self.shared.busy();
-        Ok(self.shared.store.create_instance(new).await?)
+    /// Creates an instance of `name`/`version`, applying the id reuse policy.
+    async fn create_started(
+        &self,
+        id: InstanceId,
+        name: &str,
+        version: u32,
+        input: serde_json::Value,
+        options: &StartOptions,
+    ) -> Result<InstanceId, ClientError> {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
+        let start = HistoryEvent::new(Event::ExecutionStarted {
+            name: name.to_string(),
+            version,
+            input: input.clone(),
+            seed,
+            parent: None,
+            generation: 0,
+            eager_restarts: 0,
+        });
+        let status = InstanceStatus {
+            instance_id: id.clone(),
+            name: name.to_string(),
+            version,
+            runtime_status: RuntimeStatus::Pending,
+            created_at: now,
+            last_updated_at: now,
+            input,
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: None,
+        };
+        let new = NewInstance {
+            status,
+            start,
+            start_at: options.start_at,
+            replace_finished: true,
+        };
+        let _busy = shared.busy();
+        match shared.store.create_instance(new.clone()).await {
+            Ok(()) => Ok(id),
+            Err(crate::store::StoreError::AlreadyExists(_)) => match options.if_running {
+                IfRunning::Fail => Err(ClientError::AlreadyExists(id)),
+                IfRunning::Ignore => Ok(id),
+                IfRunning::TerminateAndRestart => {
+                    match self.terminate(&id, "replaced by a new start").await {
+                        Ok(()) | Err(ClientError::Finished { .. }) => {}
+                        Err(error) => return Err(error),
+                    }
+                    self.wait_for_completion(&id, options.terminate_timeout)
+                        .await?;
+                    shared.store.create_instance(new).await?;
+                    Ok(id)
+                }
+            },
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// What a start does when an instance with the same id is still running. (A finished one is
+/// always replaced: its history and status are dropped.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IfRunning {
+    /// Fail with [`ClientError::AlreadyExists`] (the default).
+    #[default]
+    Fail,
+    /// Leave the running instance alone and return its id.
+    Ignore,
+    /// Terminate the running instance, wait for it to end, and start anew.
+    TerminateAndRestart,
+}
+
+#[derive(Debug, Clone)]
+struct StartOptions {
+    start_at: Option<SystemTime>,
+    if_running: IfRunning,
+    terminate_timeout: Duration,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            start_at: None,
+            if_running: IfRunning::Fail,
+            terminate_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -162,6 +362,7 @@ pub struct Start<'a, O: Orchestrator> {
     client: &'a Client,
     input: O::Input,
     instance_id: Option<String>,
+    options: StartOptions,
     _orchestrator: PhantomData<fn() -> O>,
 }
 
@@ -169,6 +370,25 @@ impl<O: Orchestrator> Start<'_, O> {
     /// Uses `id` as the instance id (a random UUID otherwise).
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Starts the orchestration at `at` instead of now; until then it is `Pending`.
+    pub fn start_at(mut self, at: SystemTime) -> Self {
+        self.options.start_at = Some(at);
+        self
+    }
+
+    /// What to do if an instance with this id is still running (fail, by default).
+    pub fn if_running(mut self, policy: IfRunning) -> Self {
+        self.options.if_running = policy;
+        self
+    }
+
+    /// With [`IfRunning::TerminateAndRestart`]: how long to wait for the old instance to
+    /// end (30 s by default).
+    pub fn terminate_timeout(mut self, timeout: Duration) -> Self {
+        self.options.terminate_timeout = timeout;
         self
     }
 }
@@ -187,45 +407,16 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
                 what: format!("the input of orchestrator `{}`", O::NAME),
                 error: e.to_string(),
             })?;
-            let shared = &self.client.shared;
-            if shared.registry.orchestrator(O::NAME, O::VERSION).is_none() {
+            let registry = &self.client.shared.registry;
+            if registry.orchestrator(O::NAME, O::VERSION).is_none() {
                 return Err(ClientError::NotRegistered {
                     name: O::NAME.to_string(),
                     version: O::VERSION,
                 });
             }
-            let now = shared.clock.now();
-            let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
-            let start = HistoryEvent::new(Event::ExecutionStarted {
-                name: O::NAME.to_string(),
-                version: O::VERSION,
-                input: input.clone(),
-                seed,
-                parent: None,
-                generation: 0,
-                eager_restarts: 0,
-            });
-            let status = InstanceStatus {
-                instance_id: id.clone(),
-                name: O::NAME.to_string(),
-                version: O::VERSION,
-                runtime_status: RuntimeStatus::Pending,
-                created_at: now,
-                last_updated_at: now,
-                input,
-                output: None,
-                custom_status: None,
-                failure: None,
-                parent: None,
-            };
-            let new = NewInstance {
-                status,
-                start,
-                start_at: None,
-                replace_finished: false,
-            };
-            self.client.create(new).await?;
-            Ok(id)
+            self.client
+                .create_started(id, O::NAME, O::VERSION, input, &self.options)
+                .await
         })
     }
 }

@@ -83,6 +83,11 @@ pub enum ClientError {
     /// An instance with this id exists already.
     #[error("instance `{0}` exists already: pick another id, or purge the old one first")]
     AlreadyExists(InstanceId),
+    /// The instance has not finished, so it cannot be purged.
+    #[error(
+        "instance `{0}` is still running: terminate it or wait for it to finish before purging"
+    )]
+    NotFinished(InstanceId),
     /// The instance has finished and takes no more events.
     #[error("instance `{id}` has finished ({status:?}) and takes no more events")]
     Finished {
@@ -126,6 +131,7 @@ impl From<StoreError> for ClientError {
             StoreError::NotFound(id) => ClientError::NotFound(id),
             StoreError::AlreadyExists(id) => ClientError::AlreadyExists(id),
             StoreError::Finished { id, status } => ClientError::Finished { id, status },
+            StoreError::NotFinished(id) => ClientError::NotFinished(id),
             other => ClientError::Store(other),
         }
     }

@@ -93,6 +93,7 @@ mod callable;
 mod client;
 mod clock;
 mod error;
+pub mod future;
 mod history;
 mod instance_id;
 mod orchestration;
@@ -102,6 +103,7 @@ mod retry;
 mod runtime;
 mod stats;
 pub mod store;
+pub mod testing;
 mod trace;
 mod worker;
 
@@ -112,14 +114,14 @@ pub use activity::ActivityContext;
 pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
-pub use client::{Client, Start};
+pub use client::{Client, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
 pub use history::{
     kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
-pub use orchestration::{Call, CallFuture, EventFuture, OrchestrationContext, Sleep, WaitForEvent};
+pub use orchestration::{Call, ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;
 pub use runtime::{Advance, BuildError, Runtime, RuntimeBuilder};

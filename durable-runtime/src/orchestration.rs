@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -308,6 +308,9 @@ impl OrchestrationContext {
             input: serde_json::to_value(input).map_err(|e| e.to_string()),
             retry,
             timeout: None,
+            phase: Phase::NotStarted,
+            attempt: 0,
+            first_attempt_at: None,
             _output: PhantomData,
         }
     }
@@ -316,9 +319,20 @@ impl OrchestrationContext {
     /// the code runs live (and that choice is recorded), and on replay whatever the recorded
     /// run chose, so instances started before the change replay the old branch.
     ///
-    /// ```ignore
-    /// if ctx.patched("send-receipt") {
-    ///     ctx.call(send_receipt, order.clone()).await?;
+    /// ```
+    /// # use durable_runtime::{activity, orchestrator, ActivityContext, OrchestrationContext, TaskError};
+    /// # #[activity]
+    /// # async fn charge(_ctx: ActivityContext, order: String) -> Result<(), String> { Ok(()) }
+    /// # #[activity]
+    /// # async fn send_receipt(_ctx: ActivityContext, order: String) -> Result<(), String> { Ok(()) }
+    /// #[orchestrator]
+    /// async fn checkout(ctx: OrchestrationContext, order: String) -> Result<(), TaskError> {
+    ///     ctx.call(charge, order.clone()).await?;
+    ///     // Added while instances were running: those replay without it.
+    ///     if ctx.patched("send-receipt") {
+    ///         ctx.call(send_receipt, order).await?;
+    ///     }
+    ///     Ok(())
     /// }
     /// ```
     pub fn patched(&self, name: &str) -> bool {
@@ -340,11 +354,14 @@ impl OrchestrationContext {
     /// history (so a long-lived instance's history stays bounded). Events raised but not yet
     /// awaited are dropped unless `.keep_events()` is called. Await it as the last thing the
     /// orchestration does: `return ctx.continue_as_new(next).await;`
-    pub fn continue_as_new(&self, input: impl Serialize) -> ContinueAsNew {
+    pub fn continue_as_new<R>(&self, input: impl Serialize) -> ContinueAsNew<R> {
         ContinueAsNew {
             ctx: self.clone(),
-            input: serde_json::to_value(input).unwrap_or_else(|e| Value::String(e.to_string())),
+            input: Some(
+                serde_json::to_value(input).unwrap_or_else(|e| Value::String(e.to_string())),
+            ),
             keep_events: false,
+            _output: PhantomData,
         }
     }
 
@@ -374,6 +391,8 @@ impl OrchestrationContext {
             ctx: self.clone(),
             name: name.into(),
             timeout: None,
+            ids: None,
+            done: false,
             _data: PhantomData,
         }
     }
@@ -436,6 +455,9 @@ pub struct Call<O, K = crate::ActivityKind> {
     input: Result<Value, String>,
     retry: Option<RetryPolicy>,
     timeout: Option<Duration>,
+    phase: Phase,
+    attempt: u32,
+    first_attempt_at: Option<SystemTime>,
     _output: PhantomData<fn() -> (O, K)>,
 }
 
@@ -468,20 +490,6 @@ impl<O, K> Call<O, K> {
     }
 }
 
-impl<O: DeserializeOwned, K> IntoFuture for Call<O, K> {
-    type Output = Result<O, TaskError>;
-    type IntoFuture = CallFuture<O, K>;
-
-    fn into_future(self) -> CallFuture<O, K> {
-        CallFuture {
-            call: self,
-            phase: Phase::NotStarted,
-            attempt: 0,
-            first_attempt_at: None,
-        }
-    }
-}
-
 enum Phase {
     NotStarted,
     Running(u64),
@@ -489,30 +497,17 @@ enum Phase {
     Done,
 }
 
-/// The future of an awaited [`Call`].
-#[must_use = "futures do nothing unless polled"]
-pub struct CallFuture<O, K = crate::ActivityKind> {
-    call: Call<O, K>,
-    phase: Phase,
-    attempt: u32,
-    first_attempt_at: Option<SystemTime>,
-}
-
-impl<O, K> CallFuture<O, K> {
+impl<O, K> Call<O, K> {
     fn schedule(&mut self, state: &mut State) -> Result<u64, TaskError> {
-        let target = &self.call.target;
-        let input = self
-            .call
-            .input
-            .clone()
-            .map_err(|error| TaskError::BadPayload {
-                what: format!("the input of {} `{}`", target.what(), target.name()),
-                expected: "JSON",
-                error,
-            })?;
+        let target = &self.target;
+        let input = self.input.clone().map_err(|error| TaskError::BadPayload {
+            what: format!("the input of {} `{}`", target.what(), target.name()),
+            expected: "JSON",
+            error,
+        })?;
         self.attempt += 1;
         self.first_attempt_at.get_or_insert(state.now);
-        let (attempt, timeout) = (self.attempt, self.call.timeout);
+        let (attempt, timeout) = (self.attempt, self.timeout);
         match target {
             Target::Activity { name } => Ok(state.issue(|id| Command::Task {
                 id,
@@ -550,7 +545,7 @@ impl<O, K> CallFuture<O, K> {
 
     /// After a failed attempt: the back-off before the next one, if the policy allows one.
     fn backoff(&self, failure: &Failure, now: SystemTime) -> Option<Duration> {
-        let policy = self.call.retry.as_ref()?;
+        let policy = self.retry.as_ref()?;
         if !policy.is_retryable(failure) {
             return None;
         }
@@ -565,13 +560,13 @@ impl<O, K> CallFuture<O, K> {
     }
 }
 
-impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
+impl<O: DeserializeOwned, K> Future for Call<O, K> {
     type Output = Result<O, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is Unpin: the future holds no self-references.
         let this = self.get_mut();
-        let shared = Arc::clone(&this.call.ctx.shared);
+        let shared = Arc::clone(&this.ctx.shared);
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             match this.phase {
@@ -586,7 +581,7 @@ impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(OpResult::Task(Ok(output))) => {
                         this.phase = Phase::Done;
-                        let target = &this.call.target;
+                        let target = &this.target;
                         return Poll::Ready(decode(output, || {
                             format!("the output of {} `{}`", target.what(), target.name())
                         }));
@@ -596,7 +591,7 @@ impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
                             Some(delay) => {
                                 let fire_at = state.now + delay;
                                 if !state.replaying {
-                                    let target = &this.call.target;
+                                    let target = &this.target;
                                     tracing::info!(
                                         target: "durable::retry",
                                         instance_id = %state.instance_id,
@@ -616,9 +611,9 @@ impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
                             }
                             None => {
                                 this.phase = Phase::Done;
-                                let name = this.call.target.name().to_string();
+                                let name = this.target.name().to_string();
                                 let attempts = this.attempt;
-                                return Poll::Ready(Err(match this.call.target {
+                                return Poll::Ready(Err(match this.target {
                                     Target::Activity { .. } => TaskError::ActivityFailed {
                                         name,
                                         attempts,
@@ -653,11 +648,11 @@ impl<O: DeserializeOwned, K> Future for CallFuture<O, K> {
     }
 }
 
-impl<O, K> Drop for CallFuture<O, K> {
+impl<O, K> Drop for Call<O, K> {
     fn drop(&mut self) {
         match self.phase {
-            Phase::BackingOff(timer) => self.call.ctx.state().cancel_timer(timer),
-            Phase::Running(task) => self.call.ctx.state().forget(task),
+            Phase::BackingOff(timer) => self.ctx.state().cancel_timer(timer),
+            Phase::Running(task) => self.ctx.state().forget(task),
             Phase::NotStarted | Phase::Done => {}
         }
     }
@@ -710,6 +705,9 @@ pub struct WaitForEvent<T> {
     ctx: OrchestrationContext,
     name: String,
     timeout: Option<Duration>,
+    /// The wait's and its timeout timer's sequence numbers, once issued.
+    ids: Option<(u64, Option<u64>)>,
+    done: bool,
     _data: PhantomData<fn() -> T>,
 }
 
@@ -722,49 +720,27 @@ impl<T> WaitForEvent<T> {
     }
 }
 
-impl<T: DeserializeOwned> IntoFuture for WaitForEvent<T> {
-    type Output = Result<T, TaskError>;
-    type IntoFuture = EventFuture<T>;
-
-    fn into_future(self) -> EventFuture<T> {
-        EventFuture {
-            wait: self,
-            ids: None,
-            done: false,
-        }
-    }
-}
-
-/// The future of an awaited [`WaitForEvent`].
-#[must_use = "futures do nothing unless polled"]
-pub struct EventFuture<T> {
-    wait: WaitForEvent<T>,
-    /// The wait's and its timeout timer's sequence numbers, once issued.
-    ids: Option<(u64, Option<u64>)>,
-    done: bool,
-}
-
-impl<T: DeserializeOwned> Future for EventFuture<T> {
+impl<T: DeserializeOwned> Future for WaitForEvent<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let shared = Arc::clone(&this.wait.ctx.shared);
+        let shared = Arc::clone(&this.ctx.shared);
         let mut state = shared.lock().unwrap_or_else(|p| p.into_inner());
         let (wait, timer) = *this.ids.get_or_insert_with(|| {
-            let name = this.wait.name.clone();
+            let name = this.name.clone();
             let wait = state.issue(|id| Command::Wait { id, name });
             let buffered = state
                 .buffered
-                .get_mut(&this.wait.name)
+                .get_mut(&this.name)
                 .and_then(VecDeque::pop_front);
             match buffered {
                 Some(data) => state.resolve(wait, OpResult::Event(data)),
                 None => {
-                    state.waits.insert(wait, this.wait.name.clone());
+                    state.waits.insert(wait, this.name.clone());
                 }
             }
-            let timer = this.wait.timeout.map(|timeout| {
+            let timer = this.timeout.map(|timeout| {
                 let fire_at = state.now + timeout;
                 state.issue(|id| Command::Timer { id, fire_at })
             });
@@ -778,7 +754,7 @@ impl<T: DeserializeOwned> Future for EventFuture<T> {
             let OpResult::Event(data) = result else {
                 unreachable!("event wait {wait} resolved as {result:?}")
             };
-            let name = &this.wait.name;
+            let name = &this.name;
             return Poll::Ready(decode(data, || format!("the data of event `{name}`")));
         }
         if let Some(timer) = timer {
@@ -787,8 +763,8 @@ impl<T: DeserializeOwned> Future for EventFuture<T> {
                 state.waits.remove(&wait);
                 state.ops.remove(&wait);
                 return Poll::Ready(Err(TaskError::EventTimedOut {
-                    name: this.wait.name.clone(),
-                    after: this.wait.timeout.unwrap_or_default(),
+                    name: this.name.clone(),
+                    after: this.timeout.unwrap_or_default(),
                 }));
             }
         }
@@ -796,10 +772,10 @@ impl<T: DeserializeOwned> Future for EventFuture<T> {
     }
 }
 
-impl<T> Drop for EventFuture<T> {
+impl<T> Drop for WaitForEvent<T> {
     fn drop(&mut self) {
         if let (Some((wait, timer)), false) = (self.ids, self.done) {
-            let mut state = self.wait.ctx.state();
+            let mut state = self.ctx.state();
             if state.closed {
                 return;
             }
@@ -812,15 +788,18 @@ impl<T> Drop for EventFuture<T> {
     }
 }
 
-/// A continue-as-new being configured; see [`OrchestrationContext::continue_as_new`].
+/// A continue-as-new; see [`OrchestrationContext::continue_as_new`]. Awaiting it never
+/// resolves: the generation ends with the turn. Its output type is whatever the
+/// orchestration returns, so `return ctx.continue_as_new(next).await;` type-checks.
 #[must_use = "nothing restarts until it is awaited"]
-pub struct ContinueAsNew {
+pub struct ContinueAsNew<R> {
     ctx: OrchestrationContext,
-    input: Value,
+    input: Option<Value>,
     keep_events: bool,
+    _output: PhantomData<fn() -> R>,
 }
 
-impl ContinueAsNew {
+impl<R> ContinueAsNew<R> {
     /// Carries events raised but not yet awaited over to the next generation.
     pub fn keep_events(mut self) -> Self {
         self.keep_events = true;
@@ -828,31 +807,14 @@ impl ContinueAsNew {
     }
 }
 
-impl IntoFuture for ContinueAsNew {
-    type Output = core::convert::Infallible;
-    type IntoFuture = ContinueAsNewFuture;
+impl<R> Future for ContinueAsNew<R> {
+    type Output = R;
 
-    fn into_future(self) -> ContinueAsNewFuture {
-        ContinueAsNewFuture {
-            request: Some(self),
-        }
-    }
-}
-
-/// The future of an awaited [`ContinueAsNew`]: it never resolves; the generation ends with
-/// the turn.
-#[must_use = "futures do nothing unless polled"]
-pub struct ContinueAsNewFuture {
-    request: Option<ContinueAsNew>,
-}
-
-impl Future for ContinueAsNewFuture {
-    type Output = core::convert::Infallible;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(request) = self.get_mut().request.take() {
-            let mut state = request.ctx.state();
-            state.continue_as_new = Some((request.input, request.keep_events));
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<R> {
+        let this = self.get_mut();
+        if let Some(input) = this.input.take() {
+            let mut state = this.ctx.state();
+            state.continue_as_new = Some((input, this.keep_events));
         }
         Poll::Pending
     }

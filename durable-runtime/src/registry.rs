@@ -65,6 +65,11 @@ impl Registry {
         self.orchestrators.get(name)?.get(&version)
     }
 
+    /// The newest version registered under `name`.
+    pub(crate) fn latest_version(&self, name: &str) -> Option<u32> {
+        self.orchestrators.get(name)?.keys().next_back().copied()
+    }
+
     pub(crate) fn activity(&self, name: &str) -> Option<&ActivityFn> {
         self.activities.get(name)
     }

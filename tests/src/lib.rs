@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_runtime::store::{FileStore, MemoryStore, Store};
-use durable_runtime::{Advance, Client, InstanceStatus, Runtime, RuntimeBuilder, VirtualClock};
+use durable_runtime::{
+    Advance, Client, ClientError, InstanceStatus, Runtime, RuntimeBuilder, VirtualClock,
+};
 
 /// Real time allowed for anything a test waits for; virtual time is what tests assert on.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -101,15 +103,25 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// Waits until the instance's custom status equals `expected`.
+/// Waits until the instance exists and its custom status equals `expected`.
 pub async fn custom_status_is(client: &Client, id: &str, expected: &str) -> InstanceStatus {
     let expected = serde_json::json!(expected);
-    client
-        .wait_until(id, PATIENCE, |s| {
-            s.custom_status.as_ref() == Some(&expected)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("instance {id} never reported {expected}: {e}"))
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        // A sub-orchestration may not exist yet: give its parent time to create it.
+        match client
+            .wait_until(id, PATIENCE, |s| {
+                s.custom_status.as_ref() == Some(&expected)
+            })
+            .await
+        {
+            Ok(status) => return status,
+            Err(ClientError::NotFound(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(1)).await
+            }
+            Err(e) => panic!("instance {id} never reported {expected}: {e}"),
+        }
+    }
 }
 
 /// Runs a test body once per configuration: `matrix!(name, |setup| async move { .. })`.

@@ -359,15 +359,15 @@ matrix!(
     }
 );
 
+#[orchestrator]
+async fn parked(ctx: OrchestrationContext) -> Result<(), TaskError> {
+    ctx.wait_for_event::<()>("never").await
+}
+
 matrix!(
     client_errors_say_what_to_do,
     |setup: durable_tests::Setup| async move {
-        let runtime = setup
-            .builder()
-            .orchestrator(healthy)
-            .activity(step_a)
-            .start()
-            .unwrap();
+        let runtime = setup.builder().orchestrator(parked).start().unwrap();
         let client = runtime.client();
 
         let error = client.raise_event("nobody", "x", 1).await.unwrap_err();
@@ -383,21 +383,28 @@ matrix!(
             "{error}"
         );
 
-        let id = client.start(healthy, ()).instance_id("once").await.unwrap();
+        let id = client.start(parked, ()).instance_id("once").await.unwrap();
         let error = client
-            .start(healthy, ())
+            .start(parked, ())
             .instance_id("once")
             .await
             .unwrap_err();
         assert!(matches!(error, ClientError::AlreadyExists(_)), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "instance `once` exists already: pick another id, or purge the old one first"
+        );
+        let error = client.purge(&id).await.unwrap_err();
+        assert!(matches!(error, ClientError::NotFinished(_)), "{error}");
 
+        client.terminate(&id, "enough").await.unwrap();
         finished(&client, &id).await;
         let error = client.raise_event(&id, "x", 1).await.unwrap_err();
         assert!(
             matches!(
                 error,
                 ClientError::Finished {
-                    status: RuntimeStatus::Completed,
+                    status: RuntimeStatus::Terminated,
                     ..
                 }
             ),

@@ -179,3 +179,53 @@ matrix!(
         assert_eq!(status.output_as::<String>().unwrap().unwrap(), EXPECTED);
     }
 );
+
+// The same workflow with the clock moved by hand: each attempt waits for its full back-off,
+// and not a millisecond less.
+matrix!(
+    retry_backoffs_on_a_manual_clock,
+    |setup: durable_tests::Setup| async move {
+        let runtime = setup
+            .builder_with(durable_runtime::Advance::Manual)
+            .orchestrator(retry_orchestrator)
+            .activity(reliable_activity)
+            .activity(unreliable_activity)
+            .start()
+            .unwrap();
+        let client = runtime.client();
+        let id = client.start(retry_orchestrator, ()).await.unwrap();
+        let attempts = |id: &str| tally::get(&format!("{id}/Step 3: Critical operation"));
+        let timers = |history: &[durable_runtime::HistoryEvent]| {
+            history
+                .iter()
+                .filter(|e| matches!(e.event, Event::TimerCreated { .. }))
+                .count()
+        };
+        for (attempt, backoff) in [(1, 1), (2, 2), (3, 4)] {
+            // Wait until this attempt failed and its back-off timer is recorded.
+            let deadline = tokio::time::Instant::now() + durable_tests::PATIENCE;
+            while timers(&client.history(&id).await.unwrap()) < attempt {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "attempt {attempt} never failed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(attempts(&id), attempt as u32);
+            setup
+                .clock
+                .advance(Duration::from_secs(backoff) - Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(
+                attempts(&id),
+                attempt as u32,
+                "attempt {} ran before its back-off ended",
+                attempt + 1
+            );
+            setup.clock.advance(Duration::from_millis(1));
+        }
+        let status = finished(&client, &id).await;
+        assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+        assert_eq!(attempts(&id), 4);
+    }
+);
