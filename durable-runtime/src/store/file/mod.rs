@@ -440,9 +440,11 @@ impl FileStore {
         if woken.orchestrations {
             self.shared.signals.orchestrations.notify_waiters();
         }
-        if woken.activities {
-            self.shared.signals.activities.notify_waiters();
-        }
+        // Also when no attempt became ready: a released lease moves `next_wakeup`, and an
+        // idle worker should not keep sleeping until the expiry of a lease no one holds
+        // (a virtual test clock would jump there).
+        let _ = woken.activities;
+        self.shared.signals.activities.notify_waiters();
     }
 
     async fn durable(rx: oneshot::Receiver<Result<(), StoreError>>) -> Result<(), StoreError> {
