@@ -221,6 +221,7 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceStatus, ClientError> {
+        let _waiting = self.shared.waiting_for_completion();
         self.wait_until(instance_id, timeout, |status| {
             status.runtime_status.is_finished()
         })

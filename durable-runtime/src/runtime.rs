@@ -43,8 +43,10 @@ impl Default for Options {
 /// How a [`VirtualClock`] moves in a test runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {
-    /// Whenever nothing can run (no turn, activity or client call in flight, no work
-    /// ready), jump to the next timer: back-offs and timeouts take no real time.
+    /// While a client waits for an instance to finish (`wait_for_completion`) and nothing
+    /// else can run (no turn, activity or client write in flight, no work ready), jump to the
+    /// next due timer: back-offs and timeouts take no real time. Between client calls the
+    /// clock stands still, so a test can raise an event before a timeout it races.
     Auto,
     /// Only when the test calls [`VirtualClock::advance`].
     Manual,
@@ -170,6 +172,7 @@ impl RuntimeBuilder {
             options: self.options,
             counters: Counters::default(),
             in_flight: AtomicUsize::new(0),
+            completion_waiters: AtomicUsize::new(0),
             quiet: Notify::new(),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
@@ -195,6 +198,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Turns, activity attempts and client writes under way.
     in_flight: AtomicUsize,
+    /// Clients waiting for an instance to finish: the test clock moves only for them.
+    pub(crate) completion_waiters: AtomicUsize,
     /// Signalled when the runtime may have gone quiet.
     pub(crate) quiet: Notify,
     pub(crate) stopping: AtomicBool,
@@ -229,6 +234,13 @@ impl Shared {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Marks a client waiting for a completion for as long as the guard lives.
+    pub(crate) fn waiting_for_completion(&self) -> CompletionWait<'_> {
+        self.completion_waiters.fetch_add(1, Ordering::SeqCst);
+        self.quiet.notify_one();
+        CompletionWait(self)
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -237,6 +249,15 @@ impl Shared {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.0.leave();
+    }
+}
+
+/// See [`Shared::waiting_for_completion`].
+pub(crate) struct CompletionWait<'a>(&'a Shared);
+
+impl Drop for CompletionWait<'_> {
+    fn drop(&mut self) {
+        self.0.completion_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

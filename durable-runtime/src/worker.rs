@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
@@ -371,7 +372,8 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     drop(busy);
 }
 
-/// The test clock's driver: whenever the runtime is quiet, jump to the next deadline.
+/// The test clock's driver: whenever the runtime is quiet while a client waits for an
+/// instance to finish, jump to the store's next due time.
 pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) {
     while !shared.is_stopping() {
         let stop = shared.stop.notified();
@@ -383,17 +385,22 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
-        if shared.in_flight() != 0 {
+        let quiet =
+            || shared.in_flight() == 0 && shared.completion_waiters.load(Ordering::SeqCst) > 0;
+        if !quiet() {
             continue;
         }
-        let now: SystemTime = clock.now();
-        match shared.store.has_work(now).await {
-            Ok(false) if shared.in_flight() == 0 => {
-                if let Some(next) = clock.next_deadline() {
-                    clock.advance_to(next);
-                }
+        let now = clock.now();
+        if !matches!(shared.store.has_work(now).await, Ok(false)) {
+            shared.quiet.notify_one();
+            continue;
+        }
+        // The store's next wake-up, not the clock's earliest sleeper: a worker may still be
+        // sleeping until the expiry of a lease released since.
+        if let Ok(Some(next)) = shared.store.next_wakeup().await {
+            if next > now && quiet() {
+                clock.advance_to(next);
             }
-            _ => shared.quiet.notify_one(),
         }
     }
 }
