@@ -120,6 +120,24 @@ mod support {
         }
     }
 
+    /// A read handle: like a file descriptor, it keeps the file after a rename or removal,
+    /// and sees what is written but not synced (the page cache).
+    struct Reader(Arc<Mutex<SimFile>>);
+
+    impl std::os::unix::fs::FileExt for Reader {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let f = self.0.lock().unwrap();
+            let start = (offset as usize).min(f.data.len());
+            let n = buf.len().min(f.data.len() - start);
+            buf[..n].copy_from_slice(&f.data[start..start + n]);
+            Ok(n)
+        }
+
+        fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<usize> {
+            Err(io::Error::other("read only"))
+        }
+    }
+
     struct Lock(SimFs, PathBuf);
 
     impl Drop for Lock {
@@ -153,6 +171,14 @@ mod support {
             let file = sim.files.get(path).ok_or(io::ErrorKind::NotFound)?;
             let data = file.lock().unwrap().data.clone();
             Ok(data)
+        }
+        fn open_read(
+            &self,
+            path: &Path,
+        ) -> io::Result<Arc<dyn std::os::unix::fs::FileExt + Send + Sync>> {
+            let sim = self.0.lock().unwrap();
+            let file = sim.files.get(path).ok_or(io::ErrorKind::NotFound)?;
+            Ok(Arc::new(Reader(Arc::clone(file))))
         }
         fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
             let mut sim = self.0.lock().unwrap();
@@ -542,5 +568,242 @@ mod scenarios {
         let store = FileStore::open(dir.path()).await.unwrap();
         assert!(status(&store, "p0").await.is_none());
         store.create_instance(new_instance("p0")).await.unwrap();
+    }
+
+    /// A turn that leaves `id` running, paused on an external event, with a history of
+    /// `activities` completed activity calls before the wait (about 1 KB for 3).
+    async fn pause(store: &FileStore, id: &str, activities: u64, finish: bool) {
+        let id = InstanceId::new(id).unwrap();
+        let work = store
+            .lease_orchestration(&id, t(1), Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut history = vec![HistoryEvent::new(Event::OrchestratorStarted {
+            timestamp: t(1),
+        })];
+        history.extend(work.messages.iter().map(|m| m.event.clone()));
+        for seq in 0..activities {
+            history.push(HistoryEvent::new(Event::TaskScheduled {
+                id: seq,
+                name: "step".into(),
+                input: json!(format!("input of step {seq}")),
+                attempt: 1,
+            }));
+            history.push(HistoryEvent::new(Event::TaskCompleted {
+                id: seq,
+                output: json!(format!("the output of step {seq} of {id}")),
+            }));
+        }
+        history.push(HistoryEvent::new(Event::EventWaitStarted {
+            id: activities,
+            name: "approval".into(),
+        }));
+        let commit = TurnCommit {
+            instance_id: id.clone(),
+            lease: work.lease,
+            expected_version: work.version,
+            history,
+            replace_history: false,
+            consumed: work.messages.iter().map(|m| m.id).collect(),
+            completed_activities: vec![],
+            activities: vec![],
+            timers: vec![],
+            cancelled_timers: vec![],
+            sub_instances: vec![],
+            messages: vec![],
+            status: StatusUpdate {
+                runtime_status: if finish {
+                    RuntimeStatus::Completed
+                } else {
+                    RuntimeStatus::Running
+                },
+                output: finish.then(|| json!("done")),
+                custom_status: None,
+                failure: None,
+                input: None,
+            },
+        };
+        store.commit_turn(commit).await.unwrap();
+    }
+
+    /// Creates `n` instances and runs one turn of each, 1,000 at a time.
+    async fn populate(store: &Arc<FileStore>, n: usize, finish: bool) {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    let store = Arc::clone(store);
+                    let id = format!("instance-{i:06}");
+                    tokio::spawn(async move {
+                        store.create_instance(new_instance(&id)).await.unwrap();
+                        pause(&store, &id, 3, finish).await;
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        }
+    }
+
+    fn rss() -> String {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(" / peak ")
+    }
+
+    /// Resident memory of a store holding 100,000 instances paused on an event (a benchmark
+    /// figure, not a check): `cargo test --release -p durable-runtime --test file_store --
+    /// --ignored --nocapture memory_of_100k_paused_instances`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run it by name"]
+    async fn memory_of_100k_paused_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        eprintln!("before: RSS {}", rss());
+        let store = Arc::new(FileStore::open(dir.path()).await.unwrap());
+        let started = std::time::Instant::now();
+        populate(&store, 100_000, false).await;
+        eprintln!(
+            "100,000 paused instances written in {:?}: RSS {}",
+            started.elapsed(),
+            rss()
+        );
+        let history = store
+            .load_history(&InstanceId::new("instance-000042").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 9);
+        store.close().await;
+        drop(store);
+        let started = std::time::Instant::now();
+        let store = FileStore::open(dir.path()).await.unwrap();
+        eprintln!(
+            "reopened (no checkpoint) in {:?}: RSS {}",
+            started.elapsed(),
+            rss()
+        );
+        store.close().await;
+    }
+
+    /// How long reopening a directory with 100,000 finished instances takes with a warm page
+    /// cache (a benchmark figure, not a check): `cargo test --release -p durable-runtime
+    /// --test file_store -- --ignored --nocapture reopen_100k_finished_instances`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run it by name"]
+    async fn reopen_100k_finished_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileStore::open(dir.path()).await.unwrap());
+        populate(&store, 100_000, true).await;
+        store.close().await;
+        drop(store);
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let store = FileStore::open(dir.path()).await.unwrap();
+            let opened = started.elapsed();
+            let status = status(&store, "instance-099999").await.unwrap();
+            assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+            eprintln!(
+                "reopened 100,000 finished instances in {opened:?}: RSS {}",
+                rss()
+            );
+            store.close().await;
+        }
+    }
+
+    /// One more turn of a running `id`: appends (or, continuing as new, replaces with)
+    /// `n` events.
+    async fn turn(store: &FileStore, id: &str, n: u64, replace: bool) {
+        let id = InstanceId::new(id).unwrap();
+        let work = store
+            .lease_orchestration(&id, t(2), Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        let history = (0..n)
+            .map(|i| {
+                HistoryEvent::new(Event::EventRaised {
+                    name: format!("e{i}"),
+                    data: json!(i),
+                })
+            })
+            .collect();
+        let commit = TurnCommit {
+            instance_id: id,
+            lease: work.lease,
+            expected_version: work.version,
+            history,
+            replace_history: replace,
+            consumed: work.messages.iter().map(|m| m.id).collect(),
+            completed_activities: vec![],
+            activities: vec![],
+            timers: vec![],
+            cancelled_timers: vec![],
+            sub_instances: vec![],
+            messages: vec![],
+            status: StatusUpdate {
+                runtime_status: RuntimeStatus::Running,
+                output: None,
+                custom_status: None,
+                failure: None,
+                input: None,
+            },
+        };
+        store.commit_turn(commit).await.unwrap();
+    }
+
+    async fn history_len(store: &FileStore, id: &str) -> usize {
+        store
+            .load_history(&InstanceId::new(id).unwrap())
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Histories are not kept in memory: they are read back from the segments and the
+    /// checkpoints, also across checkpoints that delete the segments they were in, a
+    /// continue-as-new, and reopening.
+    #[tokio::test]
+    async fn histories_are_read_on_demand_from_segments_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        // Tiny segments: every batch rotates.
+        let options = || FileStoreOptions::default().segment_size(1);
+        let store = FileStore::open_with(dir.path(), options()).await.unwrap();
+        for id in ["a", "b"] {
+            store.create_instance(new_instance(id)).await.unwrap();
+            pause(&store, id, 3, false).await;
+        }
+        turn(&store, "a", 2, false).await;
+        assert_eq!(history_len(&store, "a").await, 11);
+        store.checkpoint().await.unwrap();
+        assert_eq!(
+            segments(dir.path()).len(),
+            0,
+            "the checkpoint covers them all"
+        );
+        assert_eq!(history_len(&store, "a").await, 11);
+        turn(&store, "a", 1, false).await;
+        turn(&store, "b", 4, true).await;
+        let a = store
+            .load_history(&InstanceId::new("a").unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(&a[10].event, Event::EventRaised { name, .. } if name == "e1"));
+        assert!(matches!(&a[11].event, Event::EventRaised { name, .. } if name == "e0"));
+        assert_eq!(history_len(&store, "b").await, 4);
+        store.checkpoint().await.unwrap();
+        turn(&store, "a", 1, false).await;
+        assert_eq!(history_len(&store, "a").await, 13);
+        assert_eq!(history_len(&store, "b").await, 4);
+        store.close().await;
+        let store = FileStore::open_with(dir.path(), options()).await.unwrap();
+        assert_eq!(history_len(&store, "a").await, 13);
+        assert_eq!(history_len(&store, "b").await, 4);
+        turn(&store, "b", 1, false).await;
+        assert_eq!(history_len(&store, "b").await, 5);
     }
 }

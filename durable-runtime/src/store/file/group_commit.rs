@@ -10,8 +10,9 @@ use std::sync::{Arc, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use super::log::{self, checkpoint_header, frame, segment_header};
-use super::state::{Lsn, State};
+use super::io::ReadableFile;
+use super::log::{self, checkpoint_header, frame, segment_header, FRAME_HEADER};
+use super::state::{Lsn, Placed, State};
 use super::{Durability, Shared};
 use crate::store::StoreError;
 
@@ -25,6 +26,8 @@ pub(crate) struct Queue {
     pub(crate) buf: Vec<u8>,
     /// The position of the last record in `buf`.
     pub(crate) last_lsn: Lsn,
+    /// The turns' events in `buf` (offsets in `buf`), to place once written.
+    pub(crate) placed: Vec<Placed>,
     pub(crate) waiters: Vec<Waiter>,
     /// Status watchers to tell once the queued records are durable.
     pub(crate) watchers: Vec<tokio::sync::watch::Sender<u64>>,
@@ -45,6 +48,8 @@ pub(crate) struct Durable {
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) segment: Option<Box<dyn super::io::WritableFile>>,
+    /// The current segment, open for reading the histories written to it.
+    pub(crate) reader: Option<ReadableFile>,
     /// The number of the current segment, or of the last one if none is open.
     pub(crate) segment_no: u64,
     pub(crate) segment_len: u64,
@@ -54,6 +59,8 @@ pub(crate) struct Writer {
     pub(crate) pending_waiters: Vec<Waiter>,
     pub(crate) pending_watchers: Vec<tokio::sync::watch::Sender<u64>>,
     pub(crate) pending_lsn: Lsn,
+    /// The turns' events in `pending` (offsets in `pending`).
+    pub(crate) pending_placed: Vec<Placed>,
     pub(crate) failed: Option<String>,
     pub(crate) since_checkpoint: u64,
     pub(crate) checkpoint_size: u64,
@@ -91,7 +98,9 @@ impl Writer {
                 self.take(&mut queue);
                 (mem::take(&mut queue.checkpoints), queue.closing)
             };
-            self.flush();
+            if let Some((placed, file)) = self.flush() {
+                shared.state().place(placed, &file);
+            }
             let wanted = !checkpoints.is_empty() || self.checkpoint_due();
             if wanted && self.failed.is_none() {
                 let outcome = self.checkpoint();
@@ -125,6 +134,11 @@ impl Writer {
         if queue.buf.is_empty() {
             return;
         }
+        let base = (self.pending.len() + FRAME_HEADER) as u64;
+        for mut placed in queue.placed.drain(..) {
+            placed.offset += base;
+            self.pending_placed.push(placed);
+        }
         frame(&mut self.pending, self.next_seq, &queue.buf);
         self.next_seq += 1;
         queue.buf.clear();
@@ -143,10 +157,12 @@ impl Writer {
     }
 
     /// Writes the pending batches and syncs them; on failure, rewrites them to a new segment
-    /// once, and otherwise enters the failed state until a later attempt succeeds.
-    fn flush(&mut self) {
+    /// once, and otherwise enters the failed state until a later attempt succeeds. Once
+    /// written, returns where the turns' events are, for the state to drop its copies.
+    #[must_use]
+    fn flush(&mut self) -> Option<(Vec<Placed>, ReadableFile)> {
         if self.pending.is_empty() {
-            return;
+            return None;
         }
         let mut outcome = self.write_pending();
         if let Err(error) = &outcome {
@@ -159,7 +175,12 @@ impl Writer {
             }
         }
         match outcome {
-            Ok(()) => {
+            Ok(start) => {
+                let mut placed = mem::take(&mut self.pending_placed);
+                for p in &mut placed {
+                    p.offset += start;
+                }
+                let file = self.reader.clone().expect("a segment was written");
                 if self.failed.take().is_some() {
                     tracing::info!(target: "durable::file_store", "writes succeed again; the store accepts work");
                     self.shared
@@ -187,6 +208,7 @@ impl Writer {
                 if self.segment_len > self.shared.options.segment_size {
                     self.segment = None;
                 }
+                Some((placed, file))
             }
             Err(error) => {
                 self.segment = None;
@@ -213,25 +235,30 @@ impl Writer {
                     ))));
                 }
                 self.failed = Some(message);
+                None
             }
         }
     }
 
-    fn write_pending(&mut self) -> io::Result<()> {
+    /// Returns the offset in the segment where `pending` starts.
+    fn write_pending(&mut self) -> io::Result<u64> {
         let fs = &self.shared.fs;
         let sync = self.shared.options.durability == Durability::Fsync;
         match &mut self.segment {
             Some(file) => {
+                let start = self.segment_len;
                 file.write_all(&self.pending)?;
                 if sync {
                     file.sync_data()?;
                 }
                 self.segment_len += self.pending.len() as u64;
+                Ok(start)
             }
             None => {
                 self.segment_no += 1;
                 let path = self.shared.dir.join(log::segment_name(self.segment_no));
                 let mut file = fs.create(&path)?;
+                let reader = fs.open_read(&path)?;
                 let header = segment_header();
                 file.write_all(&header)?;
                 file.write_all(&self.pending)?;
@@ -241,37 +268,45 @@ impl Writer {
                 }
                 self.segment_len = (header.len() + self.pending.len()) as u64;
                 self.segment = Some(file);
+                self.reader = Some(reader);
+                Ok(header.len() as u64)
             }
         }
-        Ok(())
     }
 
     /// Rewrites the live state as a checkpoint and drops the segments it covers: purged
     /// instances and histories replaced by continue-as-new take no more space.
     pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.shared);
-        let state: MutexGuard<'_, State> = shared.state();
+        let mut state: MutexGuard<'_, State> = shared.state();
         // Flush what is queued under the state lock, so the image is exactly the state after
         // the last batch it covers.
         {
             let mut queue = shared.queue();
             self.take(&mut queue);
         }
-        self.flush();
+        if let Some((placed, file)) = self.flush() {
+            state.place(placed, &file);
+        }
         if let Some(failed) = &self.failed {
             return Err(unavailable(failed));
         }
         let covers = self.next_seq - 1;
         let mut body = checkpoint_header(covers).to_vec();
         let mut n = 0;
-        state.image(
+        let imaged = state.image(
             |chunk| {
                 n += 1;
+                let base = (body.len() + FRAME_HEADER) as u64;
                 frame(&mut body, n, chunk);
+                base
             },
             1 << 20,
         );
         drop(state);
+        let imaged = imaged.map_err(|e| {
+            StoreError::Unavailable(format!("checkpoint: cannot read a history: {e}"))
+        })?;
         // Later batches go to a new segment, so every segment up to this one is covered.
         self.segment = None;
         let last_covered = self.segment_no;
@@ -289,6 +324,9 @@ impl Writer {
         fs.rename(&tmp, &dir.join(&name))
             .map_err(|e| io("rename", e))?;
         fs.sync_dir(dir).map_err(|e| io("sync the directory", e))?;
+        // Histories are read from the checkpoint from now on, before the segments go.
+        let reader = fs.open_read(&dir.join(&name)).map_err(|e| io("open", e))?;
+        shared.state().rebase(imaged, &reader);
         for file in fs.list(dir).map_err(|e| io("list", e))? {
             let old = match log::classify(&file) {
                 log::FileKind::Segment(n) => n <= last_covered,

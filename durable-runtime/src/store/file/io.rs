@@ -5,7 +5,9 @@ use std::any::Any;
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A file open for appending: the store only ever appends and syncs.
 pub trait WritableFile: Send {
@@ -14,6 +16,12 @@ pub trait WritableFile: Send {
     /// Makes everything appended so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
 }
+
+/// A file open for reading at any offset (only `read_at` is used; `write_at` may fail). Like a
+/// Unix file descriptor, it keeps reading the same file after the file is renamed or
+/// deleted: the store reads histories through these handles on demand while checkpoints
+/// rename and delete files.
+pub(crate) type ReadableFile = Arc<dyn FileExt + Send + Sync>;
 
 /// The few file operations the store needs. Paths are always inside the data directory and
 /// named by the store itself, never after an instance id.
@@ -27,6 +35,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens a file for reading at any offset; the handle sees what is appended later.
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileExt + Send + Sync>>;
     /// Creates a new, empty file (replacing any file of that name) to append to.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Cuts a file back to `len` bytes and syncs it.
@@ -89,6 +99,10 @@ impl FileSystem for OsFileSystem {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileExt + Send + Sync>> {
+        Ok(Arc::new(File::open(path)?))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

@@ -112,7 +112,7 @@ pub use log::DISK_FORMAT_VERSION;
 
 use group_commit::{Durable, Queue, Writer};
 use record::{CreateRecord, Record};
-use state::{Lsn, State, Woken};
+use state::{Lsn, Placed, State, Woken};
 
 /// How hard the store works to make a write survive a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -322,6 +322,7 @@ impl FileStore {
         let mut writer = Writer {
             shared: Arc::clone(&shared),
             segment: None,
+            reader: None,
             segment_no: recovered.last_segment,
             segment_len: 0,
             next_seq: recovered.next_seq,
@@ -329,6 +330,7 @@ impl FileStore {
             pending_waiters: Vec::new(),
             pending_watchers: Vec::new(),
             pending_lsn: 0,
+            pending_placed: Vec::new(),
             failed: None,
             since_checkpoint: recovered.since_checkpoint,
             checkpoint_size: recovered.checkpoint_size,
@@ -416,9 +418,17 @@ impl FileStore {
             return Err(closed());
         }
         let start = queue.buf.len();
-        record.encode(&mut queue.buf);
+        let events = record.encode(&mut queue.buf);
+        let count = match &record {
+            Record::Commit(commit) => commit.history.count(),
+            _ => 0,
+        };
+        let id = match &record {
+            Record::Commit(commit) if events.is_some() => Some(commit.id.clone()),
+            _ => None,
+        };
         state.last_lsn += 1;
-        let woken = match state.apply(record, state.last_lsn) {
+        let woken = match state.apply(record, state.last_lsn, None) {
             Ok(woken) => woken,
             Err(error) => {
                 queue.buf.truncate(start);
@@ -426,6 +436,16 @@ impl FileStore {
             }
         };
         queue.last_lsn = state.last_lsn;
+        if let (Some(id), Some(events)) = (id, events) {
+            // The writer tells the state where these events land in the log.
+            queue.placed.push(Placed {
+                id,
+                lsn: state.last_lsn,
+                offset: events.start as u64,
+                len: u32::try_from(events.len()).expect("a turn is smaller than 4 GiB"),
+                count: count as u32,
+            });
+        }
         queue.waiters.push(tx);
         queue.watchers.append(&mut state.changed);
         let first = start == 0;
@@ -537,8 +557,9 @@ impl Store for FileStore {
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
-        let state = self.shared.state();
-        State::decode_history(state.instance(id)?)
+        // Copied under the lock, read without it (from the page cache, or the disk).
+        let parts = self.shared.state().history(id)?;
+        state::read_history(&parts)
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {

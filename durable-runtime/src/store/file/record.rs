@@ -54,6 +54,30 @@ pub(crate) enum Record {
     Purge { id: InstanceId },
 }
 
+/// History events of a record: in memory when written live, or where a file holds them when
+/// read back (recovery never loads histories; `load_history` reads them on demand).
+#[derive(Debug)]
+pub(crate) enum Events {
+    /// The events' JSON texts.
+    Mem(Vec<Raw>),
+    /// `count` events encoded as strings (`u32` length + UTF-8 each) in `len` bytes at
+    /// `offset` of the decoded bytes.
+    At {
+        offset: usize,
+        len: usize,
+        count: usize,
+    },
+}
+
+impl Events {
+    pub(crate) fn count(&self) -> usize {
+        match self {
+            Events::Mem(events) => events.len(),
+            Events::At { count, .. } => *count,
+        }
+    }
+}
+
 /// An instance to create (also a sub-orchestration created by a turn).
 #[derive(Debug)]
 pub(crate) struct CreateRecord {
@@ -71,7 +95,7 @@ pub(crate) struct CreateRecord {
 #[derive(Debug)]
 pub(crate) struct CommitRecord {
     pub(crate) id: InstanceId,
-    pub(crate) history: Vec<Raw>,
+    pub(crate) history: Events,
     pub(crate) replace_history: bool,
     pub(crate) consumed: Vec<u64>,
     pub(crate) completed: Vec<u64>,
@@ -101,7 +125,7 @@ pub(crate) struct InstanceImage {
     pub(crate) created_at: u64,
     pub(crate) runtime_status: RuntimeStatus,
     pub(crate) status: Raw,
-    pub(crate) history: Vec<Raw>,
+    pub(crate) history: Events,
     pub(crate) inbox: Vec<MessageImage>,
     pub(crate) next_message: u64,
     pub(crate) activities: Vec<(u64, Raw)>,
@@ -155,12 +179,6 @@ impl Enc<'_> {
         self.len(v.len());
         for x in v {
             self.u64(*x);
-        }
-    }
-    pub(crate) fn strs<'s>(&mut self, v: impl ExactSizeIterator<Item = &'s str>) {
-        self.len(v.len());
-        for s in v {
-            self.str(s);
         }
     }
     pub(crate) fn pairs<'s>(&mut self, v: impl ExactSizeIterator<Item = (u64, &'s str)>) {
@@ -251,8 +269,19 @@ impl<'a> Dec<'a> {
     pub(crate) fn u64s(&mut self) -> Result<Vec<u64>> {
         self.vec(|d| d.u64())
     }
-    pub(crate) fn raws(&mut self) -> Result<Vec<Raw>> {
-        self.vec(|d| d.raw())
+    /// Skips a list of strings, returning where its strings are.
+    pub(crate) fn events(&mut self) -> Result<Events> {
+        let count = self.len()?;
+        let offset = self.at;
+        for _ in 0..count {
+            let n = self.len()?;
+            self.take(n)?;
+        }
+        Ok(Events::At {
+            offset,
+            len: self.at - offset,
+            count,
+        })
     }
     pub(crate) fn pairs(&mut self) -> Result<Vec<(u64, Raw)>> {
         self.vec(|d| Ok((d.u64()?, d.raw()?)))
@@ -286,7 +315,10 @@ impl CreateRecord {
 }
 
 impl Record {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the record to `out`; for a turn with history events, returns where the
+    /// encoded events are in `out` (their byte range, after the count).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+        let mut events = None;
         let mut e = Enc(out);
         match self {
             Record::Create(c) => {
@@ -302,7 +334,17 @@ impl Record {
             Record::Commit(c) => {
                 e.u8(COMMIT);
                 e.str(&c.id);
-                e.strs(c.history.iter().map(|r| &**r));
+                let Events::Mem(history) = &c.history else {
+                    unreachable!("only live turns are encoded")
+                };
+                e.len(history.len());
+                let start = e.0.len();
+                for event in history {
+                    e.str(event);
+                }
+                if !history.is_empty() {
+                    events = Some(start..e.0.len());
+                }
                 e.u8(c.replace_history.into());
                 e.u64s(&c.consumed);
                 e.u64s(&c.completed);
@@ -336,6 +378,7 @@ impl Record {
                 e.str(id);
             }
         }
+        events
     }
 
     pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
@@ -348,7 +391,7 @@ impl Record {
             },
             COMMIT => Record::Commit(Box::new(CommitRecord {
                 id: d.id()?,
-                history: d.raws()?,
+                history: d.events()?,
                 replace_history: d.bool()?,
                 consumed: d.u64s()?,
                 completed: d.u64s()?,
@@ -383,7 +426,7 @@ impl InstanceImage {
             created_at: d.u64()?,
             runtime_status: d.status()?,
             status: d.raw()?,
-            history: d.raws()?,
+            history: d.events()?,
             inbox: d.vec(|d| {
                 Ok(MessageImage {
                     id: d.u64()?,
@@ -406,7 +449,7 @@ mod tests {
     fn records_round_trip() {
         let record = Record::Commit(Box::new(CommitRecord {
             id: InstanceId::new("../é").unwrap(),
-            history: vec![r#"{"v":1}"#.into()],
+            history: Events::Mem(vec![r#"{"v":1}"#.into(), "[2]".into()]),
             replace_history: true,
             consumed: vec![1, 2],
             completed: vec![3],
@@ -419,11 +462,21 @@ mod tests {
             status: "{}".into(),
         }));
         let mut bytes = Vec::new();
-        record.encode(&mut bytes);
+        let range = record.encode(&mut bytes).unwrap();
         let mut d = Dec::new(&bytes);
         let back = Record::decode(&mut d).unwrap();
         assert!(d.done());
-        assert_eq!(format!("{record:?}"), format!("{back:?}"));
+        let Record::Commit(back) = back else { panic!() };
+        let Events::At { offset, len, count } = back.history else {
+            panic!()
+        };
+        assert_eq!((offset, offset + len, count), (range.start, range.end, 2));
+        let mut events = Dec::new(&bytes[range]);
+        assert_eq!(&*events.raw().unwrap(), r#"{"v":1}"#);
+        assert_eq!(&*events.raw().unwrap(), "[2]");
+        assert!(events.done());
+        let rest = |r: &str| r.split_once("replace_history").unwrap().1.to_string();
+        assert_eq!(rest(&format!("{record:?}")), rest(&format!("{back:?})")));
         for cut in 0..bytes.len() {
             assert!(Record::decode(&mut Dec::new(&bytes[..cut])).is_err());
         }

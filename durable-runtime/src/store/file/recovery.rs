@@ -2,11 +2,12 @@
 //! cut back a torn tail, and refuse (or, when asked, salvage) damage before the tail.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::io::FileSystem;
 use super::log::{self, End, FileKind, HeaderError};
 use super::record::{Dec, InstanceImage, Record};
-use super::state::State;
+use super::state::{Source, State};
 use super::OpenError;
 
 pub(crate) struct Recovered {
@@ -95,6 +96,7 @@ pub(crate) fn recover(
                 reason: e.to_string(),
             },
         )?;
+        let file = fs.open_read(&path).map_err(io_error("open", &path))?;
         let (batches, end) = log::scan(&bytes, log::CHECKPOINT_HEADER);
         // A checkpoint is renamed into place only once synced: any damage is real damage.
         if let End::Torn { offset, reason } | End::Corrupt { offset, reason } = end {
@@ -109,14 +111,22 @@ pub(crate) fn recover(
             tracing::error!(target: "durable::file_store", file = %damage.file.display(), offset, reason = %damage.reason, "salvage: the checkpoint is damaged; instances stored after this point are lost");
         }
         for batch in batches {
+            let source = Source {
+                file: Arc::clone(&file),
+                base: (batch.offset + log::FRAME_HEADER) as u64,
+            };
             let mut d = Dec::new(batch.payload);
             while !d.done() {
-                let image = InstanceImage::decode(&mut d).map_err(|e| Damage {
+                let damage = |reason: String| Damage {
                     file: path.clone(),
                     offset: batch.offset as u64,
-                    reason: format!("unreadable instance image: {e}"),
-                })?;
-                state.restore(image);
+                    reason,
+                };
+                let image = InstanceImage::decode(&mut d)
+                    .map_err(|e| damage(format!("unreadable instance image: {e}")))?;
+                state
+                    .restore(image, &source)
+                    .map_err(|e| damage(e.to_string()))?;
             }
         }
     }
@@ -185,6 +195,7 @@ fn replay_segment(
     expected: &mut u64,
     fs: &dyn FileSystem,
 ) -> Result<Option<Damage>, OpenError> {
+    let file = fs.open_read(path).map_err(io_error("open", path))?;
     let (batches, end) = log::scan(bytes, log::SEGMENT_HEADER);
     for batch in batches {
         let damage = |reason: String| Damage {
@@ -207,8 +218,12 @@ fn replay_segment(
             Ok(records) => records,
             Err(reason) => return Ok(Some(damage(reason))),
         };
+        let source = Source {
+            file: Arc::clone(&file),
+            base: (batch.offset + log::FRAME_HEADER) as u64,
+        };
         for record in records {
-            if let Err(e) = state.apply(record, 0) {
+            if let Err(e) = state.apply(record, 0, Some(&source)) {
                 return Ok(Some(damage(e.to_string())));
             }
         }

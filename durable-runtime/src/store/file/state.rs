@@ -1,13 +1,19 @@
-//! The live state, all in memory: what the log's records build, and the queues and leases
-//! (never logged: a restarted process owns nothing) that hand work out.
+//! The live state: what the log's records build, and the queues and leases (never logged: a
+//! restarted process owns nothing) that hand work out. Everything is in memory except the
+//! histories: an instance keeps its history's length and where its events are in the files
+//! (the events of a turn not yet written are kept in memory until the writer places them).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use super::io::ReadableFile;
 use super::record::{
-    nanos, raw, time, CommitRecord, CreateRecord, Enc, InstanceImage, Raw, Record, IMAGE,
+    nanos, raw, time, CommitRecord, CreateRecord, Dec, Enc, Events, InstanceImage, Raw, Record,
+    IMAGE,
 };
 use crate::history::{Event, HistoryEvent};
 use crate::store::{
@@ -25,6 +31,9 @@ pub(crate) struct State {
     /// The last record's position.
     pub(crate) last_lsn: Lsn,
     next_token: LeaseToken,
+    /// Numbers the generations of histories (a new instance, a continue-as-new), so that a
+    /// checkpoint replaces the file positions of a history only if it is still the one imaged.
+    next_generation: u64,
     pub(crate) instances: HashMap<InstanceId, Instance>,
     /// Unleased instances that may have deliverable messages.
     ready: VecDeque<InstanceId>,
@@ -39,8 +48,102 @@ pub(crate) struct State {
     pub(crate) changed: Vec<watch::Sender<u64>>,
 }
 
+/// Where some of a history's events are.
+#[derive(Clone)]
+pub(crate) enum Part {
+    /// The events of a turn whose record (at `lsn`) the writer has not placed yet.
+    Mem { lsn: Lsn, events: Arc<Vec<Raw>> },
+    /// `count` events, encoded as strings, in `len` bytes at `offset` of `file`.
+    Disk {
+        file: ReadableFile,
+        offset: u64,
+        len: u32,
+        count: u32,
+    },
+}
+
+/// The file a record or checkpoint batch was read from, and where its payload starts.
+pub(crate) struct Source {
+    pub(crate) file: ReadableFile,
+    pub(crate) base: u64,
+}
+
+/// Where the writer placed the events of the turn at `lsn` of `id`.
+pub(crate) struct Placed {
+    pub(crate) id: InstanceId,
+    pub(crate) lsn: Lsn,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) count: u32,
+}
+
+/// Where a checkpoint put the first `parts` parts of a history of generation `generation`.
+pub(crate) struct Imaged {
+    id: InstanceId,
+    generation: u64,
+    parts: usize,
+    offset: u64,
+    len: u32,
+    count: u32,
+}
+
+fn part(events: Events, lsn: Lsn, source: Option<&Source>) -> Result<Option<Part>, StoreError> {
+    Ok(match events {
+        Events::Mem(events) if events.is_empty() => None,
+        Events::Mem(events) => Some(Part::Mem {
+            lsn,
+            events: Arc::new(events),
+        }),
+        Events::At { count: 0, .. } => None,
+        Events::At { offset, len, count } => {
+            let source = source
+                .ok_or_else(|| StoreError::Corrupt("events read back without their file".into()))?;
+            Some(Part::Disk {
+                file: Arc::clone(&source.file),
+                offset: source.base + offset as u64,
+                len: len as u32,
+                count: count as u32,
+            })
+        }
+    })
+}
+
+/// Reads a history's events (from memory and from the page cache or disk).
+pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for part in parts {
+        match part {
+            Part::Mem { events, .. } => {
+                for event in events.iter() {
+                    out.push(decode(event)?);
+                }
+            }
+            Part::Disk {
+                file,
+                offset,
+                len,
+                count,
+            } => {
+                buf.resize(*len as usize, 0);
+                file.read_exact_at(&mut buf, *offset)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot read a history: {e}")))?;
+                let mut d = Dec::new(&buf);
+                for _ in 0..*count {
+                    let event = d.raw().map_err(StoreError::Corrupt)?;
+                    out.push(decode(&event)?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) struct Instance {
-    pub(crate) history: Vec<Raw>,
+    /// Where the history's events are, in order.
+    history: Vec<Part>,
+    history_len: u64,
+    generation: u64,
     inbox: Vec<Message>,
     next_message: MessageId,
     pub(crate) runtime_status: RuntimeStatus,
@@ -154,13 +257,12 @@ impl State {
     pub(crate) fn prepare_commit(&self, commit: &TurnCommit) -> Result<CommitRecord, StoreError> {
         let id = &commit.instance_id;
         let instance = self.check_lease(id, commit.lease)?;
-        if instance.history.len() as u64 != commit.expected_version {
+        if instance.history_len != commit.expected_version {
             return Err(conflict(
                 id,
                 format!(
                     "the history has {} events, the turn expected {}",
-                    instance.history.len(),
-                    commit.expected_version
+                    instance.history_len, commit.expected_version
                 ),
             ));
         }
@@ -196,7 +298,7 @@ impl State {
         };
         Ok(CommitRecord {
             id: id.clone(),
-            history: commit.history.iter().map(raw).collect(),
+            history: Events::Mem(commit.history.iter().map(raw).collect()),
             replace_history: commit.replace_history,
             consumed: commit.consumed.clone(),
             completed: commit.completed_activities.iter().map(|l| l.id).collect(),
@@ -250,7 +352,12 @@ impl State {
 
     /// Applies one record. Live calls have checked it; on recovery it was checked when first
     /// applied, so only a damaged log can make it fail.
-    pub(crate) fn apply(&mut self, record: Record, lsn: Lsn) -> Result<Woken, StoreError> {
+    pub(crate) fn apply(
+        &mut self,
+        record: Record,
+        lsn: Lsn,
+        source: Option<&Source>,
+    ) -> Result<Woken, StoreError> {
         let mut woken = Woken::default();
         match record {
             Record::Create(create) => {
@@ -262,7 +369,7 @@ impl State {
                 woken.orchestrations = true;
             }
             Record::Commit(commit) => {
-                woken = self.apply_commit(*commit, lsn)?;
+                woken = self.apply_commit(*commit, lsn, source)?;
             }
             Record::Complete { id, seq, event } => {
                 self.drop_activity(&id, seq);
@@ -282,10 +389,13 @@ impl State {
         let id = create.id;
         // Only a replacing create finds an instance here: the check allowed it.
         self.remove(&id);
+        self.next_generation += 1;
         self.instances.insert(
             id.clone(),
             Instance {
                 history: Vec::new(),
+                history_len: 0,
+                generation: self.next_generation,
                 inbox: Vec::new(),
                 next_message: 0,
                 runtime_status: create.runtime_status,
@@ -302,8 +412,17 @@ impl State {
         self.notify_status(&id);
     }
 
-    fn apply_commit(&mut self, commit: CommitRecord, lsn: Lsn) -> Result<Woken, StoreError> {
+    fn apply_commit(
+        &mut self,
+        commit: CommitRecord,
+        lsn: Lsn,
+        source: Option<&Source>,
+    ) -> Result<Woken, StoreError> {
         let id = &commit.id;
+        let count = commit.history.count() as u64;
+        let events = part(commit.history, lsn, source)?;
+        self.next_generation += 1;
+        let generation = self.next_generation;
         let finished = commit.runtime_status.is_finished();
         let instance = self.instances.get_mut(id).ok_or_else(|| {
             StoreError::Corrupt(format!("a turn of `{id}`, which does not exist"))
@@ -313,7 +432,9 @@ impl State {
         if commit.replace_history {
             // A new generation: the old one's timers and activity attempts go with it;
             // messages already sent stay.
-            instance.history = commit.history;
+            instance.history = events.into_iter().collect();
+            instance.history_len = count;
+            instance.generation = generation;
             instance.inbox.retain(|m| {
                 if m.timer.is_some() {
                     if let Some(at) = m.visible_at {
@@ -324,7 +445,8 @@ impl State {
             });
             stale.extend(instance.activities.keys().copied());
         } else {
-            instance.history.extend(commit.history);
+            instance.history.extend(events);
+            instance.history_len += count;
         }
         let status_changed = instance.status != commit.status;
         instance.runtime_status = commit.runtime_status;
@@ -559,7 +681,7 @@ impl State {
         }
         instance.lease = Some((token, expires));
         instance.queued = false;
-        let version = instance.history.len() as u64;
+        let version = instance.history_len;
         self.leases.insert((expires, id.clone()));
         Ok(OrchestrationWork {
             instance_id: id.clone(),
@@ -708,15 +830,68 @@ impl State {
         decode(&instance.status)
     }
 
-    pub(crate) fn decode_history(instance: &Instance) -> Result<Vec<HistoryEvent>, StoreError> {
-        instance.history.iter().map(decode).collect()
+    /// Where an instance's history is, to read it without holding the state.
+    pub(crate) fn history(&self, id: &InstanceId) -> Result<Vec<Part>, StoreError> {
+        Ok(self.instance(id)?.history.clone())
+    }
+
+    /// Records where the writer put turns' events, dropping their copies in memory.
+    pub(crate) fn place(&mut self, placed: impl IntoIterator<Item = Placed>, file: &ReadableFile) {
+        for p in placed {
+            let Some(instance) = self.instances.get_mut(&p.id) else {
+                continue;
+            };
+            // Not found: the history was replaced or the instance purged meanwhile.
+            if let Some(slot) = instance
+                .history
+                .iter_mut()
+                .find(|part| matches!(part, Part::Mem { lsn, .. } if *lsn == p.lsn))
+            {
+                *slot = Part::Disk {
+                    file: Arc::clone(file),
+                    offset: p.offset,
+                    len: p.len,
+                    count: p.count,
+                };
+            }
+        }
+    }
+
+    /// Points histories at the checkpoint that now holds them, so the segments it covers
+    /// can go.
+    pub(crate) fn rebase(&mut self, imaged: Vec<Imaged>, file: &ReadableFile) {
+        for i in imaged {
+            let Some(instance) = self.instances.get_mut(&i.id) else {
+                continue;
+            };
+            if instance.generation != i.generation || instance.history.len() < i.parts {
+                continue;
+            }
+            let whole = Part::Disk {
+                file: Arc::clone(file),
+                offset: i.offset,
+                len: i.len,
+                count: i.count,
+            };
+            instance.history.splice(..i.parts, [whole]);
+        }
     }
 
     // ----- checkpoints -------------------------------------------------------------------
 
-    /// Encodes every instance's image, calling `chunk` with about `chunk_size` bytes at a time.
-    pub(crate) fn image(&self, mut chunk: impl FnMut(&[u8]), chunk_size: usize) {
+    /// Encodes every instance's image, calling `chunk` with about `chunk_size` bytes at a
+    /// time; `chunk` returns the file offset at which it puts them. Returns where each
+    /// history went.
+    pub(crate) fn image(
+        &self,
+        mut chunk: impl FnMut(&[u8]) -> u64,
+        chunk_size: usize,
+    ) -> io::Result<Vec<Imaged>> {
         let mut buf = Vec::with_capacity(chunk_size + 4096);
+        let mut imaged = Vec::with_capacity(self.instances.len());
+        // Those of `imaged` whose offsets are still relative to `buf`.
+        let mut in_buf = 0;
+        let mut read = Vec::new();
         for (id, instance) in &self.instances {
             let mut e = Enc(&mut buf);
             e.u8(IMAGE);
@@ -725,7 +900,35 @@ impl State {
             e.u64(nanos(instance.created_at));
             e.status(instance.runtime_status);
             e.str(&instance.status);
-            e.strs(instance.history.iter().map(|r| &**r));
+            e.len(instance.history_len as usize);
+            let start = e.0.len();
+            for part in &instance.history {
+                match part {
+                    Part::Mem { events, .. } => {
+                        for event in events.iter() {
+                            e.str(event);
+                        }
+                    }
+                    Part::Disk {
+                        file, offset, len, ..
+                    } => {
+                        read.resize(*len as usize, 0);
+                        file.read_exact_at(&mut read, *offset)?;
+                        e.0.extend_from_slice(&read);
+                    }
+                }
+            }
+            let len = e.0.len() - start;
+            if !instance.history.is_empty() {
+                imaged.push(Imaged {
+                    id: id.clone(),
+                    generation: instance.generation,
+                    parts: instance.history.len(),
+                    offset: start as u64,
+                    len: len as u32,
+                    count: instance.history_len as u32,
+                });
+            }
             e.len(instance.inbox.len());
             for m in &instance.inbox {
                 e.u64(m.id);
@@ -736,18 +939,33 @@ impl State {
             e.u64(instance.next_message);
             e.pairs(instance.activities.iter().map(|(seq, a)| (*seq, &*a.task)));
             if buf.len() >= chunk_size {
-                chunk(&buf);
+                let base = chunk(&buf);
+                for i in &mut imaged[in_buf..] {
+                    i.offset += base;
+                }
+                in_buf = imaged.len();
                 buf.clear();
             }
         }
         if !buf.is_empty() {
-            chunk(&buf);
+            let base = chunk(&buf);
+            for i in &mut imaged[in_buf..] {
+                i.offset += base;
+            }
         }
+        Ok(imaged)
     }
 
     /// Restores one instance from a checkpoint.
-    pub(crate) fn restore(&mut self, image: InstanceImage) {
+    pub(crate) fn restore(
+        &mut self,
+        image: InstanceImage,
+        source: &Source,
+    ) -> Result<(), StoreError> {
         let id = image.id;
+        let history_len = image.history.count() as u64;
+        let history = part(image.history, 0, Some(source))?.into_iter().collect();
+        self.next_generation += 1;
         let mut inbox = Vec::with_capacity(image.inbox.len());
         for m in image.inbox {
             let visible_at = m.at.map(time);
@@ -777,7 +995,9 @@ impl State {
         self.instances.insert(
             id.clone(),
             Instance {
-                history: image.history,
+                history,
+                history_len,
+                generation: self.next_generation,
                 inbox,
                 next_message: image.next_message,
                 runtime_status: image.runtime_status,
@@ -791,5 +1011,6 @@ impl State {
             },
         );
         self.make_ready(&id);
+        Ok(())
     }
 }
