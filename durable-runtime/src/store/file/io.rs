@@ -35,7 +35,9 @@ pub trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Opens a file for reading at any offset; the handle sees what is appended later.
+    /// Opens a file for reading at any offset (`read_at`; `write_at` is never called). The
+    /// handle sees what is appended later, and keeps reading the same file after it is
+    /// renamed or deleted, as a Unix file descriptor does.
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileExt + Send + Sync>>;
     /// Creates a new, empty file (replacing any file of that name) to append to.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;

@@ -1,5 +1,6 @@
-//! The crash-safe file store: the embedded default. Everything lives in memory, and every
-//! change is first a checksummed record in a write-ahead log in one directory.
+//! The crash-safe file store: the embedded default. What the hot path needs lives in memory
+//! (histories do not: see [Memory](#memory)), and every change is first a checksummed record
+//! in a write-ahead log in one directory.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +32,27 @@
 //! - **One process per directory.** Opening takes an exclusive lock on `LOCK` (`flock`); a
 //!   second open, in this process or another, fails with [`OpenError::Locked`].
 //!
+//! # What reads return
+//! [`status`](crate::store::Store::status) and [`list`](crate::store::Store::list) return
+//! only what is on disk: a status changed by a write still on its way to disk is not shown
+//! until that write is durable (they wait for it), so a reader never sees an outcome that a
+//! crash could take back. This is the store's choice; the contract would allow less.
+//!
+//! # Memory
+//! In memory, per instance: its status (the runtime's JSON, input and output included), its
+//! inbox, timers, lease, activity attempts, and its history's *length* plus where the
+//! history's events are in the files (one entry of 32 bytes per turn since the last
+//! checkpoint, one per instance after it). The events themselves stay on disk:
+//! [`load_history`](crate::store::Store::load_history), which the runtime calls only on a
+//! cache miss, reads them from the segments or the checkpoint (usually from the page cache;
+//! a cold read blocks the calling thread for one disk read). A turn's events are kept in
+//! memory only from its commit until the writer has written them (one group commit).
+//! Each segment or checkpoint that still holds a live history stays open for reading, so
+//! after a checkpoint deletes segments their space is freed once no history points into
+//! them (histories are repointed to the checkpoint as it is written). A custom
+//! [`FileSystem`] provides these read handles with [`FileSystem::open_read`]; like a Unix
+//! file descriptor, a handle must keep reading its file after a rename or deletion.
+//!
 //! # On disk
 //! A directory holds log segments and at most one checkpoint. A segment starts with a 16-byte
 //! header (magic `DURWAL`, the [format version](DISK_FORMAT_VERSION)), then commit batches:
@@ -60,7 +82,10 @@
 //! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval).
 //! Once a retry succeeds, work resumes by itself. A write that got `Unavailable` has its
 //! effect kept in memory and written by the retry: its outcome is *unknown*, as after any
-//! timeout (a retried start may then find `AlreadyExists`).
+//! timeout (a retried start may then find `AlreadyExists`). In short: **after
+//! [`StoreError::Unavailable`], the outcome of a write is unknown** — it may or may not
+//! become durable; read the status back (or retry idempotently) once the store accepts work
+//! again.
 //!
 //! # Space
 //! After [`checkpoint_bytes`](FileStoreOptions::checkpoint_bytes) of log (or twice the last
@@ -76,6 +101,16 @@
 //! call [`FileStore::checkpoint`] first and copy within `checkpoint_bytes` of traffic, or use
 //! a file-system snapshot (LVM, ZFS, btrfs), which is always consistent. To restore, put the
 //! copied files in an empty directory and open it.
+//!
+//! # Testing
+//! Besides the conformance kit and the fault-injection tests (`durable-runtime/tests/
+//! file_store.rs`: torn tail, corrupt middle, salvage, second open, hostile ids, power cut
+//! through a file layer that keeps only synced bytes, full disk), the crash test
+//! (`tests/tests/crash.rs`) SIGKILLs a child process running retry workflows at least 50
+//! times and checks that no acknowledged start or outcome is lost and no acknowledged
+//! activity runs again. Its long mode runs more kills:
+//! `DURABLE_CRASH_KILLS=1000 cargo test -p durable-tests --test crash -- --nocapture`
+//! (`DURABLE_CRASH_SEED=<n>` replays the kill points of a failed run).
 //!
 //! # Upgrades
 //! Every file header carries the on-disk format version. A release reads every older version
