@@ -300,10 +300,16 @@ async fn send_event(
 ) -> ApiResult {
     let id = instance_id(path)?;
     let bytes = read_body(&api, body).await?;
-    let event: SendEvent = parse_json(
-        &bytes,
-        r#"a JSON object {"eventName": "<name>", "data": <any JSON>}"#,
-    )?;
+    const SHAPE: &str = r#"a JSON object {"eventName": "<name>", "data": <any JSON>}"#;
+    let value: Value = parse_json(&bytes, SHAPE)?;
+    // serde would also take a struct from an array (`["step2"]`): only an object will do.
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body must be {SHAPE}, not {value}"
+        )));
+    }
+    let event: SendEvent = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("the body must be {SHAPE}: {e}")))?;
     raise(&api, &id, &event.event_name, event.data).await
 }
 
