@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use super::{
     ActivityLease, ActivityTask, ActivityWork, Delivery, InstancePage, InstanceQuery,
-    InstanceStatus, LeaseToken, MessageId, NewInstance, OrchestrationWork, RuntimeStatus, Store,
-    StoreError, TurnCommit, WorkSignals,
+    InstanceStatus, LeaseToken, MessageId, NewInstance, OrchestrationWork, Store, StoreError,
+    TurnCommit, WorkSignals,
 };
 use crate::history::{Event, HistoryEvent};
 use crate::InstanceId;
@@ -45,10 +45,7 @@ struct Instance {
     history: Vec<Vec<u8>>,
     inbox: Vec<Message>,
     next_message: MessageId,
-    runtime_status: RuntimeStatus,
-    name: String,
-    created_at: SystemTime,
-    status: Vec<u8>,
+    status: InstanceStatus,
     lease: Option<(LeaseToken, SystemTime)>,
     queued: bool,
     activities: HashMap<u64, ActivityRecord>,
@@ -127,7 +124,7 @@ impl Inner {
     fn push_message(
         &mut self,
         id: &InstanceId,
-        event: &HistoryEvent,
+        event: Vec<u8>,
         visible_at: Option<SystemTime>,
         timer: Option<u64>,
     ) {
@@ -140,7 +137,7 @@ impl Inner {
             id: message_id,
             visible_at,
             timer,
-            event: encode(event),
+            event,
         });
         match visible_at {
             Some(at) => {
@@ -248,7 +245,7 @@ impl Inner {
     fn create(&mut self, new: NewInstance) -> Result<(), StoreError> {
         let id = new.status.instance_id.clone();
         if let Some(existing) = self.instances.get(&id) {
-            if !(new.replace_finished && existing.runtime_status.is_finished()) {
+            if !(new.replace_finished && existing.status.runtime_status.is_finished()) {
                 return Err(StoreError::AlreadyExists(id));
             }
             self.remove(&id);
@@ -259,16 +256,13 @@ impl Inner {
                 history: Vec::new(),
                 inbox: Vec::new(),
                 next_message: 0,
-                runtime_status: new.status.runtime_status,
-                name: new.status.name.clone(),
-                created_at: new.status.created_at,
-                status: encode(&new.status),
+                status: new.status,
                 lease: None,
                 queued: false,
                 activities: HashMap::new(),
             },
         );
-        self.push_message(&id, &new.start, new.start_at, None);
+        self.push_message(&id, encode(&new.start), new.start_at, None);
         self.notify_status(&id);
         Ok(())
     }
@@ -321,13 +315,13 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let instance = inner.instance(id)?;
-        if instance.runtime_status.is_finished() {
+        if instance.status.runtime_status.is_finished() {
             return Err(StoreError::Finished {
                 id: id.clone(),
-                status: instance.runtime_status,
+                status: instance.status.runtime_status,
             });
         }
-        inner.push_message(id, &event, visible_at, None);
+        inner.push_message(id, encode(&event), visible_at, None);
         drop(inner);
         self.signals.orchestrations.notify_waiters();
         Ok(())
@@ -366,7 +360,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.promote_due(now);
         let instance = inner.instance(id)?;
-        if instance.lease.is_some() || instance.runtime_status.is_finished() {
+        if instance.lease.is_some() || instance.status.runtime_status.is_finished() {
             return Ok(None);
         }
         inner.lease(id, now, lease_for).map(Some)
@@ -379,6 +373,24 @@ impl Store for MemoryStore {
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        // Serialize outside the lock: it is most of a commit's work.
+        let history: Vec<Vec<u8>> = commit.history.iter().map(encode).collect();
+        let timers: Vec<Vec<u8>> = commit
+            .timers
+            .iter()
+            .map(|timer| {
+                encode(&HistoryEvent::new(Event::TimerFired {
+                    id: timer.id,
+                    fire_at: timer.fire_at,
+                }))
+            })
+            .collect();
+        let tasks: Vec<Vec<u8>> = commit.activities.iter().map(encode).collect();
+        let messages: Vec<Vec<u8>> = commit.messages.iter().map(|m| encode(&m.event)).collect();
+        let turn_started = commit.history.iter().find_map(|e| match e.event {
+            Event::OrchestratorStarted { timestamp } => Some(timestamp),
+            _ => None,
+        });
         let mut inner = self.lock();
         let id = &commit.instance_id;
         let instance = inner.check_lease(id, commit.lease)?;
@@ -406,27 +418,28 @@ impl Store for MemoryStore {
             }
         }
 
-        let status: InstanceStatus = decode(&instance.status)?;
-        let status = InstanceStatus {
-            runtime_status: commit.status.runtime_status,
-            output: commit.status.output.clone(),
-            custom_status: commit.status.custom_status.clone(),
-            failure: commit.status.failure.clone(),
-            input: commit.status.input.clone().unwrap_or(status.input),
-            last_updated_at: commit
-                .history
-                .iter()
-                .find_map(|e| match e.event {
-                    Event::OrchestratorStarted { timestamp } => Some(timestamp),
-                    _ => None,
-                })
-                .unwrap_or(status.last_updated_at),
-            ..status
-        };
-        let finished = status.runtime_status.is_finished();
-        let status_changed = encode(&status) != instance.status;
+        let update = &commit.status;
+        let finished = update.runtime_status.is_finished();
+        let old = &instance.status;
+        let status_changed = old.runtime_status != update.runtime_status
+            || old.output != update.output
+            || old.custom_status != update.custom_status
+            || old.failure != update.failure
+            || update.input.is_some()
+            || turn_started.is_some_and(|at| at != old.last_updated_at);
 
         let instance = inner.instance(id)?;
+        let status = &mut instance.status;
+        status.runtime_status = update.runtime_status;
+        status.output.clone_from(&update.output);
+        status.custom_status.clone_from(&update.custom_status);
+        status.failure.clone_from(&update.failure);
+        if let Some(input) = &update.input {
+            status.input = input.clone();
+        }
+        if let Some(started) = turn_started {
+            status.last_updated_at = started;
+        }
         let mut dropped = Vec::new();
         let mut stale_activities = Vec::new();
         if commit.replace_history {
@@ -445,25 +458,28 @@ impl Store for MemoryStore {
                 }
             }
         }
-        instance.history.extend(commit.history.iter().map(encode));
-        instance.runtime_status = status.runtime_status;
-        instance.status = encode(&status);
+        instance.history.extend(history);
         for lease in &commit.completed_activities {
-            instance.activities.remove(&lease.id);
-        }
-        instance.inbox.retain(|m| {
-            let keep = !finished
-                && !commit.consumed.contains(&m.id)
-                && !m
-                    .timer
-                    .is_some_and(|t| commit.cancelled_timers.contains(&t));
-            if !keep {
-                if let Some(at) = m.visible_at {
-                    dropped.push((at, m.id));
-                }
+            if let Some((_, expires)) = instance.activities.remove(&lease.id).and_then(|a| a.lease)
+            {
+                stale_activities.push((expires, lease.id));
             }
-            keep
-        });
+        }
+        if !commit.consumed.is_empty() || !commit.cancelled_timers.is_empty() || finished {
+            instance.inbox.retain(|m| {
+                let keep = !finished
+                    && !commit.consumed.contains(&m.id)
+                    && !m
+                        .timer
+                        .is_some_and(|t| commit.cancelled_timers.contains(&t));
+                if !keep {
+                    if let Some(at) = m.visible_at {
+                        dropped.push((at, m.id));
+                    }
+                }
+                keep
+            });
+        }
         if finished {
             for (seq, record) in instance.activities.drain() {
                 if let Some((_, expires)) = record.lease {
@@ -477,42 +493,35 @@ impl Store for MemoryStore {
         for (expires, seq) in stale_activities {
             inner.activity_leases.remove(&(expires, id.clone(), seq));
         }
-        for lease in &commit.completed_activities {
-            inner
-                .activity_leases
-                .retain(|(_, i, seq)| !(i == id && *seq == lease.id));
-        }
         if !finished {
-            for timer in &commit.timers {
-                let fired = HistoryEvent::new(Event::TimerFired {
-                    id: timer.id,
-                    fire_at: timer.fire_at,
-                });
-                inner.push_message(id, &fired, Some(timer.fire_at), Some(timer.id));
+            for (timer, fired) in commit.timers.iter().zip(timers) {
+                inner.push_message(id, fired, Some(timer.fire_at), Some(timer.id));
             }
-            for task in &commit.activities {
-                let instance = inner.instance(id)?;
+            let instance = inner.instance(id)?;
+            for (task, bytes) in commit.activities.iter().zip(tasks) {
                 instance.activities.insert(
                     task.id,
                     ActivityRecord {
-                        task: encode(task),
+                        task: bytes,
                         lease: None,
                     },
                 );
-                inner.activity_queue.push_back((id.clone(), task.id));
             }
+            inner
+                .activity_queue
+                .extend(commit.activities.iter().map(|task| (id.clone(), task.id)));
         }
-        for child in &commit.sub_instances {
+        for child in commit.sub_instances {
             // `create` only refuses an instance it leaves untouched.
-            let _ = inner.create(child.clone());
+            let _ = inner.create(child);
         }
-        for message in &commit.messages {
+        for (message, bytes) in commit.messages.iter().zip(messages) {
             let open = inner
                 .instances
                 .get(&message.instance_id)
-                .is_some_and(|i| !i.runtime_status.is_finished());
+                .is_some_and(|i| !i.status.runtime_status.is_finished());
             if open {
-                inner.push_message(&message.instance_id, &message.event, None, None);
+                inner.push_message(&message.instance_id, bytes, None, None);
             }
         }
         inner.release(id, None);
@@ -585,7 +594,7 @@ impl Store for MemoryStore {
             return Ok(()); // purged: nobody waits for the result
         };
         let held = match instance.activities.get(&lease.id) {
-            None if instance.runtime_status.is_finished() => return Ok(()),
+            None if instance.status.runtime_status.is_finished() => return Ok(()),
             None => None,
             Some(record) => record.lease,
         };
@@ -600,7 +609,7 @@ impl Store for MemoryStore {
         inner
             .activity_leases
             .remove(&(expires, lease.instance_id.clone(), lease.id));
-        inner.push_message(&lease.instance_id, &result, None, None);
+        inner.push_message(&lease.instance_id, encode(&result), None, None);
         drop(inner);
         self.signals.orchestrations.notify_waiters();
         Ok(())
@@ -636,7 +645,7 @@ impl Store for MemoryStore {
         inner
             .instances
             .get(id)
-            .map(|instance| decode(&instance.status))
+            .map(|instance| Ok(instance.status.clone()))
             .transpose()
     }
 
@@ -651,12 +660,15 @@ impl Store for MemoryStore {
             .instances
             .iter()
             .filter(|(_, i)| {
-                (query.statuses.is_empty() || query.statuses.contains(&i.runtime_status))
-                    && query.name.as_ref().is_none_or(|name| *name == i.name)
-                    && query.created_from.is_none_or(|from| i.created_at >= from)
-                    && query.created_to.is_none_or(|to| i.created_at < to)
+                let status = &i.status;
+                (query.statuses.is_empty() || query.statuses.contains(&status.runtime_status))
+                    && query.name.as_ref().is_none_or(|name| *name == status.name)
+                    && query
+                        .created_from
+                        .is_none_or(|from| status.created_at >= from)
+                    && query.created_to.is_none_or(|to| status.created_at < to)
             })
-            .map(|(id, i)| (&i.created_at, id, i))
+            .map(|(id, i)| (&i.status.created_at, id, i))
             .filter(|(at, id, _)| {
                 after
                     .as_ref()
@@ -674,10 +686,7 @@ impl Store for MemoryStore {
         let continuation = more
             .then(|| matching.last().map(|(at, id, _)| continuation(**at, id)))
             .flatten();
-        let instances = matching
-            .iter()
-            .map(|(_, _, i)| decode(&i.status))
-            .collect::<Result<_, _>>()?;
+        let instances = matching.iter().map(|(_, _, i)| i.status.clone()).collect();
         Ok(InstancePage {
             instances,
             continuation,
@@ -687,7 +696,7 @@ impl Store for MemoryStore {
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let instance = inner.instance(id)?;
-        if !instance.runtime_status.is_finished() {
+        if !instance.status.runtime_status.is_finished() {
             return Err(StoreError::NotFinished(id.clone()));
         }
         inner.remove(id);
