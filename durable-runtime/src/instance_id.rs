@@ -4,13 +4,15 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The id of an orchestration instance: any UTF-8 string of 1 to 256 bytes without control
 /// characters.
 ///
 /// Stores never use it raw as a file name or key prefix; `/`, `..` and any other valid id are
-/// safe everywhere.
+/// safe everywhere. Cloning it is cheap (a shared string).
 ///
 /// ```
 /// use durable_runtime::InstanceId;
@@ -19,9 +21,8 @@ use serde::{Deserialize, Serialize};
 /// assert!(InstanceId::new("").is_err());
 /// assert!(InstanceId::new("tab\there").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct InstanceId(String);
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(Arc<str>);
 
 /// Why a string is not a valid [`InstanceId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +63,7 @@ impl InstanceId {
         if let Some((at, found)) = id.char_indices().find(|(_, c)| c.is_control()) {
             return Err(InvalidInstanceId::ControlCharacter { found, at });
         }
-        Ok(InstanceId(id))
+        Ok(InstanceId(id.into()))
     }
 
     /// The id as a string slice.
@@ -113,6 +114,12 @@ impl TryFrom<&str> for InstanceId {
     type Error = InvalidInstanceId;
     fn try_from(id: &str) -> Result<Self, Self::Error> {
         InstanceId::new(id)
+    }
+}
+
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
