@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use durable_runtime::store::{MemoryStore, Store};
-use durable_runtime::Runtime;
+use durable_runtime::{Client, InstanceQuery, Runtime, RuntimeStatus};
 
 use crate::workflows::{
     external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
@@ -104,6 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.cache_capacity(0);
     }
     let runtime = builder.start()?;
+    announce_unfinished(&runtime.client()).await;
 
     let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
@@ -138,6 +139,39 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
         args.data_dir.display()
     );
     Ok(Arc::new(MemoryStore::new()))
+}
+
+/// Names the instances a previous run left unfinished: the runtime carries them on.
+async fn announce_unfinished(client: &Client) {
+    let query = InstanceQuery {
+        statuses: vec![
+            RuntimeStatus::Pending,
+            RuntimeStatus::Running,
+            RuntimeStatus::Suspended,
+        ],
+        page_size: 20,
+        ..InstanceQuery::default()
+    };
+    match client.list(&query).await {
+        Ok(page) if !page.instances.is_empty() => {
+            let ids: Vec<&str> = page
+                .instances
+                .iter()
+                .map(|s| s.instance_id.as_str())
+                .collect();
+            let more = if page.continuation.is_some() {
+                ", …"
+            } else {
+                ""
+            };
+            console::line(&format!(
+                "♻️  Carrying on with unfinished instances from the store: {}{more}\n",
+                ids.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!("cannot list the unfinished instances: {error}"),
+    }
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.
