@@ -10,14 +10,15 @@ use crate::replay::Execution;
 use crate::InstanceId;
 
 pub(crate) struct Cache {
-    entries: Option<Mutex<LruCache<InstanceId, Execution>>>,
+    entries: Option<Mutex<LruCache<InstanceId, Execution, foldhash::fast::RandomState>>>,
 }
 
 impl Cache {
     /// A cache of `capacity` executions; 0 disables it (every turn replays).
     pub(crate) fn new(capacity: usize) -> Self {
         Cache {
-            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            entries: NonZeroUsize::new(capacity)
+                .map(|c| Mutex::new(LruCache::with_hasher(c, Default::default()))),
         }
     }
 

@@ -9,22 +9,13 @@ use crate::__private::{BoxFuture, Seal};
 use crate::{ActivityContext, OrchestrationContext, RetryPolicy};
 
 /// A value that can cross a durable boundary: an input or an output of an activity or
-/// orchestration. It is stored in the history as JSON.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a durable input or output",
-    label = "this type must implement serde's `Serialize` and `Deserialize`",
-    note = "inputs and outputs are written to the history as JSON: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`"
-)]
+/// orchestration. It is stored in the history as JSON. (A type that is not serde is reported
+/// by the compiler as missing `Serialize`/`Deserialize`, with the derive to add.)
 pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
 
 /// An error an activity or orchestration may return: it is recorded as its `Display` text.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be recorded as a durable failure",
-    label = "the error type must implement `Display + Send + 'static`",
-    note = "a failure is written to the history as its `Display` text; `anyhow::Error`, `String` and any `std::error::Error` work"
-)]
 pub trait FailureSource: Display + Send + 'static {}
 
 impl<T: Display + Send + 'static> FailureSource for T {}

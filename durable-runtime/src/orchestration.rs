@@ -1,6 +1,6 @@
 //! `OrchestrationContext`: everything an orchestration may do, each of it replay-safe.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
+use foldhash::{HashMap, HashMapExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;

@@ -1,6 +1,8 @@
 //! Name → type-erased function: how a name in the history finds the code to run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use futures::future::{self, BoxFuture, FutureExt};

@@ -18,8 +18,13 @@ thread_local! {
     static INNER: RefCell<Option<Dispatch>> = const { RefCell::new(None) };
 }
 
-/// Runs `poll` (one poll of an orchestrator) with events suppressed if `replaying`.
+/// Runs `poll` (one poll of an orchestrator) with events suppressed if `replaying`. A poll is
+/// wholly a replay or wholly live (the engine feeds replayed turns one at a time), so a live
+/// poll runs under the current dispatcher as it is, at no cost.
 pub(crate) fn with_replay_filter<R>(replaying: bool, poll: impl FnOnce() -> R) -> R {
+    if !replaying {
+        return poll();
+    }
     static WRAPPER: OnceLock<Dispatch> = OnceLock::new();
     let wrapper = WRAPPER.get_or_init(|| Dispatch::new(ReplayFilter));
     let inner = dispatcher::get_default(Dispatch::clone);

@@ -58,6 +58,11 @@ pub struct Check<S> {
 }
 
 impl<S: Store> Check<S> {
+    #[doc(hidden)]
+    pub fn __new(name: &'static str, run: fn(Arc<S>) -> BoxFuture<'static, ()>) -> Self {
+        Check { name, run }
+    }
+
     /// Runs the check on `store`, which must be new and empty; panics if the store fails it.
     pub fn run(&self, store: Arc<S>) -> BoxFuture<'static, ()> {
         (self.run)(store)
@@ -70,69 +75,109 @@ impl<S> fmt::Debug for Check<S> {
     }
 }
 
-macro_rules! named_checks {
-    ($($name:ident),* $(,)?) => {
-        vec![$(Check::<S> {
-            name: stringify!($name),
-            run: |store| $name(store).boxed(),
-        }),*]
+/// Calls `$callback!` with every check's name: the one list of the kit.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __durable_store_checks {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! {
+            ($($args)*)
+            create_and_status_round_trip,
+            create_twice_is_already_exists,
+            unknown_instance_is_not_found,
+            ids_are_plain_keys,
+            start_message_is_delivered_with_a_lease,
+            leased_instance_is_not_handed_out_twice,
+            messages_sent_while_leased_are_delivered_after_commit,
+            message_order_is_preserved,
+            commit_appends_history_across_turns,
+            history_round_trips_every_event_kind,
+            history_round_trips_floats_exactly,
+            commit_consumes_only_listed_messages,
+            commit_updates_status,
+            commit_with_stale_lease_conflicts_and_changes_nothing,
+            commit_with_wrong_version_conflicts_and_changes_nothing,
+            expired_lease_is_taken_over_and_old_holder_is_fenced,
+            abandon_makes_messages_deliverable_again,
+            delayed_send_is_delivered_from_visible_at,
+            timer_fires_at_fire_at,
+            next_wakeup_reports_earliest_timer_and_lease,
+            cancelled_timer_is_not_delivered,
+            finishing_drops_timers_and_inbox,
+            timer_due_while_leased_is_delivered_after_commit,
+            abandoned_fired_timer_is_delivered_again,
+            activities_are_handed_out_once_with_a_lease,
+            activity_result_is_delivered_to_the_instance,
+            activity_completion_with_stale_lease_conflicts,
+            expired_activity_lease_is_handed_out_again,
+            abandoned_activity_is_handed_out_again,
+            activity_result_for_finished_instance_is_dropped,
+            completed_activities_commit_with_the_turn,
+            completed_activities_with_stale_lease_conflict_and_change_nothing,
+            lease_orchestration_leases_idle_instances_only,
+            send_to_finished_instance_is_refused,
+            has_work_reflects_ready_messages_and_activities,
+            list_filters_by_status_name_and_creation_time,
+            list_pages_return_every_instance_once_in_order,
+            list_of_nothing_is_empty,
+            purge_only_finished_instances,
+            purged_id_can_be_reused,
+            watch_status_sees_status_changes,
+            signals_wake_orchestration_workers,
+            signals_wake_activity_workers,
+            concurrent_orchestration_workers_commit_each_turn_once,
+            concurrent_activity_workers_run_each_attempt_once,
+            scheduled_start_is_delivered_at_start_at,
+            replace_finished_recreates_only_finished_instances,
+            sub_instances_are_created_with_the_turn,
+            messages_reach_other_instances_with_the_turn,
+            replace_history_drops_the_old_generation,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __durable_named_checks {
+    (($store:ty) $($name:ident,)*) => {
+        vec![$($crate::store::conformance::Check::<$store>::__new(
+            stringify!($name),
+            |store| ::futures::FutureExt::boxed($crate::store::conformance::$name(store)),
+        )),*]
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __durable_store_test_fns {
+    (($new_store:expr) $($name:ident,)*) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $crate::store::conformance::$name(::std::sync::Arc::new($new_store)).await;
+            }
+        )*
+    };
+}
+
+/// Generates one `#[tokio::test]` per check of the kit, each on a store made by `$new_store`
+/// (an expression, evaluated once per test), so a failure names its check. The calling crate
+/// needs `tokio` (with the `macros` and `rt-multi-thread` features) among its
+/// dev-dependencies.
+///
+/// ```ignore
+/// durable_runtime::store_conformance_tests!(durable_runtime::store::MemoryStore::new());
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::__durable_store_checks!(__durable_store_test_fns!($new_store));
     };
 }
 
 /// Every check of the kit, in a stable order.
 pub fn checks<S: Store>() -> Vec<Check<S>> {
-    named_checks![
-        create_and_status_round_trip,
-        create_twice_is_already_exists,
-        unknown_instance_is_not_found,
-        ids_are_plain_keys,
-        start_message_is_delivered_with_a_lease,
-        leased_instance_is_not_handed_out_twice,
-        messages_sent_while_leased_are_delivered_after_commit,
-        message_order_is_preserved,
-        commit_appends_history_across_turns,
-        history_round_trips_every_event_kind,
-        history_round_trips_floats_exactly,
-        commit_consumes_only_listed_messages,
-        commit_updates_status,
-        commit_with_stale_lease_conflicts_and_changes_nothing,
-        commit_with_wrong_version_conflicts_and_changes_nothing,
-        expired_lease_is_taken_over_and_old_holder_is_fenced,
-        abandon_makes_messages_deliverable_again,
-        delayed_send_is_delivered_from_visible_at,
-        timer_fires_at_fire_at,
-        next_wakeup_reports_earliest_timer_and_lease,
-        cancelled_timer_is_not_delivered,
-        finishing_drops_timers_and_inbox,
-        timer_due_while_leased_is_delivered_after_commit,
-        abandoned_fired_timer_is_delivered_again,
-        activities_are_handed_out_once_with_a_lease,
-        activity_result_is_delivered_to_the_instance,
-        activity_completion_with_stale_lease_conflicts,
-        expired_activity_lease_is_handed_out_again,
-        abandoned_activity_is_handed_out_again,
-        activity_result_for_finished_instance_is_dropped,
-        completed_activities_commit_with_the_turn,
-        completed_activities_with_stale_lease_conflict_and_change_nothing,
-        lease_orchestration_leases_idle_instances_only,
-        send_to_finished_instance_is_refused,
-        has_work_reflects_ready_messages_and_activities,
-        list_filters_by_status_name_and_creation_time,
-        list_pages_return_every_instance_once_in_order,
-        list_of_nothing_is_empty,
-        purge_only_finished_instances,
-        purged_id_can_be_reused,
-        watch_status_sees_status_changes,
-        signals_wake_orchestration_workers,
-        signals_wake_activity_workers,
-        concurrent_orchestration_workers_commit_each_turn_once,
-        concurrent_activity_workers_run_each_attempt_once,
-        scheduled_start_is_delivered_at_start_at,
-        replace_finished_recreates_only_finished_instances,
-        sub_instances_are_created_with_the_turn,
-        messages_reach_other_instances_with_the_turn,
-        replace_history_drops_the_old_generation,
-    ]
+    crate::__durable_store_checks!(__durable_named_checks!(S))
 }
 
 /// Runs every check, each on a new store from `new_store`; panics listing every failed check.

@@ -1,11 +1,12 @@
 //! The in-memory store: the contract kept in one process's memory, as serialized bytes.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt};
 use tokio::sync::watch;
 
 use super::{
