@@ -204,10 +204,25 @@ pub(crate) struct Shared {
 /// Marks work in flight for as long as it lives.
 pub(crate) struct Busy<'a>(&'a Shared);
 
+/// [`Busy`] that moves into a spawned task, so work is in flight from the moment it is taken
+/// until it is done, with no gap while the task waits to be scheduled.
+pub(crate) struct OwnedBusy(Arc<Shared>);
+
 impl Shared {
     pub(crate) fn busy(&self) -> Busy<'_> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         Busy(self)
+    }
+
+    pub(crate) fn busy_owned(self: &Arc<Self>) -> OwnedBusy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        OwnedBusy(Arc::clone(self))
+    }
+
+    fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.quiet.notify_one();
+        }
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -221,9 +236,13 @@ impl Shared {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.quiet.notify_one();
-        }
+        self.0.leave();
+    }
+}
+
+impl Drop for OwnedBusy {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 

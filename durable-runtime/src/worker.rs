@@ -71,12 +71,13 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
             .await
         {
             Ok(Some(work)) => {
+                let in_flight = shared.busy_owned();
+                drop(busy);
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     run_turn(&shared, work, None).await;
-                    drop(permit);
+                    drop((permit, in_flight));
                 });
-                drop(busy);
             }
             Ok(None) => {
                 drop(permit);
@@ -247,13 +248,14 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
                     .lock()
                     .unwrap()
                     .insert(work.lease.token, work.lease.clone());
+                let in_flight = shared.busy_owned();
+                drop(busy);
                 tasks.spawn(async move {
                     let token = work.lease.token;
                     run_activity(&shared, work).await;
                     running.lock().unwrap().remove(&token);
-                    drop(permit);
+                    drop((permit, in_flight));
                 });
-                drop(busy);
             }
             Ok(None) => {
                 drop(permit);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_runtime::store::{MemoryStore, Store};
+use durable_runtime::store::{FileStore, MemoryStore, Store};
 use durable_runtime::{
     Advance, Client, ClientError, InstanceStatus, Runtime, RuntimeBuilder, VirtualClock,
 };
@@ -30,6 +30,8 @@ pub struct Setup {
     pub store: Arc<dyn Store>,
     /// The virtual clock every runtime of the test shares.
     pub clock: VirtualClock,
+    /// The file store's directory, deleted when the last clone of the setup goes.
+    pub dir: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Setup {
@@ -39,6 +41,21 @@ impl Setup {
             cache,
             store: Arc::new(MemoryStore::new()),
             clock: VirtualClock::new(),
+            dir: None,
+        }
+    }
+
+    /// A file store (fsync on) in a fresh temporary directory, and a virtual clock.
+    pub async fn file(cache: Cache) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = FileStore::open(dir.path())
+            .await
+            .expect("a new directory opens");
+        Setup {
+            cache,
+            store: Arc::new(store),
+            clock: VirtualClock::new(),
+            dir: Some(Arc::new(dir)),
         }
     }
 
@@ -71,6 +88,19 @@ pub async fn finished(client: &Client, id: &str) -> InstanceStatus {
         .wait_for_completion(id, PATIENCE)
         .await
         .unwrap_or_else(|e| panic!("instance {id} did not finish: {e}"))
+}
+
+/// Waits until `condition` holds, checking every millisecond, for side effects that no status
+/// change announces (an activity starting).
+pub async fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Waits until the instance exists and its custom status equals `expected`.
@@ -112,6 +142,18 @@ macro_rules! matrix {
             async fn memory_store_cache_off() {
                 let body = $body;
                 body($crate::Setup::memory($crate::Cache::Off)).await;
+            }
+
+            #[tokio::test]
+            async fn file_store_cache_on() {
+                let body = $body;
+                body($crate::Setup::file($crate::Cache::On).await).await;
+            }
+
+            #[tokio::test]
+            async fn file_store_cache_off() {
+                let body = $body;
+                body($crate::Setup::file($crate::Cache::Off).await).await;
             }
         }
     };

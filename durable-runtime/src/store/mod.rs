@@ -18,8 +18,13 @@ use crate::history::{Failure, HistoryEvent};
 use crate::InstanceId;
 
 pub mod conformance;
+mod file;
 mod memory;
 
+pub use file::{
+    Durability, FileStore, FileStoreOptions, FileSystem, OpenError, OsFileSystem, WritableFile,
+    DISK_FORMAT_VERSION,
+};
 pub use memory::MemoryStore;
 
 /// A lease's token: whoever holds the current token may commit.

@@ -1,0 +1,309 @@
+//! Group commit: one writer thread takes everything queued since its last fsync as one batch,
+//! with no linger timer, so a lone commit pays one fsync and a busy store shares each fsync
+//! among all the commits that arrived during the previous one. It also rotates segments,
+//! writes checkpoints, and survives failed writes by rewriting to a new segment.
+
+use std::any::Any;
+use std::io;
+use std::mem;
+use std::sync::{Arc, MutexGuard};
+
+use tokio::sync::oneshot;
+
+use super::log::{self, checkpoint_header, frame, segment_header};
+use super::state::{Lsn, State};
+use super::{Durability, Shared};
+use crate::store::StoreError;
+
+/// Sends the outcome of a write to its caller.
+pub(crate) type Waiter = oneshot::Sender<Result<(), StoreError>>;
+
+/// Records applied in memory and waiting for the writer.
+#[derive(Default)]
+pub(crate) struct Queue {
+    /// Records, one JSON object per line.
+    pub(crate) buf: Vec<u8>,
+    /// The position of the last record in `buf`.
+    pub(crate) last_lsn: Lsn,
+    pub(crate) waiters: Vec<Waiter>,
+    /// Status watchers to tell once the queued records are durable.
+    pub(crate) watchers: Vec<tokio::sync::watch::Sender<u64>>,
+    /// Callers of `FileStore::checkpoint`.
+    pub(crate) checkpoints: Vec<Waiter>,
+    /// Set by `close`: the writer flushes what is queued and stops.
+    pub(crate) closing: bool,
+}
+
+/// Where durability stands, for readers that must not see what is not on disk yet.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Durable {
+    pub(crate) lsn: Lsn,
+    /// Why writes currently fail, while they do.
+    pub(crate) failed: Option<String>,
+}
+
+pub(crate) struct Writer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) segment: Option<Box<dyn super::io::WritableFile>>,
+    /// The number of the current segment, or of the last one if none is open.
+    pub(crate) segment_no: u64,
+    pub(crate) segment_len: u64,
+    pub(crate) next_seq: u64,
+    /// Framed batches not known to be durable, kept to rewrite after a failure.
+    pub(crate) pending: Vec<u8>,
+    pub(crate) pending_waiters: Vec<Waiter>,
+    pub(crate) pending_watchers: Vec<tokio::sync::watch::Sender<u64>>,
+    pub(crate) pending_lsn: Lsn,
+    pub(crate) failed: Option<String>,
+    pub(crate) since_checkpoint: u64,
+    pub(crate) checkpoint_size: u64,
+    /// The directory lock, released when the writer stops.
+    pub(crate) _lock: Box<dyn Any + Send + Sync>,
+}
+
+fn unavailable(message: &str) -> StoreError {
+    StoreError::Unavailable(message.to_string())
+}
+
+impl Writer {
+    pub(crate) fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            let (checkpoints, closing) = {
+                let mut queue = shared.queue();
+                loop {
+                    if !queue.buf.is_empty() || queue.closing || !queue.checkpoints.is_empty() {
+                        break;
+                    }
+                    if self.failed.is_some() {
+                        let (guard, wait) = shared
+                            .wake
+                            .wait_timeout(queue, self.shared.options.retry_interval)
+                            .unwrap_or_else(|p| p.into_inner());
+                        queue = guard;
+                        if wait.timed_out() {
+                            break;
+                        }
+                    } else {
+                        queue = shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    }
+                }
+                self.take(&mut queue);
+                (mem::take(&mut queue.checkpoints), queue.closing)
+            };
+            self.flush();
+            let wanted = !checkpoints.is_empty() || self.checkpoint_due();
+            if wanted && self.failed.is_none() {
+                let outcome = self.checkpoint();
+                if let Err(error) = &outcome {
+                    tracing::warn!(target: "durable::file_store", %error, "checkpoint failed; the log is kept and replayed instead");
+                }
+                for waiter in checkpoints {
+                    let _ = waiter.send(outcome.clone());
+                }
+            } else {
+                for waiter in checkpoints {
+                    let _ = waiter.send(Err(unavailable(
+                        self.failed.as_deref().unwrap_or("the store is closing"),
+                    )));
+                }
+            }
+            if closing {
+                break;
+            }
+        }
+        // Anything still pending could not be written: say so rather than hang.
+        for waiter in self.pending_waiters.drain(..) {
+            let _ = waiter.send(Err(unavailable(
+                "the store was closed before this write was durable",
+            )));
+        }
+    }
+
+    /// Moves the queued records into a framed batch.
+    fn take(&mut self, queue: &mut Queue) {
+        if queue.buf.is_empty() {
+            return;
+        }
+        frame(&mut self.pending, self.next_seq, &queue.buf);
+        self.next_seq += 1;
+        queue.buf.clear();
+        self.pending_waiters.append(&mut queue.waiters);
+        self.pending_watchers.append(&mut queue.watchers);
+        self.pending_lsn = queue.last_lsn;
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        let threshold = self
+            .shared
+            .options
+            .checkpoint_bytes
+            .max(2 * self.checkpoint_size);
+        self.since_checkpoint > threshold
+    }
+
+    /// Writes the pending batches and syncs them; on failure, rewrites them to a new segment
+    /// once, and otherwise enters the failed state until a later attempt succeeds.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut outcome = self.write_pending();
+        if let Err(error) = &outcome {
+            if self.segment.is_some() {
+                // Never again on this file: after a failed write or fsync its page cache state is
+                // unknown, and a later fsync may report success for data it dropped.
+                tracing::warn!(target: "durable::file_store", %error, segment = self.segment_no, "write failed; rewriting the pending batches to a new segment");
+                self.segment = None;
+                outcome = self.write_pending();
+            }
+        }
+        match outcome {
+            Ok(()) => {
+                if self.failed.take().is_some() {
+                    tracing::info!(target: "durable::file_store", "writes succeed again; the store accepts work");
+                    self.shared
+                        .failed
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+                self.since_checkpoint += self.pending.len() as u64;
+                self.pending.clear();
+                let lsn = self.pending_lsn;
+                self.shared
+                    .durable_lsn
+                    .store(lsn, std::sync::atomic::Ordering::SeqCst);
+                // Writers first, then readers: a turn's worker hears that its commit is
+                // durable before a client waiting on the status it wrote.
+                for waiter in self.pending_waiters.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
+                self.shared.durable.send_modify(|d| {
+                    d.lsn = lsn;
+                    d.failed = None;
+                });
+                for watcher in self.pending_watchers.drain(..) {
+                    watcher.send_modify(|revision| *revision += 1);
+                }
+                if self.segment_len > self.shared.options.segment_size {
+                    self.segment = None;
+                }
+            }
+            Err(error) => {
+                self.segment = None;
+                let message = format!(
+                    "cannot write to {}: {error}; the store stops taking work and retries every {:?}",
+                    self.shared.dir.display(),
+                    self.shared.options.retry_interval
+                );
+                if self.failed.is_none() {
+                    tracing::error!(target: "durable::file_store", "{message}");
+                }
+                self.shared
+                    .failed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.shared
+                    .durable
+                    .send_modify(|d| d.failed = Some(message.clone()));
+                for watcher in self.pending_watchers.drain(..) {
+                    watcher.send_modify(|revision| *revision += 1);
+                }
+                for waiter in self.pending_waiters.drain(..) {
+                    let _ = waiter.send(Err(StoreError::Unavailable(format!(
+                        "{message} (this write is kept in memory and may still become durable)"
+                    ))));
+                }
+                self.failed = Some(message);
+            }
+        }
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        let fs = &self.shared.fs;
+        let sync = self.shared.options.durability == Durability::Fsync;
+        match &mut self.segment {
+            Some(file) => {
+                file.write_all(&self.pending)?;
+                if sync {
+                    file.sync_data()?;
+                }
+                self.segment_len += self.pending.len() as u64;
+            }
+            None => {
+                self.segment_no += 1;
+                let path = self.shared.dir.join(log::segment_name(self.segment_no));
+                let mut file = fs.create(&path)?;
+                let header = segment_header();
+                file.write_all(&header)?;
+                file.write_all(&self.pending)?;
+                if sync {
+                    file.sync_data()?;
+                    fs.sync_dir(&self.shared.dir)?;
+                }
+                self.segment_len = (header.len() + self.pending.len()) as u64;
+                self.segment = Some(file);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the live state as a checkpoint and drops the segments it covers: purged
+    /// instances and histories replaced by continue-as-new take no more space.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let shared = Arc::clone(&self.shared);
+        let state: MutexGuard<'_, State> = shared.state();
+        // Flush what is queued under the state lock, so the image is exactly the state after
+        // the last batch it covers.
+        {
+            let mut queue = shared.queue();
+            self.take(&mut queue);
+        }
+        self.flush();
+        if let Some(failed) = &self.failed {
+            return Err(unavailable(failed));
+        }
+        let covers = self.next_seq - 1;
+        let mut body = checkpoint_header(covers).to_vec();
+        let mut n = 0;
+        state.image(
+            |chunk| {
+                n += 1;
+                frame(&mut body, n, chunk);
+            },
+            1 << 20,
+        );
+        drop(state);
+        // Later batches go to a new segment, so every segment up to this one is covered.
+        self.segment = None;
+        let last_covered = self.segment_no;
+        let io = |action: &str, e: io::Error| {
+            StoreError::Unavailable(format!("checkpoint: cannot {action}: {e}"))
+        };
+        let fs = &shared.fs;
+        let dir = &shared.dir;
+        let name = log::checkpoint_name(covers);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let mut file = fs.create(&tmp).map_err(|e| io("create", e))?;
+        file.write_all(&body).map_err(|e| io("write", e))?;
+        file.sync_data().map_err(|e| io("sync", e))?;
+        drop(file);
+        fs.rename(&tmp, &dir.join(&name))
+            .map_err(|e| io("rename", e))?;
+        fs.sync_dir(dir).map_err(|e| io("sync the directory", e))?;
+        for file in fs.list(dir).map_err(|e| io("list", e))? {
+            let old = match log::classify(&file) {
+                log::FileKind::Segment(n) => n <= last_covered,
+                log::FileKind::Checkpoint(c) => c != covers,
+                log::FileKind::Temporary => file != format!("{name}.tmp"),
+                log::FileKind::Other => false,
+            };
+            if old {
+                fs.remove(&dir.join(&file)).map_err(|e| io("remove", e))?;
+            }
+        }
+        fs.sync_dir(dir).map_err(|e| io("sync the directory", e))?;
+        self.since_checkpoint = 0;
+        self.checkpoint_size = body.len() as u64;
+        tracing::debug!(target: "durable::file_store", covers, bytes = body.len(), "checkpoint written");
+        Ok(())
+    }
+}

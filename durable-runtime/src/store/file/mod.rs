@@ -1,0 +1,667 @@
+//! The crash-safe file store: the embedded default. Everything lives in memory, and every
+//! change is first a checksummed record in a write-ahead log in one directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use durable_runtime::store::{Durability, FileStore, FileStoreOptions};
+//!
+//! let store = FileStore::open("./data").await?;
+//! // Or, for tests that do not need to survive a power cut:
+//! let fast = FileStore::open_with(
+//!     "./test-data",
+//!     FileStoreOptions::default().durability(Durability::None),
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//! - **Nothing is acknowledged before it is durable.** A start, an event, a turn and an
+//!   activity result resolve only after their records are written and `fdatasync`ed. An
+//!   activity attempt is handed out only once the turn that scheduled it is durable, and
+//!   [`status`](crate::store::Store::status) waits until the status it returns is durable, so
+//!   `wait_for_completion` never reports an outcome a crash could take back.
+//! - **Group commit.** One writer thread takes everything queued since its last fsync as one
+//!   batch. A lone commit pays one fsync at once (no linger timer); under load hundreds of
+//!   turns share one. The fsync runs on that thread, never on async worker threads.
+//! - **Leases are not durable.** A restarted process owns nothing, so after a restart every
+//!   unfinished instance and activity attempt is simply ready again.
+//! - **Instance ids never name files.** File names are `wal-<number>.log`,
+//!   `checkpoint-<number>.ckpt` and `LOCK`; ids are only ever data inside records.
+//! - **One process per directory.** Opening takes an exclusive lock on `LOCK` (`flock`); a
+//!   second open, in this process or another, fails with [`OpenError::Locked`].
+//!
+//! # On disk
+//! A directory holds log segments and at most one checkpoint. A segment starts with a 16-byte
+//! header (magic `DURWAL`, the [format version](DISK_FORMAT_VERSION)), then commit batches:
+//! `length: u32 LE`, `crc32: u32 LE` (over the sequence number and the records),
+//! `sequence: u64 LE`, then the records (create, send, commit, complete, purge) in a small
+//! binary encoding: integers little endian, strings length-prefixed. Events, tasks and
+//! statuses are embedded as the exact JSON the runtime serialised, so `strings wal-*.log`
+//! shows them. A checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing
+//! and holds an image of every instance.
+//!
+//! # Recovery
+//! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
+//! order; a batch is applied all or nothing. A batch cut short at the end of the last segment
+//! (a crash during a write: never acknowledged) is a **torn tail**: it is cut back and logged
+//! with `tracing::warn!`. A bad checksum *before* the tail, a gap in the sequence or an
+//! unreadable record is **damage**: the open fails with [`OpenError::Corrupt`], naming the
+//! file and byte offset. [`FileStoreOptions::salvage`] opens anyway, keeping every batch
+//! before the damage; the damaged segment and all later ones are renamed to `*.damaged` (never
+//! deleted) and a checkpoint is written at once.
+//!
+//! # Failed writes
+//! A failed write or fsync is never retried on the same file (Linux may report a later fsync
+//! as successful after dropping the data). The pending batches, still in memory, are
+//! rewritten to a new segment at once. If that fails too, the store stops taking work: writes
+//! and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
+//! error; it does not hang), workflows are not failed (the runtime's workers back off), and
+//! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval).
+//! Once a retry succeeds, work resumes by itself. A write that got `Unavailable` has its
+//! effect kept in memory and written by the retry: its outcome is *unknown*, as after any
+//! timeout (a retried start may then find `AlreadyExists`).
+//!
+//! # Space
+//! After [`checkpoint_bytes`](FileStoreOptions::checkpoint_bytes) of log (or twice the last
+//! checkpoint's size, if larger), the writer rewrites the live state as a new checkpoint and
+//! deletes the segments it covers, so purged instances and histories dropped by
+//! continue-as-new stop taking space. [`FileStore::checkpoint`] forces one.
+//!
+//! # Backing up a live directory
+//! Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
+//! every `wal-*.log` in increasing number (skip `LOCK`). A segment copied mid-write ends in a
+//! torn tail, which the restore cuts back. If a checkpoint replaces the one you copied while
+//! you copy (the segments you need would be deleted), start over; for a copy that never races,
+//! call [`FileStore::checkpoint`] first and copy within `checkpoint_bytes` of traffic, or use
+//! a file-system snapshot (LVM, ZFS, btrfs), which is always consistent. To restore, put the
+//! copied files in an empty directory and open it.
+//!
+//! # Upgrades
+//! Every file header carries the on-disk format version. A release reads every older version
+//! and writes its own; a newer file makes the open fail with [`OpenError::Corrupt`] saying
+//! which version it needs, so a downgrade never misreads data. To move data to a newer format
+//! at once, open with the new release and call [`FileStore::checkpoint`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
+
+use super::{
+    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
+    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+};
+use crate::history::HistoryEvent;
+use crate::InstanceId;
+
+mod group_commit;
+mod io;
+mod log;
+mod query;
+mod record;
+mod recovery;
+mod state;
+
+pub use io::{FileSystem, OsFileSystem, WritableFile};
+pub use log::DISK_FORMAT_VERSION;
+
+use group_commit::{Durable, Queue, Writer};
+use record::{CreateRecord, Record};
+use state::{Lsn, State, Woken};
+
+/// How hard the store works to make a write survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every acknowledged write has been `fdatasync`ed: it survives a crash and a power cut.
+    #[default]
+    Fsync,
+    /// Writes reach the operating system but are never synced: they survive the process
+    /// crashing, not the machine. For tests and throwaway data.
+    None,
+}
+
+/// Options of [`FileStore::open_with`]; every one has a sensible default.
+#[derive(Debug, Clone)]
+pub struct FileStoreOptions {
+    durability: Durability,
+    salvage: bool,
+    segment_size: u64,
+    checkpoint_bytes: u64,
+    retry_interval: Duration,
+    file_system: Arc<dyn FileSystem>,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        FileStoreOptions {
+            durability: Durability::Fsync,
+            salvage: false,
+            segment_size: 64 << 20,
+            checkpoint_bytes: 256 << 20,
+            retry_interval: Duration::from_millis(100),
+            file_system: Arc::new(OsFileSystem),
+        }
+    }
+}
+
+impl FileStoreOptions {
+    /// Whether writes are synced (default [`Durability::Fsync`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Opens a damaged directory anyway, keeping everything before the first damage and
+    /// renaming the damaged segments to `*.damaged` (default off: a damaged directory
+    /// refuses to open). Whatever was written after the damage is lost; use it only when no
+    /// backup is better.
+    pub fn salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
+        self
+    }
+
+    /// The size after which the writer starts a new segment (default 64 MiB).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(1);
+        self
+    }
+
+    /// How much log is written before a checkpoint compacts it (default 256 MiB; the
+    /// threshold is at least twice the last checkpoint's size, so compaction costs stay
+    /// proportional to the writes).
+    pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// How often writes are tried again while the disk fails (default 100 ms).
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// The file layer (default the operating system's); tests pass one that injects faults.
+    pub fn file_system(mut self, file_system: Arc<dyn FileSystem>) -> Self {
+        self.file_system = file_system;
+        self
+    }
+}
+
+/// Why a directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another store holds the directory.
+    #[error("{} is in use by another durable store (in this or another process): stop that one first", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A file operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stored data is damaged before the end of the log (or from a newer release).
+    #[error("{} is damaged at byte {offset}: {reason}. Restore a backup, or open with FileStoreOptions::salvage(true) to keep everything before this point (damaged files are renamed to *.damaged, never deleted)", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What the store's handle and its writer thread share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer.
+    wake: Condvar,
+    durable: watch::Sender<Durable>,
+    /// Writes currently fail: calls are refused up front.
+    failed: AtomicBool,
+    /// The last durable record, set before its writers are told (the `durable` watch
+    /// follows just after, for readers that wait).
+    durable_lsn: AtomicU64,
+    signals: Arc<WorkSignals>,
+    options: FileStoreOptions,
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every write checks before its first change, so a panic cannot leave half of one.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A store in one directory that survives crashes and power cuts; see the [module
+/// docs](self) for the format, recovery, backups and upgrades.
+pub struct FileStore {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.shared.dir)
+            .field("instances", &self.shared.state().instances.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Opens (creating it if needed) the store in `dir`, with the default options.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<FileStore, OpenError> {
+        Self::open_with(dir, FileStoreOptions::default()).await
+    }
+
+    /// Opens the store in `dir` with `options`, recovering whatever the log holds.
+    pub async fn open_with(
+        dir: impl AsRef<Path>,
+        options: FileStoreOptions,
+    ) -> Result<FileStore, OpenError> {
+        let dir = dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(dir, options))
+            .await
+            .expect("opening a store does not panic")
+    }
+
+    fn open_blocking(dir: PathBuf, options: FileStoreOptions) -> Result<FileStore, OpenError> {
+        let fs = Arc::clone(&options.file_system);
+        fs.create_dir_all(&dir).map_err(|source| OpenError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let lock = fs.lock(&dir).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                OpenError::Locked { dir: dir.clone() }
+            } else {
+                OpenError::Io {
+                    action: "lock",
+                    path: dir.join(log::LOCK_FILE),
+                    source,
+                }
+            }
+        })?;
+        let mut recovered = recovery::recover(&*fs, &dir, options.salvage)?;
+        recovered.state.changed.clear();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(recovered.state),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            durable: watch::channel(Durable::default()).0,
+            failed: AtomicBool::new(false),
+            durable_lsn: AtomicU64::new(0),
+            signals: Arc::default(),
+            options,
+            dir,
+            fs,
+        });
+        let mut writer = Writer {
+            shared: Arc::clone(&shared),
+            segment: None,
+            segment_no: recovered.last_segment,
+            segment_len: 0,
+            next_seq: recovered.next_seq,
+            pending: Vec::new(),
+            pending_waiters: Vec::new(),
+            pending_watchers: Vec::new(),
+            pending_lsn: 0,
+            failed: None,
+            since_checkpoint: recovered.since_checkpoint,
+            checkpoint_size: recovered.checkpoint_size,
+            _lock: lock,
+        };
+        if recovered.salvaged {
+            writer.checkpoint().map_err(|e| OpenError::Io {
+                action: "checkpoint the salvaged state of",
+                path: shared.dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        let thread = std::thread::Builder::new()
+            .name("durable-file-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|source| OpenError::Io {
+                action: "start the writer thread for",
+                path: shared.dir.clone(),
+                source,
+            })?;
+        Ok(FileStore {
+            shared,
+            writer: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Rewrites the live state as a checkpoint now and deletes the log it covers.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut queue = self.shared.queue();
+            if queue.closing {
+                return Err(closed());
+            }
+            queue.checkpoints.push(tx);
+        }
+        self.shared.wake.notify_one();
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Writes what is queued, stops the writer and releases the directory's lock, so the
+    /// directory can be opened again; later calls fail with `Unavailable`. Dropping the
+    /// store does the same.
+    pub async fn close(&self) {
+        let Some(thread) = self.stop() else { return };
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+
+    fn stop(&self) -> Option<std::thread::JoinHandle<()>> {
+        {
+            // Under the state lock no call is between its checks and its record.
+            let _state = self.shared.state();
+            self.shared.queue().closing = true;
+        }
+        self.shared.wake.notify_one();
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Refuses work while writes fail or after close.
+    fn usable(&self) -> Result<(), StoreError> {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            let reason = self.shared.durable.borrow().failed.clone();
+            return Err(StoreError::Unavailable(reason.unwrap_or_else(|| {
+                "writes to the data directory fail".to_string()
+            })));
+        }
+        Ok(())
+    }
+
+    /// Applies `record` in memory and queues it for the log; the receiver resolves once it
+    /// is durable. Called with the state lock held, so the log order is the apply order.
+    fn write(
+        &self,
+        state: &mut State,
+        record: Record,
+    ) -> Result<(oneshot::Receiver<Result<(), StoreError>>, Woken), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let mut queue = self.shared.queue();
+        if queue.closing {
+            return Err(closed());
+        }
+        let start = queue.buf.len();
+        record.encode(&mut queue.buf);
+        state.last_lsn += 1;
+        let woken = match state.apply(record, state.last_lsn) {
+            Ok(woken) => woken,
+            Err(error) => {
+                queue.buf.truncate(start);
+                return Err(error);
+            }
+        };
+        queue.last_lsn = state.last_lsn;
+        queue.waiters.push(tx);
+        queue.watchers.append(&mut state.changed);
+        let first = start == 0;
+        drop(queue);
+        if first {
+            self.shared.wake.notify_one();
+        }
+        Ok((rx, woken))
+    }
+
+    fn signal(&self, woken: Woken) {
+        if woken.orchestrations {
+            self.shared.signals.orchestrations.notify_waiters();
+        }
+        // Also when no attempt became ready: a released lease moves `next_wakeup`, and an
+        // idle worker should not keep sleeping until the expiry of a lease no one holds
+        // (a virtual test clock would jump there).
+        let _ = woken.activities;
+        self.shared.signals.activities.notify_waiters();
+    }
+
+    async fn durable(rx: oneshot::Receiver<Result<(), StoreError>>) -> Result<(), StoreError> {
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Waits until the record at `lsn` is durable.
+    async fn wait_durable(&self, lsn: Lsn) -> Result<(), StoreError> {
+        let mut rx = self.shared.durable.subscribe();
+        let durable = rx
+            .wait_for(|d| d.lsn >= lsn || d.failed.is_some())
+            .await
+            .map_err(|_| closed())?;
+        if durable.lsn >= lsn {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(
+            durable.failed.clone().unwrap_or_default(),
+        ))
+    }
+
+    fn is_durable(&self, lsn: Lsn) -> bool {
+        lsn == 0 || self.shared.durable_lsn.load(Ordering::SeqCst) >= lsn
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the file store is closed".into())
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if let Some(thread) = self.stop() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FileStore {
+    async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
+        self.usable()?;
+        let (rx, woken) = {
+            let mut state = self.shared.state();
+            state.check_create(&new)?;
+            self.write(&mut state, Record::Create(CreateRecord::new(&new)))?
+        };
+        self.signal(woken);
+        Self::durable(rx).await
+    }
+
+    async fn send(
+        &self,
+        id: &InstanceId,
+        event: HistoryEvent,
+        visible_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.usable()?;
+        let (rx, woken) = {
+            let mut state = self.shared.state();
+            state.check_send(id)?;
+            let record = Record::Send {
+                id: id.clone(),
+                event: record::raw(&event),
+                at: visible_at.map(record::nanos),
+            };
+            self.write(&mut state, record)?
+        };
+        self.signal(woken);
+        Self::durable(rx).await
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        self.usable()?;
+        self.shared.state().fetch_orchestration(now, lease_for)
+    }
+
+    async fn lease_orchestration(
+        &self,
+        id: &InstanceId,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        self.usable()?;
+        self.shared.state().lease_orchestration(id, now, lease_for)
+    }
+
+    async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
+        let state = self.shared.state();
+        State::decode_history(state.instance(id)?)
+    }
+
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        self.usable()?;
+        let (rx, woken) = {
+            let mut state = self.shared.state();
+            let record = state.prepare_commit(&commit)?;
+            self.write(&mut state, Record::Commit(Box::new(record)))?
+        };
+        self.signal(woken);
+        Self::durable(rx).await
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        id: &InstanceId,
+        lease: LeaseToken,
+    ) -> Result<(), StoreError> {
+        self.shared.state().abandon_orchestration(id, lease)?;
+        self.shared.signals.orchestrations.notify_waiters();
+        Ok(())
+    }
+
+    async fn fetch_activity(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<ActivityWork>, StoreError> {
+        self.usable()?;
+        let Some((task, lease, lsn)) = self.shared.state().fetch_activity(now, lease_for)? else {
+            return Ok(None);
+        };
+        // An attempt is handed out only once the turn that scheduled it is durable.
+        if !self.is_durable(lsn) {
+            if let Err(error) = self.wait_durable(lsn).await {
+                self.shared.state().abandon_activity(&lease);
+                return Err(error);
+            }
+        }
+        Ok(Some(ActivityWork { task, lease }))
+    }
+
+    async fn complete_activity(
+        &self,
+        lease: &ActivityLease,
+        result: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        self.usable()?;
+        let (rx, woken) = {
+            let mut state = self.shared.state();
+            if !state.check_complete(lease)? {
+                return Ok(());
+            }
+            let record = Record::Complete {
+                id: lease.instance_id.clone(),
+                seq: lease.id,
+                event: record::raw(&result),
+            };
+            self.write(&mut state, record)?
+        };
+        self.signal(woken);
+        Self::durable(rx).await
+    }
+
+    async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
+        if self.shared.state().abandon_activity(lease) {
+            self.shared.signals.activities.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn status(&self, id: &InstanceId) -> Result<Option<InstanceStatus>, StoreError> {
+        let (status, lsn) = {
+            let state = self.shared.state();
+            match state.instances.get(id) {
+                None => return Ok(None),
+                Some(instance) => (State::decode_status(instance)?, instance.lsn),
+            }
+        };
+        // Never report a status a crash could take back.
+        if !self.is_durable(lsn) {
+            self.wait_durable(lsn).await?;
+        }
+        Ok(Some(status))
+    }
+
+    async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let (page, lsn) = {
+            let state = self.shared.state();
+            (query::list(&state, query)?, state.last_lsn)
+        };
+        if !self.is_durable(lsn) {
+            self.wait_durable(lsn).await?;
+        }
+        Ok(page)
+    }
+
+    async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
+        self.usable()?;
+        let (rx, _) = {
+            let mut state = self.shared.state();
+            state.check_purge(id)?;
+            self.write(&mut state, Record::Purge { id: id.clone() })?
+        };
+        Self::durable(rx).await
+    }
+
+    async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self.shared.state().next_wakeup())
+    }
+
+    fn signals(&self) -> Arc<WorkSignals> {
+        Arc::clone(&self.shared.signals)
+    }
+
+    async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
+        let mut state = self.shared.state();
+        // A write on its way to disk is about to hand out work (an activity waits for it):
+        // the test clock must not jump meanwhile.
+        Ok(!self.is_durable(state.last_lsn) || state.has_work(now))
+    }
+
+    fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
+        self.shared.state().watch(id)
+    }
+}

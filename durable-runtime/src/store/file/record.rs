@@ -1,0 +1,431 @@
+//! The records of the log and the checkpoint, in a small binary encoding: integers little
+//! endian, strings as `u32` length + UTF-8. Events, tasks and statuses are embedded as the
+//! exact JSON text the runtime serialised (never re-encoded, so floats survive bit for bit,
+//! and `strings` on a segment shows them).
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::store::RuntimeStatus;
+use crate::InstanceId;
+
+/// JSON text kept as written.
+pub(crate) type Raw = Box<str>;
+
+/// Encodes a value as JSON text.
+pub(crate) fn raw<T: Serialize>(value: &T) -> Raw {
+    serde_json::to_string(value)
+        .expect("store records always serialise")
+        .into_boxed_str()
+}
+
+/// Nanoseconds since the Unix epoch (times before it are clamped to it).
+pub(crate) fn nanos(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn time(nanos: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// One state change, replayed on recovery through the same code that applied it live.
+#[derive(Debug)]
+pub(crate) enum Record {
+    /// `create_instance`.
+    Create(CreateRecord),
+    /// `send`: an event into a live instance's inbox.
+    Send {
+        id: InstanceId,
+        event: Raw,
+        at: Option<u64>,
+    },
+    /// `commit_turn`.
+    Commit(Box<CommitRecord>),
+    /// `complete_activity`: the attempt's result into the inbox.
+    Complete {
+        id: InstanceId,
+        seq: u64,
+        event: Raw,
+    },
+    /// `purge`.
+    Purge { id: InstanceId },
+}
+
+/// An instance to create (also a sub-orchestration created by a turn).
+#[derive(Debug)]
+pub(crate) struct CreateRecord {
+    pub(crate) id: InstanceId,
+    pub(crate) name: String,
+    pub(crate) created_at: u64,
+    pub(crate) runtime_status: RuntimeStatus,
+    pub(crate) status: Raw,
+    pub(crate) start: Raw,
+    pub(crate) at: Option<u64>,
+    pub(crate) replace: bool,
+}
+
+/// A committed turn, with the status it leaves behind already computed.
+#[derive(Debug)]
+pub(crate) struct CommitRecord {
+    pub(crate) id: InstanceId,
+    pub(crate) history: Vec<Raw>,
+    pub(crate) replace_history: bool,
+    pub(crate) consumed: Vec<u64>,
+    pub(crate) completed: Vec<u64>,
+    pub(crate) activities: Vec<(u64, Raw)>,
+    pub(crate) timers: Vec<(u64, u64)>,
+    pub(crate) cancelled: Vec<u64>,
+    pub(crate) subs: Vec<CreateRecord>,
+    pub(crate) messages: Vec<(InstanceId, Raw)>,
+    pub(crate) runtime_status: RuntimeStatus,
+    pub(crate) status: Raw,
+}
+
+/// A message in a checkpointed inbox.
+#[derive(Debug)]
+pub(crate) struct MessageImage {
+    pub(crate) id: u64,
+    pub(crate) at: Option<u64>,
+    pub(crate) timer: Option<u64>,
+    pub(crate) event: Raw,
+}
+
+/// The whole durable state of one instance, as a checkpoint holds it.
+#[derive(Debug)]
+pub(crate) struct InstanceImage {
+    pub(crate) id: InstanceId,
+    pub(crate) name: String,
+    pub(crate) created_at: u64,
+    pub(crate) runtime_status: RuntimeStatus,
+    pub(crate) status: Raw,
+    pub(crate) history: Vec<Raw>,
+    pub(crate) inbox: Vec<MessageImage>,
+    pub(crate) next_message: u64,
+    pub(crate) activities: Vec<(u64, Raw)>,
+}
+
+const CREATE: u8 = 1;
+const SEND: u8 = 2;
+const COMMIT: u8 = 3;
+const COMPLETE: u8 = 4;
+const PURGE: u8 = 5;
+pub(crate) const IMAGE: u8 = 16;
+
+/// Appends fields to a buffer.
+pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl Enc<'_> {
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(crate) fn len(&mut self, n: usize) {
+        let n = u32::try_from(n).expect("a field is smaller than 4 GiB");
+        self.0.extend_from_slice(&n.to_le_bytes());
+    }
+    pub(crate) fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    pub(crate) fn opt(&mut self, v: Option<u64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u64(v);
+            }
+        }
+    }
+    pub(crate) fn status(&mut self, s: RuntimeStatus) {
+        self.u8(match s {
+            RuntimeStatus::Pending => 0,
+            RuntimeStatus::Running => 1,
+            RuntimeStatus::Suspended => 2,
+            RuntimeStatus::Completed => 3,
+            RuntimeStatus::Failed => 4,
+            RuntimeStatus::Terminated => 5,
+        });
+    }
+    pub(crate) fn u64s(&mut self, v: &[u64]) {
+        self.len(v.len());
+        for x in v {
+            self.u64(*x);
+        }
+    }
+    pub(crate) fn strs<'s>(&mut self, v: impl ExactSizeIterator<Item = &'s str>) {
+        self.len(v.len());
+        for s in v {
+            self.str(s);
+        }
+    }
+    pub(crate) fn pairs<'s>(&mut self, v: impl ExactSizeIterator<Item = (u64, &'s str)>) {
+        self.len(v.len());
+        for (n, s) in v {
+            self.u64(n);
+            self.str(s);
+        }
+    }
+}
+
+/// Reads fields back; every error names what was cut short or invalid.
+pub(crate) struct Dec<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+impl<'a> Dec<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Dec { bytes, at: 0 }
+    }
+    pub(crate) fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| format!("a record cut short at byte {}", self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn len(&mut self) -> Result<usize> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize)
+    }
+    pub(crate) fn string(&mut self) -> Result<String> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
+    }
+    pub(crate) fn raw(&mut self) -> Result<Raw> {
+        Ok(self.string()?.into_boxed_str())
+    }
+    pub(crate) fn id(&mut self) -> Result<InstanceId> {
+        InstanceId::new(self.string()?).map_err(|e| e.to_string())
+    }
+    pub(crate) fn opt(&mut self) -> Result<Option<u64>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.u64().map(Some),
+            other => Err(format!("bad option tag {other}")),
+        }
+    }
+    pub(crate) fn bool(&mut self) -> Result<bool> {
+        Ok(self.u8()? != 0)
+    }
+    pub(crate) fn status(&mut self) -> Result<RuntimeStatus> {
+        Ok(match self.u8()? {
+            0 => RuntimeStatus::Pending,
+            1 => RuntimeStatus::Running,
+            2 => RuntimeStatus::Suspended,
+            3 => RuntimeStatus::Completed,
+            4 => RuntimeStatus::Failed,
+            5 => RuntimeStatus::Terminated,
+            other => return Err(format!("bad runtime status {other}")),
+        })
+    }
+    fn vec<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T>) -> Result<Vec<T>> {
+        let n = self.len()?;
+        // Bounded by the bytes left, so a damaged count cannot allocate wildly.
+        let mut out = Vec::with_capacity(n.min(self.bytes.len() - self.at));
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+    pub(crate) fn u64s(&mut self) -> Result<Vec<u64>> {
+        self.vec(|d| d.u64())
+    }
+    pub(crate) fn raws(&mut self) -> Result<Vec<Raw>> {
+        self.vec(|d| d.raw())
+    }
+    pub(crate) fn pairs(&mut self) -> Result<Vec<(u64, Raw)>> {
+        self.vec(|d| Ok((d.u64()?, d.raw()?)))
+    }
+}
+
+impl CreateRecord {
+    fn encode(&self, e: &mut Enc<'_>) {
+        e.str(&self.id);
+        e.str(&self.name);
+        e.u64(self.created_at);
+        e.status(self.runtime_status);
+        e.str(&self.status);
+        e.str(&self.start);
+        e.opt(self.at);
+        e.u8(self.replace.into());
+    }
+
+    fn decode(d: &mut Dec<'_>) -> Result<Self> {
+        Ok(CreateRecord {
+            id: d.id()?,
+            name: d.string()?,
+            created_at: d.u64()?,
+            runtime_status: d.status()?,
+            status: d.raw()?,
+            start: d.raw()?,
+            at: d.opt()?,
+            replace: d.bool()?,
+        })
+    }
+}
+
+impl Record {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(out);
+        match self {
+            Record::Create(c) => {
+                e.u8(CREATE);
+                c.encode(&mut e);
+            }
+            Record::Send { id, event, at } => {
+                e.u8(SEND);
+                e.str(id);
+                e.str(event);
+                e.opt(*at);
+            }
+            Record::Commit(c) => {
+                e.u8(COMMIT);
+                e.str(&c.id);
+                e.strs(c.history.iter().map(|r| &**r));
+                e.u8(c.replace_history.into());
+                e.u64s(&c.consumed);
+                e.u64s(&c.completed);
+                e.pairs(c.activities.iter().map(|(n, r)| (*n, &**r)));
+                e.len(c.timers.len());
+                for (id, at) in &c.timers {
+                    e.u64(*id);
+                    e.u64(*at);
+                }
+                e.u64s(&c.cancelled);
+                e.len(c.subs.len());
+                for sub in &c.subs {
+                    sub.encode(&mut e);
+                }
+                e.len(c.messages.len());
+                for (to, event) in &c.messages {
+                    e.str(to);
+                    e.str(event);
+                }
+                e.status(c.runtime_status);
+                e.str(&c.status);
+            }
+            Record::Complete { id, seq, event } => {
+                e.u8(COMPLETE);
+                e.str(id);
+                e.u64(*seq);
+                e.str(event);
+            }
+            Record::Purge { id } => {
+                e.u8(PURGE);
+                e.str(id);
+            }
+        }
+    }
+
+    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
+        Ok(match d.u8()? {
+            CREATE => Record::Create(CreateRecord::decode(d)?),
+            SEND => Record::Send {
+                id: d.id()?,
+                event: d.raw()?,
+                at: d.opt()?,
+            },
+            COMMIT => Record::Commit(Box::new(CommitRecord {
+                id: d.id()?,
+                history: d.raws()?,
+                replace_history: d.bool()?,
+                consumed: d.u64s()?,
+                completed: d.u64s()?,
+                activities: d.pairs()?,
+                timers: d.vec(|d| Ok((d.u64()?, d.u64()?)))?,
+                cancelled: d.u64s()?,
+                subs: d.vec(CreateRecord::decode)?,
+                messages: d.vec(|d| Ok((d.id()?, d.raw()?)))?,
+                runtime_status: d.status()?,
+                status: d.raw()?,
+            })),
+            COMPLETE => Record::Complete {
+                id: d.id()?,
+                seq: d.u64()?,
+                event: d.raw()?,
+            },
+            PURGE => Record::Purge { id: d.id()? },
+            other => return Err(format!("unknown record type {other}")),
+        })
+    }
+}
+
+impl InstanceImage {
+    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
+        match d.u8()? {
+            IMAGE => {}
+            other => return Err(format!("unknown checkpoint record type {other}")),
+        }
+        Ok(InstanceImage {
+            id: d.id()?,
+            name: d.string()?,
+            created_at: d.u64()?,
+            runtime_status: d.status()?,
+            status: d.raw()?,
+            history: d.raws()?,
+            inbox: d.vec(|d| {
+                Ok(MessageImage {
+                    id: d.u64()?,
+                    at: d.opt()?,
+                    timer: d.opt()?,
+                    event: d.raw()?,
+                })
+            })?,
+            next_message: d.u64()?,
+            activities: d.pairs()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let record = Record::Commit(Box::new(CommitRecord {
+            id: InstanceId::new("../é").unwrap(),
+            history: vec![r#"{"v":1}"#.into()],
+            replace_history: true,
+            consumed: vec![1, 2],
+            completed: vec![3],
+            activities: vec![(4, "{}".into())],
+            timers: vec![(5, 6)],
+            cancelled: vec![7],
+            subs: vec![],
+            messages: vec![(InstanceId::new("x").unwrap(), "[]".into())],
+            runtime_status: RuntimeStatus::Failed,
+            status: "{}".into(),
+        }));
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        let mut d = Dec::new(&bytes);
+        let back = Record::decode(&mut d).unwrap();
+        assert!(d.done());
+        assert_eq!(format!("{record:?}"), format!("{back:?}"));
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&mut Dec::new(&bytes[..cut])).is_err());
+        }
+    }
+}
