@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use durable_runtime::store::{MemoryStore, Store};
+use durable_runtime::store::{FileStore, MemoryStore, Store};
 use durable_runtime::{Client, InstanceQuery, Runtime, RuntimeStatus};
 
 use crate::workflows::{
@@ -133,12 +133,11 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
         console::line("💾 Store: in memory (lost on exit)");
         return Ok(Arc::new(MemoryStore::new()));
     }
-    // Until the file store lands, the default falls back to memory: say so loudly.
-    tracing::warn!(
-        "the file store is not available in this build: keeping {} in memory instead",
-        args.data_dir.display()
-    );
-    Ok(Arc::new(MemoryStore::new()))
+    let store = FileStore::open(&args.data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    console::line(&format!("💾 Store: files in {}", args.data_dir.display()));
+    Ok(Arc::new(store))
 }
 
 /// Names the instances a previous run left unfinished: the runtime carries them on.

@@ -6,7 +6,6 @@ mod demo_support;
 use demo_support::{reliable_runs, unreliable_attempts, Demo, TempDir};
 
 #[test]
-#[ignore = "needs FileStore"]
 fn killed_during_the_back_off_it_carries_on_after_a_restart() {
     let dir = TempDir::new();
     let mut first = Demo::start(dir.path());
