@@ -76,7 +76,8 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
                 drop(busy);
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    run_turn(&shared, work, None).await;
+                    // Boxed: a turn's future is large, and a task moves its future around.
+                    Box::pin(run_turn(&shared, work, None)).await;
                     drop((permit, in_flight));
                 });
             }
@@ -371,7 +372,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             lease: lease.clone(),
             result: event.clone(),
         };
-        if run_turn(shared, work, Some(delivered)).await {
+        if Box::pin(run_turn(shared, work, Some(delivered))).await {
             drop(busy);
             return;
         }
