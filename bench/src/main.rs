@@ -35,7 +35,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // duroxide logs every retried "database is locked" at WARN (hundreds a
+                // run); what matters, instances that failed, is counted in the table.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,duroxide=error")),
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
