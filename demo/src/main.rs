@@ -1,6 +1,196 @@
-//! The POC's two workflows written with durable, served over HTTP (arrives with the demo issue).
+//! The POC's two workflows written with durable, served over HTTP, durable across a crash.
 
-fn main() {
-    println!("durable demo: the POC's workflows and HTTP API arrive with the demo issue.");
-    println!("Meanwhile, `cargo test --workspace` runs them end to end on a virtual clock.");
+mod console;
+mod http;
+mod workflows;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use durable_runtime::store::{FileStore, MemoryStore, Store};
+use durable_runtime::{Client, InstanceQuery, Runtime, RuntimeStatus};
+
+use crate::workflows::{
+    external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
+};
+
+/// The POC's two workflows (retries with back-off, and a workflow paused by external
+/// events) over an HTTP API. Kill it mid-retry and start it again: it carries on.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on. Port 0 picks a free port; the address bound is printed on
+    /// stdout as `demo listening on http://ADDR`. Anything but loopback needs --auth-token.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    bind: String,
+
+    /// Directory of the file store, created if missing. Instances in it carry on after a
+    /// restart.
+    #[arg(long, default_value = "durable-data", value_name = "DIR")]
+    data_dir: PathBuf,
+
+    /// Keep everything in memory instead (lost on exit); --data-dir is then ignored.
+    #[arg(long)]
+    memory: bool,
+
+    /// Require `Authorization: Bearer TOKEN` on every request (401 otherwise). Needed to bind
+    /// a non-loopback address: terminate and purge destroy data.
+    #[arg(
+        long,
+        env = "DEMO_AUTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413 before being read.
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    max_body: usize,
+
+    /// Teaching aid: replay every turn from the history (no instance cache), as DurableTask
+    /// does, and print the orchestrator lines each replay re-runs, marked `↺ replay:`.
+    #[arg(long)]
+    show_replays: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    console::init();
+    let tokio = match tokio::runtime::Runtime::new() {
+        Ok(tokio) => tokio,
+        Err(error) => {
+            eprintln!("error: cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tokio.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&args.bind)
+        .await
+        .with_context(|| format!("cannot resolve --bind {}", args.bind))?
+        .collect();
+    if args.auth_token.is_none() && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        bail!(
+            "refusing to listen on {} without --auth-token: anyone who can reach it could \
+             terminate and purge instances. Bind 127.0.0.1, or set a token.",
+            args.bind
+        );
+    }
+    if args.auth_token.as_deref() == Some("") {
+        bail!("--auth-token cannot be empty");
+    }
+
+    let store = open_store(&args).await?;
+    workflows::show_replays(args.show_replays);
+    let mut builder = Runtime::builder()
+        .shared_store(store)
+        .orchestrator(retry_orchestrator)
+        .orchestrator(external_event_orchestrator)
+        .activity(reliable_activity)
+        .activity(unreliable_activity);
+    if args.show_replays {
+        builder = builder.cache_capacity(0);
+    }
+    let runtime = builder.start()?;
+    announce_unfinished(&runtime.client()).await;
+
+    let listener = tokio::net::TcpListener::bind(&addrs[..])
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    console::line(&format!("🌐 demo listening on http://{addr}"));
+    console::line(&format!(
+        "   try: curl -X POST http://{addr}/start-retry   (Ctrl-C stops)\n"
+    ));
+
+    let api = http::Api::new(runtime.client(), args.auth_token.clone(), args.max_body);
+    axum::serve(listener, http::router(api))
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .context("the HTTP server failed")?;
+
+    console::line("🛑 Shutting down: letting running activities finish...");
+    runtime.shutdown().await;
+    console::line("👋 Stopped. Instances in progress carry on at the next start.");
+    Ok(())
+}
+
+/// The store: in memory with `--memory`, else the directory `--data-dir`.
+async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
+    if args.memory {
+        console::line("💾 Store: in memory (lost on exit)");
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let store = FileStore::open(&args.data_dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    console::line(&format!("💾 Store: files in {}", args.data_dir.display()));
+    Ok(Arc::new(store))
+}
+
+/// Names the instances a previous run left unfinished: the runtime carries them on.
+async fn announce_unfinished(client: &Client) {
+    let query = InstanceQuery {
+        statuses: vec![
+            RuntimeStatus::Pending,
+            RuntimeStatus::Running,
+            RuntimeStatus::Suspended,
+        ],
+        page_size: 20,
+        ..InstanceQuery::default()
+    };
+    match client.list(&query).await {
+        Ok(page) if !page.instances.is_empty() => {
+            let ids: Vec<&str> = page
+                .instances
+                .iter()
+                .map(|s| s.instance_id.as_str())
+                .collect();
+            let more = if page.continuation.is_some() {
+                ", …"
+            } else {
+                ""
+            };
+            console::line(&format!(
+                "♻️  Carrying on with unfinished instances from the store: {}{more}\n",
+                ids.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!("cannot list the unfinished instances: {error}"),
+    }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }

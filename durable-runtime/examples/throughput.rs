@@ -24,8 +24,27 @@ async fn seq(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
     Ok(x)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let threads: usize = std::env::var("DURABLE_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    rt.block_on(run());
+}
+
+async fn run() {
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

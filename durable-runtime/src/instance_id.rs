@@ -60,7 +60,14 @@ impl InstanceId {
         if id.len() > Self::MAX_LEN {
             return Err(InvalidInstanceId::TooLong { len: id.len() });
         }
-        if let Some((at, found)) = id.char_indices().find(|(_, c)| c.is_control()) {
+        // Control characters are C0 (< 0x20), DEL (0x7f) and C1 (U+0080..=U+009F, encoded
+        // 0xC2 0x80..=0x9F): a byte scan finds any of them without decoding characters.
+        let bytes = id.as_bytes();
+        let suspect = bytes.iter().enumerate().position(|(i, &b)| {
+            b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+        });
+        if let Some(at) = suspect {
+            let found = id[at..].chars().next().expect("a character starts here");
             return Err(InvalidInstanceId::ControlCharacter { found, at });
         }
         Ok(InstanceId(id.into()))
@@ -150,5 +157,17 @@ mod tests {
             Err(InvalidInstanceId::ControlCharacter { found: '\n', at: 1 })
         );
         assert!(serde_json::from_str::<InstanceId>("\"a\\u0000\"").is_err());
+        for c in ['\u{7f}', '\u{80}', '\u{9f}', '\u{1b}'] {
+            let id = format!("ok{c}");
+            assert_eq!(
+                InstanceId::new(id),
+                Err(InvalidInstanceId::ControlCharacter { found: c, at: 2 }),
+                "{c:?}"
+            );
+        }
+        assert!(
+            InstanceId::new("\u{a0}\u{c2}\u{2028}é").is_ok(),
+            "not control characters"
+        );
     }
 }

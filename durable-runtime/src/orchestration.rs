@@ -98,6 +98,18 @@ pub(crate) struct State {
     /// Set by `ctx.continue_as_new`: the next generation's input and whether buffered events
     /// carry over.
     pub(crate) continue_as_new: Option<(Value, bool)>,
+    /// Retries scheduled in the current live turn.
+    pub(crate) retries: Vec<RetryNotice>,
+}
+
+/// A retry scheduled in a live turn, announced once its turn is committed.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryNotice {
+    pub(crate) what: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) attempt: u32,
+    pub(crate) delay: Duration,
+    pub(crate) error: String,
 }
 
 /// What an `ExecutionStarted` event said.
@@ -130,6 +142,7 @@ impl State {
             children: BTreeMap::new(),
             recorded: Vec::new(),
             continue_as_new: None,
+            retries: Vec::new(),
         }
     }
 
@@ -593,19 +606,13 @@ impl<O: DeserializeOwned, K> Future for Call<O, K> {
                                 let fire_at = state.now + delay;
                                 if !state.replaying {
                                     let target = &this.target;
-                                    tracing::info!(
-                                        target: "durable::retry",
-                                        instance_id = %state.instance_id,
-                                        activity = target.name(),
-                                        attempt = this.attempt,
-                                        delay_ms = delay.as_millis() as u64,
-                                        error = %failure.message,
-                                        "{} `{}` failed on attempt {}; retrying in {:?}",
-                                        target.what(),
-                                        target.name(),
-                                        this.attempt,
+                                    state.retries.push(RetryNotice {
+                                        what: target.what(),
+                                        name: target.name(),
+                                        attempt: this.attempt,
                                         delay,
-                                    );
+                                        error: failure.message.clone(),
+                                    });
                                 }
                                 let timer = state.issue(|id| Command::Timer { id, fire_at });
                                 this.phase = Phase::BackingOff(timer);

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::history::{
     kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, ParentRef,
 };
-use crate::orchestration::{Command, OpResult, Start, State};
+use crate::orchestration::{Command, OpResult, RetryNotice, Start, State};
 use crate::registry::{ErasedFuture, Registry};
 use crate::store::{
     ActivityTask, InstanceStatus, NewInstance, NewTimer, OutgoingMessage, RuntimeStatus,
@@ -79,6 +79,8 @@ pub(crate) struct TurnResult {
     pub(crate) sub_instances: Vec<NewInstance>,
     pub(crate) messages: Vec<OutgoingMessage>,
     pub(crate) status: StatusUpdate,
+    /// Retries this turn scheduled: announced once it is committed.
+    pub(crate) retries: Vec<RetryNotice>,
 }
 
 /// How a generation of an orchestration ended.
@@ -237,6 +239,7 @@ impl Execution {
             sub_instances: Vec::new(),
             messages: Vec::new(),
             status: self.status_update(),
+            retries: std::mem::take(&mut self.state().retries),
         };
         turn.history
             .push(HistoryEvent::new(Event::OrchestratorStarted {
@@ -378,6 +381,7 @@ impl Execution {
                 })
                 .collect(),
             status: turn.status.clone(),
+            retries: Vec::new(),
         };
         self.close();
         self.restarted = true;
@@ -493,6 +497,7 @@ impl Execution {
             state.replaying = replaying;
             state.commands.clear();
             state.cancelled_timers.clear();
+            state.retries.clear();
         }
         let outcome = if self.is_finished() || self.restarted {
             None

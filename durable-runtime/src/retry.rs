@@ -11,7 +11,10 @@ type RetryPredicate = Arc<dyn Fn(&Failure) -> bool + Send + Sync>;
 /// When and how often a failed call is tried again.
 ///
 /// Retries are durable: each back-off is a timer in the orchestration's history, so the
-/// schedule survives a crash. The delay after the `k`-th failure (`k` from 0) is
+/// schedule survives a crash. Each scheduled retry is announced once, after the turn that
+/// records it is committed (never on replay), as a `tracing` event with target
+/// `durable::retry` and fields `instance_id`, `activity`, `attempt`, `delay_ms` and `error`:
+/// an application can print "retrying in 2s" from it. The delay after the `k`-th failure (`k` from 0) is
 /// `first_interval × backoff_coefficient^k`, capped at `max_interval`.
 ///
 /// ```

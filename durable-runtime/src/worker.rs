@@ -145,6 +145,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         messages: Vec::new(),
         status: execution.status_update(),
     };
+    let mut retries = Vec::new();
     if !inputs.is_empty() {
         let turn = execution.run_turn(&shared.registry, shared.clock.now(), inputs);
         if let (true, Some(failure)) = (execution.is_finished(), &turn.status.failure) {
@@ -158,6 +159,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         commit.sub_instances = turn.sub_instances;
         commit.messages = turn.messages;
         commit.status = turn.status;
+        retries = turn.retries;
     }
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
@@ -176,6 +178,23 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
             Counters::add(&counters.turns, 1);
             Counters::add(&counters.commits, 1);
             Counters::add(&counters.events_committed, appended);
+            // Announced only now: a crash before the commit would have lost the retry, and
+            // the attempt would have run again instead.
+            for retry in retries {
+                tracing::info!(
+                    target: "durable::retry",
+                    instance_id = %id,
+                    activity = retry.name,
+                    attempt = retry.attempt,
+                    delay_ms = retry.delay.as_millis() as u64,
+                    error = %retry.error,
+                    "{} `{}` failed on attempt {}; retrying in {:?}",
+                    retry.what,
+                    retry.name,
+                    retry.attempt,
+                    retry.delay,
+                );
+            }
             true
         }
         Err(StoreError::Conflict { reason, .. }) => {

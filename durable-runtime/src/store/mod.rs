@@ -18,7 +18,7 @@ use crate::history::{Failure, HistoryEvent};
 use crate::InstanceId;
 
 pub mod conformance;
-mod file;
+pub mod file;
 mod memory;
 
 pub use file::{

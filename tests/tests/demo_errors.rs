@@ -1,0 +1,229 @@
+//! The demo's HTTP errors: each status the issue lists, always as `{"error": "…"}`, and the
+//! bearer token.
+
+mod demo_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use demo_support::{demo_binary, Demo, TempDir};
+use serde_json::json;
+
+/// An instance that has finished: the external-event workflow fed both its events.
+fn finished_instance(demo: &Demo) -> String {
+    let id = demo.start_instance("/start-external-event");
+    demo.send_event(&id, "step2", json!(1));
+    demo.send_event(&id, "step4", json!(2));
+    let status = demo.finished(&id);
+    assert_eq!(status["runtimeStatus"], "Completed", "{status}");
+    id
+}
+
+#[test]
+fn send_event_errors() {
+    let dir = TempDir::new();
+    let demo = Demo::start(dir.path());
+    let id = demo.start_instance("/start-external-event");
+    let path = format!("/send-event/{id}");
+
+    // 400, not axum's 422: malformed JSON, a missing or empty eventName, the wrong shape.
+    for body in [
+        r#"{"eventName": "step2", "data": "#,
+        r#"{"data": "ok"}"#,
+        r#"{"eventName": 2}"#,
+        r#"["step2"]"#,
+        "",
+    ] {
+        let message = demo.request("POST", &path, Some(body)).error(400);
+        assert!(message.contains("eventName"), "{message}");
+    }
+    demo.request("POST", &path, Some(r#"{"eventName": ""}"#))
+        .error(400);
+
+    // A body without Content-Type is read as JSON, and so is curl's `-d` default type.
+    let body = r#"{"eventName": "step2", "data": "no content type"}"#;
+    let response = demo.request_with("POST", &path, &[], Some(body));
+    assert_eq!(response.status, 202, "{response:?}");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body = r#"{"eventName": "step4", "data": "form type"}"#;
+    let response = demo.request_with("POST", &path, &form, Some(body));
+    assert_eq!(response.status, 202, "{response:?}");
+    let status = demo.finished(&id);
+    assert_eq!(status["output"]["step2Data"], "no content type");
+    assert_eq!(status["output"]["step4Data"], "form type");
+
+    // 410 once finished; 404 for an unknown instance.
+    let message = demo
+        .request("POST", &path, Some(r#"{"eventName": "step2"}"#))
+        .error(410);
+    assert!(message.contains(&id), "{message}");
+    let message = demo
+        .request(
+            "POST",
+            "/send-event/external-event-0",
+            Some(r#"{"eventName": "step2"}"#),
+        )
+        .error(404);
+    assert!(message.contains("external-event-0"), "{message}");
+}
+
+#[test]
+fn oversized_bodies_get_413_before_they_are_read() {
+    let dir = TempDir::new();
+    let demo = Demo::start(dir.path());
+
+    // Announce 2 MiB and send none of it: the answer must come from the headers alone.
+    let mut stream = TcpStream::connect(&demo.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /send-event/x HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        demo.addr,
+        2 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    let n = stream.read(&mut buffer).unwrap();
+    let response = String::from_utf8_lossy(&buffer[..n]).to_string();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains(r#"{"error":"#), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // 1 MiB is the default limit: a body under it is read (and then judged on its content).
+    let body = format!(
+        r#"{{"eventName": "step2", "data": "{}"}}"#,
+        "a".repeat(1000)
+    );
+    demo.request("POST", "/send-event/missing", Some(&body))
+        .error(404);
+}
+
+#[test]
+fn the_body_limit_is_configurable() {
+    let dir = TempDir::new();
+    let demo = Demo::start_with(dir.path(), &["--max-body", "64"]);
+    let id = demo.start_instance("/start-external-event");
+    let body = format!(r#"{{"eventName": "step2", "data": "{}"}}"#, "a".repeat(100));
+    let message = demo
+        .request("POST", &format!("/send-event/{id}"), Some(&body))
+        .error(413);
+    assert!(message.contains("64"), "{message}");
+    // A chunked body (no Content-Length) is cut off at the limit too.
+    let raw = format!(
+        "POST /send-event/{id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    demo.raw(raw.as_bytes()).error(413);
+    demo.send_event(&id, "step2", json!("small"));
+}
+
+#[test]
+fn unknown_finished_and_invalid_instances() {
+    let dir = TempDir::new();
+    let demo = Demo::start(dir.path());
+    let done = finished_instance(&demo);
+
+    for (method, path) in [
+        ("GET", "/status/nope".to_string()),
+        ("GET", "/instances/nope".to_string()),
+        ("POST", "/instances/nope/terminate".to_string()),
+        ("POST", "/instances/nope/suspend".to_string()),
+        ("POST", "/instances/nope/resume".to_string()),
+        ("DELETE", "/instances/nope".to_string()),
+        ("POST", "/instances/nope/raiseEvent/step2".to_string()),
+    ] {
+        demo.request(method, &path, None).error(404);
+    }
+    for path in [
+        format!("/instances/{done}/terminate"),
+        format!("/instances/{done}/suspend"),
+        format!("/instances/{done}/raiseEvent/step2"),
+    ] {
+        demo.request("POST", &path, None).error(410);
+    }
+
+    // Ids are checked by the one rule of the library: no control characters, at most 256
+    // bytes, valid UTF-8.
+    let long = "x".repeat(300);
+    for id in ["bad%0Aid", "bad%00id", "%FF%FE", long.as_str()] {
+        let message = demo
+            .request("GET", &format!("/status/{id}"), None)
+            .error(400);
+        assert!(
+            message.contains("instance id") || message.contains("path"),
+            "{message}"
+        );
+        demo.request(
+            "POST",
+            &format!("/send-event/{id}"),
+            Some(r#"{"eventName":"a"}"#),
+        )
+        .error(400);
+    }
+    // An id that looks like a path is just an id: nothing outside the store is touched.
+    demo.request("GET", "/status/..%2F..%2Fetc%2Fpasswd", None)
+        .error(404);
+
+    // Bad queries and unknown routes are JSON errors too.
+    demo.request("GET", "/instances?runtimeStatus=Sleeping", None)
+        .error(400);
+    demo.request("GET", "/instances?top=many", None).error(400);
+    demo.request("GET", "/status/x?showHistory=maybe", None)
+        .error(400);
+    demo.request("GET", "/nowhere", None).error(404);
+    demo.request("GET", "/start-retry", None).error(405);
+}
+
+#[test]
+fn the_bearer_token_guards_every_endpoint() {
+    let dir = TempDir::new();
+    let demo = Demo::start_with(dir.path(), &["--auth-token", "s3cret"]);
+    for (method, path) in [
+        ("POST", "/start-retry"),
+        ("POST", "/start-external-event"),
+        ("GET", "/status/x"),
+        ("GET", "/instances"),
+        ("DELETE", "/instances/x"),
+    ] {
+        let response = demo.request(method, path, None);
+        response.error(401);
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        let wrong = [("Authorization", "Bearer s3cre")];
+        demo.request_with(method, path, &wrong, None).error(401);
+    }
+    // No instance was started by the refused requests.
+    let demo = demo.with_token("s3cret");
+    assert_eq!(
+        demo.request("GET", "/instances", None).json()["instances"],
+        json!([])
+    );
+    let id = demo.start_instance("/start-external-event");
+    demo.wait_for_status(&id, |s| s["customStatus"] == "waiting for event step2");
+}
+
+#[test]
+fn a_public_address_needs_a_token() {
+    let dir = TempDir::new();
+    let output = Command::new(demo_binary())
+        .args(["--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--auth-token"), "{stderr}");
+
+    // With a token it serves, and still asks for it.
+    let mut demo = Demo::start_with(dir.path(), &["--bind", "0.0.0.0:0", "--auth-token", "t"]);
+    assert!(demo.addr.starts_with("0.0.0.0:"), "{}", demo.addr);
+    let port = demo.addr.rsplit(':').next().unwrap();
+    demo.addr = format!("127.0.0.1:{port}");
+    demo.request("GET", "/instances", None).error(401);
+}
