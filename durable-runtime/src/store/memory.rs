@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use foldhash::{HashMap, HashMapExt};
 use tokio::sync::watch;
 
+use super::paging::{self, Candidate};
 use super::{
     ActivityLease, ActivityTask, ActivityWork, Delivery, InstancePage, InstanceQuery,
     InstanceStatus, LeaseToken, MessageId, NewInstance, OrchestrationWork, Store, StoreError,
@@ -652,44 +653,16 @@ impl Store for MemoryStore {
 
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         let inner = self.lock();
-        let after = query
-            .continuation
-            .as_deref()
-            .map(parse_continuation)
-            .transpose()?;
-        let mut matching: Vec<(&SystemTime, &InstanceId, &Instance)> = inner
-            .instances
-            .iter()
-            .filter(|(_, i)| {
-                let status = &i.status;
-                (query.statuses.is_empty() || query.statuses.contains(&status.runtime_status))
-                    && query.name.as_ref().is_none_or(|name| *name == status.name)
-                    && query
-                        .created_from
-                        .is_none_or(|from| status.created_at >= from)
-                    && query.created_to.is_none_or(|to| status.created_at < to)
-            })
-            .map(|(id, i)| (&i.status.created_at, id, i))
-            .filter(|(at, id, _)| {
-                after
-                    .as_ref()
-                    .is_none_or(|(after_at, after_id)| (**at, id.as_str()) > (*after_at, after_id))
-            })
-            .collect();
-        matching.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let page_size = if query.page_size == 0 {
-            100
-        } else {
-            query.page_size
-        };
-        let more = matching.len() > page_size;
-        matching.truncate(page_size);
-        let continuation = more
-            .then(|| matching.last().map(|(at, id, _)| continuation(**at, id)))
-            .flatten();
-        let instances = matching.iter().map(|(_, _, i)| i.status.clone()).collect();
+        let candidates = inner.instances.iter().map(|(id, i)| Candidate {
+            created_at: i.status.created_at,
+            id,
+            status: i.status.runtime_status,
+            name: &i.status.name,
+            record: &i.status,
+        });
+        let (statuses, continuation) = paging::page(query, candidates)?;
         Ok(InstancePage {
-            instances,
+            instances: statuses.into_iter().cloned().collect(),
             continuation,
         })
     }
@@ -752,26 +725,4 @@ impl Store for MemoryStore {
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
-}
-
-fn continuation(at: SystemTime, id: &InstanceId) -> String {
-    let nanos = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{nanos}:{id}")
-}
-
-fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
-    let bad = || {
-        StoreError::Corrupt(format!(
-            "`{token}` is not a continuation token of this store"
-        ))
-    };
-    let (nanos, id) = token.split_once(':').ok_or_else(bad)?;
-    let nanos: u64 = nanos.parse().map_err(|_| bad())?;
-    Ok((
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
-        id.to_string(),
-    ))
 }

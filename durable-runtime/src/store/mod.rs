@@ -20,6 +20,7 @@ use crate::InstanceId;
 pub mod conformance;
 pub mod file;
 mod memory;
+mod paging;
 
 pub use file::{
     Durability, FileStore, FileStoreOptions, FileSystem, OpenError, OsFileSystem, WritableFile,

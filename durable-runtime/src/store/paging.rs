@@ -1,0 +1,78 @@
+//! Filtering and paging for `Store::list`, shared by the stores that list from memory.
+
+use std::time::{Duration, SystemTime};
+
+use super::{InstanceQuery, RuntimeStatus, StoreError};
+use crate::InstanceId;
+
+/// An instance as `list` sees it: what the query filters and orders on, and the store's own
+/// record of it.
+pub(crate) struct Candidate<'a, T> {
+    pub(crate) created_at: SystemTime,
+    pub(crate) id: &'a InstanceId,
+    pub(crate) status: RuntimeStatus,
+    pub(crate) name: &'a str,
+    pub(crate) record: T,
+}
+
+/// The records of one page of `query`, ordered by creation time then id, and the
+/// continuation token of the next page (`None` on the last).
+pub(crate) fn page<'a, T>(
+    query: &InstanceQuery,
+    candidates: impl IntoIterator<Item = Candidate<'a, T>>,
+) -> Result<(Vec<T>, Option<String>), StoreError> {
+    let after = query
+        .continuation
+        .as_deref()
+        .map(parse_continuation)
+        .transpose()?;
+    let mut matching: Vec<Candidate<'a, T>> = candidates
+        .into_iter()
+        .filter(|c| {
+            (query.statuses.is_empty() || query.statuses.contains(&c.status))
+                && query.name.as_deref().is_none_or(|name| name == c.name)
+                && query.created_from.is_none_or(|from| c.created_at >= from)
+                && query.created_to.is_none_or(|to| c.created_at < to)
+                && after.as_ref().is_none_or(|(after_at, after_id)| {
+                    (c.created_at, c.id.as_str()) > (*after_at, after_id.as_str())
+                })
+        })
+        .collect();
+    matching.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    let page_size = if query.page_size == 0 {
+        100
+    } else {
+        query.page_size
+    };
+    let more = matching.len() > page_size;
+    matching.truncate(page_size);
+    let continuation = more
+        .then(|| matching.last().map(|c| continuation(c.created_at, c.id)))
+        .flatten();
+    Ok((
+        matching.into_iter().map(|c| c.record).collect(),
+        continuation,
+    ))
+}
+
+fn continuation(at: SystemTime, id: &InstanceId) -> String {
+    let nanos = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos}:{id}")
+}
+
+fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
+    let bad = || {
+        StoreError::Corrupt(format!(
+            "`{token}` is not a continuation token of this store"
+        ))
+    };
+    let (nanos, id) = token.split_once(':').ok_or_else(bad)?;
+    let nanos: u64 = nanos.parse().map_err(|_| bad())?;
+    Ok((
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+        id.to_string(),
+    ))
+}
