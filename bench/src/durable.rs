@@ -212,15 +212,21 @@ pub async fn paused_child(dir: PathBuf, n: usize) {
     let env = Env::in_dir(&dir, None).await;
     let client = env.client.clone();
     let t = Instant::now();
-    let starts: Vec<_> = (0..n as u64)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move { client.start(paused, i).await })
-        })
-        .collect();
+    // At most START_BATCH starts in flight: what stays resident is then what each paused
+    // instance keeps, not the transient peak of 100,000 start tasks alive at once.
+    const START_BATCH: usize = 1_000;
     let mut ids = Vec::with_capacity(n);
-    for start in starts {
-        ids.push(start.await.expect("start task").expect("start"));
+    for batch in (0..n as u64).collect::<Vec<_>>().chunks(START_BATCH) {
+        let starts: Vec<_> = batch
+            .iter()
+            .map(|&i| {
+                let client = client.clone();
+                tokio::spawn(async move { client.start(paused, i).await })
+            })
+            .collect();
+        for start in starts {
+            ids.push(start.await.expect("start task").expect("start"));
+        }
     }
     for id in &ids {
         client
