@@ -519,7 +519,6 @@ async fn terminate(
     let id = instance_id(path)?;
     let q: ReasonQuery = query(&uri)?;
     let reason = q.reason.unwrap_or_else(|| "terminated over HTTP".into());
-    api.client.status(&id).await?;
     api.client.terminate(&id, reason).await?;
     Ok(accepted(&id, "terminate"))
 }
@@ -531,7 +530,6 @@ async fn suspend(
 ) -> ApiResult {
     let id = instance_id(path)?;
     let q: ReasonQuery = query(&uri)?;
-    api.client.status(&id).await?;
     api.client.suspend(&id, q.reason.as_deref()).await?;
     Ok(accepted(&id, "suspend"))
 }
@@ -543,7 +541,6 @@ async fn resume(
 ) -> ApiResult {
     let id = instance_id(path)?;
     let q: ReasonQuery = query(&uri)?;
-    api.client.status(&id).await?;
     api.client.resume(&id, q.reason.as_deref()).await?;
     Ok(accepted(&id, "resume"))
 }
