@@ -693,15 +693,14 @@ impl Future for Sleep {
             };
             state.issue(|id| Command::Timer { id, fire_at })
         });
-        state.poll_op(id, cx).map(|_| {
-            this.id = Some(u64::MAX);
-        })
+        state.poll_op(id, cx).map(drop)
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(id) = self.id.filter(|id| *id != u64::MAX) {
+        // A timer that fired is no longer pending, so this cancels only one that did not.
+        if let Some(id) = self.id {
             self.ctx.state().cancel_timer(id);
         }
     }

@@ -116,11 +116,11 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         return false;
     };
 
-    let consumed = work.messages.iter().map(|m| m.id).collect();
-    let (completed_activities, delivered) = match delivered {
-        Some(Delivered { lease, result }) => (vec![lease], Some(result)),
-        None => (Vec::new(), None),
-    };
+    let mut commit = TurnCommit::for_work(&work, execution.status_update());
+    let delivered = delivered.map(|Delivered { lease, result }| {
+        commit.completed_activities.push(lease);
+        result
+    });
     let inputs: Vec<HistoryEvent> = if !execution.is_reusable() {
         // Late messages for a finished instance: consumed, not delivered.
         Vec::new()
@@ -130,21 +130,6 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
             .map(|m| m.event)
             .chain(delivered)
             .collect()
-    };
-    let mut commit = TurnCommit {
-        instance_id: id.clone(),
-        lease: work.lease,
-        expected_version: work.version,
-        history: Vec::new(),
-        replace_history: false,
-        consumed,
-        completed_activities,
-        activities: Vec::new(),
-        timers: Vec::new(),
-        cancelled_timers: Vec::new(),
-        sub_instances: Vec::new(),
-        messages: Vec::new(),
-        status: execution.status_update(),
     };
     let mut retries = Vec::new();
     if !inputs.is_empty() {

@@ -732,27 +732,9 @@ mod scenarios {
                 })
             })
             .collect();
-        let commit = TurnCommit {
-            instance_id: id,
-            lease: work.lease,
-            expected_version: work.version,
-            history,
-            replace_history: replace,
-            consumed: work.messages.iter().map(|m| m.id).collect(),
-            completed_activities: vec![],
-            activities: vec![],
-            timers: vec![],
-            cancelled_timers: vec![],
-            sub_instances: vec![],
-            messages: vec![],
-            status: StatusUpdate {
-                runtime_status: RuntimeStatus::Running,
-                output: None,
-                custom_status: None,
-                failure: None,
-                input: None,
-            },
-        };
+        let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
+        commit.history = history;
+        commit.replace_history = replace;
         store.commit_turn(commit).await.unwrap();
     }
 

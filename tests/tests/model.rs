@@ -565,7 +565,6 @@ matrix!(id_reuse_policies, |setup: Setup| async move {
         .await
         .unwrap();
     assert_eq!(same, id);
-    let created = client.status(&id).await.unwrap().created_at;
 
     client
         .start(waits_for_go, ())
@@ -579,7 +578,6 @@ matrix!(id_reuse_policies, |setup: Setup| async move {
         count(&client.history(&id).await.unwrap(), "ExecutionTerminated"),
         0
     );
-    let _ = created;
     client.raise_event(&id, "go", "second run").await.unwrap();
     let status = finished(&client, &id).await;
     assert_eq!(status.output_as::<String>().unwrap().unwrap(), "second run");

@@ -312,29 +312,11 @@ fn events(work: &OrchestrationWork) -> Vec<HistoryEvent> {
 /// A turn that records and consumes everything `work` delivered and leaves the instance
 /// `Running`.
 fn turn(work: &OrchestrationWork, now: SystemTime) -> TurnCommit {
-    TurnCommit {
-        instance_id: work.instance_id.clone(),
-        lease: work.lease,
-        expected_version: work.version,
-        history: std::iter::once(started(now))
-            .chain(work.messages.iter().map(|m| m.event.clone()))
-            .collect(),
-        replace_history: false,
-        consumed: work.messages.iter().map(|m| m.id).collect(),
-        completed_activities: Vec::new(),
-        activities: Vec::new(),
-        timers: Vec::new(),
-        cancelled_timers: Vec::new(),
-        sub_instances: Vec::new(),
-        messages: Vec::new(),
-        status: StatusUpdate {
-            runtime_status: RuntimeStatus::Running,
-            output: None,
-            custom_status: None,
-            failure: None,
-            input: None,
-        },
-    }
+    let mut commit = TurnCommit::for_work(work, StatusUpdate::running());
+    commit.history = std::iter::once(started(now))
+        .chain(work.messages.iter().map(|m| m.event.clone()))
+        .collect();
+    commit
 }
 
 /// `commit` made into the instance's last turn, ending `Completed`.

@@ -236,6 +236,41 @@ pub struct TurnCommit {
     pub status: StatusUpdate,
 }
 
+impl TurnCommit {
+    /// A turn of `work` that consumes every message it delivered and leaves `status`;
+    /// history and work are added to it before it is committed.
+    pub fn for_work(work: &OrchestrationWork, status: StatusUpdate) -> Self {
+        TurnCommit {
+            instance_id: work.instance_id.clone(),
+            lease: work.lease,
+            expected_version: work.version,
+            history: Vec::new(),
+            replace_history: false,
+            consumed: work.messages.iter().map(|m| m.id).collect(),
+            completed_activities: Vec::new(),
+            activities: Vec::new(),
+            timers: Vec::new(),
+            cancelled_timers: Vec::new(),
+            sub_instances: Vec::new(),
+            messages: Vec::new(),
+            status,
+        }
+    }
+}
+
+impl StatusUpdate {
+    /// A running instance with nothing else to report.
+    pub fn running() -> Self {
+        StatusUpdate {
+            runtime_status: RuntimeStatus::Running,
+            output: None,
+            custom_status: None,
+            failure: None,
+            input: None,
+        }
+    }
+}
+
 /// Which instances [`Store::list`] returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceQuery {
