@@ -106,7 +106,7 @@ pub(crate) struct Execution {
     root: Arc<RootWaker>,
     waker: Waker,
     /// The length of the committed history this execution has seen.
-    pub(crate) version: u64,
+    pub(crate) history_len: u64,
     status: RuntimeStatus,
     output: Option<Value>,
     failure: Option<Failure>,
@@ -137,7 +137,7 @@ impl Execution {
             future: None,
             waker: Waker::from(Arc::clone(&root)),
             root,
-            version: 0,
+            history_len: 0,
             status: RuntimeStatus::Pending,
             output: None,
             failure: None,
@@ -172,7 +172,7 @@ impl Execution {
         registry: &Registry,
         history: &[HistoryEvent],
     ) -> Result<(), Failure> {
-        self.version = history.len() as u64;
+        self.history_len = history.len() as u64;
         let mut turns = split_turns(history).into_iter().peekable();
         while let Some(turn) = turns.next() {
             self.state().recorded = turn.commands.clone();

@@ -151,7 +151,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
     // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
     // the lease, so our commit went through, or checks the version and replays.
-    execution.version += appended;
+    execution.history_len += appended;
     if execution.is_reusable() {
         shared.cache.put(id.clone(), execution);
     }
@@ -202,7 +202,11 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
 async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Execution> {
     let counters = &shared.counters;
     let id = &work.instance_id;
-    if let Some(execution) = shared.cache.take(id).filter(|e| e.version == work.version) {
+    if let Some(execution) = shared
+        .cache
+        .take(id)
+        .filter(|e| e.history_len == work.history_len)
+    {
         Counters::add(&counters.cache_hits, 1);
         return Some(execution);
     }
@@ -223,7 +227,7 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
         }
     }
     // A different length means another worker committed between the lease and the load.
-    (execution.version == work.version).then_some(execution)
+    (execution.history_len == work.history_len).then_some(execution)
 }
 
 pub(crate) async fn activity_loop(shared: Arc<Shared>) {

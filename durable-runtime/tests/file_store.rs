@@ -276,7 +276,7 @@ mod scenarios {
         let commit = TurnCommit {
             instance_id: id.clone(),
             lease: work.lease,
-            expected_version: work.version,
+            expected_history_len: work.history_len,
             history: vec![HistoryEvent::new(Event::OrchestratorStarted {
                 timestamp: t(1),
             })],
@@ -602,7 +602,7 @@ mod scenarios {
         let commit = TurnCommit {
             instance_id: id.clone(),
             lease: work.lease,
-            expected_version: work.version,
+            expected_history_len: work.history_len,
             history,
             replace_history: false,
             consumed: work.messages.iter().map(|m| m.id).collect(),

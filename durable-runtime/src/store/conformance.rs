@@ -603,7 +603,7 @@ pub async fn unknown_instance_is_not_found<S: Store>(store: Arc<S>) {
     let commit = TurnCommit {
         instance_id: ghost.clone(),
         lease: 1,
-        expected_version: 0,
+        expected_history_len: 0,
         history: vec![started(t(0))],
         replace_history: false,
         consumed: vec![],
@@ -783,7 +783,7 @@ pub async fn start_message_is_delivered_with_a_lease<S: Store>(store: Arc<S>) {
     ok(store.create_instance(new.clone()).await, "create_instance");
     let work = fetch(&*store, t(1), "after create").await;
     assert_eq!(work.instance_id, id, "the fetched instance");
-    assert_eq!(work.version, 0, "a new instance's version (history length)");
+    assert_eq!(work.history_len, 0, "a new instance's history length");
     assert_eq!(
         events(&work),
         vec![new.start],
@@ -840,7 +840,10 @@ pub async fn messages_sent_while_leased_are_delivered_after_commit<S: Store>(sto
         sent,
         "messages sent while leased should be delivered after the commit, in order"
     );
-    assert_eq!(next.version, appended, "version after the first turn");
+    assert_eq!(
+        next.history_len, appended,
+        "history length after the first turn"
+    );
     commit(&*store, turn(&next, t(2)), "second turn").await;
 }
 
@@ -896,9 +899,9 @@ pub async fn commit_appends_history_across_turns<S: Store>(store: Arc<S>) {
     for round in 0..3u64 {
         let work = fetch(&*store, t(10 * round), &format!("turn {round}")).await;
         assert_eq!(
-            work.version,
+            work.history_len,
             expected.len() as u64,
-            "turn {round}: version should be the history length"
+            "turn {round}: history_len should be the history length"
         );
         let mut commit_ = turn(&work, t(10 * round));
         if round < 2 {
@@ -1177,7 +1180,10 @@ async fn assert_untouched<S: Store>(
         vec![start.clone()],
         "{what}: a refused commit should not consume messages"
     );
-    assert_eq!(holder.version, 0, "{what}: version after a refused commit");
+    assert_eq!(
+        holder.history_len, 0,
+        "{what}: history length after a refused commit"
+    );
     commit(store, turn(&holder, t(8)), what).await;
     fetch_none(
         store,
@@ -1217,7 +1223,7 @@ pub async fn commit_with_stale_lease_conflicts_and_changes_nothing<S: Store>(sto
     assert_untouched(&*store, &id, &before, &new.start, holder, "stale lease").await;
 }
 
-/// A commit whose `expected_version` is not the history length fails with `Conflict`, applies
+/// A commit whose `expected_history_len` is not the history length fails with `Conflict`, applies
 /// nothing and keeps the lease.
 pub async fn commit_with_wrong_version_conflicts_and_changes_nothing<S: Store>(store: Arc<S>) {
     let id = iid("wrong-version");
@@ -1227,7 +1233,7 @@ pub async fn commit_with_wrong_version_conflicts_and_changes_nothing<S: Store>(s
     let holder = fetch(&*store, t(1), "first fetch").await;
     for wrong in [1, 7] {
         let mut bad = everything(&holder, t(3));
-        bad.expected_version = wrong;
+        bad.expected_history_len = wrong;
         assert_conflict(
             store.commit_turn(bad).await,
             &format!("commit expecting version {wrong} of an empty history"),
@@ -1271,7 +1277,7 @@ pub async fn expired_lease_is_taken_over_and_old_holder_is_fenced<S: Store>(stor
         new_holder.lease, old.lease,
         "the new lease needs a new token"
     );
-    assert_eq!(new_holder.version, 0);
+    assert_eq!(new_holder.history_len, 0);
     assert_eq!(
         events(&new_holder),
         vec![new.start],
@@ -1318,7 +1324,7 @@ pub async fn abandon_makes_messages_deliverable_again<S: Store>(store: Arc<S>) {
         vec![new.start, event],
         "abandoned messages should be delivered again, in order"
     );
-    assert_eq!(second.version, 0);
+    assert_eq!(second.history_len, 0);
     let _ = store.abandon_orchestration(&id, first.lease).await;
     fetch_none(
         &*store,
@@ -1811,7 +1817,10 @@ pub async fn lease_orchestration_leases_idle_instances_only<S: Store>(store: Arc
     let work = lease(&*store, &id, t(1), "idle instance").await;
     assert_eq!(work.instance_id, id);
     assert!(work.messages.is_empty(), "nothing waits: {work:?}");
-    assert_eq!(work.version, length, "version should be the history length");
+    assert_eq!(
+        work.history_len, length,
+        "history_len should be the history length"
+    );
     let again = ok(
         store.lease_orchestration(&id, t(2), LEASE).await,
         "lease_orchestration while leased",
@@ -2224,7 +2233,10 @@ pub async fn purged_id_can_be_reused<S: Store>(store: Arc<S>) {
     assert_eq!(status(&*store, &id, "after re-create").await, new.status);
     assert_eq!(history(&*store, &id, "after re-create").await, vec![]);
     let work = fetch(&*store, t(100), "the new start").await;
-    assert_eq!(work.version, 0, "a re-created instance starts at version 0");
+    assert_eq!(
+        work.history_len, 0,
+        "a re-created instance starts with an empty history"
+    );
     assert_eq!(
         events(&work),
         vec![new.start],
@@ -2408,8 +2420,8 @@ async fn orchestration_worker<S: Store>(
             );
             let length = l.lengths.get(&id).copied().unwrap_or(0);
             assert_eq!(
-                work.version, length,
-                "`{id}`: the fetched version should be the history length committed so far"
+                work.history_len, length,
+                "`{id}`: the fetched history_len should be the history length committed so far"
             );
             l.turns.get(&id).map_or(0, |turns| {
                 turns.iter().flatten().filter(|e| !is_start(e)).count()
@@ -2688,7 +2700,7 @@ pub async fn replace_finished_recreates_only_finished_instances<S: Store>(store:
         "the old history is gone"
     );
     let work = fetch(&*store, t(6), "the new start").await;
-    assert_eq!(work.version, 0);
+    assert_eq!(work.history_len, 0);
     assert_eq!(events(&work), vec![again.start]);
 }
 
@@ -2788,7 +2800,10 @@ pub async fn replace_history_drops_the_old_generation<S: Store>(store: Arc<S>) {
     assert!(history(&*store, &id, "after restart").await.is_empty());
     assert_eq!(status(&*store, &id, "after restart").await.input, json!(2));
     let work = fetch(&*store, t(2), "the new generation").await;
-    assert_eq!(work.version, 0, "the version restarts with the history");
+    assert_eq!(
+        work.history_len, 0,
+        "the history length restarts with the history"
+    );
     assert_eq!(events(&work), vec![restart]);
     let late = store
         .complete_activity(&attempt.lease, task_completed(6))

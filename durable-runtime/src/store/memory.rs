@@ -211,12 +211,12 @@ impl Inner {
                 });
             }
         }
-        let version = instance.history.len() as u64;
+        let history_len = instance.history.len() as u64;
         self.leases.insert((expires, id.clone()));
         Ok(OrchestrationWork {
             instance_id: id.clone(),
             lease: token,
-            version,
+            history_len,
             messages,
         })
     }
@@ -396,13 +396,13 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         let id = &commit.instance_id;
         let instance = inner.check_lease(id, commit.lease)?;
-        if instance.history.len() as u64 != commit.expected_version {
+        if instance.history.len() as u64 != commit.expected_history_len {
             return Err(StoreError::Conflict {
                 id: id.clone(),
                 reason: format!(
                     "the history has {} events, the turn expected {}",
                     instance.history.len(),
-                    commit.expected_version
+                    commit.expected_history_len
                 ),
             });
         }

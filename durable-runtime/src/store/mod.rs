@@ -132,7 +132,7 @@ pub struct OrchestrationWork {
     /// The lease, to fence the commit.
     pub lease: LeaseToken,
     /// The history's length: the commit expects it unchanged.
-    pub version: u64,
+    pub history_len: u64,
     /// The events to deliver in this turn, in the order they were sent (a timer counts as
     /// sent when it was created).
     pub messages: Vec<Delivery>,
@@ -208,7 +208,7 @@ pub struct TurnCommit {
     /// The lease it was fetched with.
     pub lease: LeaseToken,
     /// The history length it was fetched with; a different length is a conflict.
-    pub expected_version: u64,
+    pub expected_history_len: u64,
     /// Events to append to the history.
     pub history: Vec<HistoryEvent>,
     /// Whether `history` replaces the whole history instead of extending it (continue-as-new:
@@ -243,7 +243,7 @@ impl TurnCommit {
         TurnCommit {
             instance_id: work.instance_id.clone(),
             lease: work.lease,
-            expected_version: work.version,
+            expected_history_len: work.history_len,
             history: Vec::new(),
             replace_history: false,
             consumed: work.messages.iter().map(|m| m.id).collect(),

@@ -257,12 +257,12 @@ impl State {
     pub(crate) fn prepare_commit(&self, commit: &TurnCommit) -> Result<CommitRecord, StoreError> {
         let id = &commit.instance_id;
         let instance = self.check_lease(id, commit.lease)?;
-        if instance.history_len != commit.expected_version {
+        if instance.history_len != commit.expected_history_len {
             return Err(conflict(
                 id,
                 format!(
                     "the history has {} events, the turn expected {}",
-                    instance.history_len, commit.expected_version
+                    instance.history_len, commit.expected_history_len
                 ),
             ));
         }
@@ -681,12 +681,12 @@ impl State {
         }
         instance.lease = Some((token, expires));
         instance.queued = false;
-        let version = instance.history_len;
+        let history_len = instance.history_len;
         self.leases.insert((expires, id.clone()));
         Ok(OrchestrationWork {
             instance_id: id.clone(),
             lease: token,
-            version,
+            history_len,
             messages,
         })
     }
