@@ -28,7 +28,9 @@ impl Cache {
         entries.lock().unwrap_or_else(|p| p.into_inner()).pop(id)
     }
 
-    /// Puts an execution back after its turn was committed.
+    /// Puts an execution back once its turn has run, before the turn's commit resolves (the
+    /// next turn may want it the moment the commit releases the lease); the caller removes
+    /// it again if the commit fails.
     pub(crate) fn put(&self, id: InstanceId, execution: Execution) {
         if let Some(entries) = &self.entries {
             let evicted = entries

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::callable::Orchestrator;
 use crate::history::{stable_hash, Event, HistoryEvent};
-use crate::runtime::Shared;
+use crate::shared::Shared;
 use crate::store::{InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus};
 use crate::{ClientError, InstanceId};
 

@@ -101,6 +101,7 @@ mod registry;
 mod replay;
 mod retry;
 mod runtime;
+mod shared;
 mod stats;
 pub mod store;
 pub mod testing;

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::clock::VirtualClock;
 use crate::history::{kinds, Event, Failure, HistoryEvent};
 use crate::replay::Execution;
-use crate::runtime::Shared;
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::store::{ActivityLease, ActivityWork, OrchestrationWork, StoreError, TurnCommit};
 use crate::ActivityContext;
@@ -150,7 +149,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
     // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
-    // the lease, so our commit went through, or checks the version and replays.
+    // the lease, so our commit went through, or finds another history length and replays.
     execution.history_len += appended;
     if execution.is_reusable() {
         shared.cache.put(id.clone(), execution);
@@ -394,8 +393,7 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
-        let quiet =
-            || shared.in_flight() == 0 && shared.completion_waiters.load(Ordering::SeqCst) > 0;
+        let quiet = || shared.in_flight() == 0 && shared.has_completion_waiters();
         if !quiet() {
             continue;
         }
