@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
-use crate::replay::Execution;
+use crate::execution::Execution;
 use crate::InstanceId;
 
 pub(crate) struct Cache {

@@ -12,9 +12,9 @@
 use std::fmt;
 
 use crate::callable::Orchestrator;
+use crate::execution::Execution;
 use crate::history::{Event, Failure, HistoryEvent};
 use crate::registry::{DuplicateRegistration, Registry};
-use crate::replay::Execution;
 use crate::InstanceId;
 
 pub use crate::clock::VirtualClock;

@@ -11,11 +11,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::clock::VirtualClock;
+use crate::execution::Execution;
 use crate::history::{kinds, Event, Failure, HistoryEvent};
-use crate::replay::Execution;
 use crate::shared::Shared;
 use crate::stats::Counters;
-use crate::store::{ActivityLease, ActivityWork, OrchestrationWork, StoreError, TurnCommit};
+use crate::store::{
+    ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
+};
 use crate::ActivityContext;
 
 /// How long a loop waits before trying a store again after an error.
@@ -115,37 +117,29 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         return false;
     };
 
-    let mut commit = TurnCommit::for_work(&work, execution.status_update());
+    let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
     let delivered = delivered.map(|Delivered { lease, result }| {
         commit.completed_activities.push(lease);
         result
     });
-    let inputs: Vec<HistoryEvent> = if !execution.is_reusable() {
-        // Late messages for a finished instance: consumed, not delivered.
-        Vec::new()
-    } else {
-        work.messages
-            .into_iter()
-            .map(|m| m.event)
-            .chain(delivered)
-            .collect()
-    };
-    let mut retries = Vec::new();
-    if !inputs.is_empty() {
-        let turn = execution.run_turn(&shared.registry, shared.clock.now(), inputs);
-        if let (true, Some(failure)) = (execution.is_finished(), &turn.status.failure) {
+    let mut inputs = work
+        .messages
+        .into_iter()
+        .map(|m| m.event)
+        .chain(delivered)
+        .peekable();
+    // Late messages for a finished instance are consumed, not delivered.
+    let retries = if execution.is_reusable() && inputs.peek().is_some() {
+        let now = shared.clock.now();
+        let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
+        if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
-        commit.history = turn.history;
-        commit.replace_history = turn.replace_history;
-        commit.activities = turn.activities;
-        commit.timers = turn.timers;
-        commit.cancelled_timers = turn.cancelled_timers;
-        commit.sub_instances = turn.sub_instances;
-        commit.messages = turn.messages;
-        commit.status = turn.status;
-        retries = turn.retries;
-    }
+        retries
+    } else {
+        commit.status = execution.status_update();
+        Vec::new()
+    };
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
     // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
@@ -174,7 +168,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
                     delay_ms = retry.delay.as_millis() as u64,
                     error = %retry.error,
                     "{} `{}` failed on attempt {}; retrying in {:?}",
-                    retry.what,
+                    retry.kind,
                     retry.name,
                     retry.attempt,
                     retry.delay,
