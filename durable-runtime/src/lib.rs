@@ -54,11 +54,11 @@
 //!
 //! # The model
 //! - An **orchestration** (`#[orchestrator]`) is deterministic code. Each `ctx.call`,
-//!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number; results come
-//!   back as events appended to the instance's [history](HistoryEvent). After a restart the
-//!   code runs again and is fed the recorded results instead of re-running anything. A live
-//!   instance stays in memory between events ([`RuntimeBuilder::cache_capacity`]); replay
-//!   happens only when it is cold.
+//!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number (its seq);
+//!   results come back as events appended to the instance's [history](HistoryEvent), one
+//!   *turn* at a time. After a restart the code runs again and is fed the recorded results,
+//!   turn by turn, instead of re-running anything. A live instance stays in memory between
+//!   turns ([`RuntimeBuilder::cache_capacity`]); replay happens only when it is cold.
 //! - Replayed code must issue the same commands: each is matched on kind, name and a
 //!   [stable hash](stable_hash) of its input, and a mismatch fails that instance with
 //!   "expected X at seq N, found Y" ([`kinds::NONDETERMINISM`]). `#[orchestrator]` rejects

@@ -163,6 +163,8 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
                 tracing::info!(
                     target: "durable::retry",
                     instance_id = %id,
+                    kind = retry.kind,
+                    // Named `activity` for a sub-orchestration too: readers match on it.
                     activity = retry.name,
                     attempt = retry.attempt,
                     delay_ms = retry.delay.as_millis() as u64,
@@ -281,7 +283,7 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
         while tasks.join_next().await.is_some() {}
         let abandoned: Vec<_> = running.lock().unwrap().drain().map(|(_, l)| l).collect();
         for lease in abandoned {
-            tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, step = lease.id, "activity abandoned at shutdown; it will run again");
+            tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, "activity abandoned at shutdown; it will run again");
             let _ = shared.store.abandon_activity(&lease).await;
         }
     }
