@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use lru::LruCache;
 
 use crate::execution::Execution;
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 pub(crate) struct Cache {
     entries: Option<Mutex<LruCache<InstanceId, Execution, foldhash::fast::RandomState>>>,

@@ -14,8 +14,8 @@ use std::fmt;
 use crate::callable::Orchestrator;
 use crate::execution::Execution;
 use crate::history::{Event, Failure, HistoryEvent};
+use crate::instance_id::InstanceId;
 use crate::registry::{DuplicateRegistration, Registry};
-use crate::InstanceId;
 
 pub use crate::clock::VirtualClock;
 pub use crate::runtime::Advance;

@@ -10,6 +10,7 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::activity::ActivityContext;
 use crate::clock::VirtualClock;
 use crate::execution::Execution;
 use crate::history::{kinds, Event, Failure, HistoryEvent};
@@ -18,7 +19,6 @@ use crate::stats::Counters;
 use crate::store::{
     ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
 };
-use crate::ActivityContext;
 
 /// How long a loop waits before trying a store again after an error.
 const STORE_RETRY: Duration = Duration::from_millis(100);
