@@ -1,5 +1,4 @@
-//! `ctx.call`: an activity or a sub-orchestration, and the retries of its policy (durable
-//! timers between attempts).
+//! `ctx.call`: an activity or a sub-orchestration, with the retries of its policy.
 
 use std::future::Future;
 use std::marker::PhantomData;

@@ -1,5 +1,4 @@
-//! What orchestration code asks of the engine in a turn: commands, in seq order, and how a
-//! generation ends.
+//! What code asks of the engine in a turn: its commands in seq order, and how it ends.
 
 use std::time::{Duration, SystemTime};
 

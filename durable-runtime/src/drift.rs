@@ -1,6 +1,7 @@
-//! Drift: whether replayed code still issues the commands its history recorded, and if not,
-//! what differs ("expected X at seq N, found Y"). The only place that matches commands
-//! against the history, `ctx.patched` included.
+//! Drift: whether replayed code still issues the commands its history recorded.
+//!
+//! The only place that matches commands against the history (`ctx.patched` included), and
+//! the one that says what differs: "expected X at seq N, found Y".
 
 use std::fmt;
 

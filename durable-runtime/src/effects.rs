@@ -1,5 +1,7 @@
-//! What a live turn does to the store: its commands and its ending written straight into the
-//! turn's `TurnCommit` (history events, activity attempts, timers, child instances, messages).
+//! A live turn's effects: its commands and its ending written into the turn's `TurnCommit`.
+//!
+//! History events, activity attempts, timers, child instances and messages: everything the
+//! store applies atomically with the turn.
 
 use std::time::SystemTime;
 

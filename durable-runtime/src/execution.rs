@@ -1,6 +1,7 @@
-//! The driver: one orchestration instance held in memory, its future polled over its history
-//! turn by turn (replay) and then over each new turn's events (live). What the code issues
-//! is judged by `drift.rs` on replay and written into the turn's commit by `effects.rs` live.
+//! The driver: one instance's future polled over its history turn by turn, then live.
+//!
+//! An `Execution` lives in the cache between turns. Replayed turns are judged by `drift.rs`;
+//! a live turn is written into its commit by `effects.rs`.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -72,7 +73,6 @@ impl Drop for EngineScope {
 /// What the generation's `ExecutionStarted` event said.
 #[derive(Debug, Clone)]
 struct Start {
-    name: String,
     version: u32,
     seed: u64,
     parent: Option<ParentRef>,
@@ -246,7 +246,6 @@ impl Execution {
     /// generations in a row continued as new in their first turn.
     fn next_start(&self, input: &Value) -> Result<Event, Failure> {
         let start = self.start.clone().unwrap_or(Start {
-            name: String::new(),
             version: 1,
             seed: 0,
             parent: None,
@@ -269,7 +268,7 @@ impl Execution {
         }
         let generation = start.generation + 1;
         Ok(Event::ExecutionStarted {
-            name: start.name,
+            name: self.feed.lock().name().to_string(),
             version: start.version,
             input: input.clone(),
             seed: start.seed.rotate_left(17) ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -438,7 +437,6 @@ impl Execution {
             } => {
                 self.feed.lock().begin_generation(name, *seed);
                 self.start = Some(Start {
-                    name: name.clone(),
                     version: *version,
                     seed: *seed,
                     parent: parent.clone(),

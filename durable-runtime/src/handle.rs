@@ -1,7 +1,9 @@
-//! The one channel between an orchestration's code and the engine. The context holds a
-//! [`Handle`]: through it the code issues commands, awaits their results and reads the turn's
-//! deterministic values. The engine holds the [`Feed`]: through it a turn goes in (its time,
-//! results and events) and the turn's commands come out. Neither side sees the other's fields.
+//! The one channel between an orchestration's code and the engine.
+//!
+//! The context holds a [`Handle`]: through it the code issues commands, awaits their results
+//! and reads the turn's deterministic values. The engine holds the [`Feed`]: through it a turn
+//! goes in (its time, results and events) and what the code issued comes out. Neither side
+//! sees the other's fields.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -292,6 +294,11 @@ impl FeedGuard<'_> {
     pub(crate) fn begin_generation(&mut self, name: &str, seed: u64) {
         self.0.name = name.to_string();
         self.0.rng = seed;
+    }
+
+    /// The orchestrator's durable name.
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
     }
 
     /// A turn begins at `now`; `replay` holds the recorded turn's patches when it replays.

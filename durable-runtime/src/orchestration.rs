@@ -1,5 +1,6 @@
-//! `OrchestrationContext`: everything an orchestration may do, each of it replay-safe; and its
-//! futures (`Sleep`, `WaitForEvent`, `ContinueAsNew`). `ctx.call` lives in `call.rs`.
+//! `OrchestrationContext` and its futures: `Sleep`, `WaitForEvent`, `ContinueAsNew`.
+//!
+//! Everything an orchestration may do, each of it replay-safe; `ctx.call` is in `call.rs`.
 
 use std::fmt;
 use std::future::Future;

@@ -1,5 +1,4 @@
-//! What the workers, the client and the test clock share: the store, the clock, the registry,
-//! the options, the cache and the counters, and the guards that mark work in flight.
+//! What the loops, the client and the test clock share, and the guards of work in flight.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

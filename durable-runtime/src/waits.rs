@@ -1,5 +1,4 @@
-//! External events and the waits for them: the one place that decides which wait receives a
-//! raised event, live and on replay alike.
+//! Which wait receives a raised event: the one rule, live and on replay alike.
 
 use std::collections::{BTreeMap, VecDeque};
 
