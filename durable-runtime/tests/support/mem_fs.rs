@@ -173,7 +173,9 @@ struct Reader(Shared);
 impl FileExt for Reader {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let f = lock(&self.0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(f.data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(f.data.len());
         let n = buf.len().min(f.data.len() - start);
         buf[..n].copy_from_slice(&f.data[start..start + n]);
         Ok(n)

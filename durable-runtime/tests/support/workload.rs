@@ -82,7 +82,9 @@ async fn turn(
         .unwrap()
         .unwrap_or_else(|| panic!("{name} can be leased"));
     let mut commit = TurnCommit::for_work(&work, status);
-    commit.history.push(ev(Event::OrchestratorStarted { timestamp: t(at) }));
+    commit
+        .history
+        .push(ev(Event::OrchestratorStarted { timestamp: t(at) }));
     commit
         .history
         .extend(work.messages.iter().map(|m| m.event.clone()));
@@ -173,7 +175,15 @@ pub async fn step(store: &FileStore, i: usize) {
                 output: Some(json!(-1.5e-300)),
                 failure: None,
             }];
-            turn(store, "beta", 30, commands, completed(json!(-1.5e-300)), |_| {}).await
+            turn(
+                store,
+                "beta",
+                30,
+                commands,
+                completed(json!(-1.5e-300)),
+                |_| {},
+            )
+            .await
         }
         7 => store
             .create_instance(new_instance("delta", json!([1, 2, 3]), None))
@@ -183,7 +193,17 @@ pub async fn step(store: &FileStore, i: usize) {
             .create_instance(new_instance("epsilon", json!(0), None))
             .await
             .unwrap(),
-        9 => turn(store, "epsilon", 40, vec![], completed(json!("done")), |_| {}).await,
+        9 => {
+            turn(
+                store,
+                "epsilon",
+                40,
+                vec![],
+                completed(json!("done")),
+                |_| {},
+            )
+            .await
+        }
         10 => store.purge(&id("epsilon")).await.unwrap(),
         11 => {
             let commands = vec![Event::EventWaitStarted {
