@@ -41,7 +41,7 @@ pub(crate) enum Framing {
 }
 
 impl Framing {
-    fn header_len(self) -> usize {
+    const fn header_len(self) -> usize {
         match self {
             Framing::V1 => 16,
             Framing::V2 => FRAME_HEADER,
@@ -318,7 +318,7 @@ fn check_v2(rest: &[u8]) -> Result<(u64, usize), Bad> {
 /// Checks the format-1 batch `rest` starts with. Its length is not checksummed, so a batch
 /// reaching past the end of the file is a torn tail only if no intact batch follows it.
 fn check_v1(rest: &[u8]) -> Result<(u64, usize), Bad> {
-    const HEADER: usize = 16;
+    const HEADER: usize = Framing::V1.header_len();
     if rest.len() < HEADER {
         return Err(Bad::Torn("an incomplete batch header".into()));
     }
@@ -492,11 +492,16 @@ mod tests {
         let (batches, end) = scan(&bytes, SEGMENT_HEADER, Framing::V1);
         assert_eq!((batches.len(), end), (3, End::Clean));
         assert_eq!(batches[0].body, SEGMENT_HEADER + 16);
+        // Flips a high bit of the length of the batch at `at`.
+        let damage_length = |at: usize| {
+            let mut damaged = bytes.clone();
+            damaged[at + 2] ^= 0x40;
+            let (batches, end) = scan(&damaged, SEGMENT_HEADER, Framing::V1);
+            (batches.len(), end)
+        };
         let second = SEGMENT_HEADER + 16 + 5;
-        let mut damaged = bytes.clone();
-        damaged[second + 2] ^= 0x40;
-        let (batches, end) = scan(&damaged, SEGMENT_HEADER, Framing::V1);
-        assert_eq!(batches.len(), 1);
+        let (kept, end) = damage_length(second);
+        assert_eq!(kept, 1);
         assert!(
             matches!(end, End::Corrupt { offset, .. } if offset == second),
             "{end:?}"
@@ -504,10 +509,8 @@ mod tests {
         // The last batch's length has nothing after it to check against: format 1 cannot
         // tell that from a torn tail (format 2 can).
         let third = second + 16 + 6;
-        let mut damaged = bytes.clone();
-        damaged[third + 2] ^= 0x40;
-        let (batches, end) = scan(&damaged, SEGMENT_HEADER, Framing::V1);
-        assert_eq!(batches.len(), 2);
+        let (kept, end) = damage_length(third);
+        assert_eq!(kept, 2);
         assert!(
             matches!(end, End::Torn { offset, .. } if offset == third),
             "{end:?}"

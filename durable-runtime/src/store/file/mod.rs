@@ -29,7 +29,7 @@
 //!   unfinished instance and activity attempt is simply ready again.
 //! - **Instance ids never name files.** File names are `wal-<number>.log`,
 //!   `checkpoint-<number>.ckpt` and `LOCK`; ids are only ever data inside records.
-//! - **Damage is refused, never silently cut.** Every byte of every file is checksummed.
+//! - **Damage is refused, never silently cut.** Every byte the store writes is checksummed.
 //!   Recovery cuts back only a torn tail (a write a crash cut short, never acknowledged),
 //!   keeping the bytes it cuts; anything else fails the open with the file and byte offset
 //!   (see [Recovery](#recovery-torn-tails-and-damage)).
@@ -82,7 +82,7 @@
 //!   in the sequence numbers, an unreadable record, a file that does not start with a durable
 //!   header, a checkpoint whose header disagrees with its name. The open fails with
 //!   [`OpenError::Corrupt`], naming the file and the byte offset where the damaged batch
-//!   starts, and changes nothing on disk.
+//!   starts, and neither cuts nor renames anything.
 //!
 //! Since a batch's length is covered by its header's checksum, no flipped bit makes an
 //! acknowledged batch look like a torn tail (`tests/file_damage.rs` flips a bit at every byte
@@ -233,8 +233,8 @@ impl FileStoreOptions {
 
     /// Opens a damaged directory anyway, keeping everything before the first damage,
     /// renaming the damaged segments to `*.damaged` and keeping a copy of a damaged
-    /// checkpoint as `*.damaged` (default off: a damaged directory refuses to open). Whatever was written after the damage is lost; use it only when no
-    /// backup is better.
+    /// checkpoint as `*.damaged` (default off: a damaged directory refuses to open).
+    /// Whatever was written after the damage is lost; use it only when no backup is better.
     pub fn salvage(mut self, salvage: bool) -> Self {
         self.salvage = salvage;
         self
@@ -288,7 +288,7 @@ pub enum OpenError {
         source: std::io::Error,
     },
     /// Stored data is damaged (not merely a torn tail), or from a newer release.
-    #[error("{} is damaged at byte {offset}: {reason}. Restore a backup, or open with FileStoreOptions::salvage(true) to keep everything before this point (damaged files are renamed to *.damaged, never deleted)", file.display())]
+    #[error("{} is damaged at byte {offset}: {reason}. Restore a backup, or open with FileStoreOptions::salvage(true) to keep everything before this point (damaged files are kept as *.damaged, never deleted)", file.display())]
     Corrupt {
         /// The damaged file.
         file: PathBuf,
