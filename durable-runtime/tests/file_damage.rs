@@ -26,7 +26,13 @@ fn fixture_dir(format: u32) -> PathBuf {
 #[tokio::test]
 #[ignore = "writes a fixture; run by hand before changing the on-disk format"]
 async fn write_fixture() {
-    let dir = std::env::var("DURABLE_FIXTURE_DIR").expect("DURABLE_FIXTURE_DIR is set");
+    let dir = std::env::var("DURABLE_FIXTURE_DIR")
+        .expect("set DURABLE_FIXTURE_DIR to a new, empty directory (tests/fixtures/README.md)");
+    let mut entries = std::fs::read_dir(&dir).expect("DURABLE_FIXTURE_DIR exists");
+    assert!(
+        entries.next().is_none(),
+        "{dir} is not empty: never overwrite a fixture"
+    );
     let store = FileStore::open(&dir).await.unwrap();
     workload::run(&store, Some(FIXTURE_CHECKPOINT_AFTER)).await;
     store.close().await;
