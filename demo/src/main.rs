@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use durable_http::{RouterOptions, ServeOptions};
 use durable_runtime::store::{FileStore, MemoryStore, Store};
-use durable_runtime::{Client, InstanceQuery, Runtime, RuntimeStatus};
+use durable_runtime::{Activity, Client, InstanceQuery, Runtime, RuntimeStatus};
 
 use crate::workflows::{
     external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
@@ -59,7 +60,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    console::init();
+    console::init(<unreliable_activity as Activity>::NAME);
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(tokio) => tokio,
         Err(error) => {
@@ -115,8 +116,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "   try: curl -X POST http://{addr}/start-retry   (Ctrl-C stops)\n"
     ));
 
-    let api = http::Api::new(runtime.client(), args.auth_token.clone(), args.max_body);
-    axum::serve(listener, http::router(api))
+    let mut options = RouterOptions::default().max_body(args.max_body);
+    if let Some(token) = &args.auth_token {
+        options = options.auth_token(token);
+    }
+    let app = http::app(runtime.client(), options);
+    durable_http::serve(listener, app, ServeOptions::default())
         .with_graceful_shutdown(stop_signal())
         .await
         .context("the HTTP server failed")?;
