@@ -48,6 +48,13 @@ struct Args {
     )]
     auth_token: Option<String>,
 
+    /// Without --auth-token, requests must be addressed (their `Host`) to localhost or to the
+    /// address bound; this allows another name, e.g. one a reverse proxy forwards. Repeat
+    /// for several. Other names get 403: a web page can make its own name resolve to this
+    /// server (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+
     /// Largest request body accepted, in bytes; larger ones get 413 before being read.
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
@@ -119,6 +126,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut options = RouterOptions::default().max_body(args.max_body);
     if let Some(token) = &args.auth_token {
         options = options.auth_token(token);
+    }
+    for name in &args.allowed_hosts {
+        options = options.allowed_host(name);
     }
     let app = http::app(runtime.client(), options);
     durable_http::serve(listener, app, ServeOptions::default())

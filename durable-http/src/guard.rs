@@ -1,4 +1,5 @@
-//! The checks in front of every route: the bearer token and the body limit.
+//! The checks in front of every route, in order: who may call (origin, then host unless a
+//! token is set), the bearer token, the body limit.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::auth::{unauthorized, BearerToken};
 use crate::body::TooLarge;
 use crate::error::ApiError;
 use crate::options::RouterOptions;
+use crate::origin::{check_origin, AllowedHosts};
 
 /// Puts the checks of `options` in front of `routes`: what [`router`](crate::router) does
 /// for the management API, for routes of your own.
@@ -26,6 +28,7 @@ where
 {
     let guard = Arc::new(Guard {
         token: options.auth_token.as_deref().map(BearerToken::new),
+        hosts: AllowedHosts::new(&options.allowed_hosts),
         max_body: options.max_body,
     });
     routes
@@ -35,13 +38,25 @@ where
 
 struct Guard {
     token: Option<BearerToken>,
+    hosts: AllowedHosts,
     max_body: usize,
 }
 
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &guard.token {
-        if let Err(message) = token.check(request.headers()) {
-            return unauthorized(message);
+    if let Err(refused) = check_origin(&request) {
+        return refused.into_response();
+    }
+    match &guard.token {
+        // The token is what a rebinding page lacks: with one, any name may reach the server.
+        Some(token) => {
+            if let Err(message) = token.check(request.headers()) {
+                return unauthorized(message);
+            }
+        }
+        None => {
+            if let Err(refused) = guard.hosts.check(&request) {
+                return refused.into_response();
+            }
         }
     }
     match limit_body(request, guard.max_body) {

@@ -12,6 +12,7 @@ mod body;
 mod error;
 mod guard;
 mod options;
+mod origin;
 mod routes;
 mod serve;
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct RouterOptions {
     pub(crate) auth_token: Option<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) max_body: usize,
 }
 
@@ -21,6 +22,7 @@ impl Default for RouterOptions {
     fn default() -> Self {
         RouterOptions {
             auth_token: None,
+            allowed_hosts: Vec::new(),
             max_body: 1024 * 1024,
         }
     }
@@ -39,6 +41,15 @@ impl RouterOptions {
         self
     }
 
+    /// Without an auth token, a request's `Host` must name this server: `localhost`, the
+    /// address the connection arrived on ([`LocalAddr`](crate::LocalAddr); any loopback
+    /// address when it is unknown), or a name allowed here. Call once per name; give the
+    /// name or address without a port (`durable.internal`, `10.0.0.5`, `fd00::5`).
+    pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into());
+        self
+    }
+
     /// The largest request body accepted, in bytes (default 1 MiB). A larger one gets 413:
     /// from its `Content-Length` before a byte of it is read, or when the limit is reached.
     pub fn max_body(mut self, bytes: usize) -> Self {
@@ -51,6 +62,7 @@ impl fmt::Debug for RouterOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouterOptions")
             .field("auth_token", &self.auth_token.as_ref().map(|_| "<hidden>"))
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body", &self.max_body)
             .finish()
     }

@@ -115,8 +115,9 @@ fn the_body_limit_is_configurable() {
     assert!(message.contains("64"), "{message}");
     // A chunked body (no Content-Length) is cut off at the limit too.
     let raw = format!(
-        "POST /send-event/{id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+        "POST /send-event/{id} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
          Connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        demo.addr,
         body.len()
     );
     demo.raw(raw.as_bytes()).error(413);
