@@ -151,9 +151,10 @@ async fn start_external_event(
     .await
 }
 
-/// The body of `POST /send-event/{instanceId}`.
+/// The body of `POST /send-event/{instanceId}`. A misspelt field (`eventData`) is refused
+/// with the names expected, rather than sending the event without its data.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendEvent {
     event_name: String,
     #[serde(default)]
@@ -166,7 +167,7 @@ const SEND_EVENT: &str = r#"a JSON object {"eventName": "<name>", "data": <any J
 /// as the body.
 async fn send_event(State(demo): State<Demo>, request: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
-    let raw: Box<RawValue> = durable_http::json_body(body, SEND_EVENT).await?;
+    let raw: Box<RawValue> = durable_http::json_body(&parts.headers, body, SEND_EVENT).await?;
     // serde would also take a struct from an array (`["step2"]`): only an object will do.
     if !raw.get().starts_with('{') {
         return Err(ApiError::bad_request(format!(

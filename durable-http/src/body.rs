@@ -1,10 +1,10 @@
-//! Request bodies: read within the size limit, parsed as JSON with an error that names the
-//! shape expected.
+//! Request bodies: said to be JSON, read within the size limit, parsed with an error that
+//! names the shape expected.
 
 use std::error::Error;
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
@@ -24,10 +24,49 @@ impl From<TooLarge> for ApiError {
 /// Reads a request body whose JSON should be `expected` (a description such as
 /// `` a JSON object {"eventName": "<name>"} ``, used in the 400 answer).
 ///
-/// Behind [`guard`](crate::guard), a body over the limit is a 413.
-pub async fn json_body<T: DeserializeOwned>(body: Body, expected: &str) -> Result<T, ApiError> {
+/// The `headers` must say it is JSON (`Content-Type: application/json`, or
+/// `application/<anything>+json`), or the answer is 415: a web page can send another site a
+/// form or `text/plain` without asking, but not JSON. Behind [`guard`](crate::guard), a body
+/// over the limit is a 413.
+pub async fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    expected: &str,
+) -> Result<T, ApiError> {
+    require_json(headers)?;
     let bytes = read_body(body).await?;
     parse_json(&bytes, expected)
+}
+
+/// Answers 415 unless `headers` say the body is JSON.
+pub(crate) fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let essence = content_type
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .and_then(|subtype| subtype.strip_suffix("+json"))
+            .is_some_and(|name| !name.is_empty());
+    if is_json {
+        return Ok(());
+    }
+    let sent = match content_type {
+        Some(content_type) => format!("not `{content_type}`"),
+        None => "none was sent".to_string(),
+    };
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "send the body as JSON with `Content-Type: application/json` \
+             (curl: -H 'Content-Type: application/json'); {sent}"
+        ),
+    ))
 }
 
 /// Reads the whole body.

@@ -14,7 +14,7 @@ use durable_runtime::{Client, InstanceId, InstanceQuery, InstanceStatus, Runtime
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::body::{parse_json, read_body};
+use crate::body::{parse_json, read_body, require_json};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::guard;
 use crate::options::RouterOptions;
@@ -62,15 +62,18 @@ fn checked_id(id: String) -> ApiResult<InstanceId> {
 async fn raise_event(
     State(client): State<Client>,
     path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let Path((id, event_name)) =
         path.map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
     let id = checked_id(id)?;
     let bytes = read_body(body).await?;
+    // `curl -X POST` sends no body and no type: that is the event without data.
     let data = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
+        require_json(&headers)?;
         parse_json(&bytes, "the event's data as JSON")?
     };
     // The store would take an event for an unknown instance's id as an error too; checking

@@ -42,17 +42,34 @@ fn send_event_errors() {
     demo.request("POST", &path, Some(r#"{"eventName": ""}"#))
         .error(400);
 
-    // A body without Content-Type is read as JSON, and so is curl's `-d` default type.
+    // A misspelt field is refused, naming the fields expected.
+    let body = r#"{"eventName": "step2", "eventData": "ok"}"#;
+    let message = demo.request("POST", &path, Some(body)).error(400);
+    for name in ["eventData", "eventName", "data"] {
+        assert!(message.contains(name), "{message}");
+    }
+
+    // The body must say it is JSON (415): a web page can post a form or text/plain to
+    // another site without asking, but not JSON. curl's `-d` alone sends a form type.
     let body = r#"{"eventName": "step2", "data": "no content type"}"#;
-    let response = demo.request_with("POST", &path, &[], Some(body));
+    let message = demo.request_with("POST", &path, &[], Some(body)).error(415);
+    assert!(
+        message.contains("Content-Type: application/json"),
+        "{message}"
+    );
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let headers = [("Content-Type", content_type)];
+        demo.request_with("POST", &path, &headers, Some(body))
+            .error(415);
+    }
+    let json = [("Content-Type", "application/json; charset=utf-8")];
+    let body = r#"{"eventName": "step2", "data": "json"}"#;
+    let response = demo.request_with("POST", &path, &json, Some(body));
     assert_eq!(response.status, 202, "{response:?}");
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let body = r#"{"eventName": "step4", "data": "form type"}"#;
-    let response = demo.request_with("POST", &path, &form, Some(body));
-    assert_eq!(response.status, 202, "{response:?}");
+    demo.send_event(&id, "step4", json!({ "nested": [null] }));
     let status = demo.finished(&id);
-    assert_eq!(status["output"]["step2Data"], "no content type");
-    assert_eq!(status["output"]["step4Data"], "form type");
+    assert_eq!(status["output"]["step2Data"], "json");
+    assert_eq!(status["output"]["step4Data"], json!({ "nested": [null] }));
 
     // 410 once finished; 404 for an unknown instance.
     let message = demo
@@ -115,8 +132,8 @@ fn the_body_limit_is_configurable() {
     assert!(message.contains("64"), "{message}");
     // A chunked body (no Content-Length) is cut off at the limit too.
     let raw = format!(
-        "POST /send-event/{id} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
-         Connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        "POST /send-event/{id} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         demo.addr,
         body.len()
     );
