@@ -48,14 +48,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// 400 for a bad id or payload, 404 unknown instance, 410 finished, 409 exists or still
+/// 400 for a bad id, payload or query, 404 unknown instance, 410 finished, 409 exists or still
 /// running, 504 a wait that timed out, 500 anything else (the store failed).
 impl From<ClientError> for ApiError {
     fn from(error: ClientError) -> Self {
         let status = match &error {
-            ClientError::InvalidInstanceId(_) | ClientError::BadPayload { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ClientError::InvalidInstanceId(_)
+            | ClientError::BadPayload { .. }
+            | ClientError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ClientError::NotFound(_) => StatusCode::NOT_FOUND,
             ClientError::Finished { .. } => StatusCode::GONE,
             ClientError::AlreadyExists(_) | ClientError::NotFinished(_) => StatusCode::CONFLICT,

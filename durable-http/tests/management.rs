@@ -244,6 +244,26 @@ async fn list_filters_and_pages() {
     let to = get(&app, "/instances?createdTimeTo=2020-01-01T00:00:00Z").await;
     assert_eq!(ids(&to.json()).len(), 0);
 
+    // A continuation token the store did not make is the client's mistake, not damage.
+    let long = "9".repeat(8 * 1024);
+    for token in [
+        "garbage",
+        "123",
+        "abc%3Adef",
+        "99999999999999999999999%3Ax",
+        "%3A",
+        &long,
+    ] {
+        let message = get(&app, &format!("/instances?continuationToken={token}"))
+            .await
+            .error(400);
+        assert!(message.contains("continuation"), "{message}");
+        let headers = [("x-ms-continuation-token", token)];
+        send(&app, "GET", "/instances", &headers, Body::empty())
+            .await
+            .error(400);
+    }
+
     for bad in [
         "/instances?runtimeStatus=Sleeping",
         "/instances?top=0",

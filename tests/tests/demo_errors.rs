@@ -192,6 +192,11 @@ fn unknown_finished_and_invalid_instances() {
     demo.request("GET", "/instances?runtimeStatus=Sleeping", None)
         .error(400);
     demo.request("GET", "/instances?top=many", None).error(400);
+    // On the file store too, a token it did not make is a 400, not corrupt data.
+    let message = demo
+        .request("GET", "/instances?continuationToken=nope", None)
+        .error(400);
+    assert!(message.contains("continuation"), "{message}");
     demo.request("GET", "/status/x?showHistory=maybe", None)
         .error(400);
     demo.request("GET", "/nowhere", None).error(404);
