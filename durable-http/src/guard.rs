@@ -1,11 +1,12 @@
 //! The checks in front of every route, in order: who may call (origin, then host unless a
-//! token is set), the bearer token, the body limit.
+//! token is set), the bearer token, the body limit; then the time limit of the request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -30,6 +31,7 @@ where
         token: options.auth_token.as_deref().map(BearerToken::new),
         hosts: AllowedHosts::new(&options.allowed_hosts),
         max_body: options.max_body,
+        request_timeout: options.request_timeout,
     });
     routes
         .layer(DefaultBodyLimit::max(options.max_body))
@@ -40,6 +42,7 @@ struct Guard {
     token: Option<BearerToken>,
     hosts: AllowedHosts,
     max_body: usize,
+    request_timeout: Duration,
 }
 
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
@@ -59,9 +62,21 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
             }
         }
     }
-    match limit_body(request, guard.max_body) {
-        Ok(request) => next.run(request).await,
-        Err(too_large) => ApiError::from(too_large).into_response(),
+    let request = match limit_body(request, guard.max_body) {
+        Ok(request) => request,
+        Err(too_large) => return ApiError::from(too_large).into_response(),
+    };
+    match tokio::time::timeout(guard.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request took longer than {:?} (reading its body included), the most \
+                 this server allows",
+                guard.request_timeout
+            ),
+        )
+        .into_response(),
     }
 }
 

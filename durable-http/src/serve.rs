@@ -1,9 +1,11 @@
-//! The HTTP/1.1 server: accepts connections, times their headers, and shuts down gracefully.
+//! The HTTP/1.1 server: a cap on connections, a time limit and a size limit on request
+//! headers, and a graceful shutdown that slow clients cannot hold up.
 
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
@@ -63,7 +65,8 @@ pub struct Serve {
 
 impl Serve {
     /// Stops when `signal` resolves: no new connection is accepted, and the server returns
-    /// once the connections open have answered their requests in progress.
+    /// once the connections open have answered their requests in progress, or after
+    /// [`ServeOptions::shutdown_timeout`], closing those still open.
     pub fn with_graceful_shutdown(
         mut self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -89,18 +92,45 @@ async fn run(serve: Serve) -> io::Result<()> {
         options,
         mut signal,
     } = serve;
+    let slots = Arc::new(Semaphore::new(options.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut full = false;
     loop {
+        // At the cap, connections wait in the listener's backlog until one closes; the
+        // header and request timeouts see that one does.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !full {
+                    tracing::warn!(
+                        "{} connections open, the most allowed: new ones wait until one closes",
+                        options.max_connections
+                    );
+                }
+                full = true;
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut signal => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut signal => break,
         };
         match accepted {
             Ok((stream, peer)) => {
+                full = false;
                 let connection =
                     connection(stream, peer, router.clone(), &options, stopping.clone());
-                connections.spawn(connection);
+                connections.spawn(async move {
+                    connection.await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 if !is_connection_error(&error) {
@@ -117,7 +147,18 @@ async fn run(serve: Serve) -> io::Result<()> {
     }
     drop(listener);
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.shutdown_timeout, finished)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} connections still open {:?} after the shutdown began: closing them",
+            connections.len(),
+            options.shutdown_timeout
+        );
+        connections.shutdown().await;
+    }
     Ok(())
 }
 
@@ -152,7 +193,8 @@ fn connection(
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
+        .header_read_timeout(options.header_timeout)
+        .max_header_size(options.max_header_bytes);
     let connection = http.serve_connection(TokioIo::new(stream), service);
     async move {
         tokio::pin!(connection);

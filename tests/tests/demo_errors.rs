@@ -250,3 +250,37 @@ fn a_public_address_needs_a_token() {
     demo.addr = format!("127.0.0.1:{port}");
     demo.request("GET", "/instances", None).error(401);
 }
+
+#[test]
+fn slow_clients_are_cut_off() {
+    let dir = TempDir::new();
+    let demo = Demo::start_with(
+        dir.path(),
+        &["--header-timeout", "300ms", "--request-timeout", "300ms"],
+    );
+    // Headers that never end: the connection is closed, with or without an answer.
+    let mut stream = TcpStream::connect(&demo.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /instances HTTP/1.1\r\nHost: ")
+        .unwrap();
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A body announced and never sent: 408.
+    let raw = format!(
+        "POST /send-event/x HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 50\r\n\r\n{{\"eventName\"",
+        demo.addr
+    );
+    let message = demo.raw(raw.as_bytes()).error(408);
+    assert!(message.contains("took longer"), "{message}");
+
+    // Well-behaved clients are served as before.
+    let id = demo.start_instance("/start-external-event");
+    demo.send_event(&id, "step2", json!("ok"));
+}
