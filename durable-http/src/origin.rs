@@ -1,14 +1,19 @@
 //! Who may call: this server's own pages and clients that are not browsers (curl), never
 //! another web page. The `Origin`, fetch-metadata and `Host` rules.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::Request;
 use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::error::{ApiError, ApiResult};
-use crate::serve::LocalAddr;
+
+/// The address a request's connection arrived on, put in each request's extensions by
+/// [`serve`](crate::serve): the host rule accepts it as the request's `Host`. A server of
+/// your own can insert it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
 
 /// The names a request's `Host` may give besides `localhost` and the server's address.
 pub(crate) struct AllowedHosts(Vec<String>);

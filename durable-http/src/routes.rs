@@ -31,7 +31,34 @@ use crate::options::RouterOptions;
 /// | `POST /instances/{id}/resume?reason=…` | resumes it |
 /// | `DELETE /instances/{id}` | purges a finished instance |
 ///
-/// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`.
+/// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The
+/// [crate docs](crate) give each answer, and the checks every request passes first:
+///
+/// ```
+/// use axum::body::Body;
+/// use axum::http::Request;
+/// use durable_http::{router, RouterOptions};
+/// use tower::ServiceExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runtime = durable_runtime::Runtime::builder().start()?;
+/// let app = router(runtime.client(), RouterOptions::default());
+///
+/// let from_curl = Request::get("/instances")
+///     .header("host", "localhost:8080")
+///     .body(Body::empty())?;
+/// assert_eq!(app.clone().oneshot(from_curl).await?.status(), 200);
+///
+/// let from_another_page = Request::get("/instances")
+///     .header("host", "localhost:8080")
+///     .header("origin", "https://evil.example")
+///     .body(Body::empty())?;
+/// assert_eq!(app.oneshot(from_another_page).await?.status(), 403);
+/// # runtime.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub fn router(client: Client, options: RouterOptions) -> Router {
     let routes = Router::new()
         .route("/instances", get(list))

@@ -21,12 +21,7 @@ use tokio::task::JoinSet;
 use tower_service::Service;
 
 use crate::options::ServeOptions;
-
-/// The address a request's connection arrived on, put in each request's extensions by
-/// [`serve`]: the host rules of [`RouterOptions`](crate::RouterOptions) accept it as the
-/// request's `Host`. A server of your own can insert it the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalAddr(pub SocketAddr);
+use crate::origin::LocalAddr;
 
 /// Serves `router` on `listener` with the limits of `options`, until the future returned
 /// by [`Serve::with_graceful_shutdown`]'s signal resolves (or forever without one).
