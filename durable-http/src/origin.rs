@@ -101,7 +101,12 @@ fn parse_authority(value: &HeaderValue) -> ApiResult<Authority> {
 pub(crate) fn check_origin(request: &Request) -> ApiResult<()> {
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
-        if !same_origin(origin, headers.get(header::HOST)) {
+        // HTTP/2 names the server in the target's authority instead of a `Host` header.
+        let server = match headers.get(header::HOST) {
+            Some(host) => parse_authority(host).ok(),
+            None => request.uri().authority().cloned(),
+        };
+        if !same_origin(origin, server.as_ref()) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -138,10 +143,10 @@ fn is_reading_navigation(request: &Request) -> bool {
         && fetch_metadata(request.headers(), "sec-fetch-mode") == Some("navigate")
 }
 
-/// Whether `origin` (`scheme://host[:port]`) names the server the `Host` header names.
+/// Whether `origin` (`scheme://host[:port]`) names the server the request addresses.
 /// The scheme is not compared: behind a proxy that terminates TLS, this server's own pages
 /// are `https` while it is reached over `http`.
-fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+fn same_origin(origin: &HeaderValue, server: Option<&Authority>) -> bool {
     let Some((scheme, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
         return false;
     };
@@ -153,7 +158,7 @@ fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
     let Ok(origin) = authority.parse::<Authority>() else {
         return false;
     };
-    let Some(Ok(host)) = host.map(parse_authority) else {
+    let Some(host) = server else {
         return false;
     };
     if origin.as_str().contains('@') || origin.host().is_empty() {

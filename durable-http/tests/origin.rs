@@ -289,3 +289,20 @@ async fn a_request_without_a_host_is_refused() {
     assert_eq!(response.status(), 403);
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn over_http2_the_target_names_the_server() {
+    let runtime = runtime();
+    let app = router(runtime.client(), RouterOptions::default());
+    for (origin, status) in [("http://localhost:8080", 200), ("http://evil.example", 403)] {
+        let request = Request::builder()
+            .uri("http://localhost:8080/instances")
+            .version(axum::http::Version::HTTP_2)
+            .header("origin", origin)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status, "{origin}");
+    }
+    runtime.shutdown().await;
+}
