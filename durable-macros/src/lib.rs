@@ -6,18 +6,18 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod activity;
 mod diag;
+mod entry;
 mod expand;
-mod kind;
 mod lint;
 mod options;
-mod orchestrator;
 mod signature;
 #[cfg(test)]
 mod snapshots;
 
 use proc_macro::TokenStream;
+
+use crate::entry::Kind;
 
 /// Turns `async fn name(ctx: ActivityContext, input: I) -> Result<O, E>` into an activity:
 /// the unit of real work (I/O, calls to other systems), run at least once, whose result is
@@ -107,7 +107,7 @@ use proc_macro::TokenStream;
 /// `#[orchestrator]`.
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
-    activity::activity(args.into(), item.into()).into()
+    entry::attribute(Kind::Activity, args.into(), item.into()).into()
 }
 
 /// Turns `async fn name(ctx: OrchestrationContext, input: I) -> Result<O, E>` into an
@@ -217,5 +217,5 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// mistakes at compile time.
 #[proc_macro_attribute]
 pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
-    orchestrator::orchestrator(args.into(), item.into()).into()
+    entry::attribute(Kind::Orchestrator, args.into(), item.into()).into()
 }
