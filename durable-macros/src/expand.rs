@@ -88,7 +88,13 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
         None => (quote!(()), quote!(#ctx)),
     };
     // Spanned on the function's name: a future that is not `Send` is reported there.
-    let invoke = quote_spanned!(sig.name_span()=> #private::send_future(Self::run(#run_args)));
+    // The future is coerced to `BoxFuture`, which is `Send`, at a local located on the
+    // function's name: a future that is not `Send` is reported there, and nowhere else.
+    let future = Ident::new("__durable_future", sig.name_span());
+    let invoke = quote! {
+        let #future = #private::box_pin(Self::run(#run_args));
+        #future
+    };
 
     quote! {
         #(#docs)*

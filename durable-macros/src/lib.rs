@@ -80,7 +80,7 @@ use crate::entry::Kind;
 ///         Some(RetryPolicy::new(5, std::time::Duration::from_secs(1)))
 ///     }
 ///     fn __invoke(ctx: ActivityContext, input: Self::Input, _: Seal) -> BoxFuture<'static, Result<..>> {
-///         send_future(Self::run(ctx, input))
+///         Box::pin(Self::run(ctx, input))
 ///     }
 /// }
 /// ```
@@ -150,7 +150,7 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     type Output = <anyhow::Result<Receipt> as durable_runtime::__private::Returns>::Ok;
 ///     type Error = <anyhow::Result<Receipt> as durable_runtime::__private::Returns>::Err;
 ///     fn __invoke(ctx: OrchestrationContext, input: Self::Input, _: Seal) -> BoxFuture<'static, Result<..>> {
-///         send_future(Self::run(ctx, input))
+///         Box::pin(Self::run(ctx, input))
 ///     }
 /// }
 /// ```

@@ -38,11 +38,9 @@ impl<T, E> Returns for Result<T, E> {
     type Err = E;
 }
 
-/// Boxes the future of a user's function; the macros span this call on the function's name,
-/// so a future that is not `Send` is reported there.
-pub fn send_future<F>(future: F) -> BoxFuture<'static, F::Output>
-where
-    F: Future + Send + 'static,
-{
+/// Boxes and pins a user function's future. The generated code then coerces it to a
+/// `BoxFuture` at a local placed on the function's name, so that a future that is not `Send`
+/// is reported on the user's function, not on a bound in this module.
+pub fn box_pin<F: Future + 'static>(future: F) -> Pin<Box<F>> {
     Box::pin(future)
 }
