@@ -50,7 +50,7 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
             return fallback(errors, item);
         }
     };
-    let sig = signature::validate(kind, &function, &mut errors);
+    let sig = signature::validate(kind, &options, &function, &mut errors);
     // The one difference between the two: an orchestrator's body is replayed, so it is linted.
     if kind == Kind::Orchestrator {
         lint::check(&function.block, &options.allow, &mut errors);

@@ -88,12 +88,16 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
         None => (quote!(()), quote!(#ctx)),
     };
     // Spanned on the function's name: a future that is not `Send` is reported there.
-    // The future is coerced to `BoxFuture`, which is `Send`, at a local located on the
-    // function's name: a future that is not `Send` is reported there, and nowhere else.
-    let future = Ident::new("__durable_future", sig.name_span());
-    let invoke = quote! {
-        let #future = #private::box_pin(Self::run(#run_args));
-        #future
+    let invoke = if options.blocking {
+        quote!(#private::run_blocking(move || Self::run(#run_args)))
+    } else {
+        // The future is coerced to `BoxFuture`, which is `Send`, at a local located on the
+        // function's name: a future that is not `Send` is reported there, and nowhere else.
+        let future = Ident::new("__durable_future", sig.name_span());
+        quote! {
+            let #future = #private::box_pin(Self::run(#run_args));
+            #future
+        }
     };
 
     quote! {

@@ -38,7 +38,8 @@ use crate::entry::Kind;
 ///
 /// # The function
 ///
-/// - `async fn`, not generic, no `self`, no `where` clause.
+/// - `async fn` (a plain `fn` with `blocking`, below), not generic, no `self`, no `where`
+///   clause.
 /// - First parameter: the context, `ctx: ActivityContext` (any pattern, matched by the type's
 ///   last path segment, so `durable_runtime::ActivityContext` works too).
 /// - Then at most one input, of an owned type that is `Serialize + Deserialize`; without it
@@ -92,7 +93,7 @@ use crate::entry::Kind;
 ///
 /// # Options
 ///
-/// `#[activity(name = "…", retry = <expr>, crate = "…")]`, each at most once:
+/// `#[activity(name = "…", retry = <expr>, blocking, crate = "…")]`, each at most once:
 ///
 /// - `name = "charge-card"`: the durable name recorded in histories (default: the function's
 ///   name). Set it when you rename the function: without it, renaming the Rust function
@@ -100,8 +101,25 @@ use crate::entry::Kind;
 ///   that no longer exists.
 /// - `retry = <RetryPolicy expression>`: the policy used when a call site sets none with
 ///   `ctx.call(..).retry(..)`. The expression is evaluated each time it is needed.
+/// - `blocking`: the function is a plain `fn` (`async fn` is an error), for code that blocks
+///   its thread (CPU-heavy work, blocking I/O, a synchronous client). Each attempt runs on
+///   tokio's blocking thread pool (`spawn_blocking`), so the runtime's workers stay free; the
+///   generated `run` is a plain `fn` too. A panic fails the attempt like any activity's. A
+///   call's `.timeout(..)` still fails the attempt in time, but a thread cannot be stopped:
+///   the body runs on to its end and its result is dropped.
 /// - `crate = "::path"`: the path of the runtime crate, when the dependency is renamed in
 ///   `Cargo.toml` (default `::durable_runtime`).
+///
+/// ```ignore
+/// /// Resizes on the blocking pool: `image` is CPU-bound and synchronous.
+/// #[activity(blocking)]
+/// fn thumbnail(_ctx: ActivityContext, png: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+///     let img = image::load_from_memory(&png)?;
+///     let mut out = Vec::new();
+///     img.thumbnail(128, 128).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+///     Ok(out)
+/// }
+/// ```
 ///
 /// An unknown key is an error that lists the valid ones; `version` and `allow` belong to
 /// `#[orchestrator]`.
