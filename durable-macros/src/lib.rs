@@ -8,6 +8,7 @@
 
 mod diag;
 mod entry;
+mod event_types;
 mod expand;
 mod lint;
 mod options;
@@ -190,6 +191,15 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `crate = "::path"`: the path of the runtime crate, when the dependency is renamed.
 ///
 /// `retry` belongs to `#[activity]`: set retries on calls with `ctx.call(..).retry(policy)`.
+///
+/// # Event data types
+///
+/// `ctx.wait_for_event(name)` takes the type of the event's data from how its result is used.
+/// A wait whose result is dropped (`ctx.wait_for_event("shipped").await?;`, or
+/// `let _ = ..`) names no type, and edition 2021 would silently pick `()`, which fails at run
+/// time on any event that carries data; the macro rejects such a wait on the context
+/// parameter, in every edition: write `ctx.wait_for_event::<T>("shipped")` (`::<()>` for an
+/// event raised without data, `::<serde::de::IgnoredAny>` to ignore the data).
 ///
 /// # The determinism lint
 ///

@@ -93,6 +93,7 @@ mod callable;
 mod client;
 mod clock;
 mod error;
+mod event_data;
 pub mod future;
 mod history;
 mod instance_id;
@@ -117,6 +118,7 @@ pub use callable::{
 pub use client::{Client, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
+pub use event_data::EventData;
 pub use history::{
     kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION,
 };
