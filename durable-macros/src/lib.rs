@@ -4,6 +4,7 @@
 //! `::durable_runtime::__private`, and this crate cannot depend on the runtime, so the
 //! examples here are not compiled (the runtime's UI tests compile them instead).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod diag;

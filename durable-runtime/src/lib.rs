@@ -83,6 +83,7 @@
 //! live and suppressed while it replays, and they carry an `orchestration` span with the
 //! instance id and name.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 #[doc(hidden)]

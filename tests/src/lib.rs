@@ -1,6 +1,8 @@
 //! Shared set-up of the end-to-end tests: every behaviour runs on every store, with the
 //! instance cache on and off.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
