@@ -184,3 +184,26 @@ pub mod tally {
         counts().lock().unwrap().get(key).copied().unwrap_or(0)
     }
 }
+
+/// What a `tracing` subscriber wrote, kept for a test to read:
+/// `tracing_subscriber::fmt().with_writer(move || log.clone())`.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

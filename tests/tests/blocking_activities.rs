@@ -3,7 +3,6 @@
 //! on, and its logs carry the activity's span.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use durable_runtime::{
     activity, kinds, orchestrator, ActivityContext, Advance, Event, OrchestrationContext,
     RetryPolicy, RuntimeStatus, TaskError,
 };
-use durable_tests::{eventually, finished, matrix, tally, PATIENCE};
+use durable_tests::{eventually, finished, matrix, tally, CapturedLog, PATIENCE};
 
 /// Gates a blocking body waits on, by key, so that a test decides when it may go on.
 mod gate {
@@ -227,23 +226,10 @@ async fn calls_logs(ctx: OrchestrationContext) -> Result<(), TaskError> {
     ctx.call(logs, ()).await
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 matrix!(
     a_blocking_activity_logs_under_its_span_and_dispatcher,
     |setup: durable_tests::Setup| async move {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -264,7 +250,7 @@ matrix!(
         finished(&client, &id).await;
         runtime.shutdown().await;
 
-        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let output = captured.text();
         let line = output
             .lines()
             .find(|line| line.contains("from the blocking pool"))
