@@ -185,12 +185,23 @@ pub mod tally {
     }
 }
 
-/// What a `tracing` subscriber wrote, kept for a test to read:
-/// `tracing_subscriber::fmt().with_writer(move || log.clone())`.
+/// What a `tracing` subscriber wrote, kept for a test to read.
 #[derive(Clone, Default)]
 pub struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl CapturedLog {
+    /// Makes a plain-text subscriber writing here the current thread's default until the
+    /// guard drops. The end-to-end tests run on tokio's current-thread runtime, so it sees
+    /// every event of the runtime's tasks.
+    pub fn set_default(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
     /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()

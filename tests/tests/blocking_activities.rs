@@ -230,14 +230,9 @@ matrix!(
     a_blocking_activity_logs_under_its_span_and_dispatcher,
     |setup: durable_tests::Setup| async move {
         let captured = CapturedLog::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
         // Scoped to the test's thread: the blocking pool's thread sees it only if the
         // activity hands it over.
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = captured.set_default();
 
         let runtime = setup
             .builder()

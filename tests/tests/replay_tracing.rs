@@ -19,14 +19,7 @@ matrix!(
     orchestrator_logs_are_not_repeated_on_replay,
     |setup: durable_tests::Setup| async move {
         let captured = CapturedLog::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        // The test runs on one thread (tokio's current-thread runtime), so a scoped default
-        // sees every event of the runtime's tasks.
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = captured.set_default();
 
         let runtime = setup.builder().orchestrator(chatty).start().unwrap();
         let client = runtime.client();
