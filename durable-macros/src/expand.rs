@@ -87,7 +87,6 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
         // `()` as a pattern: there is no input to pass on.
         None => (quote!(()), quote!(#ctx)),
     };
-    // Spanned on the function's name: a future that is not `Send` is reported there.
     let invoke = if options.blocking {
         quote!(#private::run_blocking(move || Self::run(#run_args)))
     } else {
