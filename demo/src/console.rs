@@ -4,15 +4,12 @@
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 
-use durable_runtime::Activity;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::workflows::unreliable_activity;
 
 /// The target of the workflows' narrative lines.
 const NARRATIVE: &str = "demo";
@@ -24,14 +21,15 @@ fn is_narrative(metadata: &Metadata<'_>) -> bool {
 }
 
 /// Installs the narrative on stdout, and the default format for every other event, filtered
-/// by `RUST_LOG` (default `info`).
-pub fn init() {
+/// by `RUST_LOG` (default `info`). A retry of the activity named `noted` is followed by the
+/// POC's note that the activities before it do not run again.
+pub fn init(noted: &'static str) {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let others = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
         .with_filter(env.and(filter_fn(|metadata| !is_narrative(metadata))));
     tracing_subscriber::registry()
-        .with(Narrative)
+        .with(Narrative { noted })
         .with(others)
         .init();
 }
@@ -59,7 +57,10 @@ fn seconds(millis: u64) -> String {
 }
 
 /// Prints narrative events as bare lines.
-struct Narrative;
+struct Narrative {
+    /// The activity whose retries get the POC's note.
+    noted: &'static str,
+}
 
 impl<S: Subscriber> Layer<S> for Narrative {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
@@ -81,7 +82,7 @@ impl<S: Subscriber> Layer<S> for Narrative {
             "⏳ Framework will retry in {}...",
             seconds(delay_ms)
         ));
-        if fields.activity == <unreliable_activity as Activity>::NAME {
+        if fields.activity == self.noted {
             line("💡 NOTE: Activities 1 & 2 will NOT re-execute on retry!\n");
         }
     }

@@ -1,5 +1,7 @@
 //! The POC's two workflows written with durable, served over HTTP, durable across a crash.
 
+#![forbid(unsafe_code)]
+
 mod console;
 mod http;
 mod workflows;
@@ -8,11 +10,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use durable_http::{RouterOptions, ServeOptions};
 use durable_runtime::store::{FileStore, MemoryStore, Store};
-use durable_runtime::{Client, InstanceQuery, Runtime, RuntimeStatus};
+use durable_runtime::{Activity, Client, InstanceQuery, Runtime, RuntimeStatus};
 
 use crate::workflows::{
     external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
@@ -47,9 +51,30 @@ struct Args {
     )]
     auth_token: Option<String>,
 
+    /// Without --auth-token, requests must be addressed (their `Host`) to localhost or to the
+    /// address bound; this allows another name, e.g. one a reverse proxy forwards. Repeat
+    /// for several. Other names get 403: a web page can make its own name resolve to this
+    /// server (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+
     /// Largest request body accepted, in bytes; larger ones get 413 before being read.
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
+
+    /// How long a client has to send a request's headers (on a new connection, or after
+    /// an answer on a kept-alive one) before the connection is closed.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+
+    /// How long a request may take once its headers are in, reading its body included;
+    /// then it is answered 408.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+
+    /// The most connections open at once; further clients wait until one closes.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
 
     /// Teaching aid: replay every turn from the history (no instance cache), as DurableTask
     /// does, and print the orchestrator lines each replay re-runs, marked `↺ replay:`.
@@ -59,7 +84,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    console::init();
+    console::init(<unreliable_activity as Activity>::NAME);
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(tokio) => tokio,
         Err(error) => {
@@ -115,8 +140,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "   try: curl -X POST http://{addr}/start-retry   (Ctrl-C stops)\n"
     ));
 
-    let api = http::Api::new(runtime.client(), args.auth_token.clone(), args.max_body);
-    axum::serve(listener, http::router(api))
+    let mut options = RouterOptions::default()
+        .max_body(args.max_body)
+        .request_timeout(args.request_timeout);
+    if let Some(token) = &args.auth_token {
+        options = options.auth_token(token);
+    }
+    for name in &args.allowed_hosts {
+        options = options.allowed_host(name);
+    }
+    let app = http::app(runtime.client(), options);
+    let serve_options = ServeOptions::default()
+        .header_timeout(args.header_timeout)
+        .max_connections(args.max_connections as usize);
+    durable_http::serve(listener, app, serve_options)
         .with_graceful_shutdown(stop_signal())
         .await
         .context("the HTTP server failed")?;

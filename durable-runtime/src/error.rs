@@ -119,6 +119,9 @@ pub enum ClientError {
         /// The time allowed.
         after: Duration,
     },
+    /// The query cannot be run as given (a continuation token the store did not make).
+    #[error("{0}")]
+    InvalidQuery(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -131,6 +134,7 @@ impl From<StoreError> for ClientError {
             StoreError::AlreadyExists(id) => ClientError::AlreadyExists(id),
             StoreError::Finished { id, status } => ClientError::Finished { id, status },
             StoreError::NotFinished(id) => ClientError::NotFinished(id),
+            StoreError::InvalidQuery(reason) => ClientError::InvalidQuery(reason),
             other => ClientError::Store(other),
         }
     }

@@ -83,6 +83,7 @@
 //! live and suppressed while it replays, and they carry an `orchestration` span with the
 //! instance id and name.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 #[doc(hidden)]
@@ -97,6 +98,7 @@ mod command;
 mod drift;
 mod effects;
 mod error;
+mod event_data;
 mod execution;
 pub mod future;
 mod handle;
@@ -125,6 +127,7 @@ pub use callable::{
 pub use client::{Client, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
+pub use event_data::EventData;
 pub use history::{
     kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION,
 };

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::command::Command;
 use crate::error::TaskError;
+use crate::event_data::EventData;
 use crate::handle::{Handle, HandleGuard, OpResult};
 use crate::instance_id::InstanceId;
 
@@ -142,14 +143,15 @@ impl OrchestrationContext {
 
     /// Waits for the external event `name` and deserialises its data as `T`. Events raised
     /// before the wait are buffered, oldest first. `.timeout(duration)` bounds the wait.
-    pub fn wait_for_event<T: DeserializeOwned>(&self, name: impl Into<String>) -> WaitForEvent<T> {
+    /// [`EventData`] says how `T` is named, and how to wait for an event without data.
+    pub fn wait_for_event<T: EventData>(&self, name: impl Into<String>) -> WaitForEvent<T> {
         WaitForEvent {
             ctx: self.clone(),
             name: name.into(),
             timeout: None,
             seqs: None,
             done: false,
-            _data: PhantomData,
+            decode: |data, name| decode(data, || format!("the data of event `{name}`")),
         }
     }
 }
@@ -225,7 +227,9 @@ pub struct WaitForEvent<T> {
     /// The wait's and its timeout timer's seqs, once issued.
     seqs: Option<(u64, Option<u64>)>,
     done: bool,
-    _data: PhantomData<fn() -> T>,
+    /// Chosen where `T: EventData` is checked, so that awaiting needs no bound of its own and
+    /// a missing data type is reported once, at `wait_for_event`.
+    decode: fn(Value, &str) -> Result<T, TaskError>,
 }
 
 impl<T> WaitForEvent<T> {
@@ -237,7 +241,7 @@ impl<T> WaitForEvent<T> {
     }
 }
 
-impl<T: DeserializeOwned> Future for WaitForEvent<T> {
+impl<T> Future for WaitForEvent<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -259,8 +263,7 @@ impl<T: DeserializeOwned> Future for WaitForEvent<T> {
             let OpResult::Event(data) = result else {
                 unreachable!("event wait {wait} resolved as {result:?}")
             };
-            let name = &this.name;
-            return Poll::Ready(decode(data, || format!("the data of event `{name}`")));
+            return Poll::Ready((this.decode)(data, &this.name));
         }
         if let Some(timer) = timer {
             if handle.poll(timer, cx).is_ready() {

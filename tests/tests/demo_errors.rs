@@ -42,17 +42,34 @@ fn send_event_errors() {
     demo.request("POST", &path, Some(r#"{"eventName": ""}"#))
         .error(400);
 
-    // A body without Content-Type is read as JSON, and so is curl's `-d` default type.
+    // A misspelt field is refused, naming the fields expected.
+    let body = r#"{"eventName": "step2", "eventData": "ok"}"#;
+    let message = demo.request("POST", &path, Some(body)).error(400);
+    for name in ["eventData", "eventName", "data"] {
+        assert!(message.contains(name), "{message}");
+    }
+
+    // The body must say it is JSON (415): a web page can post a form or text/plain to
+    // another site without asking, but not JSON. curl's `-d` alone sends a form type.
     let body = r#"{"eventName": "step2", "data": "no content type"}"#;
-    let response = demo.request_with("POST", &path, &[], Some(body));
+    let message = demo.request_with("POST", &path, &[], Some(body)).error(415);
+    assert!(
+        message.contains("Content-Type: application/json"),
+        "{message}"
+    );
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let headers = [("Content-Type", content_type)];
+        demo.request_with("POST", &path, &headers, Some(body))
+            .error(415);
+    }
+    let json = [("Content-Type", "application/json; charset=utf-8")];
+    let body = r#"{"eventName": "step2", "data": "json"}"#;
+    let response = demo.request_with("POST", &path, &json, Some(body));
     assert_eq!(response.status, 202, "{response:?}");
-    let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    let body = r#"{"eventName": "step4", "data": "form type"}"#;
-    let response = demo.request_with("POST", &path, &form, Some(body));
-    assert_eq!(response.status, 202, "{response:?}");
+    demo.send_event(&id, "step4", json!({ "nested": [null] }));
     let status = demo.finished(&id);
-    assert_eq!(status["output"]["step2Data"], "no content type");
-    assert_eq!(status["output"]["step4Data"], "form type");
+    assert_eq!(status["output"]["step2Data"], "json");
+    assert_eq!(status["output"]["step4Data"], json!({ "nested": [null] }));
 
     // 410 once finished; 404 for an unknown instance.
     let message = demo
@@ -115,8 +132,9 @@ fn the_body_limit_is_configurable() {
     assert!(message.contains("64"), "{message}");
     // A chunked body (no Content-Length) is cut off at the limit too.
     let raw = format!(
-        "POST /send-event/{id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
-         Connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        "POST /send-event/{id} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        demo.addr,
         body.len()
     );
     demo.raw(raw.as_bytes()).error(413);
@@ -174,6 +192,11 @@ fn unknown_finished_and_invalid_instances() {
     demo.request("GET", "/instances?runtimeStatus=Sleeping", None)
         .error(400);
     demo.request("GET", "/instances?top=many", None).error(400);
+    // On the file store too, a token it did not make is a 400, not corrupt data.
+    let message = demo
+        .request("GET", "/instances?continuationToken=nope", None)
+        .error(400);
+    assert!(message.contains("continuation"), "{message}");
     demo.request("GET", "/status/x?showHistory=maybe", None)
         .error(400);
     demo.request("GET", "/nowhere", None).error(404);
@@ -226,4 +249,38 @@ fn a_public_address_needs_a_token() {
     let port = demo.addr.rsplit(':').next().unwrap();
     demo.addr = format!("127.0.0.1:{port}");
     demo.request("GET", "/instances", None).error(401);
+}
+
+#[test]
+fn slow_clients_are_cut_off() {
+    let dir = TempDir::new();
+    let demo = Demo::start_with(
+        dir.path(),
+        &["--header-timeout", "300ms", "--request-timeout", "300ms"],
+    );
+    // Headers that never end: the connection is closed, with or without an answer.
+    let mut stream = TcpStream::connect(&demo.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(b"GET /instances HTTP/1.1\r\nHost: ")
+        .unwrap();
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A body announced and never sent: 408.
+    let raw = format!(
+        "POST /send-event/x HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 50\r\n\r\n{{\"eventName\"",
+        demo.addr
+    );
+    let message = demo.raw(raw.as_bytes()).error(408);
+    assert!(message.contains("took longer"), "{message}");
+
+    // Well-behaved clients are served as before.
+    let id = demo.start_instance("/start-external-event");
+    demo.send_event(&id, "step2", json!("ok"));
 }

@@ -332,6 +332,10 @@ pub enum StoreError {
     /// Stored data is damaged.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The query cannot be run as given, e.g. its continuation token is not one this store
+    /// made. The caller's mistake: nothing stored is wrong.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
 }
 
 /// Push notifications of new work: a store signals them after every write that makes work

@@ -65,8 +65,9 @@ fn continuation(at: SystemTime, id: &InstanceId) -> String {
 
 fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
     let bad = || {
-        StoreError::Corrupt(format!(
-            "`{token}` is not a continuation token of this store"
+        StoreError::InvalidQuery(format!(
+            "`{token}` is not a continuation token of this store: pass back the one the \
+             previous page returned"
         ))
     };
     let (nanos, id) = token.split_once(':').ok_or_else(bad)?;

@@ -62,8 +62,14 @@ pub(crate) struct Writer {
     /// The turns' events in `pending` (offsets in `pending`).
     pub(crate) pending_placed: Vec<Placed>,
     pub(crate) failed: Option<String>,
+    /// The file of segment `segment_no` was created by a write that failed: it holds nothing
+    /// acknowledged, so the next attempt replaces it instead of adding a file at each retry.
+    pub(crate) segment_unwritten: bool,
+    /// Log bytes written since the last checkpoint.
     pub(crate) since_checkpoint: u64,
     pub(crate) checkpoint_size: u64,
+    /// After a failed checkpoint: the `since_checkpoint` an automatic retry waits for.
+    pub(crate) checkpoint_retry_at: u64,
     /// The directory lock, released when the writer stops.
     pub(crate) _lock: Box<dyn Any + Send + Sync>,
 }
@@ -104,8 +110,16 @@ impl Writer {
             let wanted = !checkpoints.is_empty() || self.checkpoint_due();
             if wanted && self.failed.is_none() {
                 let outcome = self.checkpoint();
-                if let Err(error) = &outcome {
-                    tracing::warn!(target: "durable::file_store", %error, "checkpoint failed; the log is kept and replayed instead");
+                match &outcome {
+                    Ok(()) => self.checkpoint_retry_at = 0,
+                    Err(error) => {
+                        // Imaging the state costs about what the last checkpoint wrote: tried
+                        // once per threshold of log, a failing checkpoint costs what a
+                        // working one does, not one attempt per group commit.
+                        let wait = self.checkpoint_threshold();
+                        self.checkpoint_retry_at = self.since_checkpoint + wait;
+                        tracing::warn!(target: "durable::file_store", %error, retry_after_bytes = wait, "checkpoint failed; the log is kept and replayed instead, and the checkpoint is tried again after this much more log");
+                    }
                 }
                 for waiter in checkpoints {
                     let _ = waiter.send(outcome.clone());
@@ -147,13 +161,15 @@ impl Writer {
         self.pending_lsn = queue.last_lsn;
     }
 
-    fn checkpoint_due(&self) -> bool {
-        let threshold = self
-            .shared
+    fn checkpoint_threshold(&self) -> u64 {
+        self.shared
             .options
             .checkpoint_bytes
-            .max(2 * self.checkpoint_size);
-        self.since_checkpoint > threshold
+            .max(2 * self.checkpoint_size)
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint > self.checkpoint_threshold().max(self.checkpoint_retry_at)
     }
 
     /// Writes the pending batches and syncs them; on failure, rewrites them to a new segment
@@ -255,8 +271,14 @@ impl Writer {
                 Ok(start)
             }
             None => {
-                self.segment_no += 1;
+                if !self.segment_unwritten {
+                    self.segment_no += 1;
+                }
+                // Until this write is synced, the new file holds nothing acknowledged.
+                self.segment_unwritten = true;
                 let path = self.shared.dir.join(log::segment_name(self.segment_no));
+                // Replaces the file a failed attempt left: truncated, none of its pages or
+                // write errors carry over to what is written now.
                 let mut file = fs.create(&path)?;
                 let reader = fs.open_read(&path)?;
                 let header = segment_header();
@@ -266,6 +288,7 @@ impl Writer {
                     file.sync_data()?;
                     fs.sync_dir(&self.shared.dir)?;
                 }
+                self.segment_unwritten = false;
                 self.segment_len = (header.len() + self.pending.len()) as u64;
                 self.segment = Some(file);
                 self.reader = Some(reader);

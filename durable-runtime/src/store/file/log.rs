@@ -1,23 +1,53 @@
 //! The on-disk framing: file names, file headers, and commit batches carrying their length,
-//! sequence number and a CRC-32 checksum (crc32fast).
+//! sequence number and CRC-32 checksums (crc32fast).
 //!
-//! A segment is `SEGMENT_MAGIC`, the format version (u32 LE) and 4 reserved bytes, then
-//! batches. A batch is `len: u32 LE`, `crc: u32 LE` over the next `8 + len` bytes,
-//! `seq: u64 LE`, then `len` bytes of records (see `record`). A checkpoint has the
-//! same shape with `CHECKPOINT_MAGIC` and the last batch sequence number it covers (u64 LE)
-//! in its header; its batches are numbered from 1.
+//! Format 2 (written): a segment is `SEGMENT_MAGIC`, the format version (u32 LE) and a CRC of
+//! those 12 bytes, then batches. A batch is `header_crc: u32 LE` over the next 16 bytes,
+//! `len: u32 LE`, `seq: u64 LE`, `crc: u32 LE` over the payload, then `len` bytes of records
+//! (see `record`). A checkpoint has the same shape with `CHECKPOINT_MAGIC`, and after the
+//! header CRC the last batch sequence number it covers (u64 LE), which the header CRC also
+//! covers; its batches are numbered from 1. Every later format keeps the header CRC where it
+//! is, so a damaged version number is told from a newer one.
+//!
+//! Format 1 (read only): the header's CRC bytes are zero, and a batch is `len`, `crc` over
+//! `seq` and the payload, then `seq`: its length is not checksummed.
+//!
+//! A batch's checksummed header is what tells a torn tail from damage: a write cut short
+//! leaves a prefix of what was written, so the last batch of a file may end early (its header
+//! cut, or its header saying it is longer than what is left), or be followed by zeros a file
+//! system allocated but never filled. A header or a complete batch whose checksum fails
+//! cannot come from a cut-short write: it is damage.
 
 use std::fmt;
 
-/// The version of the on-disk format this release writes and reads.
-pub const DISK_FORMAT_VERSION: u32 = 1;
+/// The version of the on-disk format this release writes. It reads every earlier one.
+pub const DISK_FORMAT_VERSION: u32 = 2;
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"DURWAL\0\0";
 pub(crate) const CHECKPOINT_MAGIC: &[u8; 8] = b"DURCKPT\0";
 pub(crate) const SEGMENT_HEADER: usize = 16;
 pub(crate) const CHECKPOINT_HEADER: usize = 24;
-pub(crate) const FRAME_HEADER: usize = 16;
+/// The size of the batch header this release writes.
+pub(crate) const FRAME_HEADER: usize = 20;
+
+/// How a file's batches are framed, by the file's format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Format 1: `len`, `crc` over `seq` and the payload, `seq`.
+    V1,
+    /// Format 2: `header_crc`, `len`, `seq`, `crc` over the payload.
+    V2,
+}
+
+impl Framing {
+    const fn header_len(self) -> usize {
+        match self {
+            Framing::V1 => 16,
+            Framing::V2 => FRAME_HEADER,
+        }
+    }
+}
 
 /// The name of segment `n`.
 pub(crate) fn segment_name(n: u64) -> String {
@@ -60,11 +90,25 @@ pub(crate) fn classify(name: &str) -> FileKind {
     FileKind::Other
 }
 
+/// The CRC of a file header: its first 12 bytes and whatever follows the CRC's 4 bytes.
+fn header_crc(header: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header[..12]);
+    hasher.update(&header[16..]);
+    hasher.finalize()
+}
+
+fn seal<const N: usize>(mut header: [u8; N]) -> [u8; N] {
+    let crc = header_crc(&header);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
 pub(crate) fn segment_header() -> [u8; SEGMENT_HEADER] {
     let mut header = [0; SEGMENT_HEADER];
     header[..8].copy_from_slice(SEGMENT_MAGIC);
     header[8..12].copy_from_slice(&DISK_FORMAT_VERSION.to_le_bytes());
-    header
+    seal(header)
 }
 
 pub(crate) fn checkpoint_header(covers: u64) -> [u8; CHECKPOINT_HEADER] {
@@ -72,27 +116,33 @@ pub(crate) fn checkpoint_header(covers: u64) -> [u8; CHECKPOINT_HEADER] {
     header[..8].copy_from_slice(CHECKPOINT_MAGIC);
     header[8..12].copy_from_slice(&DISK_FORMAT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&covers.to_le_bytes());
-    header
+    seal(header)
 }
 
 /// Appends one framed batch to `out`.
 pub(crate) fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
     let len = u32::try_from(payload.len()).expect("a batch is smaller than 4 GiB");
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&seq.to_le_bytes());
-    hasher.update(payload);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
+    let mut header = [0; FRAME_HEADER];
+    header[4..8].copy_from_slice(&len.to_le_bytes());
+    header[8..16].copy_from_slice(&seq.to_le_bytes());
+    header[16..20].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let crc = crc32fast::hash(&header[4..]);
+    header[..4].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
 }
 
-/// A header problem: the file is not one of ours, or from a newer release.
+/// A header problem: the file is not one of ours, damaged, or from a newer release.
 #[derive(Debug)]
 pub(crate) enum HeaderError {
     /// Shorter than a header: a file whose creation was cut short.
     Short,
     BadMagic,
+    Damaged {
+        stored: u32,
+        computed: u32,
+    },
+    UnknownVersion(u32),
     NewerVersion(u32),
 }
 
@@ -101,6 +151,13 @@ impl fmt::Display for HeaderError {
         match self {
             HeaderError::Short => f.write_str("the file is shorter than its header"),
             HeaderError::BadMagic => f.write_str("the file does not start with a durable header"),
+            HeaderError::Damaged { stored, computed } => write!(
+                f,
+                "the file header's checksum does not match (stored {stored:08x}, computed {computed:08x})"
+            ),
+            HeaderError::UnknownVersion(v) => {
+                write!(f, "the file header names on-disk format {v}, which never existed")
+            }
             HeaderError::NewerVersion(v) => write!(
                 f,
                 "the file has on-disk format version {v}; this release reads up to {DISK_FORMAT_VERSION}: upgrade durable"
@@ -109,28 +166,57 @@ impl fmt::Display for HeaderError {
     }
 }
 
-/// Checks a file header; returns the checkpoint's covered sequence number (0 for segments).
-pub(crate) fn check_header(bytes: &[u8], magic: &[u8; 8], len: usize) -> Result<u64, HeaderError> {
+/// What a valid file header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileHeader {
+    pub(crate) framing: Framing,
+    /// The last batch a checkpoint covers (0 for segments).
+    pub(crate) covers: u64,
+}
+
+/// Checks a file header of `len` bytes starting with `magic`.
+pub(crate) fn check_header(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    len: usize,
+) -> Result<FileHeader, HeaderError> {
     if bytes.len() < len {
         return Err(HeaderError::Short);
     }
-    if &bytes[..8] != magic {
+    let header = &bytes[..len];
+    if &header[..8] != magic {
         return Err(HeaderError::BadMagic);
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version > DISK_FORMAT_VERSION {
-        return Err(HeaderError::NewerVersion(version));
-    }
-    Ok(if len >= 24 {
-        u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"))
-    } else {
-        0
-    })
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let framing = match version {
+        0 => return Err(HeaderError::UnknownVersion(0)),
+        1 => Framing::V1,
+        // From format 2 on, the header's CRC is checked before its version is believed.
+        _ => {
+            let stored = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+            let computed = header_crc(header);
+            if stored != computed {
+                return Err(HeaderError::Damaged { stored, computed });
+            }
+            if version > DISK_FORMAT_VERSION {
+                return Err(HeaderError::NewerVersion(version));
+            }
+            Framing::V2
+        }
+    };
+    let covers = match header.get(16..24) {
+        Some(covers) => u64::from_le_bytes(covers.try_into().expect("8 bytes")),
+        None => 0,
+    };
+    Ok(FileHeader { framing, covers })
 }
 
 /// One intact batch found by [`scan`].
 pub(crate) struct Batch<'a> {
+    /// Where its header starts in the file.
     pub(crate) offset: usize,
+    /// Where its payload starts in the file.
+    pub(crate) body: usize,
     pub(crate) seq: u64,
     pub(crate) payload: &'a [u8],
 }
@@ -142,62 +228,142 @@ pub(crate) enum End {
     Clean,
     /// From `offset` on, an incomplete batch or zeros: a write cut short.
     Torn { offset: usize, reason: String },
-    /// A damaged batch at `offset` with data after it: not explained by a cut-short write.
+    /// A damaged batch at `offset`: not explained by a cut-short write.
     Corrupt { offset: usize, reason: String },
 }
 
-/// Reads the batches of a file from `start`, stopping at the first damaged one.
-pub(crate) fn scan(bytes: &[u8], start: usize) -> (Vec<Batch<'_>>, End) {
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Reads the batches of a file from `start`, stopping at the first one that is not intact.
+pub(crate) fn scan(bytes: &[u8], start: usize, framing: Framing) -> (Vec<Batch<'_>>, End) {
+    let header = framing.header_len();
     let mut batches = Vec::new();
     let mut at = start;
-    loop {
-        if at == bytes.len() {
-            return (batches, End::Clean);
-        }
+    while at < bytes.len() {
         let rest = &bytes[at..];
-        let torn = |reason: &str| End::Torn {
-            offset: at,
-            reason: reason.to_string(),
+        let checked = match framing {
+            Framing::V1 => check_v1(rest),
+            Framing::V2 => check_v2(rest),
         };
-        if rest.len() < FRAME_HEADER {
-            return (batches, torn("an incomplete batch header"));
-        }
-        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        let body_end = FRAME_HEADER + len;
-        if len == 0 || body_end > rest.len() {
-            // A frame reaching past the end is a write cut short; zeros are space the file
-            // system allocated but never filled. Anything else is damage.
-            let end = if len == 0 && rest.iter().all(|b| *b == 0) || body_end > rest.len() {
-                torn("a batch cut short by the end of the file")
-            } else {
-                End::Corrupt {
+        match checked {
+            Ok((seq, len)) => {
+                batches.push(Batch {
                     offset: at,
-                    reason: "a batch with length zero followed by data".into(),
-                }
-            };
-            return (batches, end);
+                    body: at + header,
+                    seq,
+                    payload: &rest[header..header + len],
+                });
+                at += header + len;
+            }
+            Err(Bad::Torn(reason)) => return (batches, End::Torn { offset: at, reason }),
+            Err(Bad::Corrupt(reason)) => return (batches, End::Corrupt { offset: at, reason }),
         }
-        let actual = crc32fast::hash(&rest[8..body_end]);
-        if actual != crc {
-            let end = if body_end == rest.len() || rest[body_end..].iter().all(|b| *b == 0) {
-                torn("the last batch's checksum does not match (a write cut short)")
-            } else {
-                End::Corrupt {
-                    offset: at,
-                    reason: format!("checksum mismatch (stored {crc:08x}, computed {actual:08x})"),
-                }
-            };
-            return (batches, end);
-        }
-        let seq = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        batches.push(Batch {
-            offset: at,
-            seq,
-            payload: &rest[FRAME_HEADER..body_end],
-        });
-        at += body_end;
     }
+    (batches, End::Clean)
+}
+
+/// Why the batch at the start of a file's rest is not intact.
+enum Bad {
+    Torn(String),
+    Corrupt(String),
+}
+
+fn zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
+}
+
+/// Checks the format-2 batch `rest` starts with; returns its sequence number and length.
+fn check_v2(rest: &[u8]) -> Result<(u64, usize), Bad> {
+    if rest.len() < FRAME_HEADER {
+        return Err(Bad::Torn(
+            "a batch header cut short by the end of the file".into(),
+        ));
+    }
+    let stored = u32_at(rest, 0);
+    let computed = crc32fast::hash(&rest[4..FRAME_HEADER]);
+    if stored != computed {
+        if zeros(rest) {
+            return Err(Bad::Torn(
+                "zeros to the end of the file: space allocated but never written".into(),
+            ));
+        }
+        return Err(Bad::Corrupt(format!(
+            "the batch header's checksum does not match (stored {stored:08x}, computed {computed:08x})"
+        )));
+    }
+    let len = u32_at(rest, 4) as usize;
+    let seq = u64_at(rest, 8);
+    let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
+        return Err(Bad::Torn(format!(
+            "a batch of {len} bytes cut short by the end of the file after {} bytes",
+            rest.len() - FRAME_HEADER
+        )));
+    };
+    let stored = u32_at(rest, 16);
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(Bad::Corrupt(format!(
+            "the batch's checksum does not match (stored {stored:08x}, computed {computed:08x})"
+        )));
+    }
+    Ok((seq, len))
+}
+
+/// Checks the format-1 batch `rest` starts with. Its length is not checksummed, so a batch
+/// reaching past the end of the file is a torn tail only if no intact batch follows it.
+fn check_v1(rest: &[u8]) -> Result<(u64, usize), Bad> {
+    const HEADER: usize = Framing::V1.header_len();
+    if rest.len() < HEADER {
+        return Err(Bad::Torn("an incomplete batch header".into()));
+    }
+    let len = u32_at(rest, 0) as usize;
+    let seq = u64_at(rest, 8);
+    let end = HEADER + len;
+    if len == 0 || end > rest.len() {
+        // Zeros are space the file system allocated but never filled.
+        if len == 0 && !zeros(rest) {
+            return Err(Bad::Corrupt(
+                "a batch with length zero followed by data".into(),
+            ));
+        }
+        if len > 0 && intact_v1_batch_follows(rest, seq) {
+            return Err(Bad::Corrupt(
+                "a batch whose length reaches past the end of the file, followed by an intact batch: its length is damaged".into(),
+            ));
+        }
+        return Err(Bad::Torn("a batch cut short by the end of the file".into()));
+    }
+    let stored = u32_at(rest, 4);
+    let computed = crc32fast::hash(&rest[8..end]);
+    if stored != computed {
+        if zeros(&rest[end..]) {
+            return Err(Bad::Torn(
+                "the last batch's checksum does not match (a write cut short)".into(),
+            ));
+        }
+        return Err(Bad::Corrupt(format!(
+            "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+        )));
+    }
+    Ok((seq, len))
+}
+
+/// Whether an intact format-1 batch numbered `seq + 1` starts somewhere in `rest` after the
+/// batch header at its start.
+fn intact_v1_batch_follows(rest: &[u8], seq: u64) -> bool {
+    let next = (seq.wrapping_add(1)).to_le_bytes();
+    (16..rest.len().saturating_sub(15)).any(|at| {
+        rest[at + 8..at + 16] == next && {
+            let end = at + 16 + u32_at(rest, at) as usize;
+            end <= rest.len() && crc32fast::hash(&rest[at + 8..end]) == u32_at(rest, at + 4)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -212,13 +378,20 @@ mod tests {
         out
     }
 
+    fn scan_segment(bytes: &[u8]) -> (Vec<Batch<'_>>, End) {
+        let header = check_header(bytes, SEGMENT_MAGIC, SEGMENT_HEADER).unwrap();
+        assert_eq!(header.framing, Framing::V2);
+        scan(bytes, SEGMENT_HEADER, header.framing)
+    }
+
     #[test]
     fn intact_batches_scan_clean() {
         let bytes = file(&[(1, b"a"), (2, b"bc")]);
-        let (batches, end) = scan(&bytes, SEGMENT_HEADER);
+        let (batches, end) = scan_segment(&bytes);
         assert_eq!(end, End::Clean);
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[1].payload, b"bc");
+        assert_eq!(batches[1].body, batches[1].offset + FRAME_HEADER);
     }
 
     #[test]
@@ -226,7 +399,7 @@ mod tests {
         let bytes = file(&[(1, b"first"), (2, b"second batch")]);
         let second = SEGMENT_HEADER + FRAME_HEADER + 5;
         for cut in second + 1..bytes.len() {
-            let (batches, end) = scan(&bytes[..cut], SEGMENT_HEADER);
+            let (batches, end) = scan_segment(&bytes[..cut]);
             assert_eq!(batches.len(), 1, "cut at {cut}");
             assert!(
                 matches!(end, End::Torn { offset, .. } if offset == second),
@@ -236,12 +409,112 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_bit_before_the_tail_is_corruption() {
-        let mut bytes = file(&[(1, b"first"), (2, b"second")]);
-        bytes[SEGMENT_HEADER + FRAME_HEADER + 1] ^= 1;
-        let (batches, end) = scan(&bytes, SEGMENT_HEADER);
-        assert!(batches.is_empty());
-        assert!(matches!(end, End::Corrupt { offset, .. } if offset == SEGMENT_HEADER));
+    fn zeros_after_the_last_batch_are_a_torn_tail() {
+        let mut bytes = file(&[(1, b"first")]);
+        let good = bytes.len();
+        bytes.resize(good + 4096, 0);
+        let (batches, end) = scan_segment(&bytes);
+        assert_eq!(batches.len(), 1);
+        assert!(matches!(end, End::Torn { offset, .. } if offset == good));
+    }
+
+    /// The length and the sequence number are covered: no flipped bit in the last batch
+    /// passes for a torn tail.
+    #[test]
+    fn a_flipped_bit_anywhere_in_a_batch_is_damage() {
+        let bytes = file(&[(1, b"first"), (2, b"second")]);
+        let second = SEGMENT_HEADER + FRAME_HEADER + 5;
+        for pos in SEGMENT_HEADER..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[pos] ^= 1 << bit;
+                let (_, end) = scan_segment(&damaged);
+                let batch = if pos < second { SEGMENT_HEADER } else { second };
+                assert!(
+                    matches!(end, End::Corrupt { offset, .. } if offset == batch),
+                    "byte {pos} bit {bit}: {end:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_file_header_is_damage() {
+        for header in [&segment_header()[..], &checkpoint_header(7)[..]] {
+            let magic = header[..8].try_into().unwrap();
+            assert!(check_header(header, magic, header.len()).is_ok());
+            for pos in 8..header.len() {
+                for bit in 0..8 {
+                    let mut damaged = header.to_vec();
+                    damaged[pos] ^= 1 << bit;
+                    let error = check_header(&damaged, magic, header.len()).unwrap_err();
+                    assert!(
+                        matches!(
+                            error,
+                            HeaderError::Damaged { .. } | HeaderError::UnknownVersion(_)
+                        ),
+                        "byte {pos} bit {bit}: {error}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_newer_format_is_told_from_a_damaged_one() {
+        let mut header = segment_header();
+        header[8..12].copy_from_slice(&(DISK_FORMAT_VERSION + 1).to_le_bytes());
+        let header = seal(header);
+        let error = check_header(&header, SEGMENT_MAGIC, SEGMENT_HEADER).unwrap_err();
+        assert!(matches!(error, HeaderError::NewerVersion(v) if v == DISK_FORMAT_VERSION + 1));
+    }
+
+    /// Format 1, as the release that wrote it framed batches.
+    fn frame_v1(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&seq.to_le_bytes());
+        hasher.update(payload);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&hasher.finalize().to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    #[test]
+    fn format_1_damaged_length_followed_by_an_intact_batch_is_damage() {
+        let mut bytes = SEGMENT_MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        for (seq, payload) in [(1, &b"first"[..]), (2, b"second"), (3, b"third")] {
+            frame_v1(&mut bytes, seq, payload);
+        }
+        let header = check_header(&bytes, SEGMENT_MAGIC, SEGMENT_HEADER).unwrap();
+        assert_eq!(header.framing, Framing::V1);
+        let (batches, end) = scan(&bytes, SEGMENT_HEADER, Framing::V1);
+        assert_eq!((batches.len(), end), (3, End::Clean));
+        assert_eq!(batches[0].body, SEGMENT_HEADER + 16);
+        // Flips a high bit of the length of the batch at `at`.
+        let damage_length = |at: usize| {
+            let mut damaged = bytes.clone();
+            damaged[at + 2] ^= 0x40;
+            let (batches, end) = scan(&damaged, SEGMENT_HEADER, Framing::V1);
+            (batches.len(), end)
+        };
+        let second = SEGMENT_HEADER + 16 + 5;
+        let (kept, end) = damage_length(second);
+        assert_eq!(kept, 1);
+        assert!(
+            matches!(end, End::Corrupt { offset, .. } if offset == second),
+            "{end:?}"
+        );
+        // The last batch's length has nothing after it to check against: format 1 cannot
+        // tell that from a torn tail (format 2 can).
+        let third = second + 16 + 6;
+        let (kept, end) = damage_length(third);
+        assert_eq!(kept, 2);
+        assert!(
+            matches!(end, End::Torn { offset, .. } if offset == third),
+            "{end:?}"
+        );
     }
 
     #[test]
@@ -250,5 +523,9 @@ mod tests {
         assert_eq!(classify(&checkpoint_name(9)), FileKind::Checkpoint(9));
         assert_eq!(classify("x.tmp"), FileKind::Temporary);
         assert_eq!(classify("LOCK"), FileKind::Other);
+        assert_eq!(
+            classify(&format!("{}.torn", segment_name(7))),
+            FileKind::Other
+        );
     }
 }

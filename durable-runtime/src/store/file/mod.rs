@@ -29,6 +29,10 @@
 //!   unfinished instance and activity attempt is simply ready again.
 //! - **Instance ids never name files.** File names are `wal-<number>.log`,
 //!   `checkpoint-<number>.ckpt` and `LOCK`; ids are only ever data inside records.
+//! - **Damage is refused, never silently cut.** Every byte the store writes is checksummed.
+//!   Recovery cuts back only a torn tail (a write a crash cut short, never acknowledged),
+//!   keeping the bytes it cuts; anything else fails the open with the file and byte offset
+//!   (see [Recovery](#recovery-torn-tails-and-damage)).
 //! - **One process per directory.** Opening takes an exclusive lock on `LOCK` (`flock`); a
 //!   second open, in this process or another, fails with [`OpenError::Locked`].
 //!
@@ -55,23 +59,44 @@
 //!
 //! # On disk
 //! A directory holds log segments and at most one checkpoint. A segment starts with a 16-byte
-//! header (magic `DURWAL`, the [format version](DISK_FORMAT_VERSION)), then commit batches:
-//! `length: u32 LE`, `crc32: u32 LE` (over the sequence number and the records),
-//! `sequence: u64 LE`, then the records (create, send, commit, complete, purge) in a small
-//! binary encoding: integers little endian, strings length-prefixed. Events, tasks and
-//! statuses are embedded as the exact JSON the runtime serialised, so `strings wal-*.log`
-//! shows them. A checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing
-//! and holds an image of every instance.
+//! header: magic `DURWAL`, the [format version](DISK_FORMAT_VERSION) (`u32 LE`) and a CRC-32
+//! of those 12 bytes. Then commit batches, each behind a 20-byte header: `header_crc: u32 LE`
+//! (over the rest of the header), `length: u32 LE`, `sequence: u64 LE`, `crc32: u32 LE` (over
+//! the records); then the records (create, send, commit, complete, purge) in a small binary
+//! encoding: integers little endian, strings length-prefixed. Events, tasks and statuses are
+//! embedded as the exact JSON the runtime serialised, so `strings wal-*.log` shows them. A
+//! checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing, the number of
+//! the last batch it covers in its checksummed header, and holds an image of every instance.
 //!
-//! # Recovery
+//! # Recovery: torn tails and damage
 //! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
-//! order; a batch is applied all or nothing. A batch cut short at the end of the last segment
-//! (a crash during a write: never acknowledged) is a **torn tail**: it is cut back and logged
-//! with `tracing::warn!`. A bad checksum *before* the tail, a gap in the sequence or an
-//! unreadable record is **damage**: the open fails with [`OpenError::Corrupt`], naming the
-//! file and byte offset. [`FileStoreOptions::salvage`] opens anyway, keeping every batch
-//! before the damage; the damaged segment and all later ones are renamed to `*.damaged` (never
-//! deleted) and a checkpoint is written at once.
+//! order; a batch is applied all or nothing. Whatever is wrong is one of two things:
+//! - A **torn tail**: the last batch of the last segment is incomplete (the file ends inside
+//!   its header, or before the length its checksummed header gives), or the file ends in
+//!   zeros where a batch should start (space a file system allocated but never filled). Only
+//!   a write cut short by a crash leaves this, and a batch is acknowledged only once it is
+//!   complete and synced: a torn tail was never acknowledged. It is cut back and logged with
+//!   `tracing::warn!`; the bytes cut are kept in `wal-<n>.log.torn` (unless all zeros).
+//! - **Damage**: anything else. A header or a complete batch whose checksum fails (also the
+//!   last one: a crash does not change bytes that were written, a failing disk does), a gap
+//!   in the sequence numbers, an unreadable record, a file that does not start with a durable
+//!   header, a checkpoint whose header disagrees with its name. The open fails with
+//!   [`OpenError::Corrupt`], naming the file and the byte offset where the damaged batch
+//!   starts, and neither cuts nor renames anything.
+//!
+//! Since a batch's length is covered by its header's checksum, no flipped bit makes an
+//! acknowledged batch look like a torn tail (`tests/file_damage.rs` flips a bit at every byte
+//! of a log and a checkpoint). A segment other than the last may end in a batch a failed
+//! write left incomplete: it is skipped, as its batches were written again to the next
+//! segment (if one is missing, the sequence numbers show a gap: damage). If a file system
+//! shows zeros *inside* the last write after a power cut, rather than at its end, the open
+//! reports damage, and salvage keeps exactly what cutting a torn tail would.
+//!
+//! To open a damaged directory anyway, use [`FileStoreOptions::salvage`]: it keeps every
+//! batch before the damage, renames the damaged segment and all later ones to `*.damaged`,
+//! copies a damaged checkpoint to `checkpoint-<n>.ckpt.damaged` (the instances stored after
+//! its damage are lost), and writes a checkpoint of what it kept at once. The store never
+//! deletes `*.damaged` and `*.torn` files: keep them for inspection, remove them when done.
 //!
 //! # Failed writes
 //! A failed write or fsync is never retried on the same file (Linux may report a later fsync
@@ -79,7 +104,9 @@
 //! rewritten to a new segment at once. If that fails too, the store stops taking work: writes
 //! and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
 //! error; it does not hang), workflows are not failed (the runtime's workers back off), and
-//! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval).
+//! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval)
+//! (always the same one: a segment whose first write failed holds nothing acknowledged, so
+//! a retry replaces it rather than leave one more file behind).
 //! Once a retry succeeds, work resumes by itself. A write that got `Unavailable` has its
 //! effect kept in memory and written by the retry: its outcome is *unknown*, as after any
 //! timeout (a retried start may then find `AlreadyExists`). In short: **after
@@ -91,7 +118,11 @@
 //! After [`checkpoint_bytes`](FileStoreOptions::checkpoint_bytes) of log (or twice the last
 //! checkpoint's size, if larger), the writer rewrites the live state as a new checkpoint and
 //! deletes the segments it covers, so purged instances and histories dropped by
-//! continue-as-new stop taking space. [`FileStore::checkpoint`] forces one.
+//! continue-as-new stop taking space. [`FileStore::checkpoint`] forces one. A checkpoint that
+//! fails (the disk is full, a history cannot be read) is logged with `tracing::warn!` and
+//! tried again only after as much log again, so a checkpoint that keeps failing costs what
+//! working ones would, not an attempt per group commit; meanwhile the log is kept and
+//! replayed at open. [`FileStore::checkpoint`] always tries at once.
 //!
 //! # Backing up a live directory
 //! Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
@@ -105,7 +136,10 @@
 //! # Testing
 //! Besides the conformance kit and the fault-injection tests (`durable-runtime/tests/
 //! file_store.rs`: torn tail, corrupt middle, salvage, second open, hostile ids, power cut
-//! through a file layer that keeps only synced bytes, full disk), the crash test
+//! through a file layer that keeps only synced bytes, full disk; `file_damage.rs`: a bit
+//! flipped at every byte of a closed log, a crashed log and a checkpoint is refused or
+//! harmless, what recovery cuts or sets aside is kept, a format-1 directory opens;
+//! `file_write_faults.rs`: retries on a full disk and failing checkpoints), the crash test
 //! (`tests/tests/crash.rs`) SIGKILLs a child process running retry workflows at least 50
 //! times and checks that no acknowledged start or outcome is lost and no acknowledged
 //! activity runs again. Its long mode runs more kills:
@@ -117,6 +151,11 @@
 //! and writes its own; a newer file makes the open fail with [`OpenError::Corrupt`] saying
 //! which version it needs, so a downgrade never misreads data. To move data to a newer format
 //! at once, open with the new release and call [`FileStore::checkpoint`].
+//!
+//! Format 2 added the checksums of file and batch headers. Format 1 did not cover a batch's
+//! length: in a format-1 segment, a damaged length reaching past the end of the file is told
+//! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
+//! format-2 segments, and the next checkpoint rewrites the old files in format 2.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -192,10 +231,10 @@ impl FileStoreOptions {
         self
     }
 
-    /// Opens a damaged directory anyway, keeping everything before the first damage and
-    /// renaming the damaged segments to `*.damaged` (default off: a damaged directory
-    /// refuses to open). Whatever was written after the damage is lost; use it only when no
-    /// backup is better.
+    /// Opens a damaged directory anyway, keeping everything before the first damage,
+    /// renaming the damaged segments to `*.damaged` and keeping a copy of a damaged
+    /// checkpoint as `*.damaged` (default off: a damaged directory refuses to open).
+    /// Whatever was written after the damage is lost; use it only when no backup is better.
     pub fn salvage(mut self, salvage: bool) -> Self {
         self.salvage = salvage;
         self
@@ -248,8 +287,8 @@ pub enum OpenError {
         /// The error.
         source: std::io::Error,
     },
-    /// Stored data is damaged before the end of the log (or from a newer release).
-    #[error("{} is damaged at byte {offset}: {reason}. Restore a backup, or open with FileStoreOptions::salvage(true) to keep everything before this point (damaged files are renamed to *.damaged, never deleted)", file.display())]
+    /// Stored data is damaged (not merely a torn tail), or from a newer release.
+    #[error("{} is damaged at byte {offset}: {reason}. Restore a backup, or open with FileStoreOptions::salvage(true) to keep everything before this point (damaged files are kept as *.damaged, never deleted)", file.display())]
     Corrupt {
         /// The damaged file.
         file: PathBuf,
@@ -367,8 +406,10 @@ impl FileStore {
             pending_lsn: 0,
             pending_placed: Vec::new(),
             failed: None,
+            segment_unwritten: false,
             since_checkpoint: recovered.since_checkpoint,
             checkpoint_size: recovered.checkpoint_size,
+            checkpoint_retry_at: 0,
             _lock: lock,
         };
         if recovered.salvaged {

@@ -1,5 +1,5 @@
-//! Opening a directory: take its lock, load the newest checkpoint, replay the log after it,
-//! cut back a torn tail, and refuse (or, when asked, salvage) damage before the tail.
+//! Opening a directory: load the newest checkpoint, replay the log after it, cut back a torn
+//! tail (keeping what was cut), and refuse (or, when asked, salvage) damage.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,62 +85,45 @@ pub(crate) fn recover(
     let mut state = State::default();
     let mut covers = 0;
     let mut checkpoint_size = 0;
+    let mut salvaged = false;
     if let Some(&newest) = checkpoints.last() {
         let path = dir.join(log::checkpoint_name(newest));
         let bytes = fs.read(&path).map_err(io_error("read", &path))?;
         checkpoint_size = bytes.len() as u64;
-        covers = log::check_header(&bytes, log::CHECKPOINT_MAGIC, log::CHECKPOINT_HEADER).map_err(
-            |e| Damage {
-                file: path.clone(),
-                offset: 0,
-                reason: e.to_string(),
-            },
-        )?;
-        let file = fs.open_read(&path).map_err(io_error("open", &path))?;
-        let (batches, end) = log::scan(&bytes, log::CHECKPOINT_HEADER);
+        covers = newest;
         // A checkpoint is renamed into place only once synced: any damage is real damage.
-        if let End::Torn { offset, reason } | End::Corrupt { offset, reason } = end {
-            let damage = Damage {
-                file: path.clone(),
-                offset: offset as u64,
-                reason,
-            };
+        let damage = match load_checkpoint(&mut state, fs, &path, &bytes, newest) {
+            Ok(()) => None,
+            Err(Loaded::Fatal(error)) => return Err(error),
+            Err(Loaded::Damaged(damage)) => Some(damage),
+        };
+        if let Some(damage) = damage {
             if !salvage {
                 return Err(damage.into());
             }
-            tracing::error!(target: "durable::file_store", file = %damage.file.display(), offset, reason = %damage.reason, "salvage: the checkpoint is damaged; instances stored after this point are lost");
-        }
-        for batch in batches {
-            let source = Source {
-                file: Arc::clone(&file),
-                base: (batch.offset + log::FRAME_HEADER) as u64,
-            };
-            let mut d = Dec::new(batch.payload);
-            while !d.done() {
-                let damage = |reason: String| Damage {
-                    file: path.clone(),
-                    offset: batch.offset as u64,
-                    reason,
-                };
-                let image = InstanceImage::decode(&mut d)
-                    .map_err(|e| damage(format!("unreadable instance image: {e}")))?;
-                state
-                    .restore(image, &source)
-                    .map_err(|e| damage(e.to_string()))?;
-            }
+            tracing::error!(target: "durable::file_store", file = %damage.file.display(), offset = damage.offset, reason = %damage.reason, "salvage: the checkpoint is damaged; instances stored after this point are lost; a copy is kept as *.damaged");
+            keep_copy(fs, dir, &path, &bytes, "damaged")?;
+            salvaged = true;
         }
     }
 
     let mut expected = covers + 1;
     let mut since_checkpoint = 0;
-    let mut salvaged = false;
     let last = segments.last().copied();
     for (index, &n) in segments.iter().enumerate() {
         let path = dir.join(log::segment_name(n));
         let bytes = fs.read(&path).map_err(io_error("read", &path))?;
         let is_last = Some(n) == last;
         let damage = match log::check_header(&bytes, log::SEGMENT_MAGIC, log::SEGMENT_HEADER) {
-            Ok(_) => replay_segment(&mut state, &path, &bytes, is_last, &mut expected, fs)?,
+            Ok(header) => {
+                let segment = Segment {
+                    path: &path,
+                    bytes: &bytes,
+                    framing: header.framing,
+                    is_last,
+                };
+                replay_segment(&mut state, fs, dir, segment, &mut expected)?
+            }
             // Created but never written: a crash or a failed write at rotation.
             Err(HeaderError::Short) => {
                 tracing::warn!(target: "durable::file_store", file = %path.display(), "ignoring a segment cut short before its header");
@@ -154,7 +137,7 @@ pub(crate) fn recover(
                 }
                 .into())
             }
-            Err(e @ HeaderError::BadMagic) => Some(Damage {
+            Err(e) => Some(Damage {
                 file: path.clone(),
                 offset: 0,
                 reason: e.to_string(),
@@ -186,17 +169,120 @@ pub(crate) fn recover(
     })
 }
 
+/// Why a checkpoint could not be loaded.
+enum Loaded {
+    /// Not damage: salvage cannot help.
+    Fatal(OpenError),
+    /// What was read before the damage stays loaded (for salvage).
+    Damaged(Damage),
+}
+
+impl From<Damage> for Loaded {
+    fn from(damage: Damage) -> Self {
+        Loaded::Damaged(damage)
+    }
+}
+
+/// Restores the instances of the checkpoint at `path` (named as covering `covers`).
+fn load_checkpoint(
+    state: &mut State,
+    fs: &dyn FileSystem,
+    path: &Path,
+    bytes: &[u8],
+    covers: u64,
+) -> Result<(), Loaded> {
+    let damage = |offset: usize, reason: String| Damage {
+        file: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let header = match log::check_header(bytes, log::CHECKPOINT_MAGIC, log::CHECKPOINT_HEADER) {
+        Ok(header) => header,
+        Err(e @ HeaderError::NewerVersion(_)) => {
+            return Err(Loaded::Fatal(damage(0, e.to_string()).into()))
+        }
+        Err(e) => return Err(damage(0, e.to_string()).into()),
+    };
+    if header.covers != covers {
+        return Err(damage(
+            0,
+            format!(
+                "the header says the checkpoint covers batches up to {}, its name says {covers}",
+                header.covers
+            ),
+        )
+        .into());
+    }
+    let file = fs
+        .open_read(path)
+        .map_err(|e| Loaded::Fatal(io_error("open", path)(e)))?;
+    let (batches, end) = log::scan(bytes, log::CHECKPOINT_HEADER, header.framing);
+    for batch in batches {
+        let source = Source {
+            file: Arc::clone(&file),
+            base: batch.body as u64,
+        };
+        let mut d = Dec::new(batch.payload);
+        while !d.done() {
+            let image = InstanceImage::decode(&mut d)
+                .map_err(|e| damage(batch.offset, format!("unreadable instance image: {e}")))?;
+            state
+                .restore(image, &source)
+                .map_err(|e| damage(batch.offset, e.to_string()))?;
+        }
+    }
+    match end {
+        End::Clean => Ok(()),
+        // Complete before it was renamed into place: a torn checkpoint is damaged too.
+        End::Torn { offset, reason } | End::Corrupt { offset, reason } => {
+            Err(damage(offset, reason).into())
+        }
+    }
+}
+
+/// Writes a synced copy of `bytes` beside `path`, as `<name>.<suffix>`.
+fn keep_copy(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    suffix: &str,
+) -> Result<PathBuf, OpenError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    let copy = dir.join(name);
+    let mut file = fs.create(&copy).map_err(io_error("create", &copy))?;
+    file.write_all(bytes).map_err(io_error("write", &copy))?;
+    file.sync_data().map_err(io_error("sync", &copy))?;
+    fs.sync_dir(dir).map_err(io_error("sync", dir))?;
+    Ok(copy)
+}
+
+/// A segment being replayed.
+struct Segment<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    framing: log::Framing,
+    is_last: bool,
+}
+
 /// Applies a segment's batches after `expected - 1`; returns the damage that stopped it.
 fn replay_segment(
     state: &mut State,
-    path: &Path,
-    bytes: &[u8],
-    is_last: bool,
-    expected: &mut u64,
     fs: &dyn FileSystem,
+    dir: &Path,
+    segment: Segment<'_>,
+    expected: &mut u64,
 ) -> Result<Option<Damage>, OpenError> {
+    let Segment {
+        path,
+        bytes,
+        framing,
+        is_last,
+    } = segment;
     let file = fs.open_read(path).map_err(io_error("open", path))?;
-    let (batches, end) = log::scan(bytes, log::SEGMENT_HEADER);
+    let (batches, end) = log::scan(bytes, log::SEGMENT_HEADER, framing);
     for batch in batches {
         let damage = |reason: String| Damage {
             file: path.to_path_buf(),
@@ -220,7 +306,7 @@ fn replay_segment(
         };
         let source = Source {
             file: Arc::clone(&file),
-            base: (batch.offset + log::FRAME_HEADER) as u64,
+            base: batch.body as u64,
         };
         for record in records {
             if let Err(e) = state.apply(record, 0, Some(&source)) {
@@ -232,7 +318,14 @@ fn replay_segment(
     match end {
         End::Clean => Ok(None),
         End::Torn { offset, reason } if is_last => {
-            tracing::warn!(target: "durable::file_store", file = %path.display(), offset, dropped_bytes = bytes.len() - offset, %reason, "cutting back a torn tail: a write that was never acknowledged");
+            let tail = &bytes[offset..];
+            // Never acknowledged, but kept for inspection unless it holds nothing.
+            let kept = if tail.iter().any(|b| *b != 0) {
+                Some(keep_copy(fs, dir, path, tail, "torn")?)
+            } else {
+                None
+            };
+            tracing::warn!(target: "durable::file_store", file = %path.display(), offset, cut_bytes = tail.len(), kept = ?kept, %reason, "cutting back a torn tail: a write that was never acknowledged");
             fs.truncate(path, offset as u64)
                 .map_err(io_error("truncate", path))?;
             Ok(None)
