@@ -113,6 +113,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     let counters = &shared.counters;
     let id = work.instance_id.clone();
     let Some(mut execution) = execution_for(shared, &work).await else {
+        shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
         return false;
     };
@@ -146,7 +147,9 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     // the lease, so our commit went through, or finds another history length and replays.
     execution.history_len += appended;
     if execution.is_reusable() {
-        shared.cache.put(id.clone(), execution);
+        shared.cache.put(&id, execution);
+    } else {
+        shared.cache.remove(&id);
     }
     let committed = shared.store.commit_turn(commit).await;
     if committed.is_err() {
