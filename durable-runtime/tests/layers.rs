@@ -4,8 +4,8 @@
 //!
 //! The map is the code block's `durable-runtime/src/` section, read top-down: one entry per
 //! line indented by two spaces, its file names (`retry.rs · clock.rs`, `store/file/`) before
-//! its description. Modules named on one line are one layer: they
-//! may not use each other. Every `crate::…` and `super::…` path in the sources is checked,
+//! its description. Modules named on one line are one layer: they may not use each other.
+//! Every `crate::…` path, and every `super::…` path that reaches the crate root, is checked
 //! in `use` items, expressions, types and macro bodies alike; comments, strings and the
 //! `$crate` of macro definitions are not paths.
 
