@@ -68,3 +68,62 @@ impl Waits {
         carried
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_oldest_open_wait_of_a_name_receives_the_event() {
+        let mut waits = Waits::new();
+        assert_eq!(waits.open(3, "go"), None);
+        assert_eq!(waits.open(1, "go"), None);
+        assert_eq!(waits.open(2, "stop"), None);
+        assert_eq!(waits.raise("go".into(), json!(1)), Some((1, json!(1))));
+        assert_eq!(waits.raise("go".into(), json!(2)), Some((3, json!(2))));
+        assert_eq!(waits.raise("go".into(), json!(3)), None, "buffered");
+    }
+
+    #[test]
+    fn buffered_events_are_received_oldest_first() {
+        let mut waits = Waits::new();
+        assert_eq!(waits.raise("go".into(), json!(1)), None);
+        assert_eq!(waits.raise("go".into(), json!(2)), None);
+        assert_eq!(waits.open(0, "go"), Some(json!(1)));
+        assert_eq!(waits.open(1, "go"), Some(json!(2)));
+        assert_eq!(waits.open(2, "go"), None);
+    }
+
+    #[test]
+    fn a_closed_wait_receives_nothing() {
+        let mut waits = Waits::new();
+        assert_eq!(waits.open(0, "go"), None);
+        waits.close(0);
+        assert_eq!(waits.raise("go".into(), json!(1)), None);
+        assert_eq!(waits.take_buffered(), vec![("go".to_string(), json!(1))]);
+    }
+
+    #[test]
+    fn carried_events_are_ordered_by_name_then_age() {
+        let mut waits = Waits::new();
+        for (name, n) in [("b", 1), ("a", 2), ("b", 3), ("a", 4)] {
+            waits.raise(name.into(), json!(n));
+        }
+        let carried = waits.take_buffered();
+        let order: Vec<_> = carried
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("a", json!(2)),
+                ("a", json!(4)),
+                ("b", json!(1)),
+                ("b", json!(3))
+            ]
+        );
+        assert!(waits.take_buffered().is_empty());
+    }
+}
