@@ -1,5 +1,10 @@
 //! Shared set-up of the end-to-end tests: every behaviour runs on every store, with the
 //! instance cache on and off.
+//!
+//! The PostgreSQL runs need `DURABLE_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); without it they pass at once, and
+//! `durable-postgres`'s test `postgres_tests_skipped_unless_DURABLE_TEST_POSTGRES_URL_is_set`
+//! says so. Each run gets a schema of its own, dropped with its store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +62,23 @@ impl Setup {
             clock: VirtualClock::new(),
             dir: Some(Arc::new(dir)),
         }
+    }
+
+    /// A PostgreSQL store on a schema of its own (dropped with the store) and a virtual
+    /// clock; `None` when `DURABLE_TEST_POSTGRES_URL` is not set.
+    pub async fn postgres(cache: Cache) -> Option<Self> {
+        let url = durable_postgres::testing::url()?;
+        let store = durable_postgres::testing::TestSchema::new(&url)
+            .await
+            .into_store()
+            .await
+            .unwrap_or_else(|e| panic!("cannot open a store on the test database: {e}"));
+        Some(Setup {
+            cache,
+            store: Arc::new(store),
+            clock: VirtualClock::new(),
+            dir: None,
+        })
     }
 
     /// A runtime builder on this setup's store and cache mode, on the virtual clock moved
@@ -154,6 +176,24 @@ macro_rules! matrix {
             async fn file_store_cache_off() {
                 let body = $body;
                 body($crate::Setup::file($crate::Cache::Off).await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres_store_cache_on() {
+                let Some(setup) = $crate::Setup::postgres($crate::Cache::On).await else {
+                    return;
+                };
+                let body = $body;
+                body(setup).await;
+            }
+
+            #[tokio::test]
+            async fn postgres_store_cache_off() {
+                let Some(setup) = $crate::Setup::postgres($crate::Cache::Off).await else {
+                    return;
+                };
+                let body = $body;
+                body(setup).await;
             }
         }
     };
