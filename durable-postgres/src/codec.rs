@@ -78,27 +78,36 @@ pub(crate) fn encode_text<T: Serialize>(value: &T) -> String {
 }
 
 /// Decodes `bytes`, naming `what` (a row) if they are not what the runtime wrote.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|error| StoreError::Corrupt(format!("{} cannot be read: {error}", what())))
 }
 
 /// An instance id read back from a row.
 pub(crate) fn instance_id(raw: &str) -> Result<InstanceId, StoreError> {
-    InstanceId::new(raw)
-        .map_err(|error| StoreError::Corrupt(format!("the stored instance id `{raw}` is invalid: {error}")))
+    InstanceId::new(raw).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "the stored instance id `{raw}` is invalid: {error}"
+        ))
+    })
 }
 
 /// A `u64` the runtime hands the store (a sequence number, a token), as a `bigint`.
 pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| {
-        StoreError::InvalidQuery(format!("{what} {value} is larger than the store keeps (2^63 - 1)"))
+        StoreError::InvalidQuery(format!(
+            "{what} {value} is larger than the store keeps (2^63 - 1)"
+        ))
     })
 }
 
 /// A `bigint` read back as the runtime's `u64`.
 pub(crate) fn to_u64(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{} is negative: {value}", what())))
+    u64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{} is negative: {value}", what())))
 }
 
 #[cfg(test)]
@@ -121,7 +130,9 @@ mod tests {
         let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
         assert_eq!(nanos(far), i64::MAX);
         assert_eq!(deadline(far, Duration::MAX), i64::MAX);
-        assert!(nanos(SystemTime::UNIX_EPOCH - Duration::from_secs(400 * 365 * 86_400)) > IMMEDIATE);
+        assert!(
+            nanos(SystemTime::UNIX_EPOCH - Duration::from_secs(400 * 365 * 86_400)) > IMMEDIATE
+        );
     }
 
     #[test]
@@ -136,14 +147,19 @@ mod tests {
         ] {
             assert_eq!(parse_status("x", status_name(status)), Ok(status));
         }
-        assert!(matches!(parse_status("x", "Done"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            parse_status("x", "Done"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn bad_bytes_are_corrupt_not_a_panic() {
         let result: Result<serde_json::Value, _> = decode(b"\xff{", || "message 7".into());
         match result {
-            Err(StoreError::Corrupt(message)) => assert!(message.contains("message 7"), "{message}"),
+            Err(StoreError::Corrupt(message)) => {
+                assert!(message.contains("message 7"), "{message}")
+            }
             other => panic!("expected Corrupt, got {other:?}"),
         }
     }

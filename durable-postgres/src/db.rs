@@ -38,10 +38,7 @@ pub(crate) fn unavailable(what: &str, error: tokio_postgres::Error) -> StoreErro
 /// become durable.
 pub(crate) fn write_failed(what: &str, error: tokio_postgres::Error) -> StoreError {
     if error.as_db_error().is_some() {
-        StoreError::Unavailable(format!(
-            "{what} was rolled back: {}",
-            describe(&error)
-        ))
+        StoreError::Unavailable(format!("{what} was rolled back: {}", describe(&error)))
     } else {
         StoreError::Unavailable(format!(
             "{what}: the connection was lost before PostgreSQL confirmed the commit, so the \

@@ -1,5 +1,14 @@
 //! Every statement the store runs, written once per store with its schema's name: fixed
-//! texts, so each connection prepares each statement once.
+//! texts, so each connection prepares each statement once (`list` has one text per shape
+//! of query).
+
+use durable_runtime::store::{InstanceQuery, StoreError};
+use tokio_postgres::types::ToSql;
+
+use crate::codec::{nanos, status_name};
+
+/// The most instances one page of `list` returns, whatever the query asks.
+const MAX_PAGE: usize = 1_000;
 
 /// Instances that take messages and leases.
 const LIVE: &str = "status IN ('Pending', 'Running', 'Suspended')";
@@ -269,5 +278,213 @@ impl Sql {
                 "SELECT id, status_rev FROM {s}.instances WHERE id = ANY($1::text[])"
             ),
         }
+    }
+}
+
+/// A `list` query: its text, its parameters, and the page size it was built for (it asks
+/// for one more row, to know whether a next page exists).
+pub(crate) struct ListQuery {
+    pub(crate) text: String,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
+    pub(crate) page_size: usize,
+}
+
+impl Sql {
+    /// The query of one page of `query`, ordered by creation time then id.
+    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<ListQuery, StoreError> {
+        let after = query
+            .continuation
+            .as_deref()
+            .map(parse_continuation)
+            .transpose()?;
+        let page_size = match query.page_size {
+            0 => 100,
+            n => n.min(MAX_PAGE),
+        };
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut param = |value: Box<dyn ToSql + Sync + Send>| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        let mut filters = Vec::new();
+        if let Some(name) = &query.name {
+            filters.push(format!("name = {}", param(Box::new(name.clone()))));
+        }
+        if let Some(from) = query.created_from {
+            filters.push(format!("created_at >= {}", param(Box::new(nanos(from)))));
+        }
+        if let Some(to) = query.created_to {
+            filters.push(format!("created_at < {}", param(Box::new(nanos(to)))));
+        }
+        if let Some((at, id)) = after {
+            let at = param(Box::new(at));
+            let id = param(Box::new(id));
+            filters.push(format!("(created_at, id) > ({at}, {id} COLLATE \"C\")"));
+        }
+        let limit = param(Box::new(page_size as i64 + 1));
+        let mut statuses: Vec<&'static str> =
+            query.statuses.iter().map(|&s| status_name(s)).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let table = format!("{}.instances", self.schema);
+        let select = |status: Option<String>| {
+            let mut all = filters.clone();
+            all.extend(status.map(|p| format!("status = {p}")));
+            let filter = if all.is_empty() {
+                "TRUE".to_string()
+            } else {
+                all.join(" AND ")
+            };
+            format!(
+                "SELECT {STATUS_COLUMNS} FROM {table} WHERE {filter} \
+                 ORDER BY created_at, id LIMIT {limit}"
+            )
+        };
+        // One ordered index scan per status, merged: never a sort of every match.
+        let text = match statuses.as_slice() {
+            [] => select(None),
+            [one] => select(Some(param(Box::new(one.to_string())))),
+            many => {
+                let parts: Vec<String> = many
+                    .iter()
+                    .map(|s| format!("({})", select(Some(param(Box::new(s.to_string()))))))
+                    .collect();
+                format!(
+                    "SELECT * FROM ({}) AS page ORDER BY created_at, id LIMIT {limit}",
+                    parts.join(" UNION ALL ")
+                )
+            }
+        };
+        Ok(ListQuery {
+            text,
+            params,
+            page_size,
+        })
+    }
+}
+
+/// The position a continuation token names: `<created_at nanos>:<id>`.
+fn parse_continuation(token: &str) -> Result<(i64, String), StoreError> {
+    let bad = || {
+        StoreError::InvalidQuery(format!(
+            "`{token}` is not a continuation token of this store: pass back the one the \
+             previous page returned"
+        ))
+    };
+    let (at, id) = token.split_once(':').ok_or_else(bad)?;
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    Ok((at, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every hot query has an index to use: planned with sequential scans disabled, none
+    //! falls back to one (as it must when no index fits).
+
+    use std::time::{Duration, SystemTime};
+
+    use durable_runtime::store::{InstanceQuery, RuntimeStatus};
+    use tokio_postgres::types::ToSql;
+
+    use super::Sql;
+    use crate::testing::{self, TestSchema};
+
+    #[tokio::test]
+    async fn every_hot_query_uses_an_index() {
+        let Some(url) = testing::url() else { return };
+        let schema = TestSchema::new(&url).await;
+        let _store = schema.store().await.unwrap();
+        let sql = Sql::new(&format!("\"{}\"", schema.name()));
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("SET enable_seqscan = off")
+            .await
+            .unwrap();
+        let id = "some-id";
+        let bytes: Vec<u8> = b"{}".to_vec();
+        let fixed: Vec<(&str, &str, Vec<&(dyn ToSql + Sync)>)> = vec![
+            ("status", &sql.status, vec![&id]),
+            ("load_history", &sql.load_history, vec![&id]),
+            ("purge", &sql.purge, vec![&id]),
+            (
+                "fetch_orchestration",
+                &sql.fetch_orchestration,
+                vec![&0i64, &1i64],
+            ),
+            (
+                "lease_orchestration",
+                &sql.lease_orchestration,
+                vec![&0i64, &1i64, &id],
+            ),
+            ("fetch_activity", &sql.fetch_activity, vec![&0i64, &1i64]),
+            (
+                "complete_activity",
+                &sql.complete_activity,
+                vec![&id, &1i64, &1i64, &bytes],
+            ),
+            ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
+            ("has_work", &sql.has_work, vec![&0i64]),
+        ];
+        let mut plans = Vec::new();
+        for (name, text, params) in fixed {
+            plans.push((name.to_string(), explain(&client, text, &params).await));
+        }
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let queries = [
+            InstanceQuery::default(),
+            InstanceQuery {
+                statuses: vec![RuntimeStatus::Running],
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                statuses: vec![RuntimeStatus::Completed, RuntimeStatus::Failed],
+                created_from: Some(at),
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                name: Some("work".into()),
+                continuation: Some(format!("1700000000000000000:{id}")),
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                created_from: Some(at),
+                created_to: Some(at + Duration::from_secs(60)),
+                page_size: 10,
+                ..InstanceQuery::default()
+            },
+        ];
+        for query in queries {
+            let list = sql.list(&query).unwrap();
+            let params: Vec<&(dyn ToSql + Sync)> = list
+                .params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            plans.push((
+                format!("list {query:?}"),
+                explain(&client, &list.text, &params).await,
+            ));
+        }
+        for (name, plan) in plans {
+            assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
+        }
+    }
+
+    async fn explain(
+        client: &tokio_postgres::Client,
+        text: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> String {
+        client
+            .query(&format!("EXPLAIN {text}"), params)
+            .await
+            .unwrap_or_else(|e| panic!("EXPLAIN {text}: {e}"))
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use durable_runtime::store::{
     ActivityLease, ActivityTask, ActivityWork, Delivery, InstancePage, InstanceQuery,
-    InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, Store,
-    StoreError, TurnCommit, WorkSignals,
+    InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, Store, StoreError,
+    TurnCommit, WorkSignals,
 };
 use durable_runtime::{Event, HistoryEvent, InstanceId};
 use futures::future::{maybe_done, BoxFuture};
@@ -31,11 +31,8 @@ use crate::db::{self, redact, unavailable, write_failed};
 use crate::error::ConnectError;
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
-use crate::sql::{Sql, STATUS_COLUMNS};
+use crate::sql::{ListQuery, Sql};
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
-
-/// The most instances one page of `list` returns, whatever the query asks.
-const MAX_PAGE: usize = 1_000;
 
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -100,10 +97,11 @@ impl PostgresStore {
         }
         let quoted = format!("\"{schema}\"");
         let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| ConnectError::BadUrl {
-                url: redact(url),
-                reason: e.to_string(),
-            })?;
+            url.parse()
+                .map_err(|e: tokio_postgres::Error| ConnectError::BadUrl {
+                    url: redact(url),
+                    reason: e.to_string(),
+                })?;
         if config.get_application_name().is_none() {
             config.application_name("durable");
         }
@@ -376,8 +374,16 @@ impl NewRow {
         if self.replace_finished {
             steps.push(step(tx, &statements.delete_finished, &[&self.id_text]));
         }
-        steps.push(step(tx, &statements.delete_orphan_history, &[&self.id_text]));
-        steps.push(step(tx, &statements.delete_orphan_activities, &[&self.id_text]));
+        steps.push(step(
+            tx,
+            &statements.delete_orphan_history,
+            &[&self.id_text],
+        ));
+        steps.push(step(
+            tx,
+            &statements.delete_orphan_activities,
+            &[&self.id_text],
+        ));
         steps.push(step(
             tx,
             &statements.insert_instance,
@@ -486,7 +492,9 @@ fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>, StoreErro
     };
     let raw_id: String = col(first, 0, "?")?;
     let id = codec::instance_id(&raw_id)?;
-    let lease = to_u64(col(first, 1, &raw_id)?, || format!("the lease of `{raw_id}`"))?;
+    let lease = to_u64(col(first, 1, &raw_id)?, || {
+        format!("the lease of `{raw_id}`")
+    })?;
     let history_len = to_u64(col(first, 2, &raw_id)?, || {
         format!("the history length of `{raw_id}`")
     })?;
@@ -547,18 +555,6 @@ fn status_from_row(row: &Row) -> Result<InstanceStatus, StoreError> {
             .map(|p| codec::instance_id(&p))
             .transpose()?,
     })
-}
-
-fn parse_continuation(token: &str) -> Result<(i64, String), StoreError> {
-    let bad = || {
-        StoreError::InvalidQuery(format!(
-            "`{token}` is not a continuation token of this store: pass back the one the \
-             previous page returned"
-        ))
-    };
-    let (at, id) = token.split_once(':').ok_or_else(bad)?;
-    let at: i64 = at.parse().map_err(|_| bad())?;
-    Ok((at, id.to_string()))
 }
 
 #[async_trait]
@@ -746,7 +742,8 @@ impl Store for PostgresStore {
             .transaction()
             .await
             .map_err(|e| unavailable("cannot begin the turn's transaction", e))?;
-        let mut steps: Vec<Step<'_>> = vec![step(&tx, 
+        let mut steps: Vec<Step<'_>> = vec![step(
+            &tx,
             &st.fence,
             &[
                 &id,
@@ -763,7 +760,11 @@ impl Store for PostgresStore {
             ],
         )];
         if !done_seqs.is_empty() {
-            steps.push(step(&tx, &st.complete_with_turn, &[&id, &done_seqs, &done_tokens]));
+            steps.push(step(
+                &tx,
+                &st.complete_with_turn,
+                &[&id, &done_seqs, &done_tokens],
+            ));
         }
         if commit.replace_history {
             steps.push(step(&tx, &st.drop_old_generations, &[&id]));
@@ -784,7 +785,8 @@ impl Store for PostgresStore {
             steps.push(step(&tx, &st.drop_activities, &[&id]));
         }
         if !timer_ids.is_empty() {
-            steps.push(step(&tx, 
+            steps.push(step(
+                &tx,
                 &st.add_timers,
                 &[&id, &timer_at, &timer_ids, &timer_events],
             ));
@@ -962,69 +964,11 @@ impl Store for PostgresStore {
     }
 
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
-        let after = query
-            .continuation
-            .as_deref()
-            .map(parse_continuation)
-            .transpose()?;
-        let page_size = match query.page_size {
-            0 => 100,
-            n => n.min(MAX_PAGE),
-        };
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut param = |value: Box<dyn ToSql + Sync + Send>| {
-            params.push(value);
-            format!("${}", params.len())
-        };
-        let mut filters = Vec::new();
-        if let Some(name) = &query.name {
-            filters.push(format!("name = {}", param(Box::new(name.clone()))));
-        }
-        if let Some(from) = query.created_from {
-            filters.push(format!("created_at >= {}", param(Box::new(nanos(from)))));
-        }
-        if let Some(to) = query.created_to {
-            filters.push(format!("created_at < {}", param(Box::new(nanos(to)))));
-        }
-        if let Some((at, id)) = after {
-            let at = param(Box::new(at));
-            let id = param(Box::new(id));
-            filters.push(format!("(created_at, id) > ({at}, {id} COLLATE \"C\")"));
-        }
-        let limit = param(Box::new(page_size as i64 + 1));
-        let mut statuses: Vec<&'static str> =
-            query.statuses.iter().map(|&s| status_name(s)).collect();
-        statuses.sort_unstable();
-        statuses.dedup();
-        let table = format!("{}.instances", self.sql.schema);
-        let select = |status: Option<String>| {
-            let mut all = filters.clone();
-            all.extend(status.map(|p| format!("status = {p}")));
-            let filter = if all.is_empty() {
-                "TRUE".to_string()
-            } else {
-                all.join(" AND ")
-            };
-            format!(
-                "SELECT {STATUS_COLUMNS} FROM {table} WHERE {filter} \
-                 ORDER BY created_at, id LIMIT {limit}"
-            )
-        };
-        // One ordered index scan per status, merged: never a sort of every match.
-        let text = match statuses.as_slice() {
-            [] => select(None),
-            [one] => select(Some(param(Box::new(one.to_string())))),
-            many => {
-                let parts: Vec<String> = many
-                    .iter()
-                    .map(|s| format!("({})", select(Some(param(Box::new(s.to_string()))))))
-                    .collect();
-                format!(
-                    "SELECT * FROM ({}) AS page ORDER BY created_at, id LIMIT {limit}",
-                    parts.join(" UNION ALL ")
-                )
-            }
-        };
+        let ListQuery {
+            text,
+            params,
+            page_size,
+        } = self.sql.list(query)?;
         let client = self.client().await?;
         let statement = prepare(&client, &text).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = params

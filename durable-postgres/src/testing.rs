@@ -41,7 +41,9 @@ const MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The test database's URL, if [`URL_VAR`] is set and not empty.
 pub fn url() -> Option<String> {
-    std::env::var(URL_VAR).ok().filter(|url| !url.trim().is_empty())
+    std::env::var(URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
 }
 
 /// A schema for one test, dropped (with everything in it) when this value is.
@@ -114,7 +116,10 @@ impl Drop for TestSchema {
         })
         .join();
         if let Ok(Err(error)) = dropped {
-            eprintln!("durable-postgres: cannot drop test schema {}: {error}", self.name);
+            eprintln!(
+                "durable-postgres: cannot drop test schema {}: {error}",
+                self.name
+            );
         }
     }
 }
@@ -142,9 +147,11 @@ fn is_stale(name: &str, now: u64) -> bool {
     let [pid, start, created, _n] = parts[..] else {
         return false;
     };
-    let (Ok(pid), Ok(start), Ok(created)) =
-        (pid.parse::<u32>(), start.parse::<u64>(), created.parse::<u64>())
-    else {
+    let (Ok(pid), Ok(start), Ok(created)) = (
+        pid.parse::<u32>(),
+        start.parse::<u64>(),
+        created.parse::<u64>(),
+    ) else {
         return false;
     };
     if now.saturating_sub(created) > MAX_AGE.as_secs() {
@@ -217,15 +224,24 @@ mod tests {
         let now = unix_seconds();
         let me = std::process::id();
         let my_start = start_ticks(me).unwrap_or(0);
-        assert!(!is_stale(&format!("{SCHEMA_PREFIX}{me}_{my_start}_{now}_0"), now));
+        assert!(!is_stale(
+            &format!("{SCHEMA_PREFIX}{me}_{my_start}_{now}_0"),
+            now
+        ));
         assert!(is_stale(
-            &format!("{SCHEMA_PREFIX}{me}_{my_start}_{}_0", now - 2 * MAX_AGE.as_secs()),
+            &format!(
+                "{SCHEMA_PREFIX}{me}_{my_start}_{}_0",
+                now - 2 * MAX_AGE.as_secs()
+            ),
             now
         ));
         if start_ticks(me).is_some() {
             // pid 0 is never a process of ours.
             assert!(is_stale(&format!("{SCHEMA_PREFIX}0_1_{now}_0"), now));
-            assert!(is_stale(&format!("{SCHEMA_PREFIX}{me}_{}_{now}_0", my_start + 1), now));
+            assert!(is_stale(
+                &format!("{SCHEMA_PREFIX}{me}_{}_{now}_0", my_start + 1),
+                now
+            ));
         }
         for other in ["durable", "durable_test_x", "public", "durable_test_1_2_3"] {
             assert!(!is_stale(other, now), "{other}");

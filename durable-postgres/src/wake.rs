@@ -196,8 +196,7 @@ pub(crate) async fn listener(wake: Arc<Wake>, config: tokio_postgres::Config, re
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut connection)) => {
-                let mut messages =
-                    futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 let drive = async {
                     while let Some(message) = messages.next().await {
                         match message {
@@ -246,7 +245,9 @@ fn heard(wake: &Wake, payload: &str) {
     if origin == wake.origin {
         return;
     }
-    let what: u8 = what.parse().unwrap_or(ORCHESTRATIONS | ACTIVITIES | STATUSES);
+    let what: u8 = what
+        .parse()
+        .unwrap_or(ORCHESTRATIONS | ACTIVITIES | STATUSES);
     wake.wake_local(what);
     if what & STATUSES != 0 {
         wake.refresh.notify_one();
