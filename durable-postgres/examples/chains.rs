@@ -36,14 +36,13 @@ async fn main() {
         .next()
         .or_else(durable_postgres::testing::url)
         .expect("pass a PostgreSQL URL or set DURABLE_TEST_POSTGRES_URL");
-    let n: u64 = args.next().map_or(1_000, |n| n.parse().expect("N is a number"));
+    let n: u64 = args
+        .next()
+        .map_or(1_000, |n| n.parse().expect("N is a number"));
     let schema = TestSchema::new(&url).await;
-    let store = durable_postgres::PostgresStore::connect_with(
-        &url,
-        schema.options().pool_size(16),
-    )
-    .await
-    .expect("connect");
+    let store = durable_postgres::PostgresStore::connect_with(&url, schema.options().pool_size(16))
+        .await
+        .expect("connect");
     let runtime = Runtime::builder()
         .store(store)
         .orchestrator(chain3)
