@@ -3,10 +3,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use durable_runtime::store::{RuntimeStatus, StoreError};
+use durable_runtime::store::{
+    Delivery, InstanceStatus, OrchestrationWork, RuntimeStatus, StoreError,
+};
 use durable_runtime::InstanceId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_postgres::types::FromSql;
+use tokio_postgres::Row;
 
 /// The `visible_at` (or `due_at`) of something deliverable at once, whatever `now` is.
 pub(crate) const IMMEDIATE: i64 = i64::MIN;
@@ -108,6 +112,91 @@ pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 pub(crate) fn to_u64(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> {
     u64::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("{} is negative: {value}", what())))
+}
+
+/// Column `index` of a row of instance `id`, or `Corrupt` if it is not what the schema says.
+pub(crate) fn col<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    id: &str,
+) -> Result<T, StoreError> {
+    row.try_get(index).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "a row of instance `{id}` has an unreadable column {index}: {error}"
+        ))
+    })
+}
+
+/// An orchestration lease and its messages from the rows of a claim.
+pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let raw_id: String = col(first, 0, "?")?;
+    let id = instance_id(&raw_id)?;
+    let lease = to_u64(col(first, 1, &raw_id)?, || {
+        format!("the lease of `{raw_id}`")
+    })?;
+    let history_len = to_u64(col(first, 2, &raw_id)?, || {
+        format!("the history length of `{raw_id}`")
+    })?;
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (Some(message), Some(bytes)) = (
+            col::<Option<i64>>(row, 3, &raw_id)?,
+            col::<Option<Vec<u8>>>(row, 4, &raw_id)?,
+        ) else {
+            continue;
+        };
+        let what = || format!("message {message} of instance `{raw_id}`");
+        messages.push(Delivery {
+            id: to_u64(message, what)?,
+            event: decode(&bytes, what)?,
+        });
+    }
+    Ok(Some(OrchestrationWork {
+        instance_id: id,
+        lease,
+        history_len,
+        messages,
+    }))
+}
+
+/// An instance's status from a row of `STATUS_COLUMNS`.
+pub(crate) fn status_from_row(row: &Row) -> Result<InstanceStatus, StoreError> {
+    let raw_id: String = col(row, 0, "?")?;
+    let id = &raw_id;
+    let json = |index: usize, what: &str| -> Result<Option<serde_json::Value>, StoreError> {
+        col::<Option<Vec<u8>>>(row, index, id)?
+            .map(|bytes| decode(&bytes, || format!("the {what} of instance `{id}`")))
+            .transpose()
+    };
+    let version: i64 = col(row, 2, id)?;
+    Ok(InstanceStatus {
+        instance_id: instance_id(id)?,
+        name: col(row, 1, id)?,
+        version: u32::try_from(version).map_err(|_| {
+            StoreError::Corrupt(format!("instance `{id}` has the version {version}"))
+        })?,
+        runtime_status: parse_status(id, &col::<String>(row, 3, id)?)?,
+        created_at: time(col(row, 4, id)?),
+        last_updated_at: time(col(row, 5, id)?),
+        input: json(6, "input")?.unwrap_or(serde_json::Value::Null),
+        output: json(7, "output")?,
+        custom_status: col::<Option<String>>(row, 8, id)?
+            .map(|text| {
+                decode(text.as_bytes(), || {
+                    format!("the custom status of instance `{id}`")
+                })
+            })
+            .transpose()?,
+        failure: col::<Option<Vec<u8>>>(row, 9, id)?
+            .map(|bytes| decode(&bytes, || format!("the failure of instance `{id}`")))
+            .transpose()?,
+        parent: col::<Option<String>>(row, 10, id)?
+            .map(|p| instance_id(&p))
+            .transpose()?,
+    })
 }
 
 #[cfg(test)]

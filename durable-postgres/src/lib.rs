@@ -142,13 +142,16 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod create;
 mod db;
 mod error;
 mod migrate;
 mod options;
+mod pipeline;
 mod sql;
 mod store;
 pub mod testing;
+mod turn;
 mod wake;
 
 pub use error::ConnectError;
