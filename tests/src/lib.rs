@@ -39,6 +39,8 @@ pub struct Setup {
     pub clock: VirtualClock,
     /// The file store's directory, deleted when the last clone of the setup goes.
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// The PostgreSQL URL and schema of the store, so that more processes can join it.
+    pub postgres: Option<(String, String)>,
 }
 
 impl Setup {
@@ -49,6 +51,7 @@ impl Setup {
             store: Arc::new(MemoryStore::new()),
             clock: VirtualClock::new(),
             dir: None,
+            postgres: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl Setup {
             store: Arc::new(store),
             clock: VirtualClock::new(),
             dir: Some(Arc::new(dir)),
+            postgres: None,
         }
     }
 
@@ -70,8 +74,9 @@ impl Setup {
     /// clock; `None` when `DURABLE_TEST_POSTGRES_URL` is not set.
     pub async fn postgres(cache: Cache) -> Option<Self> {
         let url = durable_postgres::testing::url()?;
-        let store = durable_postgres::testing::TestSchema::new(&url)
-            .await
+        let schema = durable_postgres::testing::TestSchema::new(&url).await;
+        let name = schema.name().to_string();
+        let store = schema
             .into_store()
             .await
             .unwrap_or_else(|e| panic!("cannot open a store on the test database: {e}"));
@@ -80,7 +85,26 @@ impl Setup {
             store: Arc::new(store),
             clock: VirtualClock::new(),
             dir: None,
+            postgres: Some((url, name)),
         })
+    }
+
+    /// The store as another process would open it: a store of its own on the same
+    /// PostgreSQL schema (its own connections, notifications and watchers); the same store
+    /// for the others, which one process owns.
+    pub async fn another_process(&self) -> Arc<dyn Store> {
+        match &self.postgres {
+            Some((url, schema)) => {
+                let options = durable_postgres::PostgresOptions::default()
+                    .schema(schema)
+                    .pool_size(4);
+                let store = durable_postgres::PostgresStore::connect_with(url, options)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open a second store on {schema}: {e}"));
+                Arc::new(store)
+            }
+            None => Arc::clone(&self.store),
+        }
     }
 
     /// A runtime builder on this setup's store and cache mode, on the virtual clock moved
