@@ -26,6 +26,8 @@ CREATE TABLE {schema}.instances (
     -- lease_until is set and the token is still this one.
     fence           bigint NOT NULL DEFAULT 0,
     lease_until     bigint,
+    -- Who took the last lease (host:pid of the process), for operators.
+    lease_owner     text,
     -- Moves on every status change: what status watchers in other processes poll.
     status_rev      bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 90);
@@ -66,8 +68,9 @@ CREATE TABLE {schema}.activities (
     instance_id     text COLLATE "C" NOT NULL,
     seq             bigint NOT NULL,
     task            bytea NOT NULL,
-    -- The token of the current or last lease (0: never leased).
+    -- The token of the current or last lease (0: never leased), and who took it.
     token           bigint NOT NULL DEFAULT 0,
+    lease_owner     text,
     -- When it may be handed out: the smallest bigint when ready, the lease's expiry when
     -- leased.
     due_at          bigint NOT NULL,

@@ -49,17 +49,18 @@
 //!
 //! | table | one row per | columns |
 //! |---|---|---|
-//! | `instances` | instance | `id` (text, `COLLATE "C"`), `name`, `version`, `status` (text), `created_at`, `updated_at`, `input`, `output`, `custom_status` (JSON text), `failure`, `parent`, `generation`, `history_len`, `fence`, `lease_until`, `status_rev` |
+//! | `instances` | instance | `id` (text, `COLLATE "C"`), `name`, `version`, `status` (text), `created_at`, `updated_at`, `input`, `output`, `custom_status` (JSON text), `failure`, `parent`, `generation`, `history_len`, `fence`, `lease_until`, `lease_owner`, `status_rev` |
 //! | `history` | event | `instance_id`, `generation`, `seq`, `event` |
 //! | `messages` | inbox message (event, timer, activity or child result) | `id` (identity: the delivery order), `instance_id` (references `instances`), `visible_at`, `timer_id`, `event` |
-//! | `activities` | activity attempt not yet completed | `instance_id`, `seq`, `task`, `token`, `due_at` |
+//! | `activities` | activity attempt not yet completed | `instance_id`, `seq`, `task`, `token`, `due_at`, `lease_owner` |
 //! | `schema_migrations` | applied migration | `version`, `name`, `applied_at`, `applied_by` |
 //!
 //! And one sequence, `lease_tokens`, from which every lease token is drawn: a token only
 //! grows and is never handed out twice, not even to a new instance reusing a purged id.
 //!
-//! - **Leases and fencing.** An instance is leased by setting `fence` to a new token and
-//!   `lease_until` to `now + lease`; a commit or an abandon clears `lease_until`, and a
+//! - **Leases and fencing.** An instance is leased by setting `fence` to a new token,
+//!   `lease_until` to `now + lease` and `lease_owner` to the process (`host:pid`, for
+//!   operators: who holds what); a commit or an abandon clears `lease_until`, and a
 //!   commit applies only if `fence`, `lease_until` and `history_len` are what the worker
 //!   leased. An expired lease can be taken by anyone, which moves `fence`: the old holder's
 //!   commit then finds another token and is refused.

@@ -36,9 +36,10 @@ pub(crate) struct Sql {
     pub(crate) send: String,
     /// $1 id: the status, to say why a write found no live instance.
     pub(crate) status_of: String,
-    /// $1 now, $2 lease expiry: leases the instance with the oldest deliverable message.
+    /// $1 now, $2 lease expiry, $3 owner: leases the instance with the oldest deliverable
+    /// message.
     pub(crate) fetch_orchestration: String,
-    /// $1 now, $2 lease expiry, $3 id: leases that instance if it is free.
+    /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
     pub(crate) lease_orchestration: String,
     /// $1 id: the current generation's events, in order; one row with NULL if none, no row
     /// if no such instance.
@@ -67,7 +68,7 @@ pub(crate) struct Sql {
     pub(crate) send_many: String,
     /// $1 id, $2 token.
     pub(crate) abandon_orchestration: String,
-    /// $1 now, $2 lease expiry.
+    /// $1 now, $2 lease expiry, $3 owner.
     pub(crate) fetch_activity: String,
     /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
     pub(crate) complete_activity: String,
@@ -93,7 +94,8 @@ impl Sql {
         // The claim's tail: the leased row and the messages deliverable at $1, oldest first.
         let leased_with_messages = format!(
             "leased AS (
-                 UPDATE {s}.instances i SET fence = nextval('{s}.lease_tokens'), lease_until = $2
+                 UPDATE {s}.instances i
+                 SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
                  FROM candidate c WHERE i.id = c.id
                  RETURNING i.id, i.fence, i.history_len)
              SELECT l.id, l.fence, l.history_len, m.id, m.event
@@ -141,7 +143,7 @@ impl Sql {
             lease_orchestration: format!(
                 "WITH candidate AS (
                      SELECT id FROM {s}.instances
-                     WHERE id = $3 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
+                     WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
                      FOR NO KEY UPDATE SKIP LOCKED),
                  {leased_with_messages}"
             ),
@@ -227,7 +229,8 @@ impl Sql {
                      SELECT instance_id, seq FROM {s}.activities WHERE due_at <= $1
                      ORDER BY due_at LIMIT 1
                      FOR UPDATE SKIP LOCKED)
-                 UPDATE {s}.activities a SET token = nextval('{s}.lease_tokens'), due_at = $2
+                 UPDATE {s}.activities a
+                 SET token = nextval('{s}.lease_tokens'), due_at = $2, lease_owner = $3
                  FROM candidate c WHERE a.instance_id = c.instance_id AND a.seq = c.seq
                  RETURNING a.instance_id, a.seq, a.token, a.task"
             ),
@@ -412,14 +415,18 @@ mod tests {
             (
                 "fetch_orchestration",
                 &sql.fetch_orchestration,
-                vec![&0i64, &1i64],
+                vec![&0i64, &1i64, &id],
             ),
             (
                 "lease_orchestration",
                 &sql.lease_orchestration,
+                vec![&0i64, &1i64, &id, &id],
+            ),
+            (
+                "fetch_activity",
+                &sql.fetch_activity,
                 vec![&0i64, &1i64, &id],
             ),
-            ("fetch_activity", &sql.fetch_activity, vec![&0i64, &1i64]),
             (
                 "complete_activity",
                 &sql.complete_activity,

@@ -43,6 +43,8 @@ pub struct PostgresStore {
     schema: String,
     /// The latest `now` the runtime passed: what `next_wakeup` counts as past.
     last_now: AtomicI64,
+    /// `host:pid`, recorded with every lease this store takes.
+    owner: String,
     tasks: Vec<AbortHandle>,
     /// A test's schema, dropped after the pool (fields drop in order).
     test_schema: Option<crate::testing::TestSchema>,
@@ -75,6 +77,17 @@ fn valid_schema(name: &str) -> bool {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// This process as a lease owner: `host:pid`.
+fn owner_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
 }
 
 impl PostgresStore {
@@ -179,6 +192,7 @@ impl PostgresStore {
             wake,
             schema,
             last_now: AtomicI64::new(i64::MIN),
+            owner: owner_name(),
             tasks,
             test_schema: None,
         })
@@ -288,7 +302,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
         let rows = client
-            .query(&statement, &[&at, &until])
+            .query(&statement, &[&at, &until, &self.owner])
             .await
             .map_err(|e| write_failed("leasing an instance", e))?;
         work_from_rows(rows)
@@ -305,7 +319,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.lease_orchestration).await?;
         let rows = client
-            .query(&statement, &[&at, &until, &id.as_str()])
+            .query(&statement, &[&at, &until, &self.owner, &id.as_str()])
             .await
             .map_err(|e| write_failed("leasing the instance", e))?;
         if rows.is_empty() && self.why_not_live(&client, id).await?.is_none() {
@@ -375,7 +389,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.fetch_activity).await?;
         let row = client
-            .query_opt(&statement, &[&at, &until])
+            .query_opt(&statement, &[&at, &until, &self.owner])
             .await
             .map_err(|e| write_failed("leasing an activity attempt", e))?;
         let Some(row) = row else {
