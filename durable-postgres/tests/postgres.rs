@@ -501,6 +501,19 @@ async fn two_processes_on_one_schema_hear_each_other() {
     let mut work = std::pin::pin!(signals.orchestrations.notified());
     work.as_mut().enable();
     let turn = leased_turn(&one, "heard").await;
+    let owner: Option<String> = admin
+        .query_one(
+            &format!("SELECT lease_owner FROM \"{}\".instances", schema.name()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let owner = owner.expect("a lease names its owner");
+    assert!(
+        owner.ends_with(&format!(":{}", std::process::id())),
+        "{owner}"
+    );
     tokio::time::timeout(PATIENCE, work)
         .await
         .expect("the other process is woken for the new instance");
