@@ -140,7 +140,6 @@
 //! [`testing`].
 
 #![warn(missing_docs, unreachable_pub)]
-#![forbid(unsafe_code)]
 
 mod codec;
 mod create;
