@@ -118,7 +118,8 @@ pub use client::{Client, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
 pub use history::{
-    kinds, stable_hash, CompletionStatus, Event, Failure, HistoryEvent, FORMAT_VERSION,
+    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent,
+    FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
 pub use orchestration::{Call, ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
