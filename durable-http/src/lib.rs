@@ -107,8 +107,12 @@
 
 mod auth;
 mod body;
+mod dashboard;
 mod error;
+mod extract;
+mod filter;
 mod guard;
+mod history;
 mod options;
 mod origin;
 mod routes;
