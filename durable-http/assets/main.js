@@ -28,14 +28,20 @@ function askForToken(message) {
       storeToken(token);
       form.removeEventListener('submit', submit);
       dialog.removeEventListener('cancel', stay);
+      dialog.removeEventListener('close', reopen);
       dialog.close();
       showForgetButton();
       resolve();
     };
-    // Nothing works without the token: Escape does not close the prompt.
+    // Nothing works without the token: Escape does not close the prompt, and should the
+    // browser close it anyway (a second Escape), it opens again.
     const stay = (event) => event.preventDefault();
+    const reopen = () => {
+      if (!storedToken()) dialog.showModal();
+    };
     form.addEventListener('submit', submit);
     dialog.addEventListener('cancel', stay);
+    dialog.addEventListener('close', reopen);
     if (!dialog.open) dialog.showModal();
     input.focus();
   });

@@ -225,6 +225,7 @@ export function buildTimeline(events, { now }) {
     lanes.push(l);
   }
 
+  const ended = run.end !== null;
   const end = run.end ?? now;
   for (const l of lanes) {
     for (const bar of l.bars) {
@@ -235,7 +236,7 @@ export function buildTimeline(events, { now }) {
       }
       bar.detail = (bar.detail ?? []).filter(Boolean);
     }
-    l.summary = summarize(l, end);
+    l.summary = summarize(l, end, ended);
   }
   const times = lanes.flatMap((l) => l.bars.flatMap((b) => [b.start, b.end, b.fireAt ?? b.start]));
   const start = Math.min(...times);
@@ -246,7 +247,8 @@ function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function summarize(l, now) {
+/** A lane's line under its title; `ended` once the orchestration has ended. */
+function summarize(l, now, ended) {
   const bars = l.bars;
   switch (l.kind) {
     case 'orchestration':
@@ -257,7 +259,7 @@ function summarize(l, now) {
       const failed = tries.filter((b) => b.failed).length;
       const backoffs = bars.filter((b) => b.kind === 'backoff').map((b) => duration(b.delay));
       const last = tries.at(-1);
-      const state = last.open ? 'running' : last.failed ? 'failed' : 'completed';
+      const state = last.open ? (ended ? 'unfinished' : 'running') : last.failed ? 'failed' : 'completed';
       const parts = [plural(tries.length, 'attempt')];
       if (failed) parts.push(`${failed} failed`);
       if (backoffs.length) parts.push(`${backoffs.length === 1 ? 'back-off' : 'back-offs'} ${backoffs.join(', ')}`);
@@ -267,10 +269,12 @@ function summarize(l, now) {
     }
     case 'timer': {
       const bar = bars[0];
-      return `${duration(bar.delay)} timer · ${bar.open ? `due ${timeOfDay(bar.fireAt)}` : `fired ${timeOfDay(bar.end)}`}`;
+      const state = bar.open ? `${ended ? 'was due' : 'due'} ${timeOfDay(bar.fireAt)}` : `fired ${timeOfDay(bar.end)}`;
+      return `${duration(bar.delay)} timer · ${state}`;
     }
     case 'wait': {
       const bar = bars[0];
+      if (bar.open && ended) return `no event after ${duration(now - bar.start)}`;
       if (bar.open) return `waiting for ${duration(now - bar.start)}`;
       return bar.end === bar.start ? 'had arrived already' : `arrived after ${duration(bar.end - bar.start)}`;
     }
@@ -309,6 +313,9 @@ const LEGEND = [
   ['suspended', 'suspended'],
 ];
 
+/** The most lanes drawn: past that a timeline says little, and the table has every event. */
+const MAX_LANES = 300;
+
 /** The timeline as elements: one lane per call, timer, wait; bars focusable by arrows. */
 export function renderTimeline(model, { limitNote } = {}) {
   const span = model.end - model.start;
@@ -324,7 +331,9 @@ export function renderTimeline(model, { limitNote } = {}) {
     ticks.push(tick);
   }
   const bars = [];
-  const laneElements = model.lanes.map((l) => {
+  const drawn = model.lanes.slice(0, MAX_LANES);
+  const undrawn = model.lanes.length - drawn.length;
+  const laneElements = drawn.map((l) => {
     const track = h('div', { class: 'track' });
     for (const bar of l.bars) {
       const kind = l.kind === 'child' && bar.kind === 'attempt' ? 'attempt child' : bar.kind;
@@ -386,6 +395,7 @@ export function renderTimeline(model, { limitNote } = {}) {
     h('p', { class: 'timeline-head' }, `From ${dateTime(model.start)} over ${duration(span)} (local time).`),
     generation,
     limitNote ? h('p', { class: 'note' }, limitNote) : null,
+    undrawn ? h('p', { class: 'note' }, `The first ${MAX_LANES} lanes are drawn, not the ${undrawn} after them; the history below lists every event.`) : null,
     h('ul', { class: 'legend', 'aria-label': 'Legend' },
       LEGEND.map(([kind, text]) => h('li', {}, h('span', { class: `swatch ${kind}` }), text))),
     h('div', { class: 'lanes', onkeydown: onKey },

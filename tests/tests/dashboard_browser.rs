@@ -19,8 +19,8 @@ use demo_support::{Demo, TempDir};
 use durable_http::{router, serve, RouterOptions, ServeOptions};
 use durable_runtime::store::MemoryStore;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Client, OrchestrationContext, Runtime,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, Client, OrchestrationContext, Runtime, RuntimeStatus,
+    TaskError,
 };
 use fantoccini::key::Key;
 use serde_json::{json, Value};
@@ -85,7 +85,10 @@ async fn no_horizontal_scroll(browser: &Browser, page: &str) {
                       body: document.body.scrollWidth };",
         )
         .await;
-    assert_eq!(sizes["inner"], 375, "the viewport is not a phone's: {sizes}");
+    assert_eq!(
+        sizes["inner"], 375,
+        "the viewport is not a phone's: {sizes}"
+    );
     let widest = sizes["document"]
         .as_u64()
         .unwrap()
@@ -105,7 +108,9 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
 
     // Find it in the list by its orchestrator's name, and open it.
     browser.goto(&format!("http://{}/", demo.addr)).await;
-    browser.until("both instances", &format!("{ROWS} === 2")).await;
+    browser
+        .until("both instances", &format!("{ROWS} === 2"))
+        .await;
     browser
         .type_into("input[name=name]", "retry_orchestrator")
         .await;
@@ -117,9 +122,14 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
             ),
         )
         .await;
-    browser.click(&format!("a[href='#/instance/{retry}']")).await;
     browser
-        .until("the instance completed", &format!("{BADGE} === 'Completed'"))
+        .click(&format!("a[href='#/instance/{retry}']"))
+        .await;
+    browser
+        .until(
+            "the instance completed",
+            &format!("{BADGE} === 'Completed'"),
+        )
         .await;
 
     // Activity 3: four attempts, three failed, the back-offs between them.
@@ -167,7 +177,10 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
         "Activity 4 · reliable_activity",
     ] {
         let summary = lane(&lanes, other)["summary"].as_str().unwrap().to_string();
-        assert!(summary.starts_with("1 attempt · completed"), "{other}: {summary}");
+        assert!(
+            summary.starts_with("1 attempt · completed"),
+            "{other}: {summary}"
+        );
     }
 
     // A failed attempt's bar tells why.
@@ -182,7 +195,9 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
 
     // The list, the filter left behind.
     browser.click(".crumbs a").await;
-    browser.until("both instances", &format!("{ROWS} === 2")).await;
+    browser
+        .until("both instances", &format!("{ROWS} === 2"))
+        .await;
     browser.screenshot("list").await;
     browser.finish().await;
 }
@@ -245,10 +260,16 @@ async fn events_raised_through_the_form_complete_the_external_event_workflow() {
                 "document.querySelector('#confirm-dialog').open",
             )
             .await;
-        assert_eq!(browser.text("#confirm-title").await, format!("Raise {name}?"));
+        assert_eq!(
+            browser.text("#confirm-title").await,
+            format!("Raise {name}?")
+        );
         browser.click("#confirm-ok").await;
         browser
-            .until(&format!("the event {name} raised"), &format!("{CUSTOM} === '{next}'"))
+            .until(
+                &format!("the event {name} raised"),
+                &format!("{CUSTOM} === '{next}'"),
+            )
             .await;
         let result = browser.text(".instance .results").await;
         assert!(result.contains(&format!("Event {name} raised")), "{result}");
@@ -297,7 +318,10 @@ async fn terminate_and_purge_through_the_buttons() {
     );
     browser.click("button[data-action=suspend]").await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     browser.click("#confirm-cancel").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -305,7 +329,10 @@ async fn terminate_and_purge_through_the_buttons() {
 
     browser.click("button[data-action=terminate]").await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     browser
         .type_into("#confirm-body input[name=reason]", "enough")
@@ -320,7 +347,10 @@ async fn terminate_and_purge_through_the_buttons() {
 
     browser.click("button[data-action=purge]").await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     browser.click("#confirm-ok").await;
     browser
@@ -329,7 +359,10 @@ async fn terminate_and_purge_through_the_buttons() {
             "document.querySelector('.result.ok')?.textContent.includes('was purged')",
         )
         .await;
-    assert_eq!(demo.request("GET", &format!("/status/{id}"), None).status, 404);
+    assert_eq!(
+        demo.request("GET", &format!("/status/{id}"), None).status,
+        404
+    );
     browser.finish().await;
 }
 
@@ -344,9 +377,13 @@ async fn bulk_actions_apply_to_the_selection() {
         .map(|_| demo.start_instance("/start-external-event"))
         .collect();
     browser.goto(&format!("http://{}/", demo.addr)).await;
-    browser.until("three instances", &format!("{ROWS} === 3")).await;
+    browser
+        .until("three instances", &format!("{ROWS} === 3"))
+        .await;
     for id in &ids[..2] {
-        browser.click(&format!("input[type=checkbox][value='{id}']")).await;
+        browser
+            .click(&format!("input[type=checkbox][value='{id}']"))
+            .await;
     }
     assert_eq!(browser.text(".bulk .selection").await, "2 selected");
 
@@ -359,7 +396,10 @@ async fn bulk_actions_apply_to_the_selection() {
         );
         browser.eval(&script).await;
         browser
-            .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+            .until(
+                "the confirmation",
+                "document.querySelector('#confirm-dialog').open",
+            )
             .await;
         assert_eq!(
             browser.text("#confirm-title").await,
@@ -380,7 +420,9 @@ async fn bulk_actions_apply_to_the_selection() {
             }
         }
     }
-    browser.until("one instance left", &format!("{ROWS} === 1")).await;
+    browser
+        .until("one instance left", &format!("{ROWS} === 1"))
+        .await;
     assert_eq!(demo.status(&ids[2])["runtimeStatus"], "Running");
     browser.finish().await;
 }
@@ -433,7 +475,10 @@ async fn the_token_is_asked_for_once_and_kept_for_the_tab_only() {
         .await;
     browser.click("button[data-action=terminate]").await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     browser.click("#confirm-ok").await;
     browser
@@ -458,7 +503,9 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
     let demo = Demo::start(dir.path());
     let id = demo.start_instance("/start-external-event");
     browser.goto(&format!("http://{}/", demo.addr)).await;
-    browser.until("the instance", &format!("{ROWS} === 1")).await;
+    browser
+        .until("the instance", &format!("{ROWS} === 1"))
+        .await;
 
     // No click from here on: Tab, Enter, Escape, arrows and typing.
     browser
@@ -483,7 +530,10 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
     assert!(browser.focused().await.contains("Raise event"));
     browser.press(Key::Enter).await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     assert!(browser.focused().await.contains("#confirm-ok"));
     browser.press(Key::Enter).await;
@@ -500,17 +550,26 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
         .await;
     browser.press(Key::Enter).await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     browser.press(Key::Escape).await;
     browser
-        .until("no dialog", "!document.querySelector('#confirm-dialog').open")
+        .until(
+            "no dialog",
+            "!document.querySelector('#confirm-dialog').open",
+        )
         .await;
     assert_eq!(demo.status(&id)["runtimeStatus"], "Running");
     // The reason field has the focus; Enter confirms.
     browser.press(Key::Enter).await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     assert!(browser.focused().await.contains("[reason]"));
     browser.type_keys("lunch").await;
@@ -542,7 +601,9 @@ async fn a_phone_sized_screen_never_scrolls_sideways() {
     let retry = demo.start_instance("/start-retry");
     let waiting = demo.start_instance("/start-external-event");
     browser.goto(&format!("http://{}/", demo.addr)).await;
-    browser.until("both instances", &format!("{ROWS} === 2")).await;
+    browser
+        .until("both instances", &format!("{ROWS} === 2"))
+        .await;
     no_horizontal_scroll(&browser, "the list").await;
     browser.screenshot("phone-list").await;
 
@@ -555,7 +616,10 @@ async fn a_phone_sized_screen_never_scrolls_sideways() {
     no_horizontal_scroll(&browser, "a running instance").await;
     browser.click("button[data-action=terminate]").await;
     browser
-        .until("the confirmation", "document.querySelector('#confirm-dialog').open")
+        .until(
+            "the confirmation",
+            "document.querySelector('#confirm-dialog').open",
+        )
         .await;
     no_horizontal_scroll(&browser, "a confirmation").await;
     browser.click("#confirm-cancel").await;
@@ -594,6 +658,20 @@ async fn tour(ctx: OrchestrationContext, generation: u32) -> Result<u32, TaskErr
         return ctx.continue_as_new(1).await;
     }
     Ok(doubled)
+}
+
+#[activity]
+async fn refuse(_ctx: ActivityContext, _input: ()) -> Result<(), String> {
+    Err("no".into())
+}
+
+/// Catches a failed call and sleeps: a timer, not a back-off, though it follows a failure.
+#[orchestrator]
+async fn catches(ctx: OrchestrationContext) -> Result<(), TaskError> {
+    if ctx.call(refuse, ()).await.is_err() {
+        ctx.sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
 
 #[activity]
@@ -648,6 +726,8 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
     let runtime = Runtime::builder()
         .orchestrator(tour)
         .orchestrator(doubler)
+        .orchestrator(catches)
+        .activity(refuse)
         .start()
         .unwrap();
     let client = runtime.client();
@@ -662,18 +742,33 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
         .until("the timeline", "document.querySelector('.lane-wait')")
         .await;
     let facts = browser.text(".facts").await;
-    assert!(facts.contains("Generation\n1") || facts.contains("Generation 1"), "{facts}");
+    assert!(
+        facts.contains("Generation\n1") || facts.contains("Generation 1"),
+        "{facts}"
+    );
     let note = browser.text(".timeline .note").await;
-    assert!(note.starts_with("Generation 1: the instance continued as new once"), "{note}");
+    assert!(
+        note.starts_with("Generation 1: the instance continued as new once"),
+        "{note}"
+    );
 
     let lanes = read_lanes(&browser).await;
-    let timer = lane(&lanes, "Timer")["summary"].as_str().unwrap().to_string();
+    let timer = lane(&lanes, "Timer")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(timer.starts_with("300 ms timer · fired "), "{timer}");
-    let wait = lane(&lanes, "Event go")["summary"].as_str().unwrap().to_string();
+    let wait = lane(&lanes, "Event go")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(wait.starts_with("waiting for "), "{wait}");
     let child = lane(&lanes, "Child 1 · doubler");
     assert!(
-        child["summary"].as_str().unwrap().starts_with("1 attempt · completed in"),
+        child["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 attempt · completed in"),
         "{child}"
     );
     let href = child["href"].as_str().unwrap().to_string();
@@ -685,7 +780,10 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
     browser
         .until(
             "the child's page",
-            &format!("document.querySelector('h1').textContent === {}", json!(child_id)),
+            &format!(
+                "document.querySelector('h1').textContent === {}",
+                json!(child_id)
+            ),
         )
         .await;
     browser
@@ -706,17 +804,54 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
         .await;
 
     // The event arrives: the wait ends, the run completes.
-    browser.until("the timeline", "document.querySelector('.lane-wait')").await;
+    browser
+        .until("the timeline", "document.querySelector('.lane-wait')")
+        .await;
     client.raise_event("tour-1", "go", ()).await.unwrap();
     browser
         .until("the completion", &format!("{BADGE} === 'Completed'"))
         .await;
     let lanes = read_lanes(&browser).await;
-    let wait = lane(&lanes, "Event go")["summary"].as_str().unwrap().to_string();
+    let wait = lane(&lanes, "Event go")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(wait.starts_with("arrived after "), "{wait}");
-    let run = lane(&lanes, "Orchestration")["summary"].as_str().unwrap().to_string();
+    let run = lane(&lanes, "Orchestration")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(run.starts_with("Completed after "), "{run}");
     browser.screenshot_of(".timeline", "timeline-tour").await;
+
+    // A timer after a failure that is not retried is a timer.
+    client
+        .start(catches, ())
+        .instance_id("catches-1")
+        .await
+        .unwrap();
+    client
+        .wait_for_completion("catches-1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    browser.goto(&format!("{url}#/instance/catches-1")).await;
+    browser
+        .until("the completion", &format!("{BADGE} === 'Completed'"))
+        .await;
+    let lanes = read_lanes(&browser).await;
+    let call = lane(&lanes, "Activity 1 · refuse")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        call.starts_with("1 attempt · 1 failed · failed in "),
+        "{call}"
+    );
+    let timer = lane(&lanes, "Timer")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(timer.starts_with("200 ms timer · fired "), "{timer}");
     browser.finish().await;
     server.abort();
     runtime.shutdown().await;
@@ -776,7 +911,9 @@ async fn a_non_determinism_failure_shows_what_was_expected_and_found() {
     browser
         .goto(&format!("{url}#/instance/{}", id.as_str()))
         .await;
-    browser.until("the failure", "document.querySelector('.drift')").await;
+    browser
+        .until("the failure", "document.querySelector('.drift')")
+        .await;
     let drift = browser
         .eval("return [...document.querySelectorAll('.drift > div')].map(d => [d.querySelector('h3').textContent, d.querySelector('pre').textContent]);")
         .await;
@@ -787,11 +924,17 @@ async fn a_non_determinism_failure_shows_what_was_expected_and_found() {
         "{drift}"
     );
     assert!(
-        expected[1].as_str().unwrap().starts_with("activity `step_a`"),
+        expected[1]
+            .as_str()
+            .unwrap()
+            .starts_with("activity `step_a`"),
         "{drift}"
     );
     assert_eq!(found[0], "Found (the code now)");
-    assert!(found[1].as_str().unwrap().starts_with("activity `step_b`"), "{drift}");
+    assert!(
+        found[1].as_str().unwrap().starts_with("activity `step_b`"),
+        "{drift}"
+    );
     browser.screenshot("nondeterminism").await;
     browser.finish().await;
     server.abort();

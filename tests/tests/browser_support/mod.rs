@@ -102,11 +102,17 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
+        (
+            http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
     }
 }
 
@@ -154,7 +160,10 @@ impl Browser {
         let port = free_port();
         let child = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", profile.join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                profile.join("chromedriver.log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -184,7 +193,10 @@ impl Browser {
             "--disable-sync",
             "--disable-dev-shm-usage",
             &format!("--window-size={width},{height}"),
-            &format!("--user-data-dir={}", driver.profile.join("chrome").display()),
+            &format!(
+                "--user-data-dir={}",
+                driver.profile.join("chrome").display()
+            ),
         ];
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), json!("chrome"));
@@ -229,7 +241,11 @@ impl Browser {
     /// What the page shows, for failure messages.
     pub async fn page_text(&self) -> String {
         let text = self.eval("return document.body.innerText").await;
-        text.as_str().unwrap_or_default().chars().take(3000).collect()
+        text.as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect()
     }
 
     /// Waits until the JavaScript expression `condition` is true.
@@ -309,7 +325,11 @@ impl Browser {
                       const classes = [...e.classList].map(c => `.${c}`).join(''); \
                       return `${e.tagName}${classes} #${e.id} ${(e.textContent || '').trim().slice(0, 60)} \
                       [${e.getAttribute('aria-label') || e.getAttribute('name') || ''}]`;";
-        self.eval(script).await.as_str().unwrap_or_default().to_string()
+        self.eval(script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Presses Tab until `matches(focused())`, at most `limit` times.
@@ -323,7 +343,10 @@ impl Browser {
             }
             seen.push(focused);
         }
-        panic!("Tab never reached {what}; it went through:\n{}", seen.join("\n"));
+        panic!(
+            "Tab never reached {what}; it went through:\n{}",
+            seen.join("\n")
+        );
     }
 
     /// Saves a screenshot of the page as `target/dashboard-screenshots/<name>.png`.
@@ -332,14 +355,18 @@ impl Browser {
         save(name, &png)
     }
 
-    /// The same, of the element `css` selects.
+    /// The same, of the element `css` selects, scrolled to the top of the window first
+    /// (what is outside the window is not in the picture).
     pub async fn screenshot_of(&self, css: &str, name: &str) -> PathBuf {
-        let png = self
-            .find(css)
+        let element = self.find(css).await;
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({ block: 'start' }); return true;",
+                vec![serde_json::to_value(&element).expect("an element reference")],
+            )
             .await
-            .screenshot()
-            .await
-            .expect("a screenshot");
+            .expect("scrolled");
+        let png = element.screenshot().await.expect("a screenshot");
         save(name, &png)
     }
 
