@@ -28,6 +28,15 @@ use serde_json::{json, Value};
 const ROWS: &str = "document.querySelectorAll('table.instances tbody tr a').length";
 const BADGE: &str = "document.querySelector('.facts .badge')?.textContent";
 const CUSTOM: &str = "document.querySelector('.facts dd.custom')?.textContent";
+const CONFIRMING: &str = "document.querySelector('#confirm-dialog').open";
+
+/// A browser, and the demo on a fresh data directory with `args`; `None` without a browser.
+async fn browser_and_demo(test: &str, args: &[&str]) -> Option<(TempDir, Demo, Browser)> {
+    let browser = Browser::start(test, 1280, 1000).await?;
+    let dir = TempDir::new();
+    let demo = Demo::start_with(dir.path(), args);
+    Some((dir, demo, browser))
+}
 
 /// Every lane of the timeline: its title, summary and bars (classes, text, position).
 async fn read_lanes(browser: &Browser) -> Vec<Value> {
@@ -48,6 +57,33 @@ fn lane<'a>(lanes: &'a [Value], title: &str) -> &'a Value {
         .iter()
         .find(|lane| lane["title"] == title)
         .unwrap_or_else(|| panic!("no lane {title}: {lanes:#?}"))
+}
+
+/// A lane's summary, the line under its title.
+fn summary(lanes: &[Value], title: &str) -> String {
+    lane(lanes, title)["summary"].as_str().unwrap().to_string()
+}
+
+/// Waits until the instance page shows the status `status`.
+async fn status_is(browser: &Browser, status: &str) {
+    let condition = format!("{BADGE} === '{status}'");
+    browser
+        .until(&format!("the status {status}"), &condition)
+        .await;
+}
+
+/// Waits until the instance page shows the custom status `text`.
+async fn custom_status_is(browser: &Browser, text: &str) {
+    let condition = format!("{CUSTOM} === '{text}'");
+    browser
+        .until(&format!("the custom status {text}"), &condition)
+        .await;
+}
+
+/// Clicks `button` and waits for the confirmation it asks for.
+async fn asks_to_confirm(browser: &Browser, button: &str) {
+    browser.click(button).await;
+    browser.until("the confirmation", CONFIRMING).await;
 }
 
 /// `"1.0 s"` → 1.0.
@@ -98,11 +134,14 @@ async fn no_horizontal_scroll(browser: &Browser, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
-    let Some(browser) = Browser::start("the_retry_workflow", 1280, 1000).await else {
+    let Some((_dir, demo, browser)) = browser_and_demo(
+        "the_retry_workflow_shows_four_attempts_and_its_back_offs",
+        &[],
+    )
+    .await
+    else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start(dir.path());
     let retry = demo.start_instance("/start-retry");
     demo.start_instance("/start-external-event");
 
@@ -125,25 +164,20 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
     browser
         .click(&format!("a[href='#/instance/{retry}']"))
         .await;
-    browser
-        .until(
-            "the instance completed",
-            &format!("{BADGE} === 'Completed'"),
-        )
-        .await;
+    status_is(&browser, "Completed").await;
 
     // Activity 3: four attempts, three failed, the back-offs between them.
     let lanes = read_lanes(&browser).await;
     let third = lane(&lanes, "Activity 3 · unreliable_activity");
-    let summary: Vec<&str> = third["summary"].as_str().unwrap().split(" · ").collect();
-    assert_eq!(summary[..2], ["4 attempts", "3 failed"], "{third}");
-    let backoffs: Vec<f64> = summary[2]
+    let parts: Vec<&str> = third["summary"].as_str().unwrap().split(" · ").collect();
+    assert_eq!(parts[..2], ["4 attempts", "3 failed"], "{third}");
+    let backoffs: Vec<f64> = parts[2]
         .strip_prefix("back-offs ")
-        .unwrap_or_else(|| panic!("no back-offs in {summary:?}"))
+        .unwrap_or_else(|| panic!("no back-offs in {parts:?}"))
         .split(", ")
         .map(seconds)
         .collect();
-    assert_eq!(backoffs.len(), 3, "{summary:?}");
+    assert_eq!(backoffs.len(), 3, "{parts:?}");
     for (read, expected) in backoffs.iter().zip([1.0, 2.0, 4.0]) {
         assert!((read - expected).abs() < 0.25, "back-offs {backoffs:?}");
     }
@@ -176,7 +210,7 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
         "Activity 2 · reliable_activity",
         "Activity 4 · reliable_activity",
     ] {
-        let summary = lane(&lanes, other)["summary"].as_str().unwrap().to_string();
+        let summary = summary(&lanes, other);
         assert!(
             summary.starts_with("1 attempt · completed"),
             "{other}: {summary}"
@@ -204,21 +238,19 @@ async fn the_retry_workflow_shows_four_attempts_and_its_back_offs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_raised_through_the_form_complete_the_external_event_workflow() {
-    let Some(browser) = Browser::start("events_raised_through_the_form", 1280, 1000).await else {
+    let Some((_dir, demo, browser)) = browser_and_demo(
+        "events_raised_through_the_form_complete_the_external_event_workflow",
+        &[],
+    )
+    .await
+    else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start(dir.path());
     let id = demo.start_instance("/start-external-event");
     browser
         .goto(&format!("http://{}/#/instance/{id}", demo.addr))
         .await;
-    browser
-        .until(
-            "the wait for step2",
-            &format!("{CUSTOM} === 'waiting for event step2'"),
-        )
-        .await;
+    custom_status_is(&browser, "waiting for event step2").await;
 
     // What is not JSON, or has no name, is refused before anything is sent.
     browser.type_into("#event-name", "step2").await;
@@ -253,13 +285,7 @@ async fn events_raised_through_the_form_complete_the_external_event_workflow() {
     ] {
         browser.type_into("#event-name", name).await;
         browser.type_into("#event-data", data).await;
-        browser.click("form.raise button[type=submit]").await;
-        browser
-            .until(
-                "the confirmation",
-                "document.querySelector('#confirm-dialog').open",
-            )
-            .await;
+        asks_to_confirm(&browser, "form.raise button[type=submit]").await;
         assert_eq!(
             browser.text("#confirm-title").await,
             format!("Raise {name}?")
@@ -274,9 +300,7 @@ async fn events_raised_through_the_form_complete_the_external_event_workflow() {
         let result = browser.text(".instance .results").await;
         assert!(result.contains(&format!("Event {name} raised")), "{result}");
     }
-    browser
-        .until("the completion", &format!("{BADGE} === 'Completed'"))
-        .await;
+    status_is(&browser, "Completed").await;
     let output = browser
         .eval(
             "return [...document.querySelectorAll('.payload')]
@@ -289,26 +313,24 @@ async fn events_raised_through_the_form_complete_the_external_event_workflow() {
     assert_eq!(output["step4Data"], "done");
     let lanes = read_lanes(&browser).await;
     for name in ["Event step2", "Event step4"] {
-        let summary = lane(&lanes, name)["summary"].as_str().unwrap().to_string();
-        assert!(summary.starts_with("arrived after "), "{name}: {summary}");
+        let line = summary(&lanes, name);
+        assert!(line.starts_with("arrived after "), "{name}: {line}");
     }
     browser.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_and_purge_through_the_buttons() {
-    let Some(browser) = Browser::start("terminate_and_purge", 1280, 1000).await else {
+    let Some((_dir, demo, browser)) =
+        browser_and_demo("terminate_and_purge_through_the_buttons", &[]).await
+    else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start(dir.path());
     let id = demo.start_instance("/start-external-event");
     browser
         .goto(&format!("http://{}/#/instance/{id}", demo.addr))
         .await;
-    browser
-        .until("a running instance", &format!("{BADGE} === 'Running'"))
-        .await;
+    status_is(&browser, "Running").await;
     // Purge does not apply to a running instance; a cancelled suspension does nothing.
     assert_eq!(
         browser
@@ -316,42 +338,22 @@ async fn terminate_and_purge_through_the_buttons() {
             .await,
         json!(true)
     );
-    browser.click("button[data-action=suspend]").await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    asks_to_confirm(&browser, "button[data-action=suspend]").await;
     browser.click("#confirm-cancel").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(demo.status(&id)["runtimeStatus"], "Running");
 
-    browser.click("button[data-action=terminate]").await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    asks_to_confirm(&browser, "button[data-action=terminate]").await;
     browser
         .type_into("#confirm-body input[name=reason]", "enough")
         .await;
     browser.click("#confirm-ok").await;
-    browser
-        .until("the termination", &format!("{BADGE} === 'Terminated'"))
-        .await;
+    status_is(&browser, "Terminated").await;
     assert_eq!(demo.status(&id)["output"], "enough");
     let result = browser.text(".instance .results").await;
     assert!(result.contains("terminate accepted"), "{result}");
 
-    browser.click("button[data-action=purge]").await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    asks_to_confirm(&browser, "button[data-action=purge]").await;
     browser.click("#confirm-ok").await;
     browser
         .until(
@@ -368,11 +370,11 @@ async fn terminate_and_purge_through_the_buttons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_actions_apply_to_the_selection() {
-    let Some(browser) = Browser::start("bulk_actions", 1280, 1000).await else {
+    let Some((_dir, demo, browser)) =
+        browser_and_demo("bulk_actions_apply_to_the_selection", &[]).await
+    else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start(dir.path());
     let ids: Vec<String> = (0..3)
         .map(|_| demo.start_instance("/start-external-event"))
         .collect();
@@ -395,12 +397,7 @@ async fn bulk_actions_apply_to_the_selection() {
             "[...document.querySelectorAll('.bulk button')].find(b => b.textContent === '{action}').click(); return true;"
         );
         browser.eval(&script).await;
-        browser
-            .until(
-                "the confirmation",
-                "document.querySelector('#confirm-dialog').open",
-            )
-            .await;
+        browser.until("the confirmation", CONFIRMING).await;
         assert_eq!(
             browser.text("#confirm-title").await,
             format!("{} 2 instances?", action.trim_end_matches('…'))
@@ -429,11 +426,12 @@ async fn bulk_actions_apply_to_the_selection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_asked_for_once_and_kept_for_the_tab_only() {
-    let Some(browser) = Browser::start("the_token_prompt", 1280, 1000).await else {
+    let test = "the_token_is_asked_for_once_and_kept_for_the_tab_only";
+    let args = ["--auth-token", "s3cret"];
+    let Some((_dir, demo, browser)) = browser_and_demo(test, &args).await else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start_with(dir.path(), &["--auth-token", "s3cret"]).with_token("s3cret");
+    let demo = demo.with_token("s3cret");
     let id = demo.start_instance("/start-external-event");
     let open = "document.querySelector('#token-dialog').open";
 
@@ -470,20 +468,10 @@ async fn the_token_is_asked_for_once_and_kept_for_the_tab_only() {
     browser.until("the list", &format!("{ROWS} === 1")).await;
     assert_eq!(browser.eval(&format!("return {open}")).await, json!(false));
     browser.click(&format!("a[href='#/instance/{id}']")).await;
-    browser
-        .until("the instance", &format!("{BADGE} === 'Running'"))
-        .await;
-    browser.click("button[data-action=terminate]").await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    status_is(&browser, "Running").await;
+    asks_to_confirm(&browser, "button[data-action=terminate]").await;
     browser.click("#confirm-ok").await;
-    browser
-        .until("the termination", &format!("{BADGE} === 'Terminated'"))
-        .await;
+    status_is(&browser, "Terminated").await;
     let url = browser.client().current_url().await.unwrap();
     assert!(!url.as_str().contains("s3cret"), "{url}");
 
@@ -496,11 +484,14 @@ async fn the_token_is_asked_for_once_and_kept_for_the_tab_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() {
-    let Some(browser) = Browser::start("the_keyboard_alone", 1280, 1000).await else {
+    let Some((_dir, demo, browser)) = browser_and_demo(
+        "the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it",
+        &[],
+    )
+    .await
+    else {
         return;
     };
-    let dir = TempDir::new();
-    let demo = Demo::start(dir.path());
     let id = demo.start_instance("/start-external-event");
     browser.goto(&format!("http://{}/", demo.addr)).await;
     browser
@@ -514,12 +505,7 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
         })
         .await;
     browser.press(Key::Enter).await;
-    browser
-        .until(
-            "the instance page",
-            &format!("{CUSTOM} === 'waiting for event step2'"),
-        )
-        .await;
+    custom_status_is(&browser, "waiting for event step2").await;
     browser
         .tab_to("the event's name", 40, |f| f.contains("#event-name"))
         .await;
@@ -529,32 +515,17 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
     browser.press(Key::Tab).await;
     assert!(browser.focused().await.contains("Raise event"));
     browser.press(Key::Enter).await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    browser.until("the confirmation", CONFIRMING).await;
     assert!(browser.focused().await.contains("#confirm-ok"));
     browser.press(Key::Enter).await;
-    browser
-        .until(
-            "the next wait",
-            &format!("{CUSTOM} === 'waiting for event step4'"),
-        )
-        .await;
+    custom_status_is(&browser, "waiting for event step4").await;
 
     // Escape cancels a confirmation.
     browser
         .tab_to("Suspend", 40, |f| f.contains("Suspend…"))
         .await;
     browser.press(Key::Enter).await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    browser.until("the confirmation", CONFIRMING).await;
     browser.press(Key::Escape).await;
     browser
         .until(
@@ -565,18 +536,11 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
     assert_eq!(demo.status(&id)["runtimeStatus"], "Running");
     // The reason field has the focus; Enter confirms.
     browser.press(Key::Enter).await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    browser.until("the confirmation", CONFIRMING).await;
     assert!(browser.focused().await.contains("[reason]"));
     browser.type_keys("lunch").await;
     browser.press(Key::Enter).await;
-    browser
-        .until("the suspension", &format!("{BADGE} === 'Suspended'"))
-        .await;
+    status_is(&browser, "Suspended").await;
 
     // The timeline is one tab stop; the arrows walk its bars and tell what each is.
     browser
@@ -593,9 +557,8 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_sized_screen_never_scrolls_sideways() {
-    let Some(browser) = Browser::phone("a_phone_sized_screen").await else {
-        return;
-    };
+    let browser = Browser::phone("a_phone_sized_screen_never_scrolls_sideways").await;
+    let Some(browser) = browser else { return };
     let dir = TempDir::new();
     let demo = Demo::start(dir.path());
     let retry = demo.start_instance("/start-retry");
@@ -614,22 +577,14 @@ async fn a_phone_sized_screen_never_scrolls_sideways() {
         .until("the raise form", "document.querySelector('#event-name')")
         .await;
     no_horizontal_scroll(&browser, "a running instance").await;
-    browser.click("button[data-action=terminate]").await;
-    browser
-        .until(
-            "the confirmation",
-            "document.querySelector('#confirm-dialog').open",
-        )
-        .await;
+    asks_to_confirm(&browser, "button[data-action=terminate]").await;
     no_horizontal_scroll(&browser, "a confirmation").await;
     browser.click("#confirm-cancel").await;
 
     browser
         .goto(&format!("http://{}/#/instance/{retry}", demo.addr))
         .await;
-    browser
-        .until("the completion", &format!("{BADGE} === 'Completed'"))
-        .await;
+    status_is(&browser, "Completed").await;
     // Every payload open, the longest lines included.
     browser
         .eval("document.querySelectorAll('details').forEach(d => d.open = true); return true;")
@@ -720,7 +675,13 @@ async fn custom_status(client: &Client, id: &str, expected: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_timers_children_waits_and_generations() {
-    let Some(browser) = Browser::start("the_timeline_of_a_tour", 1280, 1000).await else {
+    let Some(browser) = Browser::start(
+        "the_timeline_shows_timers_children_waits_and_generations",
+        1280,
+        1000,
+    )
+    .await
+    else {
         return;
     };
     let runtime = Runtime::builder()
@@ -753,15 +714,9 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
     );
 
     let lanes = read_lanes(&browser).await;
-    let timer = lane(&lanes, "Timer")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let timer = summary(&lanes, "Timer");
     assert!(timer.starts_with("300 ms timer · fired "), "{timer}");
-    let wait = lane(&lanes, "Event go")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wait = summary(&lanes, "Event go");
     assert!(wait.starts_with("waiting for "), "{wait}");
     let child = lane(&lanes, "Child 1 · doubler");
     assert!(
@@ -786,14 +741,9 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
             ),
         )
         .await;
-    browser
-        .until("the child completed", &format!("{BADGE} === 'Completed'"))
-        .await;
+    status_is(&browser, "Completed").await;
     let lanes_of_child = read_lanes(&browser).await;
-    let timer = lane(&lanes_of_child, "Timer")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let timer = summary(&lanes_of_child, "Timer");
     assert!(timer.starts_with("100 ms timer"), "{timer}");
     browser.click("td.details a").await;
     browser
@@ -808,19 +758,11 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
         .until("the timeline", "document.querySelector('.lane-wait')")
         .await;
     client.raise_event("tour-1", "go", ()).await.unwrap();
-    browser
-        .until("the completion", &format!("{BADGE} === 'Completed'"))
-        .await;
+    status_is(&browser, "Completed").await;
     let lanes = read_lanes(&browser).await;
-    let wait = lane(&lanes, "Event go")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let wait = summary(&lanes, "Event go");
     assert!(wait.starts_with("arrived after "), "{wait}");
-    let run = lane(&lanes, "Orchestration")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let run = summary(&lanes, "Orchestration");
     assert!(run.starts_with("Completed after "), "{run}");
     browser.screenshot_of(".timeline", "timeline-tour").await;
 
@@ -835,22 +777,14 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
         .await
         .unwrap();
     browser.goto(&format!("{url}#/instance/catches-1")).await;
-    browser
-        .until("the completion", &format!("{BADGE} === 'Completed'"))
-        .await;
+    status_is(&browser, "Completed").await;
     let lanes = read_lanes(&browser).await;
-    let call = lane(&lanes, "Activity 1 · refuse")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let call = summary(&lanes, "Activity 1 · refuse");
     assert!(
         call.starts_with("1 attempt · 1 failed · failed in "),
         "{call}"
     );
-    let timer = lane(&lanes, "Timer")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let timer = summary(&lanes, "Timer");
     assert!(timer.starts_with("200 ms timer · fired "), "{timer}");
     browser.finish().await;
     server.abort();
@@ -877,7 +811,13 @@ fn urlencoding_decode(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_determinism_failure_shows_what_was_expected_and_found() {
-    let Some(browser) = Browser::start("a_non_determinism_failure", 1280, 1000).await else {
+    let Some(browser) = Browser::start(
+        "a_non_determinism_failure_shows_what_was_expected_and_found",
+        1280,
+        1000,
+    )
+    .await
+    else {
         return;
     };
     let store = Arc::new(MemoryStore::new());
