@@ -18,7 +18,7 @@ use crate::options::RouterOptions;
 
 /// Scripts, styles, images and API calls from this server only; no inline script or
 /// style, no plugin, no frame around the page, no form sent anywhere.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
