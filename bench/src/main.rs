@@ -8,6 +8,8 @@
 //!
 //! See `docs/benchmarks.md` for what each workload measures and the published figures.
 
+#![forbid(unsafe_code)]
+
 mod durable;
 #[cfg(feature = "duroxide")]
 mod peer;

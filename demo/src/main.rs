@@ -1,5 +1,7 @@
 //! The POC's two workflows written with durable, served over HTTP, durable across a crash.
 
+#![forbid(unsafe_code)]
+
 mod console;
 mod http;
 mod workflows;

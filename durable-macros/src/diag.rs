@@ -44,10 +44,11 @@ impl Errors {
 }
 
 /// The user's item, unchanged, beside the errors: the IDE and the rest of the crate keep
-/// working on it.
+/// working on it. Warnings about its unused variables (often those of a half-written
+/// function) would only bury the error to fix first.
 pub(crate) fn fallback(errors: Errors, item: TokenStream) -> TokenStream {
     let errors = errors.into_compile_errors();
-    quote::quote!(#errors #item)
+    quote::quote!(#errors #[allow(unused_variables)] #item)
 }
 
 /// Tokens as a user would write them, for messages: `a: (u32, String)` rather than the

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr};
 
-use crate::kind::Kind;
+use crate::entry::Kind;
 use crate::options::Options;
 use crate::signature::Signature;
 
@@ -87,8 +87,17 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
         // `()` as a pattern: there is no input to pass on.
         None => (quote!(()), quote!(#ctx)),
     };
-    // Spanned on the function's name: a future that is not `Send` is reported there.
-    let invoke = quote_spanned!(sig.name_span()=> #private::send_future(Self::run(#run_args)));
+    let invoke = if options.blocking {
+        quote!(#private::run_blocking(move || Self::run(#run_args)))
+    } else {
+        // The future is coerced to `BoxFuture`, which is `Send`, at a local located on the
+        // function's name: a future that is not `Send` is reported there, and nowhere else.
+        let future = Ident::new("__durable_future", sig.name_span());
+        quote! {
+            let #future = #private::box_pin(Self::run(#run_args));
+            #future
+        }
+    };
 
     quote! {
         #(#docs)*

@@ -4,20 +4,22 @@
 //! `::durable_runtime::__private`, and this crate cannot depend on the runtime, so the
 //! examples here are not compiled (the runtime's UI tests compile them instead).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-mod activity;
 mod diag;
+mod entry;
+mod event_types;
 mod expand;
-mod kind;
 mod lint;
 mod options;
-mod orchestrator;
 mod signature;
 #[cfg(test)]
 mod snapshots;
 
 use proc_macro::TokenStream;
+
+use crate::entry::Kind;
 
 /// Turns `async fn name(ctx: ActivityContext, input: I) -> Result<O, E>` into an activity:
 /// the unit of real work (I/O, calls to other systems), run at least once, whose result is
@@ -38,7 +40,8 @@ use proc_macro::TokenStream;
 ///
 /// # The function
 ///
-/// - `async fn`, not generic, no `self`, no `where` clause.
+/// - `async fn` (a plain `fn` with `blocking`, below), not generic, no `self`, no `where`
+///   clause.
 /// - First parameter: the context, `ctx: ActivityContext` (any pattern, matched by the type's
 ///   last path segment, so `durable_runtime::ActivityContext` works too).
 /// - Then at most one input, of an owned type that is `Serialize + Deserialize`; without it
@@ -80,7 +83,7 @@ use proc_macro::TokenStream;
 ///         Some(RetryPolicy::new(5, std::time::Duration::from_secs(1)))
 ///     }
 ///     fn __invoke(ctx: ActivityContext, input: Self::Input, _: Seal) -> BoxFuture<'static, Result<..>> {
-///         send_future(Self::run(ctx, input))
+///         Box::pin(Self::run(ctx, input))
 ///     }
 /// }
 /// ```
@@ -92,7 +95,7 @@ use proc_macro::TokenStream;
 ///
 /// # Options
 ///
-/// `#[activity(name = "…", retry = <expr>, crate = "…")]`, each at most once:
+/// `#[activity(name = "…", retry = <expr>, blocking, crate = "…")]`, each at most once:
 ///
 /// - `name = "charge-card"`: the durable name recorded in histories (default: the function's
 ///   name). Set it when you rename the function: without it, renaming the Rust function
@@ -100,14 +103,31 @@ use proc_macro::TokenStream;
 ///   that no longer exists.
 /// - `retry = <RetryPolicy expression>`: the policy used when a call site sets none with
 ///   `ctx.call(..).retry(..)`. The expression is evaluated each time it is needed.
+/// - `blocking`: the function is a plain `fn` (`async fn` is an error), for code that blocks
+///   its thread (CPU-heavy work, blocking I/O, a synchronous client). Each attempt runs on
+///   tokio's blocking thread pool (`spawn_blocking`), so the runtime's workers stay free; the
+///   generated `run` is a plain `fn` too. A panic fails the attempt like any activity's. A
+///   call's `.timeout(..)` still fails the attempt in time, but a thread cannot be stopped:
+///   the body runs on to its end and its result is dropped.
 /// - `crate = "::path"`: the path of the runtime crate, when the dependency is renamed in
 ///   `Cargo.toml` (default `::durable_runtime`).
+///
+/// ```ignore
+/// /// Resizes on the blocking pool: `image` is CPU-bound and synchronous.
+/// #[activity(blocking)]
+/// fn thumbnail(_ctx: ActivityContext, png: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+///     let img = image::load_from_memory(&png)?;
+///     let mut out = Vec::new();
+///     img.thumbnail(128, 128).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+///     Ok(out)
+/// }
+/// ```
 ///
 /// An unknown key is an error that lists the valid ones; `version` and `allow` belong to
 /// `#[orchestrator]`.
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
-    activity::activity(args.into(), item.into()).into()
+    entry::attribute(Kind::Activity, args.into(), item.into()).into()
 }
 
 /// Turns `async fn name(ctx: OrchestrationContext, input: I) -> Result<O, E>` into an
@@ -150,7 +170,7 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     type Output = <anyhow::Result<Receipt> as durable_runtime::__private::Returns>::Ok;
 ///     type Error = <anyhow::Result<Receipt> as durable_runtime::__private::Returns>::Err;
 ///     fn __invoke(ctx: OrchestrationContext, input: Self::Input, _: Seal) -> BoxFuture<'static, Result<..>> {
-///         send_future(Self::run(ctx, input))
+///         Box::pin(Self::run(ctx, input))
 ///     }
 /// }
 /// ```
@@ -172,6 +192,15 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `crate = "::path"`: the path of the runtime crate, when the dependency is renamed.
 ///
 /// `retry` belongs to `#[activity]`: set retries on calls with `ctx.call(..).retry(policy)`.
+///
+/// # Event data types
+///
+/// `ctx.wait_for_event(name)` takes the type of the event's data from how its result is used.
+/// A wait whose result is dropped (`ctx.wait_for_event("shipped").await?;`, or
+/// `let _ = ..`) names no type, and edition 2021 would silently pick `()`, which fails at run
+/// time on any event that carries data; the macro rejects such a wait on the context
+/// parameter, in every edition: write `ctx.wait_for_event::<T>("shipped")` (`::<()>` for an
+/// event raised without data, `::<serde::de::IgnoredAny>` to ignore the data).
 ///
 /// # The determinism lint
 ///
@@ -217,5 +246,5 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// mistakes at compile time.
 #[proc_macro_attribute]
 pub fn orchestrator(args: TokenStream, item: TokenStream) -> TokenStream {
-    orchestrator::orchestrator(args.into(), item.into()).into()
+    entry::attribute(Kind::Orchestrator, args.into(), item.into()).into()
 }

@@ -7,7 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitInt, LitStr, Path, Token};
 
 use crate::diag::Errors;
-use crate::kind::Kind;
+use crate::entry::Kind;
 use crate::lint;
 
 mod kw {
@@ -15,6 +15,7 @@ mod kw {
     syn::custom_keyword!(retry);
     syn::custom_keyword!(version);
     syn::custom_keyword!(allow);
+    syn::custom_keyword!(blocking);
 }
 
 /// The options of one attribute, each already checked; an option with an error is left unset
@@ -31,12 +32,14 @@ pub(crate) struct Options {
     pub(crate) version: Option<LitInt>,
     /// `allow(rule, …)` (orchestrators): determinism rules switched off.
     pub(crate) allow: Vec<Ident>,
+    /// `blocking` (activities): the body is a plain `fn` run on the blocking thread pool.
+    pub(crate) blocking: bool,
 }
 
 /// The keys of `kind`, for the message on a typo.
 fn valid_keys(kind: Kind) -> &'static str {
     match kind {
-        Kind::Activity => "`name = \"..\"`, `crate = \"..\"`, `retry = <RetryPolicy>`",
+        Kind::Activity => "`name = \"..\"`, `crate = \"..\"`, `retry = <RetryPolicy>`, `blocking`",
         Kind::Orchestrator => {
             "`name = \"..\"`, `crate = \"..\"`, `version = <integer>`, `allow(<rule>, ..)`"
         }
@@ -97,6 +100,7 @@ fn parse_options(
     let mut retry = Once::new("retry");
     let mut version = Once::new("version");
     let mut allow = Once::new("allow");
+    let mut blocking = Once::new("blocking");
 
     while !input.is_empty() {
         let lookahead = input.lookahead1();
@@ -169,6 +173,30 @@ fn parse_options(
                 Some(check_rules(rules, errors))
             };
             allow.set(key.span, value, errors);
+        } else if lookahead.peek(kw::blocking) {
+            let key = input.parse::<kw::blocking>()?;
+            let value = if input.peek(Token![=]) {
+                errors.at(
+                    key.span,
+                    "`blocking` takes no value: write `#[activity(blocking)]`",
+                );
+                input.parse::<Token![=]>()?;
+                // `blocking = true` still says what was meant; anything else leaves it unset.
+                let meant = input.peek(syn::LitBool) && input.parse::<syn::LitBool>()?.value;
+                skip_value(input)?;
+                meant.then_some(())
+            } else if kind == Kind::Orchestrator {
+                errors.at(
+                    key.span,
+                    "`blocking` is an option of `#[activity]`: an orchestrator must never block, \
+                     because it only decides what to do next and is polled on the runtime's workers; \
+                     move the blocking work into an `#[activity(blocking)]` and call it with `ctx.call(..)`",
+                );
+                None
+            } else {
+                Some(())
+            };
+            blocking.set(key.span, value, errors);
         } else if input.peek(Ident) || input.peek(Token![crate]) {
             let key: Ident = syn::ext::IdentExt::parse_any(input)?;
             errors.spanned(
@@ -195,6 +223,7 @@ fn parse_options(
     options.retry = retry.value;
     options.version = version.value;
     options.allow = allow.value.unwrap_or_default();
+    options.blocking = blocking.value.is_some();
     Ok(())
 }
 

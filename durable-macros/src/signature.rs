@@ -4,7 +4,8 @@ use proc_macro2::Span;
 use syn::{FnArg, GenericParam, ItemFn, PatType, ReturnType, Type};
 
 use crate::diag::{display, Errors};
-use crate::kind::Kind;
+use crate::entry::Kind;
+use crate::options::Options;
 
 /// A signature that passed every check, keeping the user's nodes so later steps can span
 /// their output on them.
@@ -42,11 +43,12 @@ pub(crate) fn parse_item(kind: Kind, item: proc_macro2::TokenStream) -> syn::Res
 /// Checks everything at once; `None` if anything is wrong (the errors are in `errors`).
 pub(crate) fn validate<'a>(
     kind: Kind,
+    options: &Options,
     item: &'a ItemFn,
     errors: &mut Errors,
 ) -> Option<Signature<'a>> {
     let before = errors.count();
-    check_qualifiers(kind, &item.sig, errors);
+    check_qualifiers(kind, options, &item.sig, errors);
     check_generics(kind, &item.sig, errors);
     let input = check_params(kind, &item.sig, errors);
     let output = check_return(kind, &item.sig, errors);
@@ -60,8 +62,8 @@ pub(crate) fn validate<'a>(
     })
 }
 
-/// `async`, and none of `const`, `unsafe`, `extern`.
-fn check_qualifiers(kind: Kind, sig: &syn::Signature, errors: &mut Errors) {
+/// `async` (no `async` for a blocking activity), and none of `const`, `unsafe`, `extern`.
+fn check_qualifiers(kind: Kind, options: &Options, sig: &syn::Signature, errors: &mut Errors) {
     let attr = kind.attribute();
     if let Some(constness) = &sig.constness {
         errors.spanned(
@@ -87,15 +89,30 @@ fn check_qualifiers(kind: Kind, sig: &syn::Signature, errors: &mut Errors) {
             ),
         );
     }
-    if sig.asyncness.is_none() {
-        errors.spanned(
-            sig.fn_token,
-            format_args!(
-                "the `async` keyword is missing from the function declaration: `{attr}` functions are `async fn`s; \
-                 write `async fn {}(..)`",
-                sig.ident
-            ),
-        );
+    match (&sig.asyncness, options.blocking) {
+        (Some(asyncness), true) => errors.spanned(
+            asyncness,
+            "`#[activity(blocking)]` functions are plain `fn`s, run on the blocking thread pool where \
+             nothing would poll an `async fn`; remove `async`, or remove `blocking` to run this \
+             `async fn` on the runtime's workers",
+        ),
+        (None, false) => {
+            let blocking = match kind {
+                Kind::Activity => {
+                    ", or keep the plain `fn` and write `#[activity(blocking)]` to run it on the blocking thread pool"
+                }
+                Kind::Orchestrator => "",
+            };
+            errors.spanned(
+                sig.fn_token,
+                format_args!(
+                    "the `async` keyword is missing from the function declaration: `{attr}` functions are `async fn`s; \
+                     write `async fn {}(..)`{blocking}",
+                    sig.ident
+                ),
+            );
+        }
+        _ => {}
     }
     if let Some(variadic) = &sig.variadic {
         errors.spanned(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::{activity, orchestrator};
+use crate::entry::{self, Kind};
 
 /// Expands the attributed function in `source` the way the compiler would call the macro.
 fn expand_source(source: &str) -> String {
@@ -28,17 +28,16 @@ fn expand_source(source: &str) -> String {
             continue;
         };
         let attr = function.attrs.remove(position);
-        let is_activity = attr.path().is_ident("activity");
+        let kind = if attr.path().is_ident("activity") {
+            Kind::Activity
+        } else {
+            Kind::Orchestrator
+        };
         let args = match attr.meta {
             syn::Meta::List(list) => list.tokens,
             _ => TokenStream::new(),
         };
-        let expanded = if is_activity {
-            activity::activity(args, function.into_token_stream())
-        } else {
-            orchestrator::orchestrator(args, function.into_token_stream())
-        };
-        output.extend(expanded);
+        output.extend(entry::attribute(kind, args, function.into_token_stream()));
     }
     let expanded: syn::File = syn::parse2(output).expect("the expansion parses as a file");
     prettyplease::unparse(&expanded)

@@ -38,11 +38,39 @@ impl<T, E> Returns for Result<T, E> {
     type Err = E;
 }
 
-/// Boxes the future of a user's function; the macros span this call on the function's name,
-/// so a future that is not `Send` is reported there.
-pub fn send_future<F>(future: F) -> BoxFuture<'static, F::Output>
-where
-    F: Future + Send + 'static,
-{
+/// Boxes and pins a user function's future. The generated code then coerces it to a
+/// `BoxFuture` at a local placed on the function's name, so that a future that is not `Send`
+/// is reported on the user's function, not on a bound in this module.
+pub fn box_pin<F: Future + 'static>(future: F) -> Pin<Box<F>> {
     Box::pin(future)
+}
+
+/// Runs the body of an `#[activity(blocking)]` on tokio's blocking thread pool, under the
+/// activity's tracing span and dispatcher.
+///
+/// A panic in the body is resumed in the returned future, so the worker fails the attempt as
+/// it does for any activity panic. Dropping the future (the attempt timed out, or the runtime
+/// shut down) does not stop the body: a thread cannot be interrupted, so it runs to its end
+/// and its result is dropped.
+pub fn run_blocking<F, T>(body: F) -> BoxFuture<'static, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Box::pin(async move {
+        // Read when first polled, inside the activity's span: the pool's threads have neither.
+        let span = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(body));
+        match tokio::task::spawn_blocking(run).await {
+            Ok(output) => output,
+            Err(error) => match error.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                // Only a runtime shutting down cancels a blocking task that has not started.
+                Err(_) => {
+                    panic!("the blocking activity did not run: the tokio runtime is shutting down")
+                }
+            },
+        }
+    })
 }

@@ -352,16 +352,80 @@ fn short_type_name<T: ?Sized>() -> String {
     format!("{short}{}", &full[base.len()..])
 }
 
-/// FNV-1a (64 bit) over the canonical JSON of `value`: object keys sorted (serde_json's
-/// default map is ordered), no whitespace. Stable across processes, platforms and releases,
-/// unlike `std`'s `DefaultHasher`.
+/// FNV-1a (64 bit) over the canonical JSON of `value`: object keys sorted by their bytes, no
+/// whitespace. Stable across processes, platforms and releases, unlike `std`'s `DefaultHasher`,
+/// and whatever order a map keeps its keys in: the hasher sorts them itself, so a build with
+/// serde_json's `preserve_order` feature hashes as the default build does.
 pub fn stable_hash(value: &Value) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let bytes = serde_json::to_vec(value).expect("a JSON value always serialises");
-    bytes.iter().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    })
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    write_canonical(&mut hasher, value);
+    hasher.0
+}
+
+/// Writes `value` as serde_json's compact writer does for sorted maps (its default), which is
+/// what every recorded hash was computed over.
+fn write_canonical(out: &mut Fnv1a, value: &Value) {
+    match value {
+        Value::Array(items) => {
+            out.bytes(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.bytes(b",");
+                }
+                write_canonical(out, item);
+            }
+            out.bytes(b"]");
+        }
+        // Sorted already in the default build; sorted here under `preserve_order`.
+        Value::Object(map) if map.keys().is_sorted() => write_object(out, map.iter()),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            write_object(out, entries.into_iter());
+        }
+        leaf => write_leaf(out, leaf),
+    }
+}
+
+fn write_object<'a>(out: &mut Fnv1a, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+    out.bytes(b"{");
+    for (i, (key, item)) in entries.enumerate() {
+        if i > 0 {
+            out.bytes(b",");
+        }
+        write_leaf(out, key);
+        out.bytes(b":");
+        write_canonical(out, item);
+    }
+    out.bytes(b"}");
+}
+
+/// A string, number, boolean or null, escaped and formatted by serde_json itself.
+fn write_leaf(out: &mut Fnv1a, leaf: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, leaf).expect("a JSON scalar always serialises into a hasher");
+}
+
+/// The FNV-1a state, fed as a writer.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn bytes(&mut self, bytes: &[u8]) {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(PRIME);
+        }
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -369,15 +433,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stable_hash_ignores_key_order_and_is_fixed() {
-        let a: Value = serde_json::from_str(r#"{"b": 1, "a": [true, "x"]}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":[true,"x"],"b":1}"#).unwrap();
-        assert_eq!(stable_hash(&a), stable_hash(&b));
-        // Pinned: a change here would make every stored history look non-deterministic.
-        assert_eq!(
-            stable_hash(&Value::String("Step 1".into())),
-            0x3579_0a5a_b545_e612
-        );
+    fn stable_hash_is_serde_jsons_compact_output_over_sorted_keys() {
+        // The pins are in `tests/stable_hash.rs`. Keys are written sorted here, so that
+        // serde_json writes them in that order whether or not it preserves insertion order.
+        for text in [
+            r#"{"a":[true,"x",null,-1,2.5,{"b":[],"c":{}}],"b":"\u0000\"é"}"#,
+            r#"[]"#,
+            r#""""#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let mut expected = Fnv1a(0xcbf2_9ce4_8422_2325);
+            expected.bytes(&serde_json::to_vec(&value).unwrap());
+            assert_eq!(stable_hash(&value), expected.0, "{text}");
+        }
     }
 
     #[test]

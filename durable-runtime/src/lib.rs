@@ -83,6 +83,7 @@
 //! live and suppressed while it replays, and they carry an `orchestration` span with the
 //! instance id and name.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 #[doc(hidden)]
@@ -93,6 +94,7 @@ mod callable;
 mod client;
 mod clock;
 mod error;
+mod event_data;
 pub mod future;
 mod history;
 mod instance_id;
@@ -117,6 +119,7 @@ pub use callable::{
 pub use client::{Client, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
+pub use event_data::EventData;
 pub use history::{
     kinds, stable_hash, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent,
     FORMAT_VERSION,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::callable::{CallTarget, Callable};
+use crate::event_data::EventData;
 use crate::history::Failure;
 use crate::{InstanceId, RetryPolicy, TaskError};
 
@@ -400,14 +401,15 @@ impl OrchestrationContext {
 
     /// Waits for the external event `name` and deserialises its data as `T`. Events raised
     /// before the wait are buffered, oldest first. `.timeout(duration)` bounds the wait.
-    pub fn wait_for_event<T: DeserializeOwned>(&self, name: impl Into<String>) -> WaitForEvent<T> {
+    /// [`EventData`] says how `T` is named, and how to wait for an event without data.
+    pub fn wait_for_event<T: EventData>(&self, name: impl Into<String>) -> WaitForEvent<T> {
         WaitForEvent {
             ctx: self.clone(),
             name: name.into(),
             timeout: None,
             ids: None,
             done: false,
-            _data: PhantomData,
+            decode: |data, name| decode(data, || format!("the data of event `{name}`")),
         }
     }
 }
@@ -715,7 +717,9 @@ pub struct WaitForEvent<T> {
     /// The wait's and its timeout timer's sequence numbers, once issued.
     ids: Option<(u64, Option<u64>)>,
     done: bool,
-    _data: PhantomData<fn() -> T>,
+    /// Chosen where `T: EventData` is checked, so that awaiting needs no bound of its own and
+    /// a missing data type is reported once, at `wait_for_event`.
+    decode: fn(Value, &str) -> Result<T, TaskError>,
 }
 
 impl<T> WaitForEvent<T> {
@@ -727,7 +731,7 @@ impl<T> WaitForEvent<T> {
     }
 }
 
-impl<T: DeserializeOwned> Future for WaitForEvent<T> {
+impl<T> Future for WaitForEvent<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -761,8 +765,7 @@ impl<T: DeserializeOwned> Future for WaitForEvent<T> {
             let OpResult::Event(data) = result else {
                 unreachable!("event wait {wait} resolved as {result:?}")
             };
-            let name = &this.name;
-            return Poll::Ready(decode(data, || format!("the data of event `{name}`")));
+            return Poll::Ready((this.decode)(data, &this.name));
         }
         if let Some(timer) = timer {
             if state.poll_op(timer, cx).is_ready() {

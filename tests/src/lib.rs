@@ -1,6 +1,8 @@
 //! Shared set-up of the end-to-end tests: every behaviour runs on every store, with the
 //! instance cache on and off.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -180,5 +182,39 @@ pub mod tally {
     /// The count of `key`.
     pub fn get(key: &str) -> u32 {
         counts().lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+/// What a `tracing` subscriber wrote, kept for a test to read.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Makes a plain-text subscriber writing here the current thread's default until the
+    /// guard drops. The end-to-end tests run on tokio's current-thread runtime, so it sees
+    /// every event of the runtime's tasks.
+    pub fn set_default(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -1,11 +1,9 @@
 //! Tracing events written in orchestrator code are emitted once, never again on replay.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_runtime::{orchestrator, OrchestrationContext, TaskError};
-use durable_tests::{finished, matrix};
+use durable_tests::{finished, matrix, CapturedLog};
 
 #[orchestrator]
 async fn chatty(ctx: OrchestrationContext) -> Result<(), TaskError> {
@@ -17,38 +15,18 @@ async fn chatty(ctx: OrchestrationContext) -> Result<(), TaskError> {
     Ok(())
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 matrix!(
     orchestrator_logs_are_not_repeated_on_replay,
     |setup: durable_tests::Setup| async move {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        // The test runs on one thread (tokio's current-thread runtime), so a scoped default
-        // sees every event of the runtime's tasks.
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = CapturedLog::default();
+        let _guard = captured.set_default();
 
         let runtime = setup.builder().orchestrator(chatty).start().unwrap();
         let client = runtime.client();
         let id = client.start(chatty, ()).await.unwrap();
         finished(&client, &id).await;
 
-        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let output = captured.text();
         for line in [
             "before the first timer",
             "between the timers",

@@ -37,6 +37,9 @@ impl ::durable_runtime::__private::Activity for reliable_activity {
         'static,
         ::core::result::Result<Self::Output, Self::Error>,
     > {
-        ::durable_runtime::__private::send_future(Self::run(ctx, input))
+        let __durable_future = ::durable_runtime::__private::box_pin(
+            Self::run(ctx, input),
+        );
+        __durable_future
     }
 }

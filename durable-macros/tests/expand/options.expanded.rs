@@ -36,7 +36,8 @@ impl ::durable::__private::Activity for charge {
         'static,
         ::core::result::Result<Self::Output, Self::Error>,
     > {
-        ::durable::__private::send_future(Self::run(ctx, input))
+        let __durable_future = ::durable::__private::box_pin(Self::run(ctx, input));
+        __durable_future
     }
 }
 #[allow(non_camel_case_types)]
@@ -69,6 +70,7 @@ impl ::durable::__private::Orchestrator for checkout {
         'static,
         ::core::result::Result<Self::Output, Self::Error>,
     > {
-        ::durable::__private::send_future(Self::run(ctx, input))
+        let __durable_future = ::durable::__private::box_pin(Self::run(ctx, input));
+        __durable_future
     }
 }

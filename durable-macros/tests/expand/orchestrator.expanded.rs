@@ -34,6 +34,7 @@ impl ::durable_runtime::__private::Orchestrator for two_steps {
         'static,
         ::core::result::Result<Self::Output, Self::Error>,
     > {
-        ::durable_runtime::__private::send_future(Self::run(ctx))
+        let __durable_future = ::durable_runtime::__private::box_pin(Self::run(ctx));
+        __durable_future
     }
 }

@@ -16,6 +16,8 @@
 //! result was stored shows it twice). Instances of earlier rounds left unfinished by a kill
 //! are run too: the runtime runs whatever the store holds.
 
+#![forbid(unsafe_code)]
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};

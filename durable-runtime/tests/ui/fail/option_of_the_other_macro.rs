@@ -10,6 +10,11 @@ async fn welcome(_ctx: ActivityContext, user: String) -> Result<String, String> 
     Ok(user)
 }
 
+#[orchestrator(blocking)]
+async fn onboarding(_ctx: OrchestrationContext, user: String) -> Result<String, String> {
+    Ok(user)
+}
+
 fn main() {
-    let _ = (signup, welcome);
+    let _ = (signup, welcome, onboarding);
 }
