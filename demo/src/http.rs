@@ -104,6 +104,10 @@ async fn start<O: Orchestrator<Input = ()> + Copy>(
             Err(error) => return Err(error.into()),
         }
         // A start replaces a finished instance of the same id: the check above keeps them.
+        // Other demo processes on the same store pick ids the same way: whoever creates the
+        // id first wins and the others find it taken (`AlreadyExists`, or the check). Only
+        // an instance created and finished between another process's check and its start
+        // could be replaced, and these workflows run for seconds.
         match demo
             .client
             .start(orchestrator, ())

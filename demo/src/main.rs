@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use durable_http::{RouterOptions, ServeOptions};
+use durable_postgres::{PostgresOptions, PostgresStore};
 use durable_runtime::store::{FileStore, MemoryStore, Store};
 use durable_runtime::{Activity, Client, InstanceQuery, Runtime, RuntimeStatus};
 
@@ -37,9 +38,25 @@ struct Args {
     #[arg(long, default_value = "durable-data", value_name = "DIR")]
     data_dir: PathBuf,
 
-    /// Keep everything in memory instead (lost on exit); --data-dir is then ignored.
+    /// Keep everything in memory instead (lost on exit); --data-dir and --postgres are then
+    /// ignored.
     #[arg(long)]
     memory: bool,
+
+    /// Keep everything in PostgreSQL instead, e.g. postgres://user:password@host:5432/db;
+    /// --data-dir is then ignored. Every demo process on the same database and schema shares
+    /// the workflows, and any of them answers for any instance.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    postgres: Option<String>,
+
+    /// The PostgreSQL schema of the store, created if missing (with --postgres).
+    #[arg(
+        long,
+        default_value = "durable",
+        value_name = "NAME",
+        requires = "postgres"
+    )]
+    schema: String,
 
     /// Require `Authorization: Bearer TOKEN` on every request (401 otherwise). Needed to bind
     /// a non-loopback address: terminate and purge destroy data.
@@ -164,8 +181,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store: in memory with `--memory`, else the directory `--data-dir`.
+/// The store: in memory with `--memory`, else PostgreSQL with `--postgres` (or
+/// `DATABASE_URL`), else the directory `--data-dir`.
 async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = args.postgres.as_ref().filter(|_| !args.memory) {
+        let options = PostgresOptions::default().schema(&args.schema);
+        let store = PostgresStore::connect_with(url, options)
+            .await
+            .context("cannot open the PostgreSQL store")?;
+        console::line(&format!(
+            "💾 Store: PostgreSQL, schema `{}` (shared with every demo process on it)",
+            args.schema
+        ));
+        return Ok(Arc::new(store));
+    }
     if args.memory {
         console::line("💾 Store: in memory (lost on exit)");
         return Ok(Arc::new(MemoryStore::new()));

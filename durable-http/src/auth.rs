@@ -20,6 +20,17 @@ impl BearerToken {
 
     /// Lets a request through if it carries the token, or says why not.
     pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        match self.verify(headers) {
+            Verdict::Accepted => Ok(()),
+            Verdict::Wrong => Err("wrong bearer token"),
+            Verdict::Missing => {
+                Err("this server needs a bearer token: send `Authorization: Bearer <token>`")
+            }
+        }
+    }
+
+    /// What the request's `Authorization` header says to this token.
+    pub(crate) fn verify(&self, headers: &HeaderMap) -> Verdict {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -29,11 +40,22 @@ impl BearerToken {
                 scheme.eq_ignore_ascii_case("bearer ").then(|| &value[7..])
             });
         match given {
-            Some(token) if bool::from(digest(token.trim()).ct_eq(&self.0)) => Ok(()),
-            Some(_) => Err("wrong bearer token"),
-            None => Err("this server needs a bearer token: send `Authorization: Bearer <token>`"),
+            Some(token) if bool::from(digest(token.trim()).ct_eq(&self.0)) => Verdict::Accepted,
+            Some(_) => Verdict::Wrong,
+            None => Verdict::Missing,
         }
     }
+}
+
+/// A request's bearer token, judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It carries the token.
+    Accepted,
+    /// It carries another.
+    Wrong,
+    /// It carries none.
+    Missing,
 }
 
 fn digest(token: &str) -> [u8; 32] {

@@ -27,9 +27,32 @@ pub fn guard<S>(routes: Router<S>, options: &RouterOptions) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let access = match options.auth_token.as_deref() {
+        Some(token) => Access::Token(BearerToken::new(token)),
+        None => Access::ThisServer(AllowedHosts::new(&options.allowed_hosts)),
+    };
+    layer(routes, options, access)
+}
+
+/// The same checks for pages that hold no data (the dashboard's assets), but for the
+/// token: they load without it, and the page then asks its user for it.
+pub(crate) fn guard_pages<S>(routes: Router<S>, options: &RouterOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let access = match options.auth_token {
+        Some(_) => Access::Open,
+        None => Access::ThisServer(AllowedHosts::new(&options.allowed_hosts)),
+    };
+    layer(routes, options, access)
+}
+
+fn layer<S>(routes: Router<S>, options: &RouterOptions, access: Access) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     let guard = Arc::new(Guard {
-        token: options.auth_token.as_deref().map(BearerToken::new),
-        hosts: AllowedHosts::new(&options.allowed_hosts),
+        access,
         max_body: options.max_body,
         request_timeout: options.request_timeout,
     });
@@ -39,28 +62,38 @@ where
 }
 
 struct Guard {
-    token: Option<BearerToken>,
-    hosts: AllowedHosts,
+    access: Access,
     max_body: usize,
     request_timeout: Duration,
+}
+
+/// Who may call, once the origin rule has passed.
+enum Access {
+    /// Requests carrying the token. The token is what a rebinding page lacks: with one, any
+    /// name may reach the server.
+    Token(BearerToken),
+    /// Without a token: requests whose `Host` names this server.
+    ThisServer(AllowedHosts),
+    /// Anyone: pages that hold no data, when a token guards the data.
+    Open,
 }
 
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     if let Err(refused) = check_origin(&request) {
         return refused.into_response();
     }
-    match &guard.token {
-        // The token is what a rebinding page lacks: with one, any name may reach the server.
-        Some(token) => {
+    match &guard.access {
+        Access::Token(token) => {
             if let Err(message) = token.check(request.headers()) {
                 return unauthorized(message);
             }
         }
-        None => {
-            if let Err(refused) = guard.hosts.check(&request) {
+        Access::ThisServer(hosts) => {
+            if let Err(refused) = hosts.check(&request) {
                 return refused.into_response();
             }
         }
+        Access::Open => {}
     }
     let request = match limit_body(request, guard.max_body) {
         Ok(request) => request,

@@ -1,6 +1,6 @@
 //! durable's management API over HTTP, for any axum application: list instances, read their
 //! status and history, raise events, terminate, suspend, resume and purge — with the checks
-//! that keep other web pages and slow clients out.
+//! that keep other web pages and slow clients out, and a web dashboard at `/`.
 //!
 //! [`router`] serves the API over a [`Client`](durable_runtime::Client), behind the checks of
 //! its [`RouterOptions`]; [`guard`] puts the same checks in front of routes of your own;
@@ -47,13 +47,39 @@
 //! | `POST /instances/{id}/suspend?reason=…` | 202; events sent meanwhile are held | 404, 410 |
 //! | `POST /instances/{id}/resume?reason=…` | 202; held events are delivered in order | 404, 410 |
 //! | `DELETE /instances/{id}` | 200 `{"instancesDeleted": 1}` | 404, 409 still running |
+//! | `GET /instances/{id}/history?from=…&top=…` | 200 a page of the history: `{"instanceId", "execution", "generation", "from", "total", "events": [event, …], "next": <from of the next page> or null}` | 400, 404 |
+//! | `GET /` | the [dashboard](#the-dashboard) | |
 //!
-//! `GET /instances` takes `runtimeStatus` (comma-separated), `top` (page size, default 100,
-//! at most 1000), `continuationToken` (also as the `x-ms-continuation-token` header, and
-//! returned in it), `createdTimeFrom` and `createdTimeTo` (RFC 3339). Instance ids in paths
-//! are percent-decoded and checked against the library's rule. Other paths get 404, other
-//! methods 405, and every error is `{"error": "<what happened and what to do>"}`
-//! ([`ApiError`]).
+//! `GET /instances` takes `runtimeStatus` (comma-separated), `name` (the orchestrator's,
+//! exactly), `top` (page size, default 100, at most 1000), `continuationToken` (also as the
+//! `x-ms-continuation-token` header, and returned in it), `createdTimeFrom` and
+//! `createdTimeTo` (RFC 3339). Instance ids in paths are percent-decoded and checked
+//! against the library's rule. Other paths get 404, other methods 405, and every error is
+//! `{"error": "<what happened and what to do>"}` ([`ApiError`]).
+//!
+//! `GET /instances/{id}/history` pages through the history, oldest first: `from` is the
+//! position of the first event (default 0), `top` the page size (default 100, at most 1000).
+//! Events are the history's own JSON (`{"v": 1, "kind": "TaskScheduled", …}`; activity
+//! results carry `started_at` and `ended_at`). `execution` identifies the history paged
+//! through (a hash of its start, `null` before the first turn): when it changes between
+//! pages, a continue-as-new (`generation` says which) or a new instance under the same id
+//! replaced the history, and paging starts over. The store reads a history whole, so a page
+//! bounds the answer, not the work of the read.
+//!
+//! # The dashboard
+//!
+//! [`router`] serves a web page at `/`: the instance list (statuses, name, creation time,
+//! pages, auto-refresh, actions on a selection), and each instance's status, payloads,
+//! timeline (activity attempts and the back-offs between them, timers, event waits,
+//! children, generations) and history, with the actions above behind a confirmation. Its
+//! files are compiled into the binary and served under `/dashboard/` with a
+//! Content-Security-Policy that lets the page load and call nothing but this server, and no
+//! inline script. The page and its files hold no data: they load without the bearer token
+//! (but pass the origin rule and, without a token, the host rule), and the page asks its
+//! user for the token once, keeping it in the tab's `sessionStorage`. `GET
+//! /dashboard/session` tells it whether a token is needed and whether its own is good,
+//! without a 401. Nested under a prefix, the page is at the prefix
+//! (`/durable`). [`RouterOptions::dashboard`]`(false)` leaves it out.
 //!
 //! # Who may call
 //!
@@ -107,8 +133,12 @@
 
 mod auth;
 mod body;
+mod dashboard;
 mod error;
+mod extract;
+mod filter;
 mod guard;
+mod history;
 mod options;
 mod origin;
 mod routes;

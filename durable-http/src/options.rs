@@ -16,16 +16,19 @@ pub struct RouterOptions {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) max_body: usize,
     pub(crate) request_timeout: Duration,
+    pub(crate) dashboard: bool,
 }
 
 impl Default for RouterOptions {
-    /// No token, no other host name, bodies up to 1 MiB, 30 s per request.
+    /// No token, no other host name, bodies up to 1 MiB, 30 s per request, the dashboard
+    /// served.
     fn default() -> Self {
         RouterOptions {
             auth_token: None,
             allowed_hosts: Vec::new(),
             max_body: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            dashboard: true,
         }
     }
 }
@@ -65,6 +68,14 @@ impl RouterOptions {
         self.request_timeout = timeout;
         self
     }
+
+    /// Whether [`router`](crate::router) serves the web dashboard at `/` (and its assets
+    /// under `/dashboard/`); on by default. Turn it off to serve the API alone, or a page of
+    /// your own at `/`.
+    pub fn dashboard(mut self, serve: bool) -> Self {
+        self.dashboard = serve;
+        self
+    }
 }
 
 impl fmt::Debug for RouterOptions {
@@ -74,6 +85,7 @@ impl fmt::Debug for RouterOptions {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body", &self.max_body)
             .field("request_timeout", &self.request_timeout)
+            .field("dashboard", &self.dashboard)
             .finish()
     }
 }

@@ -10,26 +10,32 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use durable_runtime::{Client, InstanceId, InstanceQuery, InstanceStatus, RuntimeStatus};
+use durable_runtime::{Client, InstanceId, InstanceQuery, InstanceStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::body::{parse_json, read_body, require_json};
+use crate::dashboard;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{checked_id, instance_id, page_size, query};
+use crate::filter::FilterParams;
 use crate::guard::guard;
+use crate::history::history_page;
 use crate::options::RouterOptions;
 
 /// The management API over `client`, behind the checks of `options`.
 ///
 /// | method and path | answer |
 /// |---|---|
-/// | `GET /instances` | a page of instances, filtered by `runtimeStatus`, `createdTimeFrom`, `createdTimeTo`; `top` and `continuationToken` page |
+/// | `GET /instances` | a page of instances, filtered by `runtimeStatus`, `name`, `createdTimeFrom`, `createdTimeTo`; `top` and `continuationToken` page |
 /// | `GET /instances/{id}` | the instance's status; `?showHistory=true` adds its history |
+/// | `GET /instances/{id}/history?from=…&top=…` | a page of its history |
 /// | `POST /instances/{id}/raiseEvent/{name}` | raises the event, the body its JSON data |
 /// | `POST /instances/{id}/terminate?reason=…` | terminates it |
 /// | `POST /instances/{id}/suspend?reason=…` | suspends it |
 /// | `POST /instances/{id}/resume?reason=…` | resumes it |
 /// | `DELETE /instances/{id}` | purges a finished instance |
+/// | `GET /` | the web dashboard (unless [`RouterOptions::dashboard`] turns it off) |
 ///
 /// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The
 /// [crate docs](crate) give each answer, and the checks every request passes first:
@@ -63,6 +69,7 @@ pub fn router(client: Client, options: RouterOptions) -> Router {
     let routes = Router::new()
         .route("/instances", get(list))
         .route("/instances/{instance_id}", get(status).delete(purge))
+        .route("/instances/{instance_id}/history", get(history_page))
         .route(
             "/instances/{instance_id}/raiseEvent/{event_name}",
             post(raise_event),
@@ -73,17 +80,12 @@ pub fn router(client: Client, options: RouterOptions) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(client);
-    guard(routes, &options)
-}
-
-/// An instance id from the path, checked against the id rule.
-fn instance_id(path: Result<Path<String>, PathRejection>) -> ApiResult<InstanceId> {
-    let Path(id) = path.map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
-    checked_id(id)
-}
-
-fn checked_id(id: String) -> ApiResult<InstanceId> {
-    InstanceId::new(id).map_err(|e| ApiError::bad_request(format!("invalid instance id: {e}")))
+    let api = guard(routes, &options);
+    if options.dashboard {
+        api.merge(dashboard::routes(&options))
+    } else {
+        api
+    }
 }
 
 async fn raise_event(
@@ -129,15 +131,6 @@ struct StatusQuery {
     show_history: bool,
 }
 
-fn query<T: for<'de> Deserialize<'de> + Default>(uri: &Uri) -> ApiResult<T> {
-    if uri.query().is_none() {
-        return Ok(T::default());
-    }
-    axum::extract::Query::<T>::try_from_uri(uri)
-        .map(|q| q.0)
-        .map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))
-}
-
 async fn status(
     State(client): State<Client>,
     path: Result<Path<String>, PathRejection>,
@@ -178,62 +171,18 @@ fn status_json(status: &InstanceStatus) -> Value {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
-    /// Comma-separated statuses.
-    runtime_status: Option<String>,
+    #[serde(flatten)]
+    filter: FilterParams,
     /// Page size.
     top: Option<usize>,
     continuation_token: Option<String>,
-    created_time_from: Option<String>,
-    created_time_to: Option<String>,
 }
-
-fn parse_status(name: &str) -> ApiResult<RuntimeStatus> {
-    Ok(match name.trim() {
-        "Pending" => RuntimeStatus::Pending,
-        "Running" => RuntimeStatus::Running,
-        "Suspended" => RuntimeStatus::Suspended,
-        "Completed" => RuntimeStatus::Completed,
-        "Failed" => RuntimeStatus::Failed,
-        "Terminated" => RuntimeStatus::Terminated,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown runtimeStatus `{other}`: use Pending, Running, Suspended, Completed, Failed or Terminated"
-            )))
-        }
-    })
-}
-
-fn parse_time(name: &str, value: Option<&str>) -> ApiResult<Option<SystemTime>> {
-    value
-        .map(|v| {
-            humantime::parse_rfc3339_weak(v).map_err(|e| {
-                ApiError::bad_request(format!("`{name}` must be an RFC 3339 time: {e}"))
-            })
-        })
-        .transpose()
-}
-
-/// The most instances one page holds.
-const MAX_PAGE: usize = 1000;
 
 /// The header Azure's clients send the continuation token in.
 const CONTINUATION_HEADER: &str = "x-ms-continuation-token";
 
 async fn list(State(client): State<Client>, uri: Uri, headers: HeaderMap) -> ApiResult {
     let q: ListQuery = query(&uri)?;
-    let statuses = match &q.runtime_status {
-        Some(list) => list
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(parse_status)
-            .collect::<ApiResult<Vec<_>>>()?,
-        None => Vec::new(),
-    };
-    let page_size = match q.top {
-        Some(0) => return Err(ApiError::bad_request("`top` must be at least 1")),
-        Some(n) => n.min(MAX_PAGE),
-        None => 100,
-    };
     // Azure's clients send the token in a header; a query parameter is easier with curl.
     let continuation = q.continuation_token.clone().or_else(|| {
         headers
@@ -242,12 +191,9 @@ async fn list(State(client): State<Client>, uri: Uri, headers: HeaderMap) -> Api
             .map(str::to_string)
     });
     let query = InstanceQuery {
-        statuses,
-        created_from: parse_time("createdTimeFrom", q.created_time_from.as_deref())?,
-        created_to: parse_time("createdTimeTo", q.created_time_to.as_deref())?,
-        page_size,
+        page_size: page_size(q.top)?,
         continuation,
-        ..InstanceQuery::default()
+        ..q.filter.to_query()?
     };
     let page = client.list(&query).await?;
     let instances: Vec<Value> = page.instances.iter().map(status_json).collect();
@@ -327,9 +273,10 @@ async fn no_route(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {}: the management endpoints are GET /instances and \
-             GET, DELETE /instances/{{instanceId}}, POST /instances/{{instanceId}}/… \
-             (raiseEvent/{{eventName}}, terminate, suspend, resume)",
+            "no route {}: the management endpoints are GET /instances, \
+             GET, DELETE /instances/{{instanceId}}, GET /instances/{{instanceId}}/history \
+             and POST /instances/{{instanceId}}/… (raiseEvent/{{eventName}}, terminate, \
+             suspend, resume)",
             uri.path()
         ),
     )

@@ -203,6 +203,23 @@ async fn list_filters_and_pages() {
     let none = get(&app, "/instances?runtimeStatus=Failed").await;
     assert_eq!(ids(&none.json()), Vec::<String>::new());
 
+    // By the orchestrator's name, exactly; an empty name is no filter.
+    assert_eq!(
+        ids(&get(&app, "/instances?name=waiter").await.json()),
+        ["waiting-0"]
+    );
+    assert_eq!(
+        ids(&get(&app, "/instances?name=echo").await.json()).len(),
+        5
+    );
+    for other in ["wait", "Waiter", "waiter%20", "%00"] {
+        let answer = get(&app, &format!("/instances?name={other}")).await;
+        assert_eq!(ids(&answer.json()), Vec::<String>::new(), "{other}");
+    }
+    assert_eq!(ids(&get(&app, "/instances?name=").await.json()).len(), 6);
+    let both = get(&app, "/instances?name=echo&runtimeStatus=Running").await;
+    assert_eq!(ids(&both.json()), Vec::<String>::new());
+
     // Pages of two, following the token in the query and, alternately, in the header.
     let mut seen = Vec::new();
     let mut token: Option<String> = None;

@@ -10,6 +10,10 @@ use crate::instance_id::InstanceId;
 
 /// The version of the history format this release writes. Every stored event carries the
 /// version it was written with, so later releases can read older histories.
+///
+/// Optional fields join a version without bumping it, as long as older histories, which
+/// lack them, still read and replay: [`HistoryEvent::attempt`] (an activity attempt's
+/// `started_at` and `ended_at`) is one.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// One entry of an instance's history.
@@ -21,6 +25,12 @@ pub struct HistoryEvent {
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
+    /// When the activity attempt this event reports ran: set on [`Event::TaskCompleted`] and
+    /// [`Event::TaskFailed`] by the worker that ran it, `None` on other events and in
+    /// histories written before it was recorded. Written beside the event's own fields
+    /// (`"started_at"`, `"ended_at"`); replay ignores it.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<AttemptTimes>,
 }
 
 impl HistoryEvent {
@@ -29,8 +39,21 @@ impl HistoryEvent {
         HistoryEvent {
             format_version: FORMAT_VERSION,
             event,
+            attempt: None,
         }
     }
+}
+
+/// When an activity attempt started and ended, by the runtime's clock: what shows how long
+/// each attempt ran and how long the back-off between two attempts was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptTimes {
+    /// When the worker began running the attempt.
+    #[serde(with = "humantime_serde")]
+    pub started_at: SystemTime,
+    /// When it returned, failed, panicked or timed out.
+    #[serde(with = "humantime_serde")]
+    pub ended_at: SystemTime,
 }
 
 /// What happened to an orchestration instance.
@@ -439,6 +462,38 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
+    }
+
+    #[test]
+    fn attempt_times_are_optional_and_written_beside_the_event() {
+        let old =
+            r#"{"v":1,"kind":"TaskFailed","id":4,"failure":{"kind":"String","message":"no"}}"#;
+        let read: HistoryEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(read.attempt, None);
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+
+        let at = |ms| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let mut event = HistoryEvent::new(Event::TaskCompleted {
+            id: 4,
+            output: serde_json::json!("ok"),
+        });
+        event.attempt = Some(AttemptTimes {
+            started_at: at(1_700_000_000_250),
+            ended_at: at(1_700_000_001_500),
+        });
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"kind":"TaskCompleted","id":4,"output":"ok","started_at":"2023-11-14T22:13:20.250000000Z","ended_at":"2023-11-14T22:13:21.500000000Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
+
+        // Half of the pair is not a pair: the event still reads, without times.
+        let half = r#"{"v":1,"kind":"TaskCompleted","id":4,"output":1,"started_at":"2023-11-14T22:13:20Z"}"#;
+        assert_eq!(
+            serde_json::from_str::<HistoryEvent>(half).unwrap().attempt,
+            None
+        );
     }
 
     #[test]

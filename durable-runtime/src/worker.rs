@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::activity::ActivityContext;
 use crate::clock::VirtualClock;
 use crate::execution::Execution;
-use crate::history::{kinds, Event, Failure, HistoryEvent};
+use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::store::{
@@ -296,6 +296,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     let busy = shared.busy();
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;
+    let started_at = shared.clock.now();
     let result = match shared.registry.activity(&task.name) {
         None => Err(Failure::new(
             kinds::NOT_REGISTERED,
@@ -336,7 +337,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             }
         }
     };
-    let event = HistoryEvent::new(match result {
+    let mut event = HistoryEvent::new(match result {
         Ok(output) => Event::TaskCompleted {
             id: task.id,
             output,
@@ -345,6 +346,10 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             id: task.id,
             failure,
         },
+    });
+    event.attempt = Some(AttemptTimes {
+        started_at,
+        ended_at: shared.clock.now(),
     });
     // Commit the result together with the turn it triggers when the instance is free: one
     // store write instead of two. Otherwise it waits in the instance's inbox.

@@ -1,5 +1,10 @@
 //! Shared set-up of the end-to-end tests: every behaviour runs on every store, with the
 //! instance cache on and off.
+//!
+//! The PostgreSQL runs need `DURABLE_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); without it they pass at once, and
+//! `durable-postgres`'s test `postgres_tests_skipped_unless_DURABLE_TEST_POSTGRES_URL_is_set`
+//! says so. Each run gets a schema of its own, dropped with its store.
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +39,8 @@ pub struct Setup {
     pub clock: VirtualClock,
     /// The file store's directory, deleted when the last clone of the setup goes.
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// The PostgreSQL URL and schema of the store, so that more processes can join it.
+    pub postgres: Option<(String, String)>,
 }
 
 impl Setup {
@@ -44,6 +51,7 @@ impl Setup {
             store: Arc::new(MemoryStore::new()),
             clock: VirtualClock::new(),
             dir: None,
+            postgres: None,
         }
     }
 
@@ -58,6 +66,44 @@ impl Setup {
             store: Arc::new(store),
             clock: VirtualClock::new(),
             dir: Some(Arc::new(dir)),
+            postgres: None,
+        }
+    }
+
+    /// A PostgreSQL store on a schema of its own (dropped with the store) and a virtual
+    /// clock; `None` when `DURABLE_TEST_POSTGRES_URL` is not set.
+    pub async fn postgres(cache: Cache) -> Option<Self> {
+        let url = durable_postgres::testing::url()?;
+        let schema = durable_postgres::testing::TestSchema::new(&url).await;
+        let name = schema.name().to_string();
+        let store = schema
+            .into_store()
+            .await
+            .unwrap_or_else(|e| panic!("cannot open a store on the test database: {e}"));
+        Some(Setup {
+            cache,
+            store: Arc::new(store),
+            clock: VirtualClock::new(),
+            dir: None,
+            postgres: Some((url, name)),
+        })
+    }
+
+    /// The store as another process would open it: a store of its own on the same
+    /// PostgreSQL schema (its own connections, notifications and watchers); the same store
+    /// for the others, which one process owns.
+    pub async fn another_process(&self) -> Arc<dyn Store> {
+        match &self.postgres {
+            Some((url, schema)) => {
+                let options = durable_postgres::PostgresOptions::default()
+                    .schema(schema)
+                    .pool_size(4);
+                let store = durable_postgres::PostgresStore::connect_with(url, options)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open a second store on {schema}: {e}"));
+                Arc::new(store)
+            }
+            None => Arc::clone(&self.store),
         }
     }
 
@@ -156,6 +202,24 @@ macro_rules! matrix {
             async fn file_store_cache_off() {
                 let body = $body;
                 body($crate::Setup::file($crate::Cache::Off).await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres_store_cache_on() {
+                let Some(setup) = $crate::Setup::postgres($crate::Cache::On).await else {
+                    return;
+                };
+                let body = $body;
+                body(setup).await;
+            }
+
+            #[tokio::test]
+            async fn postgres_store_cache_off() {
+                let Some(setup) = $crate::Setup::postgres($crate::Cache::Off).await else {
+                    return;
+                };
+                let body = $body;
+                body(setup).await;
             }
         }
     };

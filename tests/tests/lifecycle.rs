@@ -38,6 +38,26 @@ async fn survives_restart(ctx: OrchestrationContext) -> Result<u32, TaskError> {
     Ok(attempt)
 }
 
+/// Waits until the history of `id` holds `count` back-off timers.
+async fn back_offs_recorded(client: &durable_runtime::Client, id: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let history = client.history(id).await.unwrap();
+        let timers = history
+            .iter()
+            .filter(|e| matches!(e.event, durable_runtime::Event::TimerCreated { .. }))
+            .count();
+        if timers >= count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "back-off {count} was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 // The POC's promise: stop the process mid-back-off, start another on the same store, and it
 // carries on with the next attempt; completed activities never run again.
 matrix!(
@@ -57,21 +77,7 @@ matrix!(
         // Wait for attempt 1 to fail and its back-off timer to be recorded.
         // A tally is not a status: poll it (no status change follows an activity starting).
         eventually(|| tally::get(&format!("{id}/flaky#1")) == 1).await;
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let history = client.history(&id).await.unwrap();
-            if history
-                .iter()
-                .any(|e| matches!(e.event, durable_runtime::Event::TimerCreated { .. }))
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no back-off was recorded"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        back_offs_recorded(&client, &id, 1).await;
         first.shutdown().await;
 
         let second = build().start().unwrap();
@@ -80,6 +86,8 @@ matrix!(
         custom_status_is(&client, &id, "retrying").await;
         // A tally is not a status: poll it (no status change follows an activity starting).
         eventually(|| tally::get(&format!("{id}/flaky#2")) == 1).await;
+        // The next back-off starts when the failure's turn runs: only then move the clock.
+        back_offs_recorded(&client, &id, 2).await;
         setup.clock.advance(Duration::from_secs(2));
         let status = finished(&client, &id).await;
         assert_eq!(status.output_as::<u32>().unwrap(), Some(3));

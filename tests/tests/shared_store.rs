@@ -147,8 +147,10 @@ matrix!(
         // The slow runtime ran the first turn and now hangs in its commit, holding the lease.
         stalled.notified().await;
 
+        // On PostgreSQL, as a process of its own would: its own store on the same schema.
         let fast = setup
             .builder_with(Advance::Manual)
+            .shared_store(setup.another_process().await)
             .orchestration_lease(lease)
             .orchestrator(three_steps)
             .activity(count_me)

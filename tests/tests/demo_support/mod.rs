@@ -111,6 +111,8 @@ impl Demo {
             .arg(dir)
             .args(args)
             .env("RUST_LOG", "info")
+            // The demo would take it for --postgres: only the test's arguments choose.
+            .env_remove("DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,160 @@
+//! A PostgreSQL store for durable: any number of runtime processes, on any number of
+//! machines, share the workflows of one database.
+//!
+//! ```no_run
+//! use durable_postgres::{PostgresOptions, PostgresStore};
+//! use durable_runtime::Runtime;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect_with(
+//!     "postgres://durable:secret@db.internal:5432/app",
+//!     PostgresOptions::default().schema("orders").pool_size(32),
+//! )
+//! .await?;
+//! let runtime = Runtime::builder()
+//!     .store(store)
+//!     // .orchestrator(..).activity(..)
+//!     .start()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every process connected to the same database and schema takes part: each runs the turns
+//! and activities it claims, and any of them can start, query, signal or purge any instance.
+//!
+//! # Guarantees
+//! The same contract, and the same conformance kit, as the in-memory and file stores:
+//! - **Nothing is acknowledged before it is committed** (with the server's
+//!   `synchronous_commit`, durable on its disk or its replicas as you configured it).
+//! - **A turn is one transaction**, fenced by the instance's lease token and history length:
+//!   the history events, the consumed messages, the new timers, activity attempts, child
+//!   instances and messages to others, and the new status, all or nothing. A worker whose
+//!   lease was taken over (it crashed, stalled, or was paused past its lease) has its commit
+//!   refused with `Conflict` and changes nothing. An activity result is committed with the
+//!   turn it triggers when the instance is free: one transaction for both.
+//! - **A lost connection is an unknown outcome, never a guess.** A store call whose
+//!   connection is lost while PostgreSQL commits fails with `StoreError::Unavailable` saying
+//!   that the outcome is unknown: the write may or may not be durable (read it back). A
+//!   failure before the commit was sent, or one the server reports, changed nothing. The
+//!   runtime's workers retry; no instance fails because the database went away for a while.
+//! - **Time comes only from the runtime.** Every claim, expiry and timer compares with the
+//!   `now` the runtime passes (so the tests' virtual clock works); the database's clock is
+//!   never read. Clocks of the processes of a fleet should agree to well within a lease.
+//! - **Bad rows fail calls, not processes.** Every column is read with checks; a row that is
+//!   not what this crate wrote is `StoreError::Corrupt` naming the instance and the row.
+//!
+//! # Tables
+//! All in one schema (default `durable`; [`PostgresOptions::schema`]). Times are nanoseconds
+//! since the Unix epoch (`bigint`); events, tasks and statuses are the JSON bytes the
+//! runtime serialised.
+//!
+//! | table | one row per | columns |
+//! |---|---|---|
+//! | `instances` | instance | `id` (text, `COLLATE "C"`), `name`, `version`, `status` (text), `created_at`, `updated_at`, `input`, `output`, `custom_status` (JSON text), `failure`, `parent`, `generation`, `history_len`, `fence`, `lease_until`, `lease_owner`, `status_rev` |
+//! | `history` | event | `instance_id`, `generation`, `seq`, `event` |
+//! | `messages` | inbox message (event, timer, activity or child result) | `id` (identity: the delivery order), `instance_id` (references `instances`), `visible_at`, `timer_id`, `event` |
+//! | `activities` | activity attempt not yet completed | `instance_id`, `seq`, `task`, `token`, `due_at`, `lease_owner` |
+//! | `schema_migrations` | applied migration | `version`, `name`, `applied_at`, `applied_by` |
+//!
+//! And one sequence, `lease_tokens`, from which every lease token is drawn: a token only
+//! grows and is never handed out twice, not even to a new instance reusing a purged id.
+//!
+//! - **Leases and fencing.** An instance is leased by setting `fence` to a new token,
+//!   `lease_until` to `now + lease` and `lease_owner` to the process (`host:pid`, for
+//!   operators: who holds what); a commit or an abandon clears `lease_until`, and a
+//!   commit applies only if `fence`, `lease_until` and `history_len` are what the worker
+//!   leased. An expired lease can be taken by anyone, which moves `fence`: the old holder's
+//!   commit then finds another token and is refused.
+//! - **Claims** use `FOR NO KEY UPDATE SKIP LOCKED`: an orchestration claim walks
+//!   `messages` in `(visible_at, id)` order to the first deliverable message whose instance
+//!   is live and not leased (or its lease expired), leases that instance and returns its
+//!   deliverable messages, in one statement. An activity claim takes the attempt with the
+//!   smallest `due_at` (ready ones first, then expired leases) and gives it a new token.
+//!   Neither ever blocks on a row another worker holds. (The lock is `NO KEY UPDATE` so that
+//!   sends to the instance, which hold a `KEY SHARE` lock through the reference, do not hide
+//!   it from claims.)
+//! - **History** rows are keyed by instance, generation and position. Continue-as-new moves
+//!   the instance to a new generation and deletes the old one's rows in the same turn.
+//! - **Indexes** serve every read the runtime and its clients make: the claim
+//!   (`messages (visible_at, id)`, `activities (due_at)`), inbox reads and deletes
+//!   (`messages (instance_id, id)`), `next_wakeup` (those two and
+//!   `instances (lease_until) WHERE lease_until IS NOT NULL`), `status` and `purge` (the
+//!   primary keys), `list` by creation time, status or name (`instances (created_at, id)`,
+//!   `(status, created_at, id)`, `(name, created_at, id)`). A list of several statuses merges
+//!   one ordered index scan per status. No call scans histories. The id's `C` collation makes
+//!   its primary key usable for id-prefix ranges, and the status index gives counts per
+//!   status without touching rows, for the queries the management API will grow.
+//!
+//! # Wake-ups
+//! A commit wakes the loops of its own process at once. Other processes hear of it through
+//! `LISTEN`/`NOTIFY` on the channel `durable.<schema>`, as a hint: a `NOTIFY` takes a
+//! database-wide lock when its transaction commits, so the store never sends one inside a
+//! commit. A background task sends at most one per [notify
+//! interval](PostgresOptions::notify_interval) (5 ms), from its own connection, announcing
+//! everything committed meanwhile. Polling is the truth: every [poll
+//! interval](PostgresOptions::poll_interval) (1 s) each process looks for work and re-reads
+//! the status revisions its clients watch (`wait_for_completion` for an instance another
+//! process runs), so a lost notification (the listening connection dropped; notifications
+//! are not queued for a disconnected listener) delays work by at most one interval. Timers
+//! and lease expiries are found by `next_wakeup`, from the indexes above.
+//!
+//! # Stalled processes
+//! A lease bounds how long a crashed or paused worker keeps an instance. A worker paused in
+//! the middle of a transaction would also hold its row locks, so every session of the store
+//! sets `idle_in_transaction_session_timeout` ([`PostgresOptions::idle_in_transaction_timeout`],
+//! 10 s): the server then ends the session and releases the locks, and the paused worker's
+//! commit fails when it resumes. Choose leases longer than this timeout.
+//!
+//! # Migrations
+//! The schema's versions are embedded in the crate and applied by
+//! [`PostgresStore::connect`] in one transaction holding an advisory lock on the schema's
+//! name, so processes starting together migrate once and the others wait for it. A schema
+//! migrated by a newer release is refused with [`ConnectError::SchemaTooNew`]: a downgrade
+//! never misreads data. [`SCHEMA_VERSION`] is the version this release writes.
+//!
+//! # The client: tokio-postgres and deadpool-postgres
+//! The store talks to PostgreSQL through `tokio-postgres`, pooled by `deadpool-postgres`,
+//! rather than `sqlx`:
+//! - **Pipelining.** `tokio-postgres` sends a query as soon as its future is first polled,
+//!   without waiting for the previous answer. A turn's statements (fence, history, inbox,
+//!   timers, attempts, children, messages) go out together: a turn costs three round trips
+//!   (`BEGIN`, the statements, `COMMIT`) whatever it contains. `sqlx` runs one statement at
+//!   a time per connection.
+//! - **Connection loss is visible.** Its errors tell a server's answer (the transaction was
+//!   rolled back) from a lost connection (a COMMIT's outcome is unknown), which the store
+//!   reports as such; `deadpool-postgres` drops a closed connection when it is next taken
+//!   from the pool and opens a new one, so a restarted server costs one failed call per
+//!   pooled connection, not a restarted process. Notifications arrive on the listening
+//!   connection's own stream, which the store reconnects itself.
+//! - **Build time.** No macros, no compile-time query checks (the crate builds with no
+//!   database reachable), and fewer dependencies than `sqlx`'s core: about 40 s of CPU for
+//!   the crate and its new dependencies in a debug build on the project's 2-core machine.
+//!
+//! Connections are plain TCP or Unix sockets (`host=/var/run/postgresql`): this release has
+//! no TLS. Reach a remote server through a trusted network or a TLS tunnel.
+//!
+//! # Testing
+//! `tests/` runs the store conformance kit, one check per schema, and tests of its own
+//! (migrations raced by ten processes, a newer schema refused, a connection killed with
+//! `pg_terminate_backend`, hostile ids and payloads, listing). The end-to-end tests of the
+//! workspace (`matrix!`) run on PostgreSQL too. They need `DURABLE_TEST_POSTGRES_URL`; see
+//! [`testing`].
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod codec;
+mod create;
+mod db;
+mod error;
+mod migrate;
+mod options;
+mod pipeline;
+mod sql;
+mod store;
+pub mod testing;
+mod turn;
+mod wake;
+
+pub use error::ConnectError;
+pub use migrate::SCHEMA_VERSION;
+pub use options::PostgresOptions;
+pub use store::PostgresStore;

@@ -1,0 +1,497 @@
+//! Every statement the store runs, written once per store with its schema's name: fixed
+//! texts, so each connection prepares each statement once (`list` has one text per shape
+//! of query).
+
+use durable_runtime::store::{InstanceQuery, StoreError};
+use tokio_postgres::types::ToSql;
+
+use crate::codec::{nanos, status_name};
+
+/// The most instances one page of `list` returns, whatever the query asks.
+const MAX_PAGE: usize = 1_000;
+
+/// Instances that take messages and leases.
+const LIVE: &str = "status IN ('Pending', 'Running', 'Suspended')";
+/// Instances that have finished for good.
+const FINISHED: &str = "status IN ('Completed', 'Failed', 'Terminated')";
+
+/// The columns `status` and `list` read, in the order `row_to_status` expects.
+pub(crate) const STATUS_COLUMNS: &str =
+    "id, name, version, status, created_at, updated_at, input, output, custom_status, failure, parent";
+
+/// The statements of one schema.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    /// The quoted schema name, for the queries built per call (`list`).
+    pub(crate) schema: String,
+    /// $1 id: drops a finished instance (its inbox goes with it).
+    pub(crate) delete_finished: String,
+    /// $1 id: drops history and activity rows of an id that has no instance (any more).
+    pub(crate) delete_orphan_history: String,
+    pub(crate) delete_orphan_activities: String,
+    /// $1.. the instance's columns, then its start message: creates both, or nothing if
+    /// the id is taken. Returns a row when created.
+    pub(crate) insert_instance: String,
+    /// $1 id, $2 visible_at, $3 event: into the inbox of a live instance.
+    pub(crate) send: String,
+    /// $1 id: the status, to say why a write found no live instance.
+    pub(crate) status_of: String,
+    /// $1 now, $2 lease expiry, $3 owner: leases the instance with the oldest deliverable
+    /// message.
+    pub(crate) fetch_orchestration: String,
+    /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
+    pub(crate) lease_orchestration: String,
+    /// $1 id: the current generation's events, in order; one row with NULL if none, no row
+    /// if no such instance.
+    pub(crate) load_history: String,
+    /// The fence and the new status of a turn; see `commit_turn`.
+    pub(crate) commit_fence: String,
+    /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn.
+    pub(crate) complete_with_turn: String,
+    /// $1 id: continue-as-new drops the older generations, timers and attempts.
+    pub(crate) drop_old_generations: String,
+    pub(crate) drop_timers: String,
+    pub(crate) drop_activities: String,
+    /// $1 id, $2 events: appended to the history after the fence moved its length.
+    pub(crate) append_history: String,
+    /// $1 id, $2 message ids.
+    pub(crate) consume: String,
+    /// $1 id, $2 timer ids.
+    pub(crate) cancel_timers: String,
+    /// $1 id: a finished instance's inbox.
+    pub(crate) drop_inbox: String,
+    /// $1 id, $2 fire times, $3 timer ids, $4 events.
+    pub(crate) add_timers: String,
+    /// $1 id, $2 sequence numbers, $3 tasks.
+    pub(crate) add_activities: String,
+    /// $1 receivers, $2 events: to those still live.
+    pub(crate) send_many: String,
+    /// $1 id, $2 token.
+    pub(crate) abandon_orchestration: String,
+    /// $1 now, $2 lease expiry, $3 owner.
+    pub(crate) fetch_activity: String,
+    /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
+    pub(crate) complete_activity: String,
+    /// $1 id, $2 seq, $3 token.
+    pub(crate) abandon_activity: String,
+    /// $1 id.
+    pub(crate) status: String,
+    /// $1 id: a finished instance, then its history and attempts.
+    pub(crate) purge: String,
+    /// $1 the latest `now` seen.
+    pub(crate) next_wakeup: String,
+    /// $1 now.
+    pub(crate) has_work: String,
+    /// $1 id: why a turn's fence failed.
+    pub(crate) lease_state: String,
+    /// $1 ids: the status revisions of watched instances.
+    pub(crate) status_revisions: String,
+}
+
+impl Sql {
+    /// The statements of the schema quoted as `s`.
+    pub(crate) fn new(s: &str) -> Sql {
+        // The claim's tail: the leased row and the messages deliverable at $1, oldest first.
+        let leased_with_messages = format!(
+            "leased AS (
+                 UPDATE {s}.instances i
+                 SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
+                 FROM candidate c WHERE i.id = c.id
+                 RETURNING i.id, i.fence, i.history_len)
+             SELECT l.id, l.fence, l.history_len, m.id, m.event
+             FROM leased l LEFT JOIN {s}.messages m ON m.instance_id = l.id AND m.visible_at <= $1
+             ORDER BY m.id"
+        );
+        Sql {
+            schema: s.to_string(),
+            delete_finished: format!("DELETE FROM {s}.instances WHERE id = $1 AND {FINISHED}"),
+            delete_orphan_history: format!(
+                "DELETE FROM {s}.history WHERE instance_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
+            ),
+            delete_orphan_activities: format!(
+                "DELETE FROM {s}.activities WHERE instance_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
+            ),
+            insert_instance: format!(
+                "WITH created AS (
+                     INSERT INTO {s}.instances
+                         (id, name, version, status, created_at, updated_at, input, output,
+                          custom_status, failure, parent)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING id)
+                 INSERT INTO {s}.messages (instance_id, visible_at, event)
+                 SELECT id, $12::bigint, $13::bytea FROM created
+                 RETURNING instance_id"
+            ),
+            send: format!(
+                "INSERT INTO {s}.messages (instance_id, visible_at, event)
+                 SELECT id, $2::bigint, $3::bytea FROM {s}.instances WHERE id = $1 AND {LIVE}"
+            ),
+            status_of: format!("SELECT status FROM {s}.instances WHERE id = $1"),
+            fetch_orchestration: format!(
+                "WITH candidate AS (
+                     SELECT i.id FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
+                     WHERE m.visible_at <= $1
+                       AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE}
+                     ORDER BY m.visible_at, m.id
+                     LIMIT 1
+                     FOR NO KEY UPDATE OF i SKIP LOCKED),
+                 {leased_with_messages}"
+            ),
+            lease_orchestration: format!(
+                "WITH candidate AS (
+                     SELECT id FROM {s}.instances
+                     WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
+                     FOR NO KEY UPDATE SKIP LOCKED),
+                 {leased_with_messages}"
+            ),
+            load_history: format!(
+                "SELECT h.event FROM {s}.instances i
+                 LEFT JOIN {s}.history h ON h.instance_id = i.id AND h.generation = i.generation
+                 WHERE i.id = $1
+                 ORDER BY h.seq"
+            ),
+            // $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom status,
+            // $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10 replace
+            // history, $11 events appended.
+            commit_fence: format!(
+                "UPDATE {s}.instances SET
+                     status_rev = status_rev + CASE WHEN
+                         status IS DISTINCT FROM $4 OR output IS DISTINCT FROM $5
+                         OR custom_status IS DISTINCT FROM $6 OR failure IS DISTINCT FROM $7
+                         OR $8::bytea IS NOT NULL OR updated_at IS DISTINCT FROM coalesce($9, updated_at)
+                         THEN 1 ELSE 0 END,
+                     status = $4, output = $5, custom_status = $6, failure = $7,
+                     input = coalesce($8, input),
+                     updated_at = coalesce($9, updated_at),
+                     generation = generation + CASE WHEN $10 THEN 1 ELSE 0 END,
+                     history_len = CASE WHEN $10 THEN 0 ELSE history_len END + $11,
+                     lease_until = NULL
+                 WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL AND history_len = $3
+                 RETURNING status_rev"
+            ),
+            complete_with_turn: format!(
+                "DELETE FROM {s}.activities a
+                 USING unnest($2::bigint[], $3::bigint[]) AS done(seq, token)
+                 WHERE a.instance_id = $1 AND a.seq = done.seq AND a.token = done.token
+                 RETURNING a.seq"
+            ),
+            drop_old_generations: format!(
+                "DELETE FROM {s}.history WHERE instance_id = $1
+                 AND generation < (SELECT generation FROM {s}.instances WHERE id = $1)"
+            ),
+            drop_timers: format!(
+                "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id IS NOT NULL"
+            ),
+            drop_activities: format!("DELETE FROM {s}.activities WHERE instance_id = $1"),
+            append_history: format!(
+                "INSERT INTO {s}.history (instance_id, generation, seq, event)
+                 SELECT i.id, i.generation, i.history_len - cardinality($2::bytea[]) + e.ord - 1, e.event
+                 FROM {s}.instances i, unnest($2::bytea[]) WITH ORDINALITY AS e(event, ord)
+                 WHERE i.id = $1"
+            ),
+            consume: format!("DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($2)"),
+            cancel_timers: format!(
+                "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id = ANY($2)"
+            ),
+            drop_inbox: format!("DELETE FROM {s}.messages WHERE instance_id = $1"),
+            add_timers: format!(
+                "INSERT INTO {s}.messages (instance_id, visible_at, timer_id, event)
+                 SELECT $1, t.fire_at, t.timer_id, t.event
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bytea[])
+                     WITH ORDINALITY AS t(fire_at, timer_id, event, ord)
+                 ORDER BY t.ord"
+            ),
+            add_activities: format!(
+                "INSERT INTO {s}.activities (instance_id, seq, task, due_at)
+                 SELECT $1, a.seq, a.task, {min}
+                 FROM unnest($2::bigint[], $3::bytea[]) AS a(seq, task)
+                 ON CONFLICT (instance_id, seq)
+                 DO UPDATE SET task = excluded.task, token = 0, due_at = excluded.due_at",
+                min = i64::MIN
+            ),
+            send_many: format!(
+                "INSERT INTO {s}.messages (instance_id, visible_at, event)
+                 SELECT i.id, {min}, m.event
+                 FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS m(receiver, event, ord)
+                 JOIN {s}.instances i ON i.id = m.receiver COLLATE \"C\" AND i.{LIVE}
+                 ORDER BY m.ord",
+                min = i64::MIN
+            ),
+            abandon_orchestration: format!(
+                "UPDATE {s}.instances SET lease_until = NULL
+                 WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL"
+            ),
+            fetch_activity: format!(
+                "WITH candidate AS (
+                     SELECT instance_id, seq FROM {s}.activities WHERE due_at <= $1
+                     ORDER BY due_at LIMIT 1
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE {s}.activities a
+                 SET token = nextval('{s}.lease_tokens'), due_at = $2, lease_owner = $3
+                 FROM candidate c WHERE a.instance_id = c.instance_id AND a.seq = c.seq
+                 RETURNING a.instance_id, a.seq, a.token, a.task"
+            ),
+            complete_activity: format!(
+                "WITH done AS (
+                     DELETE FROM {s}.activities
+                     WHERE instance_id = $1 AND seq = $2 AND token = $3
+                     RETURNING instance_id),
+                 delivered AS (
+                     INSERT INTO {s}.messages (instance_id, visible_at, event)
+                     SELECT i.id, {min}, $4::bytea FROM done d JOIN {s}.instances i ON i.id = d.instance_id
+                     WHERE i.{LIVE}
+                     RETURNING id)
+                 SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM delivered)",
+                min = i64::MIN
+            ),
+            abandon_activity: format!(
+                "UPDATE {s}.activities SET token = 0, due_at = {min}
+                 WHERE instance_id = $1 AND seq = $2 AND token = $3",
+                min = i64::MIN
+            ),
+            status: format!("SELECT {STATUS_COLUMNS} FROM {s}.instances WHERE id = $1"),
+            purge: format!(
+                "WITH gone AS (DELETE FROM {s}.instances WHERE id = $1 AND {FINISHED} RETURNING id),
+                 dropped_history AS (
+                     DELETE FROM {s}.history h USING gone WHERE h.instance_id = gone.id),
+                 dropped_activities AS (
+                     DELETE FROM {s}.activities a USING gone WHERE a.instance_id = gone.id)
+                 SELECT count(*) FROM gone"
+            ),
+            next_wakeup: format!(
+                "SELECT LEAST(
+                     (SELECT min(visible_at) FROM {s}.messages WHERE visible_at > $1),
+                     (SELECT min(lease_until) FROM {s}.instances WHERE lease_until > $1),
+                     (SELECT min(due_at) FROM {s}.activities WHERE due_at > $1))"
+            ),
+            has_work: format!(
+                "SELECT EXISTS (
+                     SELECT 1 FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
+                     WHERE m.visible_at <= $1
+                       AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE})
+                 OR EXISTS (SELECT 1 FROM {s}.activities WHERE due_at <= $1)"
+            ),
+            lease_state: format!(
+                "SELECT fence, lease_until, history_len FROM {s}.instances WHERE id = $1"
+            ),
+            status_revisions: format!(
+                "SELECT id, status_rev FROM {s}.instances WHERE id = ANY($1::text[])"
+            ),
+        }
+    }
+}
+
+/// A `list` query: its text, its parameters, and the page size it was built for (it asks
+/// for one more row, to know whether a next page exists).
+pub(crate) struct ListQuery {
+    pub(crate) text: String,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
+    pub(crate) page_size: usize,
+}
+
+impl Sql {
+    /// The query of one page of `query`, ordered by creation time then id.
+    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<ListQuery, StoreError> {
+        let after = query
+            .continuation
+            .as_deref()
+            .map(parse_continuation)
+            .transpose()?;
+        let page_size = match query.page_size {
+            0 => 100,
+            n => n.min(MAX_PAGE),
+        };
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut param = |value: Box<dyn ToSql + Sync + Send>| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        let mut filters = Vec::new();
+        if let Some(name) = &query.name {
+            filters.push(format!("name = {}", param(Box::new(name.clone()))));
+        }
+        if let Some(from) = query.created_from {
+            filters.push(format!("created_at >= {}", param(Box::new(nanos(from)))));
+        }
+        if let Some(to) = query.created_to {
+            filters.push(format!("created_at < {}", param(Box::new(nanos(to)))));
+        }
+        if let Some((at, id)) = after {
+            let at = param(Box::new(at));
+            let id = param(Box::new(id));
+            filters.push(format!("(created_at, id) > ({at}, {id} COLLATE \"C\")"));
+        }
+        let limit = param(Box::new(page_size as i64 + 1));
+        let mut statuses: Vec<&'static str> =
+            query.statuses.iter().map(|&s| status_name(s)).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let table = format!("{}.instances", self.schema);
+        let select = |status: Option<String>| {
+            let mut all = filters.clone();
+            all.extend(status.map(|p| format!("status = {p}")));
+            let filter = if all.is_empty() {
+                "TRUE".to_string()
+            } else {
+                all.join(" AND ")
+            };
+            format!(
+                "SELECT {STATUS_COLUMNS} FROM {table} WHERE {filter} \
+                 ORDER BY created_at, id LIMIT {limit}"
+            )
+        };
+        // One ordered index scan per status, merged: never a sort of every match.
+        let text = match statuses.as_slice() {
+            [] => select(None),
+            [one] => select(Some(param(Box::new(one.to_string())))),
+            many => {
+                let parts: Vec<String> = many
+                    .iter()
+                    .map(|s| format!("({})", select(Some(param(Box::new(s.to_string()))))))
+                    .collect();
+                format!(
+                    "SELECT * FROM ({}) AS page ORDER BY created_at, id LIMIT {limit}",
+                    parts.join(" UNION ALL ")
+                )
+            }
+        };
+        Ok(ListQuery {
+            text,
+            params,
+            page_size,
+        })
+    }
+}
+
+/// The position a continuation token names: `<created_at nanos>:<id>`.
+fn parse_continuation(token: &str) -> Result<(i64, String), StoreError> {
+    let bad = || {
+        StoreError::InvalidQuery(format!(
+            "`{token}` is not a continuation token of this store: pass back the one the \
+             previous page returned"
+        ))
+    };
+    let (at, id) = token.split_once(':').ok_or_else(bad)?;
+    let at: i64 = at.parse().map_err(|_| bad())?;
+    Ok((at, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every hot query has an index to use: planned with sequential scans disabled, none
+    //! falls back to one (as it must when no index fits).
+
+    use std::time::{Duration, SystemTime};
+
+    use durable_runtime::store::{InstanceQuery, RuntimeStatus};
+    use tokio_postgres::types::ToSql;
+
+    use super::Sql;
+    use crate::testing::{self, TestSchema};
+
+    #[tokio::test]
+    async fn every_hot_query_uses_an_index() {
+        let Some(url) = testing::url() else { return };
+        let schema = TestSchema::new(&url).await;
+        let _store = schema.store().await.unwrap();
+        let sql = Sql::new(&format!("\"{}\"", schema.name()));
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("SET enable_seqscan = off")
+            .await
+            .unwrap();
+        let id = "some-id";
+        let bytes: Vec<u8> = b"{}".to_vec();
+        let fixed: Vec<(&str, &str, Vec<&(dyn ToSql + Sync)>)> = vec![
+            ("status", &sql.status, vec![&id]),
+            ("load_history", &sql.load_history, vec![&id]),
+            ("purge", &sql.purge, vec![&id]),
+            (
+                "fetch_orchestration",
+                &sql.fetch_orchestration,
+                vec![&0i64, &1i64, &id],
+            ),
+            (
+                "lease_orchestration",
+                &sql.lease_orchestration,
+                vec![&0i64, &1i64, &id, &id],
+            ),
+            (
+                "fetch_activity",
+                &sql.fetch_activity,
+                vec![&0i64, &1i64, &id],
+            ),
+            (
+                "complete_activity",
+                &sql.complete_activity,
+                vec![&id, &1i64, &1i64, &bytes],
+            ),
+            ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
+            ("has_work", &sql.has_work, vec![&0i64]),
+        ];
+        let mut plans = Vec::new();
+        for (name, text, params) in fixed {
+            plans.push((name.to_string(), explain(&client, text, &params).await));
+        }
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let queries = [
+            InstanceQuery::default(),
+            InstanceQuery {
+                statuses: vec![RuntimeStatus::Running],
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                statuses: vec![RuntimeStatus::Completed, RuntimeStatus::Failed],
+                created_from: Some(at),
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                name: Some("work".into()),
+                continuation: Some(format!("1700000000000000000:{id}")),
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                created_from: Some(at),
+                created_to: Some(at + Duration::from_secs(60)),
+                page_size: 10,
+                ..InstanceQuery::default()
+            },
+        ];
+        for query in queries {
+            let list = sql.list(&query).unwrap();
+            let params: Vec<&(dyn ToSql + Sync)> = list
+                .params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            plans.push((
+                format!("list {query:?}"),
+                explain(&client, &list.text, &params).await,
+            ));
+        }
+        for (name, plan) in plans {
+            assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
+        }
+    }
+
+    async fn explain(
+        client: &tokio_postgres::Client,
+        text: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> String {
+        client
+            .query(&format!("EXPLAIN {text}"), params)
+            .await
+            .unwrap_or_else(|e| panic!("EXPLAIN {text}: {e}"))
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

@@ -1,0 +1,549 @@
+//! [`PostgresStore`]: the store contract on PostgreSQL, one transaction per write.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use durable_runtime::store::{
+    ActivityLease, ActivityTask, ActivityWork, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, Store, StoreError, TurnCommit,
+    WorkSignals,
+};
+use durable_runtime::{HistoryEvent, InstanceId};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use crate::codec::{
+    self, col, deadline, decode, encode, nanos, parse_status, status_from_row, time, to_i64,
+    to_u64, work_from_rows, IMMEDIATE,
+};
+use crate::create::{CreateStatements, NewRow};
+use crate::db::{self, redact, unavailable, write_failed};
+use crate::error::ConnectError;
+use crate::migrate::migrate;
+use crate::options::PostgresOptions;
+use crate::pipeline::{pipeline, prepare};
+use crate::sql::{ListQuery, Sql};
+use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
+
+/// How long a call waits for a free connection of the pool before failing `Unavailable`.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// A store on PostgreSQL, shared by any number of runtime processes. See the
+/// [crate docs](crate) for the design.
+pub struct PostgresStore {
+    pool: Pool,
+    pub(crate) sql: Arc<Sql>,
+    pub(crate) wake: Arc<Wake>,
+    schema: String,
+    /// The latest `now` the runtime passed: what `next_wakeup` counts as past.
+    last_now: AtomicI64,
+    /// `host:pid`, recorded with every lease this store takes.
+    owner: String,
+    tasks: Vec<AbortHandle>,
+    /// A test's schema, dropped after the pool (fields drop in order).
+    test_schema: Option<crate::testing::TestSchema>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("connections", &status.size)
+            .field("idle", &status.available)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.pool.close();
+    }
+}
+
+fn valid_schema(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 63
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// This process as a lease owner: `host:pid`.
+fn owner_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+impl PostgresStore {
+    /// Connects with default [options](PostgresOptions) (schema `durable`), creating or
+    /// migrating the schema; `url` is a libpq-style URL or key/value string, such as
+    /// `postgres://user:password@host:5432/database`.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with `options`. Needs a tokio runtime: the store keeps three tasks on it (the
+    /// notifier, the listener and the poller), stopped when the store is dropped.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, ConnectError> {
+        let schema = options.schema.clone();
+        if !valid_schema(&schema) {
+            return Err(ConnectError::BadSchemaName(schema));
+        }
+        let quoted = format!("\"{schema}\"");
+        let mut config: tokio_postgres::Config =
+            url.parse()
+                .map_err(|e: tokio_postgres::Error| ConnectError::BadUrl {
+                    url: redact(url),
+                    reason: e.to_string(),
+                })?;
+        if config.get_application_name().is_none() {
+            config.application_name("durable");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        let session = format!(
+            "-c idle_in_transaction_session_timeout={}",
+            options.idle_in_transaction_timeout.as_millis().max(1)
+        );
+        let session = match config.get_options() {
+            Some(given) => format!("{given} {session}"),
+            None => session,
+        };
+        config.options(&session);
+
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            url: redact(url),
+            reason,
+        };
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| {
+            unreachable(match e {
+                deadpool_postgres::PoolError::Backend(e) => db::describe(&e),
+                other => other.to_string(),
+            })
+        })?;
+        let encoding: String = client
+            .query_one("SHOW server_encoding", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| unreachable(db::describe(&e)))?;
+        if encoding != "UTF8" {
+            return Err(ConnectError::NotUtf8(encoding));
+        }
+        migrate(&mut client, &schema, &quoted).await?;
+        drop(client);
+
+        let sql = Arc::new(Sql::new(&quoted));
+        let wake = Arc::new(Wake::new(&schema));
+        let tasks = vec![
+            tokio::spawn(wake::notifier(
+                Arc::clone(&wake),
+                pool.clone(),
+                options.notify_interval,
+            ))
+            .abort_handle(),
+            tokio::spawn(wake::listener(
+                Arc::clone(&wake),
+                config,
+                options.poll_interval,
+            ))
+            .abort_handle(),
+            tokio::spawn(wake::poller(
+                Arc::clone(&wake),
+                pool.clone(),
+                Arc::clone(&sql),
+                options.poll_interval,
+            ))
+            .abort_handle(),
+        ];
+        Ok(PostgresStore {
+            pool,
+            sql,
+            wake,
+            schema,
+            last_now: AtomicI64::new(i64::MIN),
+            owner: owner_name(),
+            tasks,
+            test_schema: None,
+        })
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// This store, dropping `schema` when it is dropped.
+    pub(crate) fn dropping(mut self, schema: crate::testing::TestSchema) -> Self {
+        self.test_schema = Some(schema);
+        self
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        db::connection(&self.pool).await
+    }
+
+    /// `now` in nanoseconds, remembered as seen.
+    fn saw(&self, now: SystemTime) -> i64 {
+        let now = nanos(now);
+        self.last_now.fetch_max(now, Ordering::AcqRel);
+        now
+    }
+
+    /// Why a write that needs a live instance found none.
+    async fn why_not_live(
+        &self,
+        client: &impl GenericClient,
+        id: &InstanceId,
+    ) -> Result<Option<RuntimeStatus>, StoreError> {
+        let statement = prepare(client, &self.sql.status_of).await?;
+        let row = client
+            .query_opt(&statement, &[&id.as_str()])
+            .await
+            .map_err(|e| unavailable("cannot read the instance's status", e))?;
+        row.map(|row| parse_status(id, &col::<String>(&row, 0, id)?))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
+        let row = NewRow::new(&new);
+        let mut client = self.client().await?;
+        let statements = CreateStatements::prepare(&client, &self.sql).await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| unavailable("cannot begin creating the instance", e))?;
+        let mut created = false;
+        for result in pipeline(row.steps(&tx, &statements)).await {
+            // The last step inserts: a row back means created.
+            created = !result
+                .map_err(|e| unavailable("cannot create the instance", e))?
+                .is_empty();
+        }
+        if !created {
+            return Err(StoreError::AlreadyExists(row.id));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| write_failed("creating the instance", e))?;
+        self.wake.status_changed(&row.id);
+        self.wake.announce(ORCHESTRATIONS | STATUSES);
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        id: &InstanceId,
+        event: HistoryEvent,
+        visible_at: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        let event = encode(&event);
+        let visible_at = visible_at.map_or(IMMEDIATE, nanos);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.send).await?;
+        let sent = client
+            .execute(&statement, &[&id.as_str(), &visible_at, &event])
+            .await
+            .map_err(|e| write_failed("sending the event", e))?;
+        if sent == 0 {
+            return Err(match self.why_not_live(&client, id).await? {
+                Some(status) if status.is_finished() => StoreError::Finished {
+                    id: id.clone(),
+                    status,
+                },
+                // Created since: at the time of the send there was none.
+                _ => StoreError::NotFound(id.clone()),
+            });
+        }
+        self.wake.announce(ORCHESTRATIONS);
+        Ok(())
+    }
+
+    async fn fetch_orchestration(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let at = self.saw(now);
+        let until = deadline(now, lease_for);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner])
+            .await
+            .map_err(|e| write_failed("leasing an instance", e))?;
+        work_from_rows(rows)
+    }
+
+    async fn lease_orchestration(
+        &self,
+        id: &InstanceId,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let at = self.saw(now);
+        let until = deadline(now, lease_for);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.lease_orchestration).await?;
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner, &id.as_str()])
+            .await
+            .map_err(|e| write_failed("leasing the instance", e))?;
+        if rows.is_empty() && self.why_not_live(&client, id).await?.is_none() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        work_from_rows(rows)
+    }
+
+    async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.load_history).await?;
+        let rows = client
+            .query(&statement, &[&id.as_str()])
+            .await
+            .map_err(|e| unavailable("cannot load the history", e))?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        let mut history = Vec::with_capacity(rows.len());
+        for (seq, row) in rows.iter().enumerate() {
+            if let Some(bytes) = col::<Option<Vec<u8>>>(row, 0, id)? {
+                history.push(decode(&bytes, || {
+                    format!("event {seq} of the history of instance `{id}`")
+                })?);
+            }
+        }
+        Ok(history)
+    }
+
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        self.apply_turn(commit).await
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        id: &InstanceId,
+        lease: LeaseToken,
+    ) -> Result<(), StoreError> {
+        let token = to_i64(lease, "the lease token")?;
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.abandon_orchestration).await?;
+        let released = client
+            .execute(&statement, &[&id.as_str(), &token])
+            .await
+            .map_err(|e| write_failed("releasing the lease", e))?;
+        if released == 0 {
+            // A stale lease changes nothing.
+            return Err(match self.why_not_live(&client, id).await? {
+                None => StoreError::NotFound(id.clone()),
+                Some(_) => StoreError::Conflict {
+                    id: id.clone(),
+                    reason: "the instance lease was lost to another worker".into(),
+                },
+            });
+        }
+        self.wake.announce(ORCHESTRATIONS);
+        Ok(())
+    }
+
+    async fn fetch_activity(
+        &self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<ActivityWork>, StoreError> {
+        let at = self.saw(now);
+        let until = deadline(now, lease_for);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.fetch_activity).await?;
+        let row = client
+            .query_opt(&statement, &[&at, &until, &self.owner])
+            .await
+            .map_err(|e| write_failed("leasing an activity attempt", e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let raw_id: String = col(&row, 0, "?")?;
+        let seq: i64 = col(&row, 1, &raw_id)?;
+        let what = || format!("activity attempt {seq} of instance `{raw_id}`");
+        let token = to_u64(col(&row, 2, &raw_id)?, what)?;
+        let task: ActivityTask = decode(&col::<Vec<u8>>(&row, 3, &raw_id)?, what)?;
+        Ok(Some(ActivityWork {
+            task,
+            lease: ActivityLease {
+                instance_id: codec::instance_id(&raw_id)?,
+                id: to_u64(seq, what)?,
+                token,
+            },
+        }))
+    }
+
+    async fn complete_activity(
+        &self,
+        lease: &ActivityLease,
+        result: HistoryEvent,
+    ) -> Result<(), StoreError> {
+        let id = &lease.instance_id;
+        let seq = to_i64(lease.id, "an activity's sequence number")?;
+        let token = to_i64(lease.token, "an activity's lease token")?;
+        let result = encode(&result);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.complete_activity).await?;
+        let row = client
+            .query_one(&statement, &[&id.as_str(), &seq, &token, &result])
+            .await
+            .map_err(|e| write_failed("completing the activity attempt", e))?;
+        if col::<i64>(&row, 0, id)? == 1 {
+            self.wake.announce(ORCHESTRATIONS);
+            return Ok(());
+        }
+        match self.why_not_live(&client, id).await? {
+            // Purged or finished: nobody waits for the result.
+            None => Ok(()),
+            Some(status) if status.is_finished() => Ok(()),
+            Some(_) => Err(StoreError::Conflict {
+                id: id.clone(),
+                reason: format!("the lease on activity attempt {} was lost", lease.id),
+            }),
+        }
+    }
+
+    async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
+        let seq = to_i64(lease.id, "an activity's sequence number")?;
+        let token = to_i64(lease.token, "an activity's lease token")?;
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.abandon_activity).await?;
+        client
+            .execute(&statement, &[&lease.instance_id.as_str(), &seq, &token])
+            .await
+            .map_err(|e| write_failed("releasing the activity attempt", e))?;
+        self.wake.announce(ACTIVITIES);
+        Ok(())
+    }
+
+    async fn status(&self, id: &InstanceId) -> Result<Option<InstanceStatus>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.status).await?;
+        let row = client
+            .query_opt(&statement, &[&id.as_str()])
+            .await
+            .map_err(|e| unavailable("cannot read the status", e))?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let ListQuery {
+            text,
+            params,
+            page_size,
+        } = self.sql.list(query)?;
+        let client = self.client().await?;
+        let statement = prepare(&client, &text).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(&statement, &refs)
+            .await
+            .map_err(|e| unavailable("cannot list the instances", e))?;
+        let more = rows.len() > page_size;
+        let mut instances = rows
+            .iter()
+            .take(page_size)
+            .map(status_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        instances.truncate(page_size);
+        let continuation = more
+            .then(|| {
+                instances
+                    .last()
+                    .map(|s| format!("{}:{}", nanos(s.created_at), s.instance_id))
+            })
+            .flatten();
+        Ok(InstancePage {
+            instances,
+            continuation,
+        })
+    }
+
+    async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.purge).await?;
+        let row = client
+            .query_one(&statement, &[&id.as_str()])
+            .await
+            .map_err(|e| write_failed("purging the instance", e))?;
+        if col::<i64>(&row, 0, id)? == 0 {
+            return Err(match self.why_not_live(&client, id).await? {
+                None => StoreError::NotFound(id.clone()),
+                Some(_) => StoreError::NotFinished(id.clone()),
+            });
+        }
+        self.wake.purged(id);
+        self.wake.announce(STATUSES);
+        Ok(())
+    }
+
+    async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
+        let after = self.last_now.load(Ordering::Acquire);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.next_wakeup).await?;
+        let row = client
+            .query_one(&statement, &[&after])
+            .await
+            .map_err(|e| unavailable("cannot read the next wake-up", e))?;
+        Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
+    }
+
+    fn signals(&self) -> Arc<WorkSignals> {
+        Arc::clone(&self.wake.signals)
+    }
+
+    async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
+        let at = self.saw(now);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.has_work).await?;
+        let row = client
+            .query_one(&statement, &[&at])
+            .await
+            .map_err(|e| unavailable("cannot look for work", e))?;
+        col(&row, 0, "?")
+    }
+
+    fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
+        self.wake.watch(id)
+    }
+}

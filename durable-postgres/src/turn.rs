@@ -1,0 +1,356 @@
+//! A turn's commit: one transaction, fenced by the lease token and the history length, its
+//! statements pipelined.
+
+use deadpool_postgres::GenericClient;
+use durable_runtime::store::{StoreError, TurnCommit};
+use durable_runtime::{Event, HistoryEvent, InstanceId};
+use tokio_postgres::Statement;
+
+use crate::codec::{col, encode, encode_text, nanos, status_name, to_i64};
+use crate::create::{CreateStatements, NewRow};
+use crate::db::{unavailable, write_failed};
+use crate::pipeline::{pipeline, prepare, step, Step};
+use crate::sql::Sql;
+use crate::store::PostgresStore;
+use crate::wake::{ACTIVITIES, ORCHESTRATIONS, STATUSES};
+
+/// The statements of a turn, prepared together.
+struct TurnStatements {
+    fence: Statement,
+    complete_with_turn: Statement,
+    drop_old_generations: Statement,
+    drop_timers: Statement,
+    drop_activities: Statement,
+    append_history: Statement,
+    consume: Statement,
+    cancel_timers: Statement,
+    drop_inbox: Statement,
+    add_timers: Statement,
+    add_activities: Statement,
+    send_many: Statement,
+}
+
+impl TurnStatements {
+    async fn prepare(client: &impl GenericClient, sql: &Sql) -> Result<Self, StoreError> {
+        let texts = [
+            &sql.commit_fence,
+            &sql.complete_with_turn,
+            &sql.drop_old_generations,
+            &sql.drop_timers,
+            &sql.drop_activities,
+            &sql.append_history,
+            &sql.consume,
+            &sql.cancel_timers,
+            &sql.drop_inbox,
+            &sql.add_timers,
+            &sql.add_activities,
+            &sql.send_many,
+        ];
+        let mut prepared =
+            futures::future::try_join_all(texts.iter().map(|text| prepare(client, text)))
+                .await?
+                .into_iter();
+        let mut next = || prepared.next().expect("one statement per text");
+        Ok(TurnStatements {
+            fence: next(),
+            complete_with_turn: next(),
+            drop_old_generations: next(),
+            drop_timers: next(),
+            drop_activities: next(),
+            append_history: next(),
+            consume: next(),
+            cancel_timers: next(),
+            drop_inbox: next(),
+            add_timers: next(),
+            add_activities: next(),
+            send_many: next(),
+        })
+    }
+}
+
+/// A turn as statement parameters, encoded before a connection is taken: encoding is most
+/// of a turn's CPU.
+struct EncodedTurn {
+    id: String,
+    token: i64,
+    expected: i64,
+    status: &'static str,
+    output: Option<Vec<u8>>,
+    custom_status: Option<String>,
+    failure: Option<Vec<u8>>,
+    input: Option<Vec<u8>>,
+    turn_started: Option<i64>,
+    replace_history: bool,
+    finished: bool,
+    history: Vec<Vec<u8>>,
+    appended: i64,
+    done_seqs: Vec<i64>,
+    done_tokens: Vec<i64>,
+    consumed: Vec<i64>,
+    cancelled: Vec<i64>,
+    timer_at: Vec<i64>,
+    timer_ids: Vec<i64>,
+    timer_events: Vec<Vec<u8>>,
+    task_seqs: Vec<i64>,
+    tasks: Vec<Vec<u8>>,
+    receivers: Vec<String>,
+    letters: Vec<Vec<u8>>,
+    children: Vec<NewRow>,
+}
+
+impl EncodedTurn {
+    fn new(commit: &TurnCommit) -> Result<Self, StoreError> {
+        let ids = |values: &[u64], what: &str| -> Result<Vec<i64>, StoreError> {
+            values.iter().map(|&v| to_i64(v, what)).collect()
+        };
+        let update = &commit.status;
+        let finished = update.runtime_status.is_finished();
+        let history: Vec<Vec<u8>> = commit.history.iter().map(encode).collect();
+        let mut turn = EncodedTurn {
+            id: commit.instance_id.to_string(),
+            token: to_i64(commit.lease, "the lease token")?,
+            expected: to_i64(commit.expected_history_len, "the history length")?,
+            status: status_name(update.runtime_status),
+            output: update.output.as_ref().map(encode),
+            custom_status: update.custom_status.as_ref().map(encode_text),
+            failure: update.failure.as_ref().map(encode),
+            input: update.input.as_ref().map(encode),
+            turn_started: commit.history.iter().find_map(|e| match e.event {
+                Event::OrchestratorStarted { timestamp } => Some(nanos(timestamp)),
+                _ => None,
+            }),
+            replace_history: commit.replace_history,
+            finished,
+            appended: history.len() as i64,
+            history,
+            done_seqs: Vec::new(),
+            done_tokens: Vec::new(),
+            consumed: ids(&commit.consumed, "a message id")?,
+            cancelled: ids(&commit.cancelled_timers, "a timer id")?,
+            timer_at: Vec::new(),
+            timer_ids: Vec::new(),
+            timer_events: Vec::new(),
+            task_seqs: Vec::new(),
+            tasks: Vec::new(),
+            receivers: commit
+                .messages
+                .iter()
+                .map(|m| m.instance_id.to_string())
+                .collect(),
+            letters: commit.messages.iter().map(|m| encode(&m.event)).collect(),
+            children: commit.sub_instances.iter().map(NewRow::new).collect(),
+        };
+        for lease in &commit.completed_activities {
+            turn.done_seqs
+                .push(to_i64(lease.id, "an activity's sequence number")?);
+            turn.done_tokens
+                .push(to_i64(lease.token, "an activity's lease token")?);
+        }
+        if !finished {
+            for timer in &commit.timers {
+                turn.timer_at.push(nanos(timer.fire_at));
+                turn.timer_ids.push(to_i64(timer.id, "a timer id")?);
+                turn.timer_events
+                    .push(encode(&HistoryEvent::new(Event::TimerFired {
+                        id: timer.id,
+                        fire_at: timer.fire_at,
+                    })));
+            }
+            for task in &commit.activities {
+                turn.task_seqs
+                    .push(to_i64(task.id, "an activity's sequence number")?);
+                turn.tasks.push(encode(task));
+            }
+        }
+        Ok(turn)
+    }
+
+    /// The turn's statements: the fence first, then the completions it carries (if any),
+    /// then every other effect.
+    fn steps<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+        st: &'a TurnStatements,
+        create: Option<&'a CreateStatements>,
+    ) -> Vec<Step<'a>> {
+        let id = &self.id;
+        let mut steps: Vec<Step<'a>> = vec![step(
+            tx,
+            &st.fence,
+            &[
+                id,
+                &self.token,
+                &self.expected,
+                &self.status,
+                &self.output,
+                &self.custom_status,
+                &self.failure,
+                &self.input,
+                &self.turn_started,
+                &self.replace_history,
+                &self.appended,
+            ],
+        )];
+        if !self.done_seqs.is_empty() {
+            steps.push(step(
+                tx,
+                &st.complete_with_turn,
+                &[id, &self.done_seqs, &self.done_tokens],
+            ));
+        }
+        if self.replace_history {
+            steps.push(step(tx, &st.drop_old_generations, &[id]));
+            steps.push(step(tx, &st.drop_timers, &[id]));
+            steps.push(step(tx, &st.drop_activities, &[id]));
+        }
+        if !self.history.is_empty() {
+            steps.push(step(tx, &st.append_history, &[id, &self.history]));
+        }
+        if !self.consumed.is_empty() {
+            steps.push(step(tx, &st.consume, &[id, &self.consumed]));
+        }
+        if !self.cancelled.is_empty() {
+            steps.push(step(tx, &st.cancel_timers, &[id, &self.cancelled]));
+        }
+        if self.finished {
+            steps.push(step(tx, &st.drop_inbox, &[id]));
+            steps.push(step(tx, &st.drop_activities, &[id]));
+        }
+        if !self.timer_ids.is_empty() {
+            steps.push(step(
+                tx,
+                &st.add_timers,
+                &[id, &self.timer_at, &self.timer_ids, &self.timer_events],
+            ));
+        }
+        if !self.task_seqs.is_empty() {
+            steps.push(step(
+                tx,
+                &st.add_activities,
+                &[id, &self.task_seqs, &self.tasks],
+            ));
+        }
+        if let Some(create) = create {
+            for child in &self.children {
+                steps.extend(child.steps(tx, create));
+            }
+        }
+        if !self.receivers.is_empty() {
+            steps.push(step(tx, &st.send_many, &[&self.receivers, &self.letters]));
+        }
+        steps
+    }
+}
+
+impl PostgresStore {
+    /// Applies `commit` in one transaction: the fence first, then every effect, pipelined.
+    pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        let turn = EncodedTurn::new(&commit)?;
+        let mut client = self.client().await?;
+        let st = TurnStatements::prepare(&client, &self.sql).await?;
+        let create = if turn.children.is_empty() {
+            None
+        } else {
+            Some(CreateStatements::prepare(&client, &self.sql).await?)
+        };
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| unavailable("cannot begin the turn's transaction", e))?;
+        let mut results = pipeline(turn.steps(&tx, &st, create.as_ref()))
+            .await
+            .into_iter();
+        let fenced = match results.next().expect("the fence is the first step") {
+            Ok(rows) => !rows.is_empty(),
+            Err(error) => return Err(unavailable("cannot commit the turn", error)),
+        };
+        let completed = if turn.done_seqs.is_empty() {
+            None
+        } else {
+            Some(results.next().expect("the completions follow the fence"))
+        };
+        if !fenced {
+            drop(results);
+            let _ = tx.rollback().await;
+            return Err(self
+                .turn_conflict(&client, &commit.instance_id, turn.token, turn.expected)
+                .await);
+        }
+        if let Some(completed) = completed {
+            let rows = completed.map_err(|e| unavailable("cannot commit the turn", e))?;
+            if rows.len() != turn.done_seqs.len() {
+                let held: Vec<i64> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+                let lost = turn
+                    .done_seqs
+                    .iter()
+                    .find(|seq| !held.contains(seq))
+                    .copied()
+                    .unwrap_or_default();
+                return Err(StoreError::Conflict {
+                    id: commit.instance_id.clone(),
+                    reason: format!("the lease on activity attempt {lost} was lost"),
+                });
+            }
+        }
+        for result in results {
+            result.map_err(|e| unavailable("cannot commit the turn", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| write_failed("committing the turn", e))?;
+
+        self.wake.status_changed(&commit.instance_id);
+        for child in &turn.children {
+            self.wake.status_changed(&child.id);
+        }
+        let mut what = ORCHESTRATIONS | STATUSES;
+        if !turn.tasks.is_empty() {
+            what |= ACTIVITIES;
+        }
+        self.wake.announce(what);
+        Ok(())
+    }
+
+    /// Why a turn's fence did not hold, read after its transaction was rolled back.
+    async fn turn_conflict(
+        &self,
+        client: &impl GenericClient,
+        id: &InstanceId,
+        token: i64,
+        expected: i64,
+    ) -> StoreError {
+        let read = async {
+            let statement = prepare(client, &self.sql.lease_state).await?;
+            client
+                .query_opt(&statement, &[&id.as_str()])
+                .await
+                .map_err(|e| unavailable("cannot read the instance's lease", e))
+        };
+        let row = match read.await {
+            Ok(row) => row,
+            Err(error) => return error,
+        };
+        let Some(row) = row else {
+            return StoreError::NotFound(id.clone());
+        };
+        let (fence, lease_until, length) = match (
+            col::<i64>(&row, 0, id),
+            col::<Option<i64>>(&row, 1, id),
+            col::<i64>(&row, 2, id),
+        ) {
+            (Ok(fence), Ok(until), Ok(length)) => (fence, until, length),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        };
+        let reason = if fence != token || lease_until.is_none() {
+            "the instance lease was lost to another worker".to_string()
+        } else if length != expected {
+            format!("the history has {length} events, the turn expected {expected}")
+        } else {
+            "the instance changed while the turn committed".to_string()
+        };
+        StoreError::Conflict {
+            id: id.clone(),
+            reason,
+        }
+    }
+}

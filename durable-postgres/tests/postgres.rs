@@ -1,0 +1,532 @@
+//! What only a PostgreSQL store has: migrations raced by many processes, a newer schema,
+//! bad URLs, connections killed under it (before and during COMMIT), damaged rows, and two
+//! stores (two processes) on one schema hearing each other. Runs when
+//! `DURABLE_TEST_POSTGRES_URL` is set.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use durable_postgres::testing::{self, TestSchema};
+use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+use durable_runtime::store::{
+    InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
+};
+use durable_runtime::{Event, HistoryEvent, InstanceId};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+/// Real time allowed for anything a test waits for.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn new_instance(id: &str, input: serde_json::Value) -> NewInstance {
+    let id = InstanceId::new(id).unwrap();
+    NewInstance {
+        status: InstanceStatus {
+            instance_id: id.clone(),
+            name: "work".into(),
+            version: 1,
+            runtime_status: RuntimeStatus::Pending,
+            created_at: at(0),
+            last_updated_at: at(0),
+            input: input.clone(),
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: None,
+        },
+        start: HistoryEvent::new(Event::ExecutionStarted {
+            name: "work".into(),
+            version: 1,
+            input,
+            seed: 7,
+            parent: None,
+            generation: 0,
+            eager_restarts: 0,
+        }),
+        start_at: None,
+        replace_finished: false,
+    }
+}
+
+/// A direct connection for the test's own SQL.
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates `id` and leases it, returning the turn that records its start.
+async fn leased_turn(store: &PostgresStore, id: &str) -> TurnCommit {
+    store
+        .create_instance(new_instance(id, json!(1)))
+        .await
+        .unwrap();
+    let work = store
+        .fetch_orchestration(at(1), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the new instance is ready");
+    let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
+    turn.history = std::iter::once(HistoryEvent::new(Event::OrchestratorStarted {
+        timestamp: at(1),
+    }))
+    .chain(work.messages.iter().map(|m| m.event.clone()))
+    .collect();
+    turn
+}
+
+/// The one line `cargo test` shows when the PostgreSQL tests are skipped; with the variable
+/// set, it checks that the server answers, naming the URL if not.
+#[tokio::test]
+#[allow(non_snake_case)]
+async fn postgres_tests_skipped_unless_DURABLE_TEST_POSTGRES_URL_is_set() {
+    let Some(url) = testing::url() else {
+        println!(
+            "PostgreSQL tests skipped: set {}=postgres://USER@HOST:PORT/DATABASE to run them",
+            testing::URL_VAR
+        );
+        return;
+    };
+    if let Err(error) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        panic!(
+            "{} is set but PostgreSQL at {url} cannot be reached: {error}",
+            testing::URL_VAR
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_processes_starting_together_migrate_once() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let connects: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            let options = schema.options().pool_size(1);
+            tokio::spawn(async move { PostgresStore::connect_with(&url, options).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for connect in connects {
+        stores.push(connect.await.unwrap().expect("every process connects"));
+    }
+    let rows = admin(&url)
+        .await
+        .query(
+            &format!(
+                "SELECT version, applied_by FROM \"{}\".schema_migrations ORDER BY version",
+                schema.name()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    let sessions: std::collections::HashSet<i32> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(sessions.len(), 1, "one session applied every migration");
+    // And the schema works from all of them.
+    stores[3]
+        .create_instance(new_instance("shared", json!(null)))
+        .await
+        .unwrap();
+    assert!(stores[7]
+        .status(&InstanceId::new("shared").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_the_code_is_refused() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    drop(schema.store().await.unwrap());
+    admin(&url)
+        .await
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".schema_migrations (version, name) VALUES ($1, 'from the future')",
+                schema.name()
+            ),
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    match schema.store().await {
+        Err(error @ ConnectError::SchemaTooNew { found, known, .. }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            let message = error.to_string();
+            assert!(message.contains("upgrade durable-postgres"), "{message}");
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_and_schema_names_are_refused_clearly() {
+    // No server needed for these.
+    match PostgresStore::connect("mysql://me:pw@db/x").await {
+        Err(ConnectError::BadUrl { url, .. }) => assert!(!url.contains("pw"), "{url}"),
+        other => panic!("expected BadUrl, got {other:?}"),
+    }
+    for name in [
+        "Orders",
+        "1st",
+        "a-b",
+        "x\"; DROP SCHEMA public; --",
+        "",
+        &"s".repeat(64),
+    ] {
+        let options = PostgresOptions::default().schema(name);
+        match PostgresStore::connect_with("postgres://127.0.0.1:1/x", options).await {
+            Err(ConnectError::BadSchemaName(got)) => assert_eq!(got, name),
+            other => panic!("{name:?}: expected BadSchemaName, got {other:?}"),
+        }
+    }
+    let options = PostgresOptions::default().connect_timeout(Duration::from_secs(5));
+    match PostgresStore::connect_with("postgres://me:s3cret@127.0.0.1:1/x", options).await {
+        Err(error @ ConnectError::Unreachable { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("127.0.0.1:1"), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn killed_connections_fail_calls_then_the_store_recovers() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let app = schema.name().to_string();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{url}{separator}application_name={app}");
+    let store = PostgresStore::connect_with(&tagged, schema.options())
+        .await
+        .unwrap();
+    store
+        .create_instance(new_instance("before", json!(1)))
+        .await
+        .unwrap();
+    let admin = admin(&url).await;
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the store's sessions were found");
+    // Every pooled connection is dead: calls fail with Unavailable (never a panic) until the
+    // pool has replaced them.
+    let id = InstanceId::new("before").unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match store.status(&id).await {
+            Ok(status) => {
+                assert!(status.is_some());
+                break;
+            }
+            Err(StoreError::Unavailable(message)) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never recovered: {message}"
+                );
+            }
+            Err(other) => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    store
+        .create_instance(new_instance("after", json!(2)))
+        .await
+        .unwrap();
+    assert!(store
+        .fetch_orchestration(at(1), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// A TCP relay to the server that the test can cut, as a network failure would: the client
+/// sees its connection end with no word from the server.
+struct Relay {
+    port: u16,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Relay {
+    async fn to(server: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let server = server.to_string();
+        let accepting = Arc::clone(&links);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut upstream = TcpStream::connect(&server).await.unwrap();
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+                accepting.lock().unwrap().push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Relay {
+            port,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
+    let Some(url) = testing::url() else { return };
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let (host, port) = match (config.get_hosts(), config.get_ports()) {
+        ([tokio_postgres::config::Host::Tcp(host)], [port]) => (host.clone(), *port),
+        _ => return, // a Unix socket: nothing to relay
+    };
+    let relay = Relay::to(&format!("{host}:{port}")).await;
+    let relayed = url.replacen(
+        &format!("{host}:{port}"),
+        &format!("127.0.0.1:{}", relay.port),
+        1,
+    );
+    assert_ne!(relayed, url, "the URL names the server as host:port");
+    let schema = TestSchema::new(&url).await;
+    let store = PostgresStore::connect_with(&relayed, schema.options().pool_size(1))
+        .await
+        .unwrap();
+    let turn = leased_turn(&store, "committing").await;
+
+    // Make COMMIT itself slow: a deferred trigger sleeps when the history rows are checked.
+    let admin = admin(&url).await;
+    let s = schema.name();
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{s}\".slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON \"{s}\".history
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION \"{s}\".slow_commit();"
+        ))
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+    let committing = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.commit_turn(turn).await }
+    });
+    // Cut the network once the server is inside COMMIT.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let in_commit: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'COMMIT' AND wait_event = 'PgSleep'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if in_commit > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "COMMIT never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    relay.cut();
+    match committing.await.unwrap() {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("outcome is unknown"), "{message}")
+        }
+        other => panic!("expected Unavailable with an unknown outcome, got {other:?}"),
+    }
+    // Indeed it was not known: the server went on and committed.
+    let direct = schema.store().await.unwrap();
+    let id = InstanceId::new("committing").unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while direct.load_history(&id).await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the commit never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn damaged_rows_are_corrupt_errors_not_panics() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let store = schema.store().await.unwrap();
+    let turn = leased_turn(&store, "damaged").await;
+    store.commit_turn(turn).await.unwrap();
+    store
+        .send(
+            &InstanceId::new("damaged").unwrap(),
+            HistoryEvent::new(Event::EventRaised {
+                name: "e".into(),
+                data: json!(1),
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+    let s = schema.name();
+    admin(&url)
+        .await
+        .batch_execute(&format!(
+            "UPDATE \"{s}\".instances SET input = '\\xff00', custom_status = 'not json';
+             UPDATE \"{s}\".history SET event = '\\x7b7b';
+             UPDATE \"{s}\".messages SET event = '';"
+        ))
+        .await
+        .unwrap();
+    let id = InstanceId::new("damaged").unwrap();
+    for (what, result) in [
+        ("status", store.status(&id).await.map(|_| ())),
+        ("load_history", store.load_history(&id).await.map(|_| ())),
+        (
+            "fetch_orchestration",
+            store
+                .fetch_orchestration(at(2), Duration::from_secs(60))
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        match result {
+            Err(StoreError::Corrupt(message)) => {
+                assert!(message.contains("damaged"), "{what}: {message}")
+            }
+            other => panic!("{what}: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn big_and_hostile_payloads_round_trip() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let store = schema.store().await.unwrap();
+    let big = "x".repeat(8 << 20);
+    let hostile = json!({
+        "sql": "'); DROP TABLE instances; --",
+        "nul": "a\u{0}b",
+        "unicode": "é✓\u{1F600}",
+        "big": big,
+    });
+    for id in [
+        "'; DROP TABLE instances; --",
+        "a\\b",
+        "$1",
+        "%_",
+        "é✓\u{1F600}",
+    ] {
+        store
+            .create_instance(new_instance(id, hostile.clone()))
+            .await
+            .unwrap();
+        let status = store
+            .status(&InstanceId::new(id).unwrap())
+            .await
+            .unwrap()
+            .expect("created");
+        assert_eq!(status.input, hostile, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_schema_hear_each_other() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    // Polling so slow that only a notification can be in time.
+    let options = schema.options().poll_interval(Duration::from_secs(3_600));
+    let one = PostgresStore::connect_with(&url, options.clone())
+        .await
+        .unwrap();
+    let other = PostgresStore::connect_with(&url, options).await.unwrap();
+    // A notification sent before a process listens is lost (only polling would find the
+    // work then): wait until both listen.
+    let admin = admin(&url).await;
+    let listen = format!("LISTEN \"durable.{}\"", schema.name());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let listening: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+                &[&listen],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if listening == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stores never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = InstanceId::new("heard").unwrap();
+    let mut watching = other.watch_status(&id);
+    watching.borrow_and_update();
+    let signals = other.signals();
+    let mut work = std::pin::pin!(signals.orchestrations.notified());
+    work.as_mut().enable();
+    let turn = leased_turn(&one, "heard").await;
+    let owner: Option<String> = admin
+        .query_one(
+            &format!("SELECT lease_owner FROM \"{}\".instances", schema.name()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let owner = owner.expect("a lease names its owner");
+    assert!(
+        owner.ends_with(&format!(":{}", std::process::id())),
+        "{owner}"
+    );
+    tokio::time::timeout(PATIENCE, work)
+        .await
+        .expect("the other process is woken for the new instance");
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the other process sees the instance created")
+        .unwrap();
+    watching.borrow_and_update();
+    one.commit_turn(turn).await.unwrap();
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the other process sees the status change")
+        .unwrap();
+    let status = other.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Running);
+}
