@@ -5,20 +5,10 @@
 use core::future::Future;
 use core::pin::Pin;
 
-pub use crate::callable::{Activity, FailureSource, Orchestrator, Payload};
-pub use crate::{ActivityContext, OrchestrationContext, RetryPolicy};
-
-/// A boxed, `Send` future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Proof that the runtime, not user code, invokes a generated wrapper.
-pub struct Seal(());
-
-impl Seal {
-    pub(crate) const fn new() -> Self {
-        Seal(())
-    }
-}
+pub use crate::activity::ActivityContext;
+pub use crate::callable::{Activity, BoxFuture, FailureSource, Orchestrator, Payload, Seal};
+pub use crate::orchestration::OrchestrationContext;
+pub use crate::retry::RetryPolicy;
 
 /// Splits a function's `Result<T, E>` return type (or an alias of it) into its parts.
 #[diagnostic::on_unimplemented(

@@ -1,6 +1,6 @@
 //! `ActivityContext`: what an activity knows of the attempt it is running.
 
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 /// What an activity knows of the attempt it is running.
 ///

@@ -1,12 +1,27 @@
 //! The traits that `#[activity]` and `#[orchestrator]` implement, and what makes them callable.
 
 use core::fmt::Display;
+use core::future::Future;
+use core::pin::Pin;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::__private::{BoxFuture, Seal};
-use crate::{ActivityContext, OrchestrationContext, RetryPolicy};
+use crate::activity::ActivityContext;
+use crate::orchestration::OrchestrationContext;
+use crate::retry::RetryPolicy;
+
+/// A boxed, `Send` future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Proof that the runtime, not user code, invokes a generated wrapper.
+pub struct Seal(());
+
+impl Seal {
+    pub(crate) const fn new() -> Self {
+        Seal(())
+    }
+}
 
 /// A value that can cross a durable boundary: an input or an output of an activity or
 /// orchestration. It is stored in the history as JSON. (A type that is not serde is reported

@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::callable::Orchestrator;
+use crate::error::ClientError;
 use crate::history::{stable_hash, Event, HistoryEvent};
-use crate::runtime::Shared;
+use crate::instance_id::InstanceId;
+use crate::shared::Shared;
 use crate::store::{InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus};
-use crate::{ClientError, InstanceId};
 
 /// Starts and observes orchestration instances. Cheap to clone.
 #[derive(Clone)]

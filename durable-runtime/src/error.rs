@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use crate::history::Failure;
-use crate::instance_id::InvalidInstanceId;
-use crate::store::StoreError;
-use crate::{InstanceId, RuntimeStatus};
+use crate::instance_id::{InstanceId, InvalidInstanceId};
+use crate::store::{RuntimeStatus, StoreError};
 
 /// Why a durable operation awaited in an orchestration failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 /// The version of the history format this release writes. Every stored event carries the
 /// version it was written with, so later releases can read older histories.

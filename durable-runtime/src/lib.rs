@@ -54,14 +54,14 @@
 //!
 //! # The model
 //! - An **orchestration** (`#[orchestrator]`) is deterministic code. Each `ctx.call`,
-//!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number; results come
-//!   back as events appended to the instance's [history](HistoryEvent). After a restart the
-//!   code runs again and is fed the recorded results instead of re-running anything. A live
-//!   instance stays in memory between events ([`RuntimeBuilder::cache_capacity`]); replay
-//!   happens only when it is cold.
+//!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number (its seq);
+//!   results come back as events appended to the instance's [history](HistoryEvent), one
+//!   *turn* at a time. After a restart the code runs again and is fed the recorded results,
+//!   turn by turn, instead of re-running anything. A live instance stays in memory between
+//!   turns ([`RuntimeBuilder::cache_capacity`]); replay happens only when it is cold.
 //! - Replayed code must issue the same commands: each is matched on kind, name and a
 //!   [stable hash](stable_hash) of its input, and a mismatch fails that instance with
-//!   "expected X at step N, found Y" ([`kinds::NONDETERMINISM`]). `#[orchestrator]` rejects
+//!   "expected X at seq N, found Y" ([`kinds::NONDETERMINISM`]). `#[orchestrator]` rejects
 //!   the usual sources of non-determinism (wall clocks, threads, randomness, I/O) at compile
 //!   time; use `ctx.now()`, `ctx.random()`, `ctx.new_uuid()` and activities instead.
 //! - An **activity** (`#[activity]`) does the real work and runs **at least once**: a crash
@@ -90,29 +90,37 @@
 pub mod __private;
 mod activity;
 mod cache;
+mod call;
 mod callable;
 mod client;
 mod clock;
+mod command;
+mod drift;
+mod effects;
 mod error;
 mod event_data;
+mod execution;
 pub mod future;
+mod handle;
 mod history;
 mod instance_id;
 mod orchestration;
 mod registry;
-mod replay;
 mod retry;
 mod runtime;
+mod shared;
 mod stats;
 pub mod store;
 pub mod testing;
 mod trace;
+mod waits;
 mod worker;
 
 #[doc(inline)]
 pub use durable_macros::{activity, orchestrator};
 
 pub use activity::ActivityContext;
+pub use call::Call;
 pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
@@ -125,7 +133,7 @@ pub use history::{
     FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
-pub use orchestration::{Call, ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
+pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;
 pub use runtime::{Advance, BuildError, Runtime, RuntimeBuilder};

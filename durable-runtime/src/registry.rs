@@ -9,10 +9,10 @@ use futures::future::{self, BoxFuture, FutureExt};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::__private::Seal;
-use crate::callable::{Activity, Orchestrator};
+use crate::activity::ActivityContext;
+use crate::callable::{Activity, Orchestrator, Seal};
 use crate::history::{kinds, Failure};
-use crate::{ActivityContext, OrchestrationContext};
+use crate::orchestration::OrchestrationContext;
 
 pub(crate) type ErasedFuture = BoxFuture<'static, Result<Value, Failure>>;
 pub(crate) type OrchestratorFn =

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Failure;
+use crate::history::Failure;
 
 type RetryPredicate = Arc<dyn Fn(&Failure) -> bool + Send + Sync>;
 

@@ -1,44 +1,19 @@
 //! The builder: a store, a registry and options make a running runtime; and its shutdown.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::cache::Cache;
 use crate::callable::{Activity, Orchestrator};
+use crate::client::Client;
 use crate::clock::{Clock, SystemClock, VirtualClock};
 use crate::registry::{DuplicateRegistration, Registry};
-use crate::stats::{Counters, Stats};
+use crate::shared::{Options, Shared};
+use crate::stats::Stats;
 use crate::store::{MemoryStore, Store};
-use crate::{worker, Client};
-
-/// Tunables of a runtime; every one has a sensible default.
-#[derive(Debug, Clone)]
-pub(crate) struct Options {
-    pub(crate) cache_capacity: usize,
-    pub(crate) max_concurrent_turns: usize,
-    pub(crate) max_concurrent_activities: usize,
-    pub(crate) orchestration_lease: Duration,
-    pub(crate) activity_lease: Duration,
-    pub(crate) shutdown_grace: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            cache_capacity: 10_000,
-            max_concurrent_turns: 256,
-            max_concurrent_activities: 256,
-            orchestration_lease: Duration::from_secs(30),
-            activity_lease: Duration::from_secs(300),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
+use crate::worker;
 
 /// How a [`VirtualClock`] moves in a test runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,19 +139,12 @@ impl RuntimeBuilder {
             return Err(error.into());
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoTokio)?;
-        let shared = Arc::new(Shared {
-            cache: Cache::new(self.options.cache_capacity),
-            store: self.store,
-            clock: self.clock,
-            registry: self.registry,
-            options: self.options,
-            counters: Counters::default(),
-            in_flight: AtomicUsize::new(0),
-            completion_waiters: AtomicUsize::new(0),
-            quiet: Notify::new(),
-            stopping: AtomicBool::new(false),
-            stop: Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(
+            self.store,
+            self.clock,
+            self.registry,
+            self.options,
+        ));
         let mut tasks = vec![
             handle.spawn(worker::orchestration_loop(Arc::clone(&shared))),
             handle.spawn(worker::activity_loop(Arc::clone(&shared))),
@@ -185,85 +153,6 @@ impl RuntimeBuilder {
             tasks.push(handle.spawn(worker::advance_when_idle(Arc::clone(&shared), clock)));
         }
         Ok(Runtime { shared, tasks })
-    }
-}
-
-/// What the workers, the client and the test clock share.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) registry: Registry,
-    pub(crate) options: Options,
-    pub(crate) cache: Cache,
-    pub(crate) counters: Counters,
-    /// Turns, activity attempts and client writes under way.
-    in_flight: AtomicUsize,
-    /// Clients waiting for an instance to finish: the test clock moves only for them.
-    pub(crate) completion_waiters: AtomicUsize,
-    /// Signalled when the runtime may have gone quiet.
-    pub(crate) quiet: Notify,
-    pub(crate) stopping: AtomicBool,
-    pub(crate) stop: Notify,
-}
-
-/// Marks work in flight for as long as it lives.
-pub(crate) struct Busy<'a>(&'a Shared);
-
-/// [`Busy`] that moves into a spawned task, so work is in flight from the moment it is taken
-/// until it is done, with no gap while the task waits to be scheduled.
-pub(crate) struct OwnedBusy(Arc<Shared>);
-
-impl Shared {
-    pub(crate) fn busy(&self) -> Busy<'_> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        Busy(self)
-    }
-
-    pub(crate) fn busy_owned(self: &Arc<Self>) -> OwnedBusy {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        OwnedBusy(Arc::clone(self))
-    }
-
-    fn leave(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.quiet.notify_one();
-        }
-    }
-
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
-    }
-
-    /// Marks a client waiting for a completion for as long as the guard lives.
-    pub(crate) fn waiting_for_completion(&self) -> CompletionWait<'_> {
-        self.completion_waiters.fetch_add(1, Ordering::SeqCst);
-        self.quiet.notify_one();
-        CompletionWait(self)
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.leave();
-    }
-}
-
-/// See [`Shared::waiting_for_completion`].
-pub(crate) struct CompletionWait<'a>(&'a Shared);
-
-impl Drop for CompletionWait<'_> {
-    fn drop(&mut self) {
-        self.0.completion_waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Drop for OwnedBusy {
-    fn drop(&mut self) {
-        self.0.leave();
     }
 }
 
@@ -301,8 +190,7 @@ impl Runtime {
     /// grace period, and hands back (abandons) the leases of those that did not, so another
     /// runtime runs them again. Nothing acknowledged is lost.
     pub async fn shutdown(mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.stop.notify_waiters();
+        self.shared.signal_stop();
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
@@ -320,7 +208,6 @@ impl fmt::Debug for Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.stop.notify_waiters();
+        self.shared.signal_stop();
     }
 }

@@ -12,10 +12,10 @@
 use std::fmt;
 
 use crate::callable::Orchestrator;
+use crate::execution::Execution;
 use crate::history::{Event, Failure, HistoryEvent};
+use crate::instance_id::InstanceId;
 use crate::registry::{DuplicateRegistration, Registry};
-use crate::replay::Execution;
-use crate::InstanceId;
 
 pub use crate::clock::VirtualClock;
 pub use crate::runtime::Advance;

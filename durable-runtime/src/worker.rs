@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,13 +10,15 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::activity::ActivityContext;
 use crate::clock::VirtualClock;
+use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
-use crate::replay::Execution;
-use crate::runtime::Shared;
+use crate::shared::Shared;
 use crate::stats::Counters;
-use crate::store::{ActivityLease, ActivityWork, OrchestrationWork, StoreError, TurnCommit};
-use crate::ActivityContext;
+use crate::store::{
+    ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
+};
 
 /// How long a loop waits before trying a store again after an error.
 const STORE_RETRY: Duration = Duration::from_millis(100);
@@ -112,48 +113,43 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     let counters = &shared.counters;
     let id = work.instance_id.clone();
     let Some(mut execution) = execution_for(shared, &work).await else {
+        shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
         return false;
     };
 
-    let mut commit = TurnCommit::for_work(&work, execution.status_update());
+    let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
     let delivered = delivered.map(|Delivered { lease, result }| {
         commit.completed_activities.push(lease);
         result
     });
-    let inputs: Vec<HistoryEvent> = if !execution.is_reusable() {
-        // Late messages for a finished instance: consumed, not delivered.
-        Vec::new()
-    } else {
-        work.messages
-            .into_iter()
-            .map(|m| m.event)
-            .chain(delivered)
-            .collect()
-    };
-    let mut retries = Vec::new();
-    if !inputs.is_empty() {
-        let turn = execution.run_turn(&shared.registry, shared.clock.now(), inputs);
-        if let (true, Some(failure)) = (execution.is_finished(), &turn.status.failure) {
+    let mut inputs = work
+        .messages
+        .into_iter()
+        .map(|m| m.event)
+        .chain(delivered)
+        .peekable();
+    // Late messages for a finished instance are consumed, not delivered.
+    let retries = if execution.is_reusable() && inputs.peek().is_some() {
+        let now = shared.clock.now();
+        let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
+        if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
-        commit.history = turn.history;
-        commit.replace_history = turn.replace_history;
-        commit.activities = turn.activities;
-        commit.timers = turn.timers;
-        commit.cancelled_timers = turn.cancelled_timers;
-        commit.sub_instances = turn.sub_instances;
-        commit.messages = turn.messages;
-        commit.status = turn.status;
-        retries = turn.retries;
-    }
+        retries
+    } else {
+        commit.status = execution.status_update();
+        Vec::new()
+    };
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
     // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
-    // the lease, so our commit went through, or checks the version and replays.
+    // the lease, so our commit went through, or finds another history length and replays.
     execution.history_len += appended;
     if execution.is_reusable() {
-        shared.cache.put(id.clone(), execution);
+        shared.cache.put(&id, execution);
+    } else {
+        shared.cache.remove(&id);
     }
     let committed = shared.store.commit_turn(commit).await;
     if committed.is_err() {
@@ -170,12 +166,14 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
                 tracing::info!(
                     target: "durable::retry",
                     instance_id = %id,
+                    kind = retry.kind,
+                    // Named `activity` for a sub-orchestration too: readers match on it.
                     activity = retry.name,
                     attempt = retry.attempt,
                     delay_ms = retry.delay.as_millis() as u64,
                     error = %retry.error,
                     "{} `{}` failed on attempt {}; retrying in {:?}",
-                    retry.what,
+                    retry.kind,
                     retry.name,
                     retry.attempt,
                     retry.delay,
@@ -288,7 +286,7 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
         while tasks.join_next().await.is_some() {}
         let abandoned: Vec<_> = running.lock().unwrap().drain().map(|(_, l)| l).collect();
         for lease in abandoned {
-            tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, step = lease.id, "activity abandoned at shutdown; it will run again");
+            tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, "activity abandoned at shutdown; it will run again");
             let _ = shared.store.abandon_activity(&lease).await;
         }
     }
@@ -399,8 +397,7 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
-        let quiet =
-            || shared.in_flight() == 0 && shared.completion_waiters.load(Ordering::SeqCst) > 0;
+        let quiet = || shared.in_flight() == 0 && shared.has_completion_waiters();
         if !quiet() {
             continue;
         }

@@ -90,7 +90,7 @@ matrix!(
         let one = hash(1);
         assert!(
             message.starts_with(&format!(
-                "expected activity `step_a` (input hash {one}) at step 0, \
+                "expected activity `step_a` (input hash {one}) at seq 0, \
              found activity `step_b` (input hash {one}) (turn 1 of the history)"
             )),
             "{message}"
@@ -104,7 +104,7 @@ matrix!(
         let message = run_changed_code(setup, |b| b.orchestrator(evolving_changed_input)).await;
         assert!(
         message.starts_with(&format!(
-            "expected activity `step_a` (input hash {}) at step 0, found activity `step_a` (input hash {})",
+            "expected activity `step_a` (input hash {}) at seq 0, found activity `step_a` (input hash {})",
             hash(1),
             hash(2)
         )),
@@ -119,7 +119,7 @@ matrix!(
         let message = run_changed_code(setup, |b| b.orchestrator(evolving_timer_first)).await;
         assert!(
             message.starts_with(&format!(
-                "expected activity `step_a` (input hash {}) at step 0, found a timer",
+                "expected activity `step_a` (input hash {}) at seq 0, found a timer",
                 hash(1)
             )),
             "{message}"

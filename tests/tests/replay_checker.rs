@@ -115,7 +115,7 @@ matrix!(
         );
         assert!(
         message.starts_with(&format!(
-            "expected activity `reserve` (input hash {h}) at step 0, found activity `hold` (input hash {h})",
+            "expected activity `reserve` (input hash {h}) at seq 0, found activity `hold` (input hash {h})",
             h = hash("lamp")
         )),
         "{message}"
@@ -127,7 +127,7 @@ matrix!(
         );
         assert!(
         message.starts_with(&format!(
-            "expected activity `reserve` (input hash {}) at step 0, found activity `bill` (input hash {})",
+            "expected activity `reserve` (input hash {}) at seq 0, found activity `bill` (input hash {})",
             hash("lamp"),
             hash(500)
         )),
@@ -140,7 +140,7 @@ matrix!(
         );
         assert!(
         message.starts_with(&format!(
-            "expected activity `bill` (input hash {}) at step 1, found activity `bill` (input hash {})",
+            "expected activity `bill` (input hash {}) at seq 1, found activity `bill` (input hash {})",
             hash(500),
             hash(600)
         )),

@@ -44,7 +44,7 @@ use super::{
     TurnCommit,
 };
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 // ---------------------------------------------------------------------------------------------
 // Running the kit

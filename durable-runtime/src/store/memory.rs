@@ -16,7 +16,7 @@ use super::{
     TurnCommit, WorkSignals,
 };
 use crate::history::{Event, HistoryEvent};
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 /// A store that keeps everything in memory: fast, and gone with the process.
 ///

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use crate::history::{Failure, HistoryEvent};
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 pub mod conformance;
 pub mod file;

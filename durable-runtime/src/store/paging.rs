@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{InstanceQuery, RuntimeStatus, StoreError};
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 /// An instance as `list` sees it: what the query filters and orders on, and the store's own
 /// record of it.

@@ -171,7 +171,7 @@ use super::{
     NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
 };
 use crate::history::HistoryEvent;
-use crate::InstanceId;
+use crate::instance_id::InstanceId;
 
 mod group_commit;
 mod io;

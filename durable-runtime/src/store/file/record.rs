@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::instance_id::InstanceId;
 use crate::store::RuntimeStatus;
-use crate::InstanceId;
 
 /// JSON text kept as written.
 pub(crate) type Raw = Box<str>;

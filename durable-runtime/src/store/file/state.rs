@@ -16,11 +16,11 @@ use super::record::{
     IMAGE,
 };
 use crate::history::{Event, HistoryEvent};
+use crate::instance_id::InstanceId;
 use crate::store::{
     ActivityLease, ActivityTask, Delivery, InstanceStatus, LeaseToken, MessageId, NewInstance,
     OrchestrationWork, RuntimeStatus, StoreError, TurnCommit,
 };
-use crate::InstanceId;
 
 /// Log sequence number: the position of a record, counted from 1 in this process (records
 /// recovered at open count as 0: they are durable).

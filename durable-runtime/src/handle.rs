@@ -1,0 +1,372 @@
+//! The one channel between an orchestration's code and the engine.
+//!
+//! The context holds a [`Handle`]: through it the code issues commands, awaits their results
+//! and reads the turn's deterministic values. The engine holds the [`Feed`]: through it a turn
+//! goes in (its time, results and events) and what the code issued comes out. Neither side
+//! sees the other's fields.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+use foldhash::{HashMap, HashMapExt};
+use serde_json::Value;
+
+use crate::command::Command;
+use crate::drift::RecordedPatches;
+use crate::history::Failure;
+use crate::instance_id::InstanceId;
+use crate::waits::Waits;
+
+/// The result an awaited operation receives.
+#[derive(Debug)]
+pub(crate) enum OpResult {
+    Task(Result<Value, Failure>),
+    Timer,
+    Event(Value),
+}
+
+/// A retry scheduled in a live turn, announced once its turn is committed.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryNotice {
+    /// The callee's kind: `"activity"` or `"sub-orchestration"`.
+    pub(crate) kind: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) attempt: u32,
+    pub(crate) delay: Duration,
+    pub(crate) error: String,
+}
+
+/// What the code issued in one turn.
+pub(crate) struct Issued {
+    /// Its commands, in order.
+    pub(crate) commands: Vec<Command>,
+    /// Timers it dropped before they fired.
+    pub(crate) cancelled_timers: Vec<u64>,
+    /// Retries it scheduled (none while replaying).
+    pub(crate) retries: Vec<RetryNotice>,
+}
+
+enum Op {
+    Pending(Option<Waker>),
+    Ready(OpResult),
+}
+
+/// What code and engine share for one generation of one instance.
+struct Inner {
+    instance_id: InstanceId,
+    name: String,
+    /// The current turn's time: what `ctx.now()` returns.
+    now: SystemTime,
+    /// Set while a recorded turn replays: the patches that turn took.
+    replay: Option<RecordedPatches>,
+    rng: u64,
+    custom_status: Option<Value>,
+    next_seq: u64,
+    /// The commands issued in the current turn, in order.
+    commands: Vec<Command>,
+    /// Operations awaited, by seq.
+    ops: HashMap<u64, Op>,
+    waits: Waits,
+    /// Timers dropped before firing in the current turn.
+    cancelled_timers: Vec<u64>,
+    /// Running sub-orchestrations by seq, for a recursive terminate.
+    children: BTreeMap<u64, InstanceId>,
+    /// Set by `ctx.continue_as_new`: the next generation's input and whether buffered events
+    /// carry over.
+    continue_as_new: Option<(Value, bool)>,
+    /// Retries scheduled in the current live turn.
+    retries: Vec<RetryNotice>,
+    /// Set once the generation has ended: drops no longer cancel anything.
+    closed: bool,
+}
+
+/// The context's side: all an orchestration's code may do to the engine.
+#[derive(Clone)]
+pub(crate) struct Handle(Arc<Mutex<Inner>>);
+
+/// A locked [`Handle`].
+pub(crate) struct HandleGuard<'a>(MutexGuard<'a, Inner>);
+
+/// The engine's side of the handle.
+pub(crate) struct Feed(Arc<Mutex<Inner>>);
+
+/// A locked [`Feed`].
+pub(crate) struct FeedGuard<'a>(MutexGuard<'a, Inner>);
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A panic in user code run under the lock (a `Deserialize` impl decoding a result) falls
+    // between two complete operations: the state is whole, so the poison is ignored.
+    inner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Handle {
+    pub(crate) fn lock(&self) -> HandleGuard<'_> {
+        HandleGuard(lock(&self.0))
+    }
+}
+
+impl HandleGuard<'_> {
+    pub(crate) fn instance_id(&self) -> &InstanceId {
+        &self.0.instance_id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.0.now
+    }
+
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.0.replay.is_some()
+    }
+
+    /// The next number of the generation's random sequence.
+    pub(crate) fn random(&mut self) -> u64 {
+        // SplitMix64: tiny, fast, and fully determined by the seed stored in the history.
+        let inner = &mut *self.0;
+        inner.rng = inner.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = inner.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn set_custom_status(&mut self, status: Value) {
+        self.0.custom_status = Some(status);
+    }
+
+    /// The seq the next command will take.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.0.next_seq
+    }
+
+    /// Issues the command `command(seq)` under the next seq and awaits its result.
+    pub(crate) fn issue(&mut self, command: impl FnOnce(u64) -> Command) -> u64 {
+        let inner = &mut *self.0;
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let command = command(seq);
+        if let Command::SubOrchestration { instance_id, .. } = &command {
+            inner.children.insert(seq, instance_id.clone());
+        }
+        inner.commands.push(command);
+        inner.ops.insert(seq, Op::Pending(None));
+        seq
+    }
+
+    /// Polls operation `seq`: its result once delivered (taken: a second poll waits again).
+    pub(crate) fn poll(&mut self, seq: u64, cx: &mut Context<'_>) -> Poll<OpResult> {
+        let ops = &mut self.0.ops;
+        match ops.get_mut(&seq) {
+            Some(Op::Ready(_)) => match ops.remove(&seq) {
+                Some(Op::Ready(result)) => Poll::Ready(result),
+                _ => unreachable!("operation {seq} was ready"),
+            },
+            Some(Op::Pending(waker)) => {
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            None => {
+                ops.insert(seq, Op::Pending(Some(cx.waker().clone())));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Drops timer `seq` before it fired: the store need not fire it.
+    pub(crate) fn cancel_timer(&mut self, seq: u64) {
+        let inner = &mut *self.0;
+        if inner.closed {
+            return;
+        }
+        if let Some(Op::Pending(_)) = inner.ops.remove(&seq) {
+            inner.cancelled_timers.push(seq);
+        }
+    }
+
+    /// Stops awaiting operation `seq` (its result will be ignored when it comes).
+    pub(crate) fn forget(&mut self, seq: u64) {
+        if !self.0.closed {
+            self.0.ops.remove(&seq);
+        }
+    }
+
+    /// Issues a wait for the event `name`; it may receive a buffered event at once.
+    pub(crate) fn open_wait(&mut self, name: &str) -> u64 {
+        let seq = self.issue(|seq| Command::Wait {
+            seq,
+            name: name.to_string(),
+        });
+        if let Some(data) = self.0.waits.open(seq, name) {
+            resolve(&mut self.0, seq, OpResult::Event(data));
+        }
+        seq
+    }
+
+    /// Ends wait `seq` without an event (timed out or dropped).
+    pub(crate) fn close_wait(&mut self, seq: u64) {
+        if !self.0.closed {
+            self.0.waits.close(seq);
+            self.0.ops.remove(&seq);
+        }
+    }
+
+    /// `ctx.patched(name)`: live, the new branch, recorded; on replay, the branch the
+    /// recorded run took.
+    pub(crate) fn patched(&mut self, name: &str) -> bool {
+        let inner = &mut *self.0;
+        let taken = match &inner.replay {
+            None => true,
+            Some(patches) => patches.took(inner.commands.len(), name),
+        };
+        if taken {
+            inner.commands.push(Command::Patch {
+                name: name.to_string(),
+            });
+        }
+        taken
+    }
+
+    /// Announces a retry once the turn is committed (a replayed retry was announced already).
+    pub(crate) fn note_retry(&mut self, notice: impl FnOnce() -> RetryNotice) {
+        if self.0.replay.is_none() {
+            self.0.retries.push(notice());
+        }
+    }
+
+    /// Ends the generation with the turn and starts the next with `input`.
+    pub(crate) fn continue_as_new(&mut self, input: Value, keep_events: bool) {
+        self.0.continue_as_new = Some((input, keep_events));
+    }
+}
+
+fn resolve(inner: &mut Inner, seq: u64, result: OpResult) {
+    if let Some(op) = inner.ops.get_mut(&seq) {
+        if let Op::Pending(Some(waker)) = std::mem::replace(op, Op::Ready(result)) {
+            waker.wake();
+        }
+    }
+}
+
+impl Feed {
+    /// The feed of a fresh generation of `instance_id`.
+    pub(crate) fn new(instance_id: InstanceId) -> Self {
+        Feed(Arc::new(Mutex::new(Inner {
+            instance_id,
+            name: String::new(),
+            now: SystemTime::UNIX_EPOCH,
+            replay: None,
+            rng: 0,
+            custom_status: None,
+            next_seq: 0,
+            commands: Vec::new(),
+            ops: HashMap::new(),
+            waits: Waits::new(),
+            cancelled_timers: Vec::new(),
+            children: BTreeMap::new(),
+            continue_as_new: None,
+            retries: Vec::new(),
+            closed: false,
+        })))
+    }
+
+    /// A handle for the generation's context.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle(Arc::clone(&self.0))
+    }
+
+    pub(crate) fn lock(&self) -> FeedGuard<'_> {
+        FeedGuard(lock(&self.0))
+    }
+}
+
+impl FeedGuard<'_> {
+    /// The generation's `ExecutionStarted` arrived.
+    pub(crate) fn begin_generation(&mut self, name: &str, seed: u64) {
+        self.0.name = name.to_string();
+        self.0.rng = seed;
+    }
+
+    /// The orchestrator's durable name.
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A turn begins at `now`; `replay` holds the recorded turn's patches when it replays.
+    pub(crate) fn begin_turn(&mut self, now: SystemTime, replay: Option<RecordedPatches>) {
+        let inner = &mut *self.0;
+        inner.now = now;
+        inner.replay = replay;
+        inner.commands.clear();
+        inner.cancelled_timers.clear();
+        inner.retries.clear();
+    }
+
+    /// Delivers the result of operation `seq`, waking whoever awaits it. Results for
+    /// operations nobody awaits any more (a cancelled timer) are ignored.
+    pub(crate) fn resolve(&mut self, seq: u64, result: OpResult) {
+        resolve(&mut self.0, seq, result);
+    }
+
+    /// Delivers the result of the sub-orchestration started as `seq`.
+    pub(crate) fn resolve_child(&mut self, seq: u64, result: Result<Value, Failure>) {
+        self.0.children.remove(&seq);
+        resolve(&mut self.0, seq, OpResult::Task(result));
+    }
+
+    /// Delivers a raised event to the wait that receives it, if any.
+    pub(crate) fn raise(&mut self, name: String, data: Value) {
+        if let Some((seq, data)) = self.0.waits.raise(name, data) {
+            resolve(&mut self.0, seq, OpResult::Event(data));
+        }
+    }
+
+    /// What the code issued in the turn: its commands, the timers it dropped, its retries.
+    pub(crate) fn take_issued(&mut self) -> Issued {
+        let inner = &mut *self.0;
+        Issued {
+            commands: std::mem::take(&mut inner.commands),
+            cancelled_timers: std::mem::take(&mut inner.cancelled_timers),
+            retries: std::mem::take(&mut inner.retries),
+        }
+    }
+
+    /// A continue-as-new the code asked for: the next input and the events it carries.
+    pub(crate) fn take_continue_as_new(&mut self) -> Option<(Value, Vec<(String, Value)>)> {
+        let (input, keep_events) = self.0.continue_as_new.take()?;
+        let carried = if keep_events {
+            self.0.waits.take_buffered()
+        } else {
+            Vec::new()
+        };
+        Some((input, carried))
+    }
+
+    /// Whether anything durable is still awaited.
+    pub(crate) fn has_pending_ops(&self) -> bool {
+        self.0.ops.values().any(|op| matches!(op, Op::Pending(_)))
+    }
+
+    pub(crate) fn custom_status(&self) -> Option<Value> {
+        self.0.custom_status.clone()
+    }
+
+    /// Sub-orchestrations still running.
+    pub(crate) fn children(&self) -> impl Iterator<Item = &InstanceId> {
+        self.0.children.values()
+    }
+
+    /// The generation has ended: drops in its future no longer cancel anything.
+    pub(crate) fn close(&mut self) {
+        self.0.closed = true;
+    }
+}
