@@ -1,53 +1,30 @@
 //! The file store: the conformance kit, recovery, torn tails, damage, locking, hostile ids,
 //! injected disk faults and simulated power loss.
-
-use std::sync::Arc;
-
 use durable_runtime::store::{conformance, Durability, FileStore, FileStoreOptions};
-use futures::FutureExt;
 
-/// Every check of the store conformance kit, each on a new directory, with fsync on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_kit() {
-    let mut failures = Vec::new();
-    for check in conformance::checks::<FileStore>() {
+mod conformance_kit {
+    //! Every check of the store conformance kit, one test each, each on a new directory, with
+    //! fsync on.
+
+    durable_runtime::store_conformance_tests!(
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(dir.path()).await.unwrap();
-        let outcome = std::panic::AssertUnwindSafe(check.run(Arc::new(store)))
-            .catch_unwind()
-            .await;
-        if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {message}", check.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "failed checks:\n{}",
-        failures.join("\n")
+        durable_runtime::store::FileStore::open(dir.path()).await.unwrap()
     );
 }
 
-/// The kit again without fsync: the knob changes durability, not behaviour.
+/// The kit again without fsync, through its runner: the knob changes durability, not
+/// behaviour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_kit_without_fsync() {
-    let mut failures = Vec::new();
-    for check in conformance::checks::<FileStore>() {
-        let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut checks = 0;
+    conformance::run_all(|| {
+        checks += 1;
+        let dir = root.path().join(checks.to_string());
         let options = FileStoreOptions::default().durability(Durability::None);
-        let store = FileStore::open_with(dir.path(), options).await.unwrap();
-        let outcome = std::panic::AssertUnwindSafe(check.run(Arc::new(store)))
-            .catch_unwind()
-            .await;
-        if outcome.is_err() {
-            failures.push(check.name);
-        }
-    }
-    assert!(failures.is_empty(), "failed checks: {failures:?}");
+        async move { FileStore::open_with(dir, options).await.unwrap() }
+    })
+    .await;
 }
 
 mod support {

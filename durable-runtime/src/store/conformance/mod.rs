@@ -1,9 +1,10 @@
 //! The store conformance suite: every [`Store`] implementation runs it.
 //!
 //! Each check is a `pub async fn` taking a fresh, empty store (`Arc<S>`) and panicking with the
-//! check's name and what went wrong. [`run_all`] runs every check, each on a new store from a
-//! factory, and reports all failures at once; [`checks`] lists them so an implementer can run
-//! them one by one (for instance one `#[tokio::test]` per check, or with an async factory).
+//! check's name and what went wrong. [`run_all`] runs every check, each on a new store from an
+//! async factory, and reports all failures at once;
+//! [`store_conformance_tests!`](crate::store_conformance_tests) generates one `#[tokio::test]`
+//! per check, so that a failure names its check; [`checks`] lists them for any other runner.
 //!
 //! The kit tests the contract documented on [`Store`] and nothing of any store's internals. It
 //! passes time in explicitly: every `now` is a fixed instant (whole seconds after
@@ -14,11 +15,20 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use durable_runtime::store::{conformance, MemoryStore};
+//! use durable_runtime::store::{conformance, FileStore, MemoryStore};
 //!
 //! # async fn demo() {
 //! // Everything at once, each check on a new store:
-//! conformance::run_all(MemoryStore::new).await;
+//! conformance::run_all(|| async { MemoryStore::new() }).await;
+//! // A store that opens asynchronously, each check in a directory of its own:
+//! let root = tempfile::tempdir().unwrap();
+//! let mut n = 0;
+//! conformance::run_all(|| {
+//!     n += 1;
+//!     let dir = root.path().join(n.to_string());
+//!     async move { FileStore::open(dir).await.unwrap() }
+//! })
+//! .await;
 //! // Or one check:
 //! conformance::commit_with_stale_lease_conflicts_and_changes_nothing(Arc::new(MemoryStore::new()))
 //!     .await;
@@ -26,6 +36,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -155,28 +166,43 @@ macro_rules! __durable_named_checks {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __durable_store_test_fns {
-    (($new_store:expr) $($name:ident,)*) => {
+    ((let $fixture:pat = $setup:expr; $new_store:expr) $($name:ident,)*) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                $crate::store::conformance::$name(::std::sync::Arc::new($new_store)).await;
+                let $fixture = $setup;
+                let store = $new_store;
+                $crate::store::conformance::$name(::std::sync::Arc::new(store)).await;
             }
         )*
     };
 }
 
-/// Generates one `#[tokio::test]` per check of the kit, each on a store made by `$new_store`
-/// (an expression, evaluated once per test), so a failure names its check. The calling crate
-/// needs `tokio` (with the `macros` and `rt-multi-thread` features) among its
-/// dev-dependencies.
+/// Generates one `#[tokio::test]` per check of the kit, each on a store made by `$new_store`,
+/// so a failure names its check. `$new_store` is an expression evaluated in each (async) test,
+/// so it may `.await` an async constructor. What must outlive the store, such as its temporary
+/// directory, goes in a `let` before it, also evaluated once per test. The calling crate needs
+/// `tokio` (with the `macros` and `rt-multi-thread` features) among its dev-dependencies.
 ///
 /// ```ignore
 /// durable_runtime::store_conformance_tests!(durable_runtime::store::MemoryStore::new());
+///
+/// mod file_store {
+///     durable_runtime::store_conformance_tests!(
+///         let dir = tempfile::tempdir().unwrap();
+///         durable_runtime::store::FileStore::open(dir.path()).await.unwrap()
+///     );
+/// }
 /// ```
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($new_store:expr) => {
-        $crate::__durable_store_checks!(__durable_store_test_fns!($new_store));
+    (let $fixture:pat = $setup:expr; $new_store:expr $(,)?) => {
+        $crate::__durable_store_checks!(
+            __durable_store_test_fns!(let $fixture = $setup; $new_store)
+        );
+    };
+    ($new_store:expr $(,)?) => {
+        $crate::store_conformance_tests!(let () = (); $new_store);
     };
 }
 
@@ -185,14 +211,25 @@ pub fn checks<S: Store>() -> Vec<Check<S>> {
     crate::__durable_store_checks!(__durable_named_checks!(S))
 }
 
-/// Runs every check, each on a new store from `new_store`; panics listing every failed check.
-pub async fn run_all<S: Store, F: FnMut() -> S>(new_store: F) {
+/// Runs every check, each on a new store from the async factory `new_store`; panics listing
+/// every failed check.
+pub async fn run_all<S, F, Fut>(new_store: F)
+where
+    S: Store,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
     run_all_except(new_store, &[]).await
 }
 
-/// Runs every check but those named in `skip` (known failures), each on a new store from
-/// `new_store`; panics listing every failed check, or if `skip` names no check.
-pub async fn run_all_except<S: Store, F: FnMut() -> S>(mut new_store: F, skip: &[&str]) {
+/// Runs every check but those named in `skip` (known failures), each on a new store from the
+/// async factory `new_store`; panics listing every failed check, or if `skip` names no check.
+pub async fn run_all_except<S, F, Fut>(mut new_store: F, skip: &[&str])
+where
+    S: Store,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
     let all = checks::<S>();
     for name in skip {
         assert!(
@@ -202,7 +239,8 @@ pub async fn run_all_except<S: Store, F: FnMut() -> S>(mut new_store: F, skip: &
     }
     let mut failures = Vec::new();
     for check in all.iter().filter(|c| !skip.contains(&c.name)) {
-        let outcome = AssertUnwindSafe(check.run(Arc::new(new_store())))
+        let store = new_store().await;
+        let outcome = AssertUnwindSafe(check.run(Arc::new(store)))
             .catch_unwind()
             .await;
         if let Err(panic) = outcome {
