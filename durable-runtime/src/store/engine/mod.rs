@@ -28,7 +28,8 @@
 //!   ([`Lsn`]) moves: the file store's readers wait for that position to be durable.
 //! - **Signals.** Every change says which workers it gave work to ([`Woken`]): orchestration
 //!   workers after any change that may make an instance deliverable, activity workers when
-//!   an attempt becomes ready (scheduled, or abandoned and queued again).
+//!   an attempt becomes ready (scheduled, or abandoned and queued again). The file store
+//!   wakes activity workers after every write besides, as it always has.
 //! - **Positions.** Every applied change carries the log position ([`Lsn`]) of the record
 //!   that holds it; an activity attempt remembers the position of the turn that scheduled it,
 //!   so the file store hands it out only once that turn is durable. The in-memory store has

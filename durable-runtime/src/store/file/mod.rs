@@ -494,8 +494,16 @@ impl FileStore {
         Ok((rx, woken))
     }
 
+    /// Signals the workers after a write.
     fn signal(&self, woken: Woken) {
-        woken.signal(&self.shared.signals);
+        // Activity workers also when no attempt became ready, as this store always has: a
+        // released lease moves `next_wakeup`, and an idle worker should not keep sleeping
+        // until the expiry of a lease no one holds.
+        Woken {
+            activities: true,
+            ..woken
+        }
+        .signal(&self.shared.signals);
     }
 
     async fn durable(rx: oneshot::Receiver<Result<(), StoreError>>) -> Result<(), StoreError> {
@@ -627,7 +635,7 @@ impl Store for FileStore {
             .state()
             .engine
             .abandon_orchestration(id, lease)?;
-        self.signal(woken);
+        woken.signal(&self.shared.signals);
         Ok(())
     }
 
@@ -676,7 +684,7 @@ impl Store for FileStore {
 
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let woken = self.shared.state().engine.abandon_activity(lease);
-        self.signal(woken);
+        woken.signal(&self.shared.signals);
         Ok(())
     }
 
