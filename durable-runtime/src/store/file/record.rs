@@ -1,7 +1,8 @@
 //! The records of the log and the checkpoint, in a small binary encoding: integers little
-//! endian, strings as `u32` length + UTF-8. Events, tasks and statuses are embedded as the
-//! exact JSON text the runtime serialised (never re-encoded, so floats survive bit for bit,
-//! and `strings` on a segment shows them).
+//! endian, strings as `u32` length + UTF-8. Events and tasks are embedded as the exact JSON
+//! text the runtime serialised (never re-encoded, so floats survive bit for bit), statuses as
+//! JSON too, so `strings` on a segment shows them. The records are the engine's own changes
+//! (`Create`, `Commit`, `Image`): recovery applies what was applied live.
 
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +34,8 @@ pub(crate) enum Record {
         event: Raw,
         at: Option<SystemTime>,
     },
-    /// `commit_turn`, with the status it leaves (always [`NewStatus::Replace`]).
+    /// `commit_turn`, with the whole status it leaves ([`NewStatus::Replace`] when written,
+    /// [`NewStatus::Logged`] when read back).
     Commit(Box<Commit<Events>>),
     /// `complete_activity`: the attempt's result into the inbox.
     Complete {
