@@ -1,53 +1,30 @@
 //! The file store: the conformance kit, recovery, torn tails, damage, locking, hostile ids,
 //! injected disk faults and simulated power loss.
-
-use std::sync::Arc;
-
 use durable_runtime::store::{conformance, Durability, FileStore, FileStoreOptions};
-use futures::FutureExt;
 
-/// Every check of the store conformance kit, each on a new directory, with fsync on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_kit() {
-    let mut failures = Vec::new();
-    for check in conformance::checks::<FileStore>() {
+mod conformance_kit {
+    //! Every check of the store conformance kit, one test each, each on a new directory, with
+    //! fsync on.
+
+    durable_runtime::store_conformance_tests!(
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(dir.path()).await.unwrap();
-        let outcome = std::panic::AssertUnwindSafe(check.run(Arc::new(store)))
-            .catch_unwind()
-            .await;
-        if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {message}", check.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "failed checks:\n{}",
-        failures.join("\n")
+        durable_runtime::store::FileStore::open(dir.path()).await.unwrap()
     );
 }
 
-/// The kit again without fsync: the knob changes durability, not behaviour.
+/// The kit again without fsync, through its runner: the knob changes durability, not
+/// behaviour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_kit_without_fsync() {
-    let mut failures = Vec::new();
-    for check in conformance::checks::<FileStore>() {
-        let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mut checks = 0;
+    conformance::run_all(|| {
+        checks += 1;
+        let dir = root.path().join(checks.to_string());
         let options = FileStoreOptions::default().durability(Durability::None);
-        let store = FileStore::open_with(dir.path(), options).await.unwrap();
-        let outcome = std::panic::AssertUnwindSafe(check.run(Arc::new(store)))
-            .catch_unwind()
-            .await;
-        if outcome.is_err() {
-            failures.push(check.name);
-        }
-    }
-    assert!(failures.is_empty(), "failed checks: {failures:?}");
+        async move { FileStore::open_with(dir, options).await.unwrap() }
+    })
+    .await;
 }
 
 mod support {
@@ -221,8 +198,8 @@ mod scenarios {
     use std::time::{Duration, SystemTime};
 
     use durable_runtime::store::{
-        FileStore, FileStoreOptions, NewInstance, OpenError, StatusUpdate, Store, StoreError,
-        TurnCommit,
+        FileStore, FileStoreOptions, InstanceQuery, NewInstance, OpenError, StatusUpdate, Store,
+        StoreError, TurnCommit,
     };
     use durable_runtime::{Event, HistoryEvent, InstanceId, InstanceStatus, RuntimeStatus};
     use serde_json::json;
@@ -342,6 +319,80 @@ mod scenarios {
             .expect("b has its start message");
         assert_eq!(work.instance_id.as_str(), "b");
         assert_eq!(work.messages.len(), 1);
+    }
+
+    /// Recovery keeps statuses as the JSON their records hold until a call needs them:
+    /// read, listed, watched and changed by a turn, they behave as the live ones did, after a
+    /// log replay and after a checkpoint.
+    #[tokio::test]
+    async fn recovered_statuses_read_list_and_change_like_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).await.unwrap();
+        let mut other = new_instance("other");
+        other.status.name = "other-wf".into();
+        other.status.created_at = t(5);
+        for new in [new_instance("done"), new_instance("live"), other] {
+            store.create_instance(new).await.unwrap();
+        }
+        complete(&store, "done", json!({"n": 1.5e300})).await;
+        let before = [
+            status(&store, "done").await,
+            status(&store, "live").await,
+            status(&store, "other").await,
+        ];
+        let all = InstanceQuery::default();
+        let by_name = InstanceQuery {
+            name: Some("wf".into()),
+            statuses: vec![RuntimeStatus::Pending, RuntimeStatus::Completed],
+            created_to: Some(t(1)),
+            ..InstanceQuery::default()
+        };
+        let listed = (
+            store.list(&all).await.unwrap(),
+            store.list(&by_name).await.unwrap(),
+        );
+        let wf = vec![before[0].clone().unwrap(), before[1].clone().unwrap()];
+        assert_eq!(listed.1.instances, wf);
+        store.close().await;
+
+        for checkpoint in [false, true] {
+            let store = FileStore::open(dir.path()).await.unwrap();
+            let after = [
+                status(&store, "done").await,
+                status(&store, "live").await,
+                status(&store, "other").await,
+            ];
+            assert_eq!(
+                after, before,
+                "statuses after a reopen (checkpoint: {checkpoint})"
+            );
+            let relisted = (
+                store.list(&all).await.unwrap(),
+                store.list(&by_name).await.unwrap(),
+            );
+            assert_eq!(
+                relisted, listed,
+                "lists after a reopen (checkpoint: {checkpoint})"
+            );
+            if checkpoint {
+                // A turn on a recovered instance changes its status from the recovered one.
+                let id = InstanceId::new("live").unwrap();
+                let mut watch = store.watch_status(&id);
+                complete(&store, "live", json!("late")).await;
+                let live = status(&store, "live").await.unwrap();
+                assert_eq!(live.runtime_status, RuntimeStatus::Completed);
+                assert_eq!(live.output, Some(json!("late")));
+                assert_eq!(live.input, json!(1.5), "the input is kept");
+                assert_eq!(live.last_updated_at, t(1));
+                // Told once durable, just after the commit returns.
+                tokio::time::timeout(Duration::from_secs(10), watch.changed())
+                    .await
+                    .expect("the watcher is told")
+                    .unwrap();
+            }
+            store.checkpoint().await.unwrap();
+            store.close().await;
+        }
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use crate::history::{Failure, HistoryEvent};
 use crate::instance_id::InstanceId;
 
 pub mod conformance;
+mod engine;
 pub mod file;
 mod memory;
 mod paging;

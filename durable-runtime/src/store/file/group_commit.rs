@@ -22,7 +22,7 @@ pub(crate) type Waiter = oneshot::Sender<Result<(), StoreError>>;
 /// Records applied in memory and waiting for the writer.
 #[derive(Default)]
 pub(crate) struct Queue {
-    /// Records, one JSON object per line.
+    /// Encoded records, back to back (see `record`).
     pub(crate) buf: Vec<u8>,
     /// The position of the last record in `buf`.
     pub(crate) last_lsn: Lsn,

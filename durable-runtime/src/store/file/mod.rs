@@ -20,7 +20,8 @@
 //! - **Nothing is acknowledged before it is durable.** A start, an event, a turn and an
 //!   activity result resolve only after their records are written and `fdatasync`ed. An
 //!   activity attempt is handed out only once the turn that scheduled it is durable, and
-//!   [`status`](crate::store::Store::status) waits until the status it returns is durable, so
+//!   [`status`](crate::store::Store::status) waits until the status it returns is durable
+//!   (and [`watch_status`](crate::store::Store::watch_status) fires only then), so
 //!   `wait_for_completion` never reports an outcome a crash could take back.
 //! - **Group commit.** One writer thread takes everything queued since its last fsync as one
 //!   batch. A lone commit pays one fsync at once (no linger timer); under load hundreds of
@@ -43,10 +44,12 @@
 //! crash could take back. This is the store's choice; the contract would allow less.
 //!
 //! # Memory
-//! In memory, per instance: its status (the runtime's JSON, input and output included), its
-//! inbox, timers, lease, activity attempts, and its history's *length* plus where the
-//! history's events are in the files (one entry of 32 bytes per turn since the last
-//! checkpoint, one per instance after it). The events themselves stay on disk:
+//! The live state is the store engine the in-memory store also runs (`store/engine`): the
+//! file store adds only its log, recovery and checkpoints. In memory, per instance: its
+//! status (input and output included; as the JSON its last record holds after a restart,
+//! until a call needs it), its inbox, timers, lease, activity attempts, and its history's
+//! *length* plus where the history's events are in the files (one entry of 32 bytes per turn
+//! since the last checkpoint, one per instance after it). The events themselves stay on disk:
 //! [`load_history`](crate::store::Store::load_history), which the runtime calls only on a
 //! cache miss, reads them from the segments or the checkpoint (usually from the page cache;
 //! a cold read blocks the calling thread for one disk read). A turn's events are kept in
@@ -176,7 +179,6 @@ use crate::instance_id::InstanceId;
 mod group_commit;
 mod io;
 mod log;
-mod query;
 mod record;
 mod recovery;
 mod state;
@@ -184,9 +186,10 @@ mod state;
 pub use io::{FileSystem, OsFileSystem, WritableFile};
 pub use log::DISK_FORMAT_VERSION;
 
+use super::engine::{raw, Commit, Create, Woken};
 use group_commit::{Durable, Queue, Writer};
-use record::{CreateRecord, Record};
-use state::{Lsn, Placed, State, Woken};
+use record::{Events, Record};
+use state::{Lsn, Placed, State};
 
 /// How hard the store works to make a write survive a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -339,7 +342,7 @@ impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileStore")
             .field("dir", &self.shared.dir)
-            .field("instances", &self.shared.state().instances.len())
+            .field("instances", &self.shared.state().engine.instances().len())
             .finish_non_exhaustive()
     }
 }
@@ -380,7 +383,7 @@ impl FileStore {
             }
         })?;
         let mut recovered = recovery::recover(&*fs, &dir, options.salvage)?;
-        recovered.state.changed.clear();
+        recovered.state.engine.changed.clear();
         let shared = Arc::new(Shared {
             state: Mutex::new(recovered.state),
             queue: Mutex::new(Queue::default()),
@@ -523,7 +526,7 @@ impl FileStore {
             });
         }
         queue.waiters.push(tx);
-        queue.watchers.append(&mut state.changed);
+        queue.watchers.append(&mut state.engine.changed);
         let first = start == 0;
         drop(queue);
         if first {
@@ -532,15 +535,16 @@ impl FileStore {
         Ok((rx, woken))
     }
 
+    /// Signals the workers after a write.
     fn signal(&self, woken: Woken) {
-        if woken.orchestrations {
-            self.shared.signals.orchestrations.notify_waiters();
+        // Activity workers also when no attempt became ready, as this store always has: a
+        // released lease moves `next_wakeup`, and an idle worker should not keep sleeping
+        // until the expiry of a lease no one holds.
+        Woken {
+            activities: true,
+            ..woken
         }
-        // Also when no attempt became ready: a released lease moves `next_wakeup`, and an
-        // idle worker should not keep sleeping until the expiry of a lease no one holds
-        // (a virtual test clock would jump there).
-        let _ = woken.activities;
-        self.shared.signals.activities.notify_waiters();
+        .signal(&self.shared.signals);
     }
 
     async fn durable(rx: oneshot::Receiver<Result<(), StoreError>>) -> Result<(), StoreError> {
@@ -583,10 +587,13 @@ impl Drop for FileStore {
 impl Store for FileStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         self.usable()?;
+        let create = Box::new(Create::new(new));
         let (rx, woken) = {
             let mut state = self.shared.state();
-            state.check_create(&new)?;
-            self.write(&mut state, Record::Create(CreateRecord::new(&new)))?
+            state
+                .engine
+                .check_create(create.status.instance_id(), create.replace_finished)?;
+            self.write(&mut state, Record::Create(create))?
         };
         self.signal(woken);
         Self::durable(rx).await
@@ -599,14 +606,14 @@ impl Store for FileStore {
         visible_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         self.usable()?;
+        let record = Record::Send {
+            id: id.clone(),
+            event: raw(&event),
+            at: visible_at,
+        };
         let (rx, woken) = {
             let mut state = self.shared.state();
-            state.check_send(id)?;
-            let record = Record::Send {
-                id: id.clone(),
-                event: record::raw(&event),
-                at: visible_at.map(record::nanos),
-            };
+            state.engine.check_send(id)?;
             self.write(&mut state, record)?
         };
         self.signal(woken);
@@ -619,7 +626,10 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared.state().fetch_orchestration(now, lease_for)
+        self.shared
+            .state()
+            .engine
+            .fetch_orchestration(now, lease_for)
     }
 
     async fn lease_orchestration(
@@ -629,7 +639,10 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared.state().lease_orchestration(id, now, lease_for)
+        self.shared
+            .state()
+            .engine
+            .lease_orchestration(id, now, lease_for)
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -640,10 +653,14 @@ impl Store for FileStore {
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         self.usable()?;
+        let (fence, mut turn) = Commit::from_turn(commit);
         let (rx, woken) = {
             let mut state = self.shared.state();
-            let record = state.prepare_commit(&commit)?;
-            self.write(&mut state, Record::Commit(Box::new(record)))?
+            let old = state.engine.check_commit(&turn.id, &fence)?.status();
+            // The log holds the whole status the turn leaves.
+            turn.status = turn.status.resolve(old)?;
+            let record = Record::Commit(Box::new(turn.map_history(Events::Mem)));
+            self.write(&mut state, record)?
         };
         self.signal(woken);
         Self::durable(rx).await
@@ -654,8 +671,12 @@ impl Store for FileStore {
         id: &InstanceId,
         lease: LeaseToken,
     ) -> Result<(), StoreError> {
-        self.shared.state().abandon_orchestration(id, lease)?;
-        self.shared.signals.orchestrations.notify_waiters();
+        let woken = self
+            .shared
+            .state()
+            .engine
+            .abandon_orchestration(id, lease)?;
+        woken.signal(&self.shared.signals);
         Ok(())
     }
 
@@ -665,17 +686,19 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
         self.usable()?;
-        let Some((task, lease, lsn)) = self.shared.state().fetch_activity(now, lease_for)? else {
+        let fetched = self.shared.state().engine.fetch_activity(now, lease_for)?;
+        let Some((work, scheduled)) = fetched else {
             return Ok(None);
         };
         // An attempt is handed out only once the turn that scheduled it is durable.
-        if !self.is_durable(lsn) {
-            if let Err(error) = self.wait_durable(lsn).await {
-                self.shared.state().abandon_activity(&lease);
+        if !self.is_durable(scheduled) {
+            if let Err(error) = self.wait_durable(scheduled).await {
+                // Not signalled: writes fail, and workers would only fail again.
+                let _ = self.shared.state().engine.abandon_activity(&work.lease);
                 return Err(error);
             }
         }
-        Ok(Some(ActivityWork { task, lease }))
+        Ok(Some(work))
     }
 
     async fn complete_activity(
@@ -684,16 +707,16 @@ impl Store for FileStore {
         result: HistoryEvent,
     ) -> Result<(), StoreError> {
         self.usable()?;
+        let record = Record::Complete {
+            id: lease.instance_id.clone(),
+            seq: lease.id,
+            event: raw(&result),
+        };
         let (rx, woken) = {
             let mut state = self.shared.state();
-            if !state.check_complete(lease)? {
+            if !state.engine.check_complete(lease)? {
                 return Ok(());
             }
-            let record = Record::Complete {
-                id: lease.instance_id.clone(),
-                seq: lease.id,
-                event: record::raw(&result),
-            };
             self.write(&mut state, record)?
         };
         self.signal(woken);
@@ -701,18 +724,17 @@ impl Store for FileStore {
     }
 
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
-        if self.shared.state().abandon_activity(lease) {
-            self.shared.signals.activities.notify_waiters();
-        }
+        let woken = self.shared.state().engine.abandon_activity(lease);
+        woken.signal(&self.shared.signals);
         Ok(())
     }
 
     async fn status(&self, id: &InstanceId) -> Result<Option<InstanceStatus>, StoreError> {
         let (status, lsn) = {
             let state = self.shared.state();
-            match state.instances.get(id) {
+            match state.engine.get(id) {
                 None => return Ok(None),
-                Some(instance) => (State::decode_status(instance)?, instance.lsn),
+                Some(instance) => (instance.status().get()?.into_owned(), instance.status_lsn()),
             }
         };
         // Never report a status a crash could take back.
@@ -725,7 +747,7 @@ impl Store for FileStore {
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         let (page, lsn) = {
             let state = self.shared.state();
-            (query::list(&state, query)?, state.last_lsn)
+            (state.engine.list(query)?, state.last_lsn)
         };
         if !self.is_durable(lsn) {
             self.wait_durable(lsn).await?;
@@ -737,14 +759,14 @@ impl Store for FileStore {
         self.usable()?;
         let (rx, _) = {
             let mut state = self.shared.state();
-            state.check_purge(id)?;
+            state.engine.check_purge(id)?;
             self.write(&mut state, Record::Purge { id: id.clone() })?
         };
         Self::durable(rx).await
     }
 
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
-        Ok(self.shared.state().next_wakeup())
+        Ok(self.shared.state().engine.next_wakeup())
     }
 
     fn signals(&self) -> Arc<WorkSignals> {
@@ -755,10 +777,10 @@ impl Store for FileStore {
         let mut state = self.shared.state();
         // A write on its way to disk is about to hand out work (an activity waits for it):
         // the test clock must not jump meanwhile.
-        Ok(!self.is_durable(state.last_lsn) || state.has_work(now))
+        Ok(!self.is_durable(state.last_lsn) || state.engine.has_work(now))
     }
 
     fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
-        self.shared.state().watch(id)
+        self.shared.state().engine.watch(id)
     }
 }

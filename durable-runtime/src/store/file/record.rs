@@ -1,24 +1,16 @@
 //! The records of the log and the checkpoint, in a small binary encoding: integers little
-//! endian, strings as `u32` length + UTF-8. Events, tasks and statuses are embedded as the
-//! exact JSON text the runtime serialised (never re-encoded, so floats survive bit for bit,
-//! and `strings` on a segment shows them).
+//! endian, strings as `u32` length + UTF-8. Events and tasks are embedded as the exact JSON
+//! text the runtime serialised (never re-encoded, so floats survive bit for bit), statuses as
+//! JSON too, so `strings` on a segment shows them. The records are the engine's own changes
+//! (`Create`, `Commit`, `Image`): recovery applies what was applied live.
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
 use crate::instance_id::InstanceId;
+use crate::store::engine::{
+    raw, Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
+};
 use crate::store::RuntimeStatus;
-
-/// JSON text kept as written.
-pub(crate) type Raw = Box<str>;
-
-/// Encodes a value as JSON text.
-pub(crate) fn raw<T: Serialize>(value: &T) -> Raw {
-    serde_json::to_string(value)
-        .expect("store records always serialise")
-        .into_boxed_str()
-}
 
 /// Nanoseconds since the Unix epoch (times before it are clamped to it).
 pub(crate) fn nanos(at: SystemTime) -> u64 {
@@ -27,7 +19,7 @@ pub(crate) fn nanos(at: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn time(nanos: u64) -> SystemTime {
+fn time(nanos: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
@@ -35,15 +27,16 @@ pub(crate) fn time(nanos: u64) -> SystemTime {
 #[derive(Debug)]
 pub(crate) enum Record {
     /// `create_instance`.
-    Create(CreateRecord),
+    Create(Box<Create>),
     /// `send`: an event into a live instance's inbox.
     Send {
         id: InstanceId,
         event: Raw,
-        at: Option<u64>,
+        at: Option<SystemTime>,
     },
-    /// `commit_turn`.
-    Commit(Box<CommitRecord>),
+    /// `commit_turn`, with the whole status it leaves ([`NewStatus::Replace`] when written,
+    /// [`NewStatus::Logged`] when read back).
+    Commit(Box<Commit<Events>>),
     /// `complete_activity`: the attempt's result into the inbox.
     Complete {
         id: InstanceId,
@@ -78,58 +71,8 @@ impl Events {
     }
 }
 
-/// An instance to create (also a sub-orchestration created by a turn).
-#[derive(Debug)]
-pub(crate) struct CreateRecord {
-    pub(crate) id: InstanceId,
-    pub(crate) name: String,
-    pub(crate) created_at: u64,
-    pub(crate) runtime_status: RuntimeStatus,
-    pub(crate) status: Raw,
-    pub(crate) start: Raw,
-    pub(crate) at: Option<u64>,
-    pub(crate) replace: bool,
-}
-
-/// A committed turn, with the status it leaves behind already computed.
-#[derive(Debug)]
-pub(crate) struct CommitRecord {
-    pub(crate) id: InstanceId,
-    pub(crate) history: Events,
-    pub(crate) replace_history: bool,
-    pub(crate) consumed: Vec<u64>,
-    pub(crate) completed: Vec<u64>,
-    pub(crate) activities: Vec<(u64, Raw)>,
-    pub(crate) timers: Vec<(u64, u64)>,
-    pub(crate) cancelled: Vec<u64>,
-    pub(crate) subs: Vec<CreateRecord>,
-    pub(crate) messages: Vec<(InstanceId, Raw)>,
-    pub(crate) runtime_status: RuntimeStatus,
-    pub(crate) status: Raw,
-}
-
-/// A message in a checkpointed inbox.
-#[derive(Debug)]
-pub(crate) struct MessageImage {
-    pub(crate) id: u64,
-    pub(crate) at: Option<u64>,
-    pub(crate) timer: Option<u64>,
-    pub(crate) event: Raw,
-}
-
 /// The whole durable state of one instance, as a checkpoint holds it.
-#[derive(Debug)]
-pub(crate) struct InstanceImage {
-    pub(crate) id: InstanceId,
-    pub(crate) name: String,
-    pub(crate) created_at: u64,
-    pub(crate) runtime_status: RuntimeStatus,
-    pub(crate) status: Raw,
-    pub(crate) history: Events,
-    pub(crate) inbox: Vec<MessageImage>,
-    pub(crate) next_message: u64,
-    pub(crate) activities: Vec<(u64, Raw)>,
-}
+pub(crate) type InstanceImage = Image<Events>;
 
 const CREATE: u8 = 1;
 const SEND: u8 = 2;
@@ -231,7 +174,7 @@ impl<'a> Dec<'a> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
     }
     pub(crate) fn raw(&mut self) -> Result<Raw> {
-        Ok(self.string()?.into_boxed_str())
+        self.string()
     }
     pub(crate) fn id(&mut self) -> Result<InstanceId> {
         InstanceId::new(self.string()?).map_err(|e| e.to_string())
@@ -288,30 +231,45 @@ impl<'a> Dec<'a> {
     }
 }
 
-impl CreateRecord {
-    fn encode(&self, e: &mut Enc<'_>) {
-        e.str(&self.id);
-        e.str(&self.name);
-        e.u64(self.created_at);
-        e.status(self.runtime_status);
-        e.str(&self.status);
-        e.str(&self.start);
-        e.opt(self.at);
-        e.u8(self.replace.into());
+impl Enc<'_> {
+    /// A whole status: the fields the engine filters on, then its JSON (so recovery need
+    /// not parse it).
+    pub(crate) fn whole_status(&mut self, status: &Status) {
+        self.str(status.instance_id());
+        self.str(status.name());
+        self.u64(nanos(status.created_at()));
+        self.status(status.runtime_status());
+        self.str(&status.json());
     }
+}
 
-    fn decode(d: &mut Dec<'_>) -> Result<Self> {
-        Ok(CreateRecord {
-            id: d.id()?,
-            name: d.string()?,
-            created_at: d.u64()?,
-            runtime_status: d.status()?,
-            status: d.raw()?,
-            start: d.raw()?,
-            at: d.opt()?,
-            replace: d.bool()?,
-        })
+impl Dec<'_> {
+    /// A status written by [`Enc::whole_status`], left as JSON.
+    fn whole_status(&mut self) -> Result<Status> {
+        Ok(Status::Logged(LoggedStatus {
+            instance_id: self.id()?,
+            name: self.string()?,
+            created_at: time(self.u64()?),
+            runtime_status: self.status()?,
+            json: self.raw()?,
+        }))
     }
+}
+
+fn encode_create(c: &Create, e: &mut Enc<'_>) {
+    e.whole_status(&c.status);
+    e.str(&c.start);
+    e.opt(c.start_at.map(nanos));
+    e.u8(c.replace_finished.into());
+}
+
+fn decode_create(d: &mut Dec<'_>) -> Result<Create> {
+    Ok(Create {
+        status: d.whole_status()?,
+        start: d.raw()?,
+        start_at: d.opt()?.map(time),
+        replace_finished: d.bool()?,
+    })
 }
 
 impl Record {
@@ -323,13 +281,13 @@ impl Record {
         match self {
             Record::Create(c) => {
                 e.u8(CREATE);
-                c.encode(&mut e);
+                encode_create(c, &mut e);
             }
             Record::Send { id, event, at } => {
                 e.u8(SEND);
                 e.str(id);
                 e.str(event);
-                e.opt(*at);
+                e.opt(at.map(nanos));
             }
             Record::Commit(c) => {
                 e.u8(COMMIT);
@@ -352,20 +310,34 @@ impl Record {
                 e.len(c.timers.len());
                 for (id, at) in &c.timers {
                     e.u64(*id);
-                    e.u64(*at);
+                    e.u64(nanos(*at));
                 }
                 e.u64s(&c.cancelled);
                 e.len(c.subs.len());
                 for sub in &c.subs {
-                    sub.encode(&mut e);
+                    encode_create(sub, &mut e);
                 }
                 e.len(c.messages.len());
                 for (to, event) in &c.messages {
                     e.str(to);
                     e.str(event);
                 }
-                e.status(c.runtime_status);
-                e.str(&c.status);
+                match &c.status {
+                    NewStatus::Replace { status, .. } => {
+                        e.status(status.runtime_status);
+                        e.str(&raw(status));
+                    }
+                    NewStatus::Logged {
+                        runtime_status,
+                        json,
+                    } => {
+                        e.status(*runtime_status);
+                        e.str(json);
+                    }
+                    NewStatus::Update { .. } => {
+                        unreachable!("the file store logs the whole status a turn leaves")
+                    }
+                }
             }
             Record::Complete { id, seq, event } => {
                 e.u8(COMPLETE);
@@ -383,25 +355,27 @@ impl Record {
 
     pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
         Ok(match d.u8()? {
-            CREATE => Record::Create(CreateRecord::decode(d)?),
+            CREATE => Record::Create(Box::new(decode_create(d)?)),
             SEND => Record::Send {
                 id: d.id()?,
                 event: d.raw()?,
-                at: d.opt()?,
+                at: d.opt()?.map(time),
             },
-            COMMIT => Record::Commit(Box::new(CommitRecord {
+            COMMIT => Record::Commit(Box::new(Commit {
                 id: d.id()?,
                 history: d.events()?,
                 replace_history: d.bool()?,
                 consumed: d.u64s()?,
                 completed: d.u64s()?,
                 activities: d.pairs()?,
-                timers: d.vec(|d| Ok((d.u64()?, d.u64()?)))?,
+                timers: d.vec(|d| Ok((d.u64()?, time(d.u64()?))))?,
                 cancelled: d.u64s()?,
-                subs: d.vec(CreateRecord::decode)?,
+                subs: d.vec(decode_create)?,
                 messages: d.vec(|d| Ok((d.id()?, d.raw()?)))?,
-                runtime_status: d.status()?,
-                status: d.raw()?,
+                status: NewStatus::Logged {
+                    runtime_status: d.status()?,
+                    json: d.raw()?,
+                },
             })),
             COMPLETE => Record::Complete {
                 id: d.id()?,
@@ -420,23 +394,19 @@ impl InstanceImage {
             IMAGE => {}
             other => return Err(format!("unknown checkpoint record type {other}")),
         }
-        Ok(InstanceImage {
-            id: d.id()?,
-            name: d.string()?,
-            created_at: d.u64()?,
-            runtime_status: d.status()?,
-            status: d.raw()?,
+        Ok(Image {
+            status: d.whole_status()?,
             history: d.events()?,
             inbox: d.vec(|d| {
-                Ok(MessageImage {
+                Ok(Message {
                     id: d.u64()?,
-                    at: d.opt()?,
+                    visible_at: d.opt()?.map(time),
                     timer: d.opt()?,
                     event: d.raw()?,
                 })
             })?,
             next_message: d.u64()?,
-            activities: d.pairs()?,
+            attempts: d.pairs()?,
         })
     }
 }
@@ -444,39 +414,74 @@ impl InstanceImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::engine::decode;
+    use crate::store::InstanceStatus;
 
     #[test]
     fn records_round_trip() {
-        let record = Record::Commit(Box::new(CommitRecord {
-            id: InstanceId::new("../é").unwrap(),
+        let id = InstanceId::new("../é").unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let status = InstanceStatus {
+            instance_id: id.clone(),
+            name: "n".into(),
+            version: 1,
+            runtime_status: RuntimeStatus::Failed,
+            created_at: at,
+            last_updated_at: at,
+            input: serde_json::json!({"x": [1.5, "é"]}),
+            output: None,
+            custom_status: None,
+            failure: Some(crate::history::Failure::new("k", "m")),
+            parent: None,
+        };
+        let record = Record::Commit(Box::new(Commit {
+            id,
             history: Events::Mem(vec![r#"{"v":1}"#.into(), "[2]".into()]),
             replace_history: true,
             consumed: vec![1, 2],
             completed: vec![3],
             activities: vec![(4, "{}".into())],
-            timers: vec![(5, 6)],
+            timers: vec![(5, at)],
             cancelled: vec![7],
-            subs: vec![],
+            subs: vec![Create {
+                status: Status::Decoded(status.clone()),
+                start: "{}".into(),
+                start_at: Some(at),
+                replace_finished: true,
+            }],
             messages: vec![(InstanceId::new("x").unwrap(), "[]".into())],
-            runtime_status: RuntimeStatus::Failed,
-            status: "{}".into(),
+            status: NewStatus::Replace {
+                status: status.clone(),
+                changed: true,
+            },
         }));
         let mut bytes = Vec::new();
         let range = record.encode(&mut bytes).unwrap();
         let mut d = Dec::new(&bytes);
         let back = Record::decode(&mut d).unwrap();
         assert!(d.done());
-        let Record::Commit(back) = back else { panic!() };
+        let Record::Commit(mut back) = back else {
+            panic!()
+        };
         let Events::At { offset, len, count } = back.history else {
             panic!()
         };
         assert_eq!((offset, offset + len, count), (range.start, range.end, 2));
-        let mut events = Dec::new(&bytes[range]);
+        let mut events = Dec::new(&bytes[range.clone()]);
         assert_eq!(&*events.raw().unwrap(), r#"{"v":1}"#);
         assert_eq!(&*events.raw().unwrap(), "[2]");
         assert!(events.done());
-        let rest = |r: &str| r.split_once("replace_history").unwrap().1.to_string();
-        assert_eq!(rest(&format!("{record:?}")), rest(&format!("{back:?})")));
+        // Statuses come back as their JSON, which parses to the status written.
+        let NewStatus::Logged { json, .. } = &back.status else {
+            panic!("{:?}", back.status)
+        };
+        assert_eq!(decode::<InstanceStatus>(json).unwrap(), status);
+        assert_eq!(*back.subs[0].status.get().unwrap(), status);
+        // Written again, the record is the same bytes.
+        back.history = Events::Mem(vec![r#"{"v":1}"#.into(), "[2]".into()]);
+        let mut again = Vec::new();
+        Record::Commit(back).encode(&mut again);
+        assert_eq!(again, bytes);
         for cut in 0..bytes.len() {
             assert!(Record::decode(&mut Dec::new(&bytes[..cut])).is_err());
         }
