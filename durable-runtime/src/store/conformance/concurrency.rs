@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::support::*;
 use crate::history::{Event, HistoryEvent};
-use crate::store::{RuntimeStatus, Store};
 use crate::instance_id::InstanceId;
+use crate::store::{RuntimeStatus, Store};
 
 const INSTANCES: usize = 200;
 const WORKERS: usize = 8;

@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
+use crate::instance_id::InstanceId;
 use crate::store::{
     ActivityTask, ActivityWork, InstanceStatus, NewInstance, NewTimer, OrchestrationWork,
     RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
 };
-use crate::instance_id::InstanceId;
 
 /// The lease every check takes unless it tests expiry.
 pub(super) const LEASE: Duration = Duration::from_secs(60);

@@ -9,8 +9,8 @@ use super::{
     raw, Attempt, Commit, Create, Engine, Fence, History, Image, Instance, Lsn, Raw, Woken,
 };
 use crate::history::{Event, HistoryEvent};
-use crate::store::{ActivityLease, LeaseToken, StoreError};
 use crate::instance_id::InstanceId;
+use crate::store::{ActivityLease, LeaseToken, StoreError};
 
 fn conflict(id: &InstanceId, reason: impl Into<String>) -> StoreError {
     StoreError::Conflict {

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use super::{decode, Engine, History, Lsn, Woken};
+use crate::instance_id::InstanceId;
 use crate::store::{
     ActivityLease, ActivityWork, Delivery, LeaseToken, OrchestrationWork, StoreError,
 };
-use crate::instance_id::InstanceId;
 
 /// Takes the first entry of `set` if it is due at `now` (`due` reads its time).
 fn pop_due<T: Ord>(

@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use super::{decode, raw, Raw};
-use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, StoreError};
 use crate::instance_id::InstanceId;
+use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, StoreError};
 
 /// An instance's status.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use super::io::ReadableFile;
 use super::record::{nanos, Dec, Enc, Events, InstanceImage, Record, IMAGE};
 use crate::history::HistoryEvent;
+use crate::instance_id::InstanceId;
 use crate::store::engine::{decode, Engine, History, Raw, Woken};
 use crate::store::StoreError;
-use crate::instance_id::InstanceId;
 
 pub(crate) use crate::store::engine::Lsn;
 
