@@ -268,16 +268,19 @@ impl Execution {
     /// turn ends the instance, which never replays again.
     fn within_limits(&self, outcome: Option<Outcome>, issued: &mut Issued) -> Option<Outcome> {
         let limits = &self.limits;
-        let mut checked = issued.commands.iter().try_for_each(|command| match command {
-            Command::Task { name, input, .. } => {
-                limits.check_produced(input, format_args!("the input of activity `{name}`"))
-            }
-            Command::SubOrchestration { name, input, .. } => limits.check_produced(
-                input,
-                format_args!("the input of sub-orchestration `{name}`"),
-            ),
-            _ => Ok(()),
-        });
+        let mut checked = issued
+            .commands
+            .iter()
+            .try_for_each(|command| match command {
+                Command::Task { name, input, .. } => {
+                    limits.check_produced(input, format_args!("the input of activity `{name}`"))
+                }
+                Command::SubOrchestration { name, input, .. } => limits.check_produced(
+                    input,
+                    format_args!("the input of sub-orchestration `{name}`"),
+                ),
+                _ => Ok(()),
+            });
         checked = checked.and_then(|()| match &outcome {
             Some(Outcome::Completed(output)) => {
                 limits.check_produced(output, "the output of the orchestration")

@@ -104,8 +104,9 @@ impl PayloadLimits {
         value: &Value,
         what: impl fmt::Display,
     ) -> Result<(), Failure> {
-        self.check(value)
-            .map_err(|error| Failure::new(kinds::PAYLOAD_LIMIT, format!("{what} is refused: {error}")))
+        self.check(value).map_err(|error| {
+            Failure::new(kinds::PAYLOAD_LIMIT, format!("{what} is refused: {error}"))
+        })
     }
 }
 
@@ -184,11 +185,27 @@ mod tests {
     #[test]
     fn depth_counts_arrays_and_objects() {
         let limits = PayloadLimits::new(2, usize::MAX);
-        for ok in [json!(1), json!([]), json!({}), json!([[1]]), json!({"a": [1]}), json!([[]])] {
+        for ok in [
+            json!(1),
+            json!([]),
+            json!({}),
+            json!([[1]]),
+            json!({"a": [1]}),
+            json!([[]]),
+        ] {
             assert_eq!(limits.check(&ok), Ok(()), "{ok}");
         }
-        for deep in [json!([[[1]]]), json!({"a": {"b": {}}}), json!([1, [2, [3]]]), json!([[[]]])] {
-            assert_eq!(limits.check(&deep), Err(PayloadLimitError::TooDeep { limit: 2 }), "{deep}");
+        for deep in [
+            json!([[[1]]]),
+            json!({"a": {"b": {}}}),
+            json!([1, [2, [3]]]),
+            json!([[[]]]),
+        ] {
+            assert_eq!(
+                limits.check(&deep),
+                Err(PayloadLimitError::TooDeep { limit: 2 }),
+                "{deep}"
+            );
         }
     }
 
@@ -246,6 +263,9 @@ mod tests {
         let text = serde_json::to_string(&event).unwrap();
         let read: HistoryEvent = serde_json::from_str(&text).unwrap();
         assert_eq!(read, event);
-        assert!(text.contains("message 3 of the inbox cannot be read"), "{text}");
+        assert!(
+            text.contains("message 3 of the inbox cannot be read"),
+            "{text}"
+        );
     }
 }

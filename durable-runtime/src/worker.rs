@@ -348,7 +348,10 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     // An output over the limits fails this attempt: stored, it might not read back.
     let result = result.and_then(|output| {
         let limits = &shared.options.limits;
-        limits.check_produced(&output, format_args!("the output of activity `{}`", task.name))?;
+        limits.check_produced(
+            &output,
+            format_args!("the output of activity `{}`", task.name),
+        )?;
         Ok(output)
     });
     let mut event = HistoryEvent::new(match result {

@@ -88,22 +88,21 @@ async fn others_unaffected(client: &durable_runtime::Client) {
     assert_eq!(status.output, Some(json!({ "step2": "fine" })));
 }
 
-matrix!(an_event_126_deep_that_becomes_the_output, |setup: Setup| async move {
-    let runtime = setup
-        .builder()
-        .orchestrator(echo_step2)
-        .start()
-        .unwrap();
-    let client = runtime.client();
-    let id = client.start(echo_step2, ()).await.unwrap();
-    custom_status_is(&client, &id, "waiting").await;
-    let sent = client.raise_event(&id, "step2", nested(126)).await;
-    if let Err(error) = &sent {
-        assert!(error.to_string().contains("nested more than"), "{error}");
+matrix!(
+    an_event_126_deep_that_becomes_the_output,
+    |setup: Setup| async move {
+        let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
+        let client = runtime.client();
+        let id = client.start(echo_step2, ()).await.unwrap();
+        custom_status_is(&client, &id, "waiting").await;
+        let sent = client.raise_event(&id, "step2", nested(126)).await;
+        if let Err(error) = &sent {
+            assert!(error.to_string().contains("nested more than"), "{error}");
+        }
+        still_manageable(&client, &id).await;
+        others_unaffected(&client).await;
     }
-    still_manageable(&client, &id).await;
-    others_unaffected(&client).await;
-});
+);
 
 matrix!(an_unawaited_event_127_deep, |setup: Setup| async move {
     let runtime = setup
@@ -123,61 +122,59 @@ matrix!(an_unawaited_event_127_deep, |setup: Setup| async move {
     others_unaffected(&client).await;
 });
 
-matrix!(a_stored_event_126_deep_that_becomes_the_output, |setup: Setup| async move {
-    // As if raised before the limits existed: straight into the store.
-    let runtime = setup
-        .builder()
-        .orchestrator(echo_step2)
-        .start()
-        .unwrap();
-    let client = runtime.client();
-    let id = client.start(echo_step2, ()).await.unwrap();
-    custom_status_is(&client, &id, "waiting").await;
-    let event = HistoryEvent::new(Event::EventRaised {
-        name: "step2".into(),
-        data: nested(126),
-    });
-    setup.store.send(&id, event, None).await.unwrap();
-    let status = client.wait_for_completion(&id, PATIENCE).await.unwrap();
-    assert_eq!(status.runtime_status, RuntimeStatus::Failed);
-    let failure = status.failure.expect("a failure");
-    assert!(
-        failure.message.contains("the output of the orchestration"),
-        "{failure:?}"
-    );
-    still_manageable(&client, &id).await;
-    others_unaffected(&client).await;
-});
+matrix!(
+    a_stored_event_126_deep_that_becomes_the_output,
+    |setup: Setup| async move {
+        // As if raised before the limits existed: straight into the store.
+        let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
+        let client = runtime.client();
+        let id = client.start(echo_step2, ()).await.unwrap();
+        custom_status_is(&client, &id, "waiting").await;
+        let event = HistoryEvent::new(Event::EventRaised {
+            name: "step2".into(),
+            data: nested(126),
+        });
+        setup.store.send(&id, event, None).await.unwrap();
+        let status = client.wait_for_completion(&id, PATIENCE).await.unwrap();
+        assert_eq!(status.runtime_status, RuntimeStatus::Failed);
+        let failure = status.failure.expect("a failure");
+        assert!(
+            failure.message.contains("the output of the orchestration"),
+            "{failure:?}"
+        );
+        still_manageable(&client, &id).await;
+        others_unaffected(&client).await;
+    }
+);
 
-matrix!(a_stored_unawaited_event_127_deep, |setup: Setup| async move {
-    let runtime = setup
-        .builder()
-        .orchestrator(waits_for_go)
-        .orchestrator(echo_step2)
-        .start()
-        .unwrap();
-    let client = runtime.client();
-    let id = client.start(waits_for_go, ()).await.unwrap();
-    custom_status_is(&client, &id, "waiting").await;
-    let event = HistoryEvent::new(Event::EventRaised {
-        name: "other".into(),
-        data: nested(127),
-    });
-    setup.store.send(&id, event, None).await.unwrap();
-    let status = still_manageable(&client, &id).await;
-    assert_eq!(status.runtime_status, RuntimeStatus::Failed);
-    let failure = status.failure.expect("a failure");
-    assert!(failure.message.contains("cannot be read"), "{failure:?}");
-    others_unaffected(&client).await;
-});
+matrix!(
+    a_stored_unawaited_event_127_deep,
+    |setup: Setup| async move {
+        let runtime = setup
+            .builder()
+            .orchestrator(waits_for_go)
+            .orchestrator(echo_step2)
+            .start()
+            .unwrap();
+        let client = runtime.client();
+        let id = client.start(waits_for_go, ()).await.unwrap();
+        custom_status_is(&client, &id, "waiting").await;
+        let event = HistoryEvent::new(Event::EventRaised {
+            name: "other".into(),
+            data: nested(127),
+        });
+        setup.store.send(&id, event, None).await.unwrap();
+        let status = still_manageable(&client, &id).await;
+        assert_eq!(status.runtime_status, RuntimeStatus::Failed);
+        let failure = status.failure.expect("a failure");
+        assert!(failure.message.contains("cannot be read"), "{failure:?}");
+        others_unaffected(&client).await;
+    }
+);
 
 matrix!(a_stored_start_130_deep, |setup: Setup| async move {
     // An instance created before the limits existed with an input no store reads back.
-    let runtime = setup
-        .builder()
-        .orchestrator(echo_step2)
-        .start()
-        .unwrap();
+    let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
     let client = runtime.client();
     let id = durable_runtime::InstanceId::new("deep-start").unwrap();
     let now = std::time::SystemTime::now();

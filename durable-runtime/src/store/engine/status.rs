@@ -107,17 +107,19 @@ impl LoggedStatus {
         }
         let known = serde_json::from_str::<Known>(&self.json).ok();
         InstanceStatus {
-                instance_id: self.instance_id.clone(),
-                name: self.name.clone(),
-                version: known.as_ref().map_or(0, |k| k.version),
-                runtime_status: self.runtime_status,
-                created_at: self.created_at,
-                last_updated_at: known.as_ref().map_or(self.created_at, |k| k.last_updated_at),
-                input: serde_json::Value::Null,
-                output: None,
-                custom_status: None,
-                failure: None,
-                parent: known.and_then(|k| k.parent),
+            instance_id: self.instance_id.clone(),
+            name: self.name.clone(),
+            version: known.as_ref().map_or(0, |k| k.version),
+            runtime_status: self.runtime_status,
+            created_at: self.created_at,
+            last_updated_at: known
+                .as_ref()
+                .map_or(self.created_at, |k| k.last_updated_at),
+            input: serde_json::Value::Null,
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: known.and_then(|k| k.parent),
         }
         .unreadable("its stored status", error)
     }
