@@ -66,6 +66,7 @@ impl Client {
             what: format!("the data of event `{name}`"),
             error: e.to_string(),
         })?;
+        self.within_limits(&data, || format!("the data of event `{name}`"))?;
         let event = Event::EventRaised {
             name: name.to_string(),
             data,
@@ -108,6 +109,13 @@ impl Client {
             let history = match self.shared.store.load_history(&id).await {
                 Ok(history) => history,
                 Err(crate::store::StoreError::NotFound(_)) => continue,
+                // Written before the payload limits, or damaged: purged all the same, so that
+                // it can go; only its sub-orchestrations cannot be found through it.
+                Err(crate::store::StoreError::Corrupt(error)) => {
+                    tracing::warn!(target: "durable::client", instance_id = %id, %error, "purging an instance whose history cannot be read; its sub-orchestrations, if any, stay");
+                    order.push(id);
+                    continue;
+                }
                 Err(error) => return Err(error.into()),
             };
             pending.extend(history.into_iter().filter_map(|e| match e.event {
@@ -147,6 +155,7 @@ impl Client {
             what: "the output of a terminate".into(),
             error: e.to_string(),
         })?;
+        self.within_limits(&output, || "the output of a terminate".into())?;
         self.send(
             instance_id,
             Event::ExecutionTerminated { output, recursive },
@@ -203,6 +212,22 @@ impl Client {
         let options = StartOptions::default();
         self.create_started(id, name, version, input, &options)
             .await
+    }
+
+    /// Refuses a payload over the runtime's limits, naming it `what`.
+    fn within_limits(
+        &self,
+        payload: &serde_json::Value,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), ClientError> {
+        self.shared
+            .options
+            .limits
+            .check(payload)
+            .map_err(|error| ClientError::PayloadLimit {
+                what: what(),
+                error,
+            })
     }
 
     async fn send(&self, instance_id: &str, event: Event) -> Result<(), ClientError> {
@@ -275,6 +300,7 @@ impl Client {
         input: serde_json::Value,
         options: &StartOptions,
     ) -> Result<InstanceId, ClientError> {
+        self.within_limits(&input, || format!("the input of orchestrator `{name}`"))?;
         let shared = &self.shared;
         let now = shared.clock.now();
         let seed = stable_hash(&serde_json::json!([id.as_str(), now]));

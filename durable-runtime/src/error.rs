@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::history::Failure;
 use crate::instance_id::{InstanceId, InvalidInstanceId};
+use crate::limits::PayloadLimitError;
 use crate::store::{RuntimeStatus, StoreError};
 
 /// Why a durable operation awaited in an orchestration failed.
@@ -110,6 +111,15 @@ pub enum ClientError {
         what: String,
         /// serde's message.
         error: String,
+    },
+    /// A payload is over the runtime's payload limits (see [`limits`](crate::limits)); nothing
+    /// was stored.
+    #[error("{what} is refused: {error}")]
+    PayloadLimit {
+        /// What carried the payload.
+        what: String,
+        /// Which limit it broke.
+        error: PayloadLimitError,
     },
     /// Waiting for the instance took longer than allowed.
     #[error("instance `{id}` did not reach the awaited state within {after:?}")]

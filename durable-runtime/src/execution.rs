@@ -12,12 +12,13 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::command::Outcome;
+use crate::command::{Command, Outcome};
 use crate::drift::{self, RecordedPatches};
 use crate::effects;
-use crate::handle::{Feed, OpResult, RetryNotice};
-use crate::history::{kinds, Event, Failure, HistoryEvent, ParentRef};
+use crate::handle::{Feed, Issued, OpResult, RetryNotice};
+use crate::history::{kinds, CompletionStatus, Event, Failure, HistoryEvent, ParentRef};
 use crate::instance_id::InstanceId;
+use crate::limits::PayloadLimits;
 use crate::orchestration::OrchestrationContext;
 use crate::registry::{ErasedFuture, Registry};
 use crate::store::{RuntimeStatus, StatusUpdate, TurnCommit};
@@ -102,6 +103,8 @@ pub(crate) struct Execution {
     turns: u64,
     /// Set once this generation continued as new: the next turn starts a fresh execution.
     restarted: bool,
+    /// What a live turn may produce.
+    limits: PayloadLimits,
 }
 
 impl Execution {
@@ -125,7 +128,23 @@ impl Execution {
             suspended: false,
             turns: 0,
             restarted: false,
+            limits: PayloadLimits::default(),
         }
+    }
+
+    /// The same execution, its live turns held to `limits`.
+    pub(crate) fn with_limits(mut self, limits: PayloadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// An execution whose next turn fails the instance with `failure` (its history of
+    /// `history_len` events cannot be read).
+    pub(crate) fn failing(instance_id: InstanceId, history_len: u64, failure: Failure) -> Self {
+        let mut execution = Execution::new(instance_id);
+        execution.history_len = history_len;
+        execution.pending_failure = Some(failure);
+        execution
     }
 
     /// Whether the instance has finished for good.
@@ -211,7 +230,8 @@ impl Execution {
                 self.poll_turn(registry, now, inputs, None)
             }
         };
-        let issued = self.feed.lock().take_issued();
+        let mut issued = self.feed.lock().take_issued();
+        let outcome = self.within_limits(outcome, &mut issued);
         let outcome = match outcome {
             Some(Outcome::ContinuedAsNew { input, carried }) => match self.next_start(&input) {
                 Ok(start) => {
@@ -240,6 +260,51 @@ impl Execution {
         }
         commit.status = self.status_update();
         issued.retries
+    }
+
+    /// The turn's outcome, or a failure if a payload the code produced in it (an activity's or
+    /// a sub-orchestration's input, the output, a continue-as-new's input, the custom status)
+    /// is over the limits; then nothing else of the turn is kept. Live turns only: a failed
+    /// turn ends the instance, which never replays again.
+    fn within_limits(&self, outcome: Option<Outcome>, issued: &mut Issued) -> Option<Outcome> {
+        let limits = &self.limits;
+        let mut checked = issued
+            .commands
+            .iter()
+            .try_for_each(|command| match command {
+                Command::Task { name, input, .. } => {
+                    limits.check_produced(input, format_args!("the input of activity `{name}`"))
+                }
+                Command::SubOrchestration { name, input, .. } => limits.check_produced(
+                    input,
+                    format_args!("the input of sub-orchestration `{name}`"),
+                ),
+                _ => Ok(()),
+            });
+        checked = checked.and_then(|()| match &outcome {
+            Some(Outcome::Completed(output)) => {
+                limits.check_produced(output, "the output of the orchestration")
+            }
+            Some(Outcome::ContinuedAsNew { input, .. }) => {
+                limits.check_produced(input, "the input of continue-as-new")
+            }
+            _ => Ok(()),
+        });
+        let mut feed = self.feed.lock();
+        if let (Ok(()), Some(status)) = (&checked, feed.custom_status()) {
+            if let Err(failure) = limits.check_produced(&status, "the custom status") {
+                feed.clear_custom_status();
+                checked = Err(failure);
+            }
+        }
+        match checked {
+            Ok(()) => outcome,
+            Err(failure) => {
+                issued.commands.clear();
+                issued.retries.clear();
+                Some(Outcome::Failed(failure))
+            }
+        }
     }
 
     /// The next generation's `ExecutionStarted`, or the failure of a restart loop: too many
@@ -419,7 +484,9 @@ impl Execution {
         if self.suspended
             && !matches!(
                 event,
-                Event::ExecutionResumed { .. } | Event::ExecutionTerminated { .. }
+                Event::ExecutionResumed { .. }
+                    | Event::ExecutionTerminated { .. }
+                    | Event::ExecutionCompleted { .. }
             )
         {
             self.held.push(event.clone());
@@ -481,6 +548,12 @@ impl Execution {
                     recursive: *recursive,
                 });
             }
+            // A store's stand-in for an inbox message it cannot read.
+            Event::ExecutionCompleted {
+                status: CompletionStatus::Failed,
+                failure: Some(failure),
+                ..
+            } => return Some(Outcome::Failed(failure.clone())),
             Event::ExecutionSuspended { .. } => self.suspended = true,
             Event::ExecutionResumed { .. } => {
                 self.suspended = false;

@@ -360,6 +360,11 @@ impl FeedGuard<'_> {
         self.0.custom_status.clone()
     }
 
+    /// Drops a custom status refused by the payload limits.
+    pub(crate) fn clear_custom_status(&mut self) {
+        self.0.custom_status = None;
+    }
+
     /// Sub-orchestrations still running.
     pub(crate) fn children(&self) -> impl Iterator<Item = &InstanceId> {
         self.0.children.values()

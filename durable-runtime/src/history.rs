@@ -342,6 +342,12 @@ pub mod kinds {
     pub const TERMINATED: &str = "terminated";
     /// The orchestration continued as new too many times in a row without awaiting anything.
     pub const RESTART_LOOP: &str = "restart_loop";
+    /// A payload the code produced is over the runtime's payload limits (see
+    /// [`limits`](crate::limits)).
+    pub const PAYLOAD_LIMIT: &str = "payload_limit";
+    /// A stored record of the instance cannot be read (written before the payload limits
+    /// existed, or damaged).
+    pub const UNREADABLE: &str = "unreadable";
 }
 
 fn short_type_name<T: ?Sized>() -> String {

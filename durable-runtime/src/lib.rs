@@ -104,6 +104,7 @@ pub mod future;
 mod handle;
 mod history;
 mod instance_id;
+pub mod limits;
 mod orchestration;
 mod registry;
 mod retry;
@@ -133,6 +134,7 @@ pub use history::{
     FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
+pub use limits::PayloadLimitError;
 pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;

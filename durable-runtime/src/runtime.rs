@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use crate::callable::{Activity, Orchestrator};
 use crate::client::Client;
 use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::limits::PayloadLimits;
 use crate::registry::{DuplicateRegistration, Registry};
 use crate::shared::{Options, Shared};
 use crate::stats::Stats;
@@ -130,6 +131,24 @@ impl RuntimeBuilder {
     /// How long [`Runtime::shutdown`] waits for running activities (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// How deeply a payload may nest arrays and objects (default 100, at most 120; a larger
+    /// value is taken as 120). Checked wherever a payload enters: a start's input, an
+    /// event's data, an activity's or orchestration's output, a custom status, the input of
+    /// an activity call, a sub-orchestration or a continue-as-new. serde_json reads at most
+    /// 128 levels, and the stores wrap a payload in a level or two of their own: within the
+    /// limit, whatever is acknowledged reads back. See [`limits`](crate::limits).
+    pub fn max_payload_depth(mut self, levels: usize) -> Self {
+        self.options.limits = PayloadLimits::new(levels, self.options.limits.max_bytes);
+        self
+    }
+
+    /// How large a payload may be, in bytes of compact JSON (default 16 MiB); checked where
+    /// [`max_payload_depth`](Self::max_payload_depth) is.
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.options.limits = PayloadLimits::new(self.options.limits.max_depth, bytes);
         self
     }
 

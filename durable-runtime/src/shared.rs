@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::limits::PayloadLimits;
 use crate::registry::Registry;
 use crate::stats::Counters;
 use crate::store::Store;
@@ -21,6 +22,7 @@ pub(crate) struct Options {
     pub(crate) orchestration_lease: Duration,
     pub(crate) activity_lease: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) limits: PayloadLimits,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             orchestration_lease: Duration::from_secs(30),
             activity_lease: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
+            limits: PayloadLimits::default(),
         }
     }
 }

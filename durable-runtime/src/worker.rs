@@ -14,6 +14,7 @@ use crate::activity::ActivityContext;
 use crate::clock::VirtualClock;
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
+use crate::limits::unreadable;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::store::{
@@ -211,12 +212,19 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
     Counters::add(&counters.cache_misses, 1);
     let history = match shared.store.load_history(id).await {
         Ok(history) => history,
+        // A record written before the payload limits, or damaged: the instance fails with
+        // the reason instead of being retried for ever.
+        Err(StoreError::Corrupt(error)) => {
+            tracing::error!(target: "durable::worker", instance_id = %id, %error, "the history cannot be read; the instance fails");
+            let failure = unreadable("the history", error);
+            return Some(Execution::failing(id.clone(), work.history_len, failure));
+        }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
             return None;
         }
     };
-    let mut execution = Execution::new(id.clone());
+    let mut execution = Execution::new(id.clone()).with_limits(shared.options.limits);
     if !history.is_empty() {
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
@@ -337,6 +345,15 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             }
         }
     };
+    // An output over the limits fails this attempt: stored, it might not read back.
+    let result = result.and_then(|output| {
+        let limits = &shared.options.limits;
+        limits.check_produced(
+            &output,
+            format_args!("the output of activity `{}`", task.name),
+        )?;
+        Ok(output)
+    });
     let mut event = HistoryEvent::new(match result {
         Ok(output) => Event::TaskCompleted {
             id: task.id,

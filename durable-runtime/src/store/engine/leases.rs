@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{decode, Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
+use crate::limits::unreadable_message;
 use crate::store::{
     ActivityLease, ActivityWork, Delivery, LeaseToken, OrchestrationWork, StoreError,
 };
@@ -84,9 +85,13 @@ impl<H: History> Engine<H> {
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         let mut messages = Vec::new();
         for message in instance.inbox.iter().filter(|m| m.visible_at.is_none()) {
+            // One that cannot be read fails the instance instead of blocking it for ever.
+            let event = serde_json::from_str(&message.event).unwrap_or_else(|error| {
+                unreadable_message(format_args!("message {} of its inbox", message.id), error)
+            });
             messages.push(Delivery {
                 id: message.id,
-                event: decode(&message.event)?,
+                event,
             });
         }
         instance.lease = Some((token, expires));
