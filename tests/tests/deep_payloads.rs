@@ -172,46 +172,127 @@ matrix!(
     }
 );
 
+/// An instance of `echo_step2` whose input (130 levels) no store reads back.
+fn deep_start(id: &durable_runtime::InstanceId) -> NewInstance {
+    let now = std::time::SystemTime::now();
+    let input = nested(130);
+    NewInstance {
+        status: InstanceStatus {
+            instance_id: id.clone(),
+            name: "echo_step2".into(),
+            version: 1,
+            runtime_status: RuntimeStatus::Pending,
+            created_at: now,
+            last_updated_at: now,
+            input: input.clone(),
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: None,
+        },
+        start: HistoryEvent::new(Event::ExecutionStarted {
+            name: "echo_step2".into(),
+            version: 1,
+            input,
+            seed: 1,
+            parent: None,
+            generation: 0,
+            eager_restarts: 0,
+        }),
+        start_at: None,
+        replace_finished: false,
+    }
+}
+
 matrix!(a_stored_start_130_deep, |setup: Setup| async move {
     // An instance created before the limits existed with an input no store reads back.
     let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
     let client = runtime.client();
     let id = durable_runtime::InstanceId::new("deep-start").unwrap();
-    let now = std::time::SystemTime::now();
-    let input = nested(130);
-    setup
-        .store
-        .create_instance(NewInstance {
-            status: InstanceStatus {
-                instance_id: id.clone(),
-                name: "echo_step2".into(),
-                version: 1,
-                runtime_status: RuntimeStatus::Pending,
-                created_at: now,
-                last_updated_at: now,
-                input: input.clone(),
-                output: None,
-                custom_status: None,
-                failure: None,
-                parent: None,
-            },
-            start: HistoryEvent::new(Event::ExecutionStarted {
-                name: "echo_step2".into(),
-                version: 1,
-                input,
-                seed: 1,
-                parent: None,
-                generation: 0,
-                eager_restarts: 0,
-            }),
-            start_at: None,
-            replace_finished: false,
-        })
-        .await
-        .unwrap();
+    setup.store.create_instance(deep_start(&id)).await.unwrap();
     let status = still_manageable(&client, id.as_str()).await;
     assert_eq!(status.runtime_status, RuntimeStatus::Failed);
     let failure = status.failure.expect("a failure");
     assert!(failure.message.contains("cannot be read"), "{failure:?}");
     others_unaffected(&client).await;
 });
+
+/// The file store reads a recovered status only when asked: one it cannot read is still
+/// listed and shown, with the reason, and the instance fails, terminates and purges.
+#[tokio::test]
+async fn a_recovered_status_that_cannot_be_read() {
+    use durable_runtime::store::{FileStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let id = durable_runtime::InstanceId::new("deep-start").unwrap();
+    let store = FileStore::open(dir.path()).await.unwrap();
+    store.create_instance(deep_start(&id)).await.unwrap();
+    store.close().await;
+
+    let store = FileStore::open(dir.path()).await.unwrap();
+    let status = store.status(&id).await.unwrap().expect("the instance");
+    assert_eq!(status.runtime_status, RuntimeStatus::Pending);
+    assert_eq!(status.version, 1);
+    let failure = status.failure.expect("the reason");
+    assert!(
+        failure.message.contains("its stored status cannot be read"),
+        "{failure:?}"
+    );
+    let page = store.list(&InstanceQuery::default()).await.unwrap();
+    assert_eq!(page.instances.len(), 1);
+
+    let runtime = durable_runtime::Runtime::builder()
+        .store(store)
+        .orchestrator(echo_step2)
+        .start()
+        .unwrap();
+    let client = runtime.client();
+    let status = still_manageable(&client, &id).await;
+    assert_eq!(status.runtime_status, RuntimeStatus::Failed);
+    others_unaffected(&client).await;
+}
+
+matrix!(
+    a_stored_history_that_cannot_be_read,
+    |setup: Setup| async move {
+        // A turn committed before the limits existed, with an event no store reads back.
+        use durable_runtime::store::{StatusUpdate, TurnCommit};
+        let id = durable_runtime::InstanceId::new("deep-history").unwrap();
+        let mut start = deep_start(&id);
+        start.status.input = Value::Null;
+        if let Event::ExecutionStarted { input, .. } = &mut start.start.event {
+            *input = Value::Null;
+        }
+        setup.store.create_instance(start.clone()).await.unwrap();
+        let now = setup.clock.now();
+        let work = setup
+            .store
+            .fetch_orchestration(now, std::time::Duration::from_secs(30))
+            .await
+            .unwrap()
+            .expect("the start");
+        let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
+        turn.history = vec![
+            HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }),
+            start.start,
+            HistoryEvent::new(Event::EventRaised {
+                name: "early".into(),
+                data: nested(130),
+            }),
+        ];
+        setup.store.commit_turn(turn).await.unwrap();
+        assert!(setup.store.load_history(&id).await.is_err());
+
+        let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
+        let client = runtime.client();
+        client.raise_event(&id, "step2", 1).await.unwrap();
+        let status = client.wait_for_completion(&id, PATIENCE).await.unwrap();
+        assert_eq!(status.runtime_status, RuntimeStatus::Failed);
+        let failure = status.failure.expect("a failure");
+        assert!(
+            failure.message.contains("the history cannot be read"),
+            "{failure:?}"
+        );
+        still_manageable(&client, &id).await;
+        others_unaffected(&client).await;
+    }
+);
