@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::command::Command;
 use crate::error::TaskError;
 use crate::event_data::EventData;
-use crate::handle::{Handle, HandleGuard, OpResult};
+use crate::handle::{Handle, HandleGuard};
 use crate::instance_id::InstanceId;
 
 /// The handle an orchestration uses to call activities, wait and read deterministic values.
@@ -108,8 +108,8 @@ impl OrchestrationContext {
     }
 
     /// Ends this generation and starts the orchestration again with `input`, on an empty
-    /// history (so a long-lived instance's history stays bounded). Events raised but not yet
-    /// awaited are dropped unless `.keep_events()` is called. Await it as the last thing the
+    /// history (so a long-lived instance's history stays bounded). Events raised but taken by
+    /// no wait are dropped unless `.keep_events()` is called. Await it as the last thing the
     /// orchestration does: `return ctx.continue_as_new(next).await;`
     pub fn continue_as_new<R>(&self, input: impl Serialize) -> ContinueAsNew<R> {
         ContinueAsNew {
@@ -141,8 +141,11 @@ impl OrchestrationContext {
         }
     }
 
-    /// Waits for the external event `name` and deserialises its data as `T`. Events raised
-    /// before the wait are buffered, oldest first. `.timeout(duration)` bounds the wait.
+    /// Waits for the external event `name` and deserialises its data as `T`. Events stay
+    /// buffered, oldest first, until a wait for their name is polled and returns one: a
+    /// wait dropped before that (a race's loser) takes nothing (see
+    /// [`future`](crate::future#which-wait-receives-an-event)). `.timeout(duration)` bounds
+    /// the wait.
     /// [`EventData`] says how `T` is named, and how to wait for an event without data.
     pub fn wait_for_event<T: EventData>(&self, name: impl Into<String>) -> WaitForEvent<T> {
         WaitForEvent {
@@ -255,14 +258,11 @@ impl<T> Future for WaitForEvent<T> {
             });
             (wait, timer)
         });
-        if let Poll::Ready(result) = handle.poll(wait, cx) {
+        if let Poll::Ready(data) = handle.poll_wait(wait, cx) {
             this.done = true;
             if let Some(timer) = timer {
                 handle.cancel_timer(timer);
             }
-            let OpResult::Event(data) = result else {
-                unreachable!("event wait {wait} resolved as {result:?}")
-            };
             return Poll::Ready((this.decode)(data, &this.name));
         }
         if let Some(timer) = timer {
@@ -303,7 +303,8 @@ pub struct ContinueAsNew<R> {
 }
 
 impl<R> ContinueAsNew<R> {
-    /// Carries events raised but not yet awaited over to the next generation.
+    /// Carries events that no wait has taken over to the next generation (a kept wait that
+    /// lost a race took none of them).
     pub fn keep_events(mut self) -> Self {
         self.keep_events = true;
         self
