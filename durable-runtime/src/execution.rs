@@ -391,6 +391,9 @@ impl Execution {
                 });
             }
             let mut feed = self.feed.lock();
+            if let Some(refusal) = feed.take_refusal() {
+                return Some(Outcome::Failed(refusal));
+            }
             if let Some((input, carried)) = feed.take_continue_as_new() {
                 return Some(Outcome::ContinuedAsNew { input, carried });
             }

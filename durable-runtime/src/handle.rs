@@ -79,6 +79,9 @@ struct Inner {
     retries: Vec<RetryNotice>,
     /// Set once the generation has ended: drops no longer cancel anything.
     closed: bool,
+    /// Set when the code asked for something the engine refuses (a timer no store can
+    /// hold): the generation fails with it at the end of the poll.
+    refused: Option<Failure>,
 }
 
 /// The context's side: all an orchestration's code may do to the engine.
@@ -259,6 +262,12 @@ impl HandleGuard<'_> {
         }
     }
 
+    /// Fails the generation at the end of this poll: the code asked for something that
+    /// cannot be recorded (the first refusal is kept).
+    pub(crate) fn refuse(&mut self, failure: Failure) {
+        self.0.refused.get_or_insert(failure);
+    }
+
     /// Ends the generation with the turn and starts the next with `input`.
     pub(crate) fn continue_as_new(&mut self, input: Value, keep_events: bool) {
         self.0.continue_as_new = Some((input, keep_events));
@@ -299,6 +308,7 @@ impl Feed {
             continue_as_new: None,
             retries: Vec::new(),
             closed: false,
+            refused: None,
         })))
     }
 
@@ -375,6 +385,11 @@ impl FeedGuard<'_> {
             Vec::new()
         };
         Some((input, carried))
+    }
+
+    /// What the code asked for that the engine refused, if anything: the generation fails.
+    pub(crate) fn take_refusal(&mut self) -> Option<Failure> {
+        self.0.refused.take()
     }
 
     /// Whether anything durable is still awaited.

@@ -352,6 +352,12 @@ pub mod kinds {
     pub const TERMINATED: &str = "terminated";
     /// The orchestration continued as new too many times in a row without awaiting anything.
     pub const RESTART_LOOP: &str = "restart_loop";
+    /// The orchestration asked for a timer at a time no store can hold (see
+    /// [`TimeOutOfRange`](crate::TimeOutOfRange)).
+    pub const TIME_OUT_OF_RANGE: &str = "time_out_of_range";
+    /// The runtime itself panicked while running a turn of the instance (a bug in durable
+    /// or in a store): the instance fails rather than being retried forever.
+    pub const RUNTIME_PANIC: &str = "runtime_panic";
 }
 
 fn short_type_name<T: ?Sized>() -> String {

@@ -154,7 +154,10 @@ mod tests {
     fn the_format_decides_the_rule() {
         assert_eq!(Rule::of_format(1), Rule::AtRaise);
         assert_eq!(Rule::of_format(2), Rule::AtPoll);
-        assert_eq!(Rule::of_format(crate::history::FORMAT_VERSION), Rule::AtPoll);
+        assert_eq!(
+            Rule::of_format(crate::history::FORMAT_VERSION),
+            Rule::AtPoll
+        );
     }
 
     #[test]
@@ -163,7 +166,11 @@ mod tests {
         waits.open(1, "go");
         waits.open(3, "go");
         waits.open(2, "stop");
-        assert_eq!(waits.raise("go".into(), json!(1)), [1, 3], "both may take it");
+        assert_eq!(
+            waits.raise("go".into(), json!(1)),
+            [1, 3],
+            "both may take it"
+        );
         assert_eq!(waits.take(3), Some(json!(1)), "polled first");
         assert_eq!(waits.take(1), None, "taken already");
         assert_eq!(waits.raise("go".into(), json!(2)), [1]);
@@ -178,14 +185,22 @@ mod tests {
         assert_eq!(waits.raise("go".into(), json!(1)), [0]);
         waits.close(0);
         waits.open(1, "go");
-        assert_eq!(waits.take(1), Some(json!(1)), "the dropped wait gave nothing up");
+        assert_eq!(
+            waits.take(1),
+            Some(json!(1)),
+            "the dropped wait gave nothing up"
+        );
         // A kept wait, never polled, leaves the event to a later one.
         waits.open(2, "go");
         waits.raise("go".into(), json!(2));
         waits.open(3, "go");
         assert_eq!(waits.take(3), Some(json!(2)));
         waits.raise("go".into(), json!(3));
-        assert_eq!(waits.take(2), Some(json!(3)), "the kept wait gets the next event");
+        assert_eq!(
+            waits.take(2),
+            Some(json!(3)),
+            "the kept wait gets the next event"
+        );
     }
 
     #[test]

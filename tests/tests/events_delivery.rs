@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use durable_runtime::future::{select, Either};
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, Client, OrchestrationContext,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, Advance, Client, OrchestrationContext, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally, Setup};
 use serde::{Deserialize, Serialize};
