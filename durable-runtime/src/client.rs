@@ -302,6 +302,9 @@ impl Client {
     ) -> Result<InstanceId, ClientError> {
         self.within_limits(&input, || format!("the input of orchestrator `{name}`"))?;
         let shared = &self.shared;
+        if let Some(at) = options.start_at {
+            crate::clock::in_range(at, || format!("start_at of instance `{id}`"))?;
+        }
         let now = shared.clock.now();
         let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
         let start = HistoryEvent::new(Event::ExecutionStarted {
@@ -401,7 +404,9 @@ impl<O: Orchestrator> Start<'_, O> {
         self
     }
 
-    /// Starts the orchestration at `at` instead of now; until then it is `Pending`.
+    /// Starts the orchestration at `at` instead of now; until then it is `Pending`. A time
+    /// outside what every store can hold (before 1970, after 2262) is refused with
+    /// [`ClientError::TimeOutOfRange`].
     pub fn start_at(mut self, at: SystemTime) -> Self {
         self.options.start_at = Some(at);
         self

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::clock::TimeOutOfRange;
 use crate::history::Failure;
 use crate::instance_id::{InstanceId, InvalidInstanceId};
 use crate::limits::PayloadLimitError;
@@ -57,6 +58,10 @@ pub enum TaskError {
         /// serde's message.
         error: String,
     },
+    /// A timeout or retry back-off would end at a time no store can hold: nothing was
+    /// scheduled.
+    #[error(transparent)]
+    TimeOutOfRange(#[from] TimeOutOfRange),
 }
 
 impl TaskError {
@@ -132,6 +137,9 @@ pub enum ClientError {
     /// The query cannot be run as given (a continuation token the store did not make).
     #[error("{0}")]
     InvalidQuery(String),
+    /// A time given (a scheduled start) is outside what every store can hold.
+    #[error(transparent)]
+    TimeOutOfRange(#[from] TimeOutOfRange),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -145,6 +153,7 @@ impl From<StoreError> for ClientError {
             StoreError::Finished { id, status } => ClientError::Finished { id, status },
             StoreError::NotFinished(id) => ClientError::NotFinished(id),
             StoreError::InvalidQuery(reason) => ClientError::InvalidQuery(reason),
+            StoreError::TimeOutOfRange(refused) => ClientError::TimeOutOfRange(refused),
             other => ClientError::Store(other),
         }
     }

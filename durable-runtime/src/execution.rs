@@ -97,7 +97,7 @@ pub(crate) struct Execution {
     /// A failure found before the next live turn (replay found the code changed).
     pending_failure: Option<Failure>,
     /// Events delivered while suspended, applied on resume.
-    held: Vec<Event>,
+    held: Vec<HistoryEvent>,
     suspended: bool,
     /// Turns run in this generation.
     turns: u64,
@@ -170,7 +170,7 @@ impl Execution {
         let mut turns = recorded_turns(history).peekable();
         while let Some((timestamp, events)) = turns.next() {
             let recorded = || events.iter().map(|e| &e.event).filter(|e| e.is_command());
-            let inputs = events.iter().map(|e| &e.event).filter(|e| !e.is_command());
+            let inputs = events.iter().filter(|e| !e.event.is_command());
             let patches = RecordedPatches::of(recorded());
             let outcome = self.poll_turn(registry, timestamp, inputs, Some(patches));
             let issued = self.feed.lock().take_issued();
@@ -226,7 +226,7 @@ impl Execution {
         let outcome = match self.pending_failure.take() {
             Some(failure) => Some(Outcome::Failed(failure)),
             None => {
-                let inputs = commit.history[first_input..].iter().map(|e| &e.event);
+                let inputs = commit.history[first_input..].iter();
                 self.poll_turn(registry, now, inputs, None)
             }
         };
@@ -400,7 +400,7 @@ impl Execution {
         &mut self,
         registry: &Registry,
         now: SystemTime,
-        inputs: impl IntoIterator<Item = &'e Event>,
+        inputs: impl IntoIterator<Item = &'e HistoryEvent>,
         replay: Option<RecordedPatches>,
     ) -> Option<Outcome> {
         self.turns += 1;
@@ -426,7 +426,7 @@ impl Execution {
     fn deliver_and_poll<'e>(
         &mut self,
         registry: &Registry,
-        inputs: impl IntoIterator<Item = &'e Event>,
+        inputs: impl IntoIterator<Item = &'e HistoryEvent>,
         replaying: bool,
     ) -> Option<Outcome> {
         if self.root.foreign.swap(false, Ordering::Relaxed) && self.future.is_some() {
@@ -456,6 +456,9 @@ impl Execution {
                 });
             }
             let mut feed = self.feed.lock();
+            if let Some(refusal) = feed.take_refusal() {
+                return Some(Outcome::Failed(refusal));
+            }
             if let Some((input, carried)) = feed.take_continue_as_new() {
                 return Some(Outcome::ContinuedAsNew { input, carried });
             }
@@ -480,7 +483,8 @@ impl Execution {
     }
 
     /// Delivers one event; returns how the instance ends if the event ends it.
-    fn deliver(&mut self, registry: &Registry, event: &Event) -> Option<Outcome> {
+    fn deliver(&mut self, registry: &Registry, recorded: &HistoryEvent) -> Option<Outcome> {
+        let event = &recorded.event;
         if self.suspended
             && !matches!(
                 event,
@@ -489,7 +493,7 @@ impl Execution {
                     | Event::ExecutionCompleted { .. }
             )
         {
-            self.held.push(event.clone());
+            self.held.push(recorded.clone());
             return None;
         }
         match event {
@@ -502,7 +506,9 @@ impl Execution {
                 generation,
                 eager_restarts,
             } => {
-                self.feed.lock().begin_generation(name, *seed);
+                self.feed
+                    .lock()
+                    .begin_generation(name, *seed, recorded.format_version);
                 self.start = Some(Start {
                     version: *version,
                     seed: *seed,

@@ -13,8 +13,18 @@ use crate::instance_id::InstanceId;
 ///
 /// Optional fields join a version without bumping it, as long as older histories, which
 /// lack them, still read and replay: [`HistoryEvent::attempt`] (an activity attempt's
-/// `started_at` and `ended_at`) is one.
-pub const FORMAT_VERSION: u32 = 1;
+/// `started_at` and `ended_at`) is one. A change of replay semantics bumps it:
+///
+/// - **2**: which wait receives a raised event. An event stays buffered until a wait for
+///   its name is polled and returns it; a dropped wait takes nothing (see [`crate::future`]).
+///   Under format 1 an event went at once to the oldest open wait, and was lost if that
+///   wait was then dropped.
+/// - **1**: the first format.
+///
+/// A generation follows the rules of the format its [`Event::ExecutionStarted`] was
+/// written in, to its end: an instance started under format 1 replays, and runs on, as it
+/// ran; its next generation (after continue-as-new) takes the current rules.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One entry of an instance's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -348,6 +358,12 @@ pub mod kinds {
     /// A stored record of the instance cannot be read (written before the payload limits
     /// existed, or damaged).
     pub const UNREADABLE: &str = "unreadable";
+    /// The orchestration asked for a timer at a time no store can hold (see
+    /// [`TimeOutOfRange`](crate::TimeOutOfRange)).
+    pub const TIME_OUT_OF_RANGE: &str = "time_out_of_range";
+    /// The runtime itself panicked while running a turn of the instance (a bug in durable
+    /// or in a store): the instance fails rather than being retried forever.
+    pub const RUNTIME_PANIC: &str = "runtime_panic";
 }
 
 fn short_type_name<T: ?Sized>() -> String {
@@ -464,7 +480,7 @@ mod tests {
         });
         let json = serde_json::to_string(&event).unwrap();
         assert!(
-            json.starts_with(r#"{"v":1,"kind":"TaskScheduled""#),
+            json.starts_with(r#"{"v":2,"kind":"TaskScheduled""#),
             "{json}"
         );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
@@ -490,7 +506,7 @@ mod tests {
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"kind":"TaskCompleted","id":4,"output":"ok","started_at":"2023-11-14T22:13:20.250000000Z","ended_at":"2023-11-14T22:13:21.500000000Z"}"#
+            r#"{"v":2,"kind":"TaskCompleted","id":4,"output":"ok","started_at":"2023-11-14T22:13:20.250000000Z","ended_at":"2023-11-14T22:13:21.500000000Z"}"#
         );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
 

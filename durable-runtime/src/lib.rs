@@ -126,7 +126,7 @@ pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
 pub use client::{Client, IfRunning, Start};
-pub use clock::{Clock, SystemClock, VirtualClock};
+pub use clock::{Clock, SystemClock, TimeOutOfRange, VirtualClock, LATEST_TIME_NANOS};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
 pub use history::{

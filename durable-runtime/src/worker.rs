@@ -108,8 +108,107 @@ struct Delivered {
 }
 
 /// Runs one turn of a leased instance and commits it; `false` if nothing was committed (the
-/// lease is then handed back).
+/// lease is then handed back). A panic of the runtime itself while it works on the turn (a
+/// bug in durable or in a store; user code's panics are caught closer) fails the instance:
+/// retried, the same panic would come back at every lease, forever.
 async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
+    let fence = Fence {
+        instance_id: work.instance_id.clone(),
+        lease: work.lease,
+        history_len: work.history_len,
+        consumed: work.messages.iter().map(|m| m.id).collect(),
+        completed: delivered.as_ref().map(|d| d.lease.clone()),
+        started: work
+            .messages
+            .iter()
+            .find(|m| matches!(m.event.event, Event::ExecutionStarted { .. }))
+            .map(|m| m.event.clone()),
+    };
+    match AssertUnwindSafe(turn(shared, work, delivered))
+        .catch_unwind()
+        .await
+    {
+        Ok(committed) => committed,
+        Err(panic) => {
+            let failure = Failure::new(
+                kinds::RUNTIME_PANIC,
+                format!(
+                    "the runtime panicked while running a turn of this instance: {}",
+                    Failure::panic(&*panic).message
+                ),
+            );
+            fail_after_panic(shared, fence, failure).await;
+            false
+        }
+    }
+}
+
+/// What a turn's commit is fenced by, kept to fail the instance if the turn panics.
+struct Fence {
+    instance_id: crate::instance_id::InstanceId,
+    lease: crate::store::LeaseToken,
+    history_len: u64,
+    consumed: Vec<crate::store::MessageId>,
+    completed: Option<ActivityLease>,
+    /// The generation's start, when this turn delivers it: recorded, so that the failed
+    /// history still says what ran and who the parent is.
+    started: Option<HistoryEvent>,
+}
+
+/// Fails the instance whose turn panicked: the turn's messages are consumed (of them only a
+/// generation's start is recorded), its parent is told. A second panic, or a failing store,
+/// hands the lease back.
+async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
+    let id = fence.instance_id.clone();
+    tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the runtime panicked; the instance fails");
+    shared.cache.remove(&id);
+    let commit = async {
+        // The parent, if any, is named by the generation's start.
+        let history = match &fence.started {
+            Some(started) => vec![started.clone()],
+            None => shared.store.load_history(&id).await.unwrap_or_default(),
+        };
+        let parent = history.iter().rev().find_map(|e| match &e.event {
+            Event::ExecutionStarted { parent, .. } => Some(parent.clone()),
+            _ => None,
+        });
+        let mut commit = TurnCommit {
+            instance_id: id.clone(),
+            lease: fence.lease,
+            expected_history_len: fence.history_len,
+            history: [HistoryEvent::new(Event::OrchestratorStarted {
+                timestamp: shared.clock.now(),
+            })]
+            .into_iter()
+            .chain(fence.started)
+            .collect(),
+            replace_history: false,
+            consumed: fence.consumed,
+            completed_activities: fence.completed.into_iter().collect(),
+            activities: Vec::new(),
+            timers: Vec::new(),
+            cancelled_timers: Vec::new(),
+            sub_instances: Vec::new(),
+            messages: Vec::new(),
+            status: StatusUpdate {
+                runtime_status: crate::store::RuntimeStatus::Failed,
+                failure: Some(failure.clone()),
+                ..StatusUpdate::running()
+            },
+        };
+        let outcome = crate::command::Outcome::Failed(failure);
+        crate::effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), []);
+        shared.store.commit_turn(commit).await
+    };
+    match AssertUnwindSafe(commit).catch_unwind().await {
+        Ok(Ok(())) => Counters::add(&shared.counters.commits, 1),
+        _ => {
+            let _ = shared.store.abandon_orchestration(&id, fence.lease).await;
+        }
+    }
+}
+
+async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
     let _busy = shared.busy();
     let counters = &shared.counters;
     let id = work.instance_id.clone();

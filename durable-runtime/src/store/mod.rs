@@ -337,6 +337,10 @@ pub enum StoreError {
     /// made. The caller's mistake: nothing stored is wrong.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// A time given to the store (a timer, a scheduled start) is outside what it can hold.
+    /// The caller's mistake: nothing was written.
+    #[error(transparent)]
+    TimeOutOfRange(#[from] crate::clock::TimeOutOfRange),
 }
 
 /// Push notifications of new work: a store signals them after every write that makes work

@@ -491,6 +491,7 @@ impl FileStore {
         state: &mut State,
         record: Record,
     ) -> Result<(oneshot::Receiver<Result<(), StoreError>>, Woken), StoreError> {
+        record.check_times()?;
         let (tx, rx) = oneshot::channel();
         let mut queue = self.shared.queue();
         if queue.closing {

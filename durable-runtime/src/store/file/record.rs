@@ -12,7 +12,8 @@ use crate::store::engine::{
 };
 use crate::store::RuntimeStatus;
 
-/// Nanoseconds since the Unix epoch (times before it are clamped to it).
+/// Nanoseconds since the Unix epoch, for a time [`Record::check_times`] accepted (nothing is
+/// clamped: a time outside the range is refused before it is written).
 pub(crate) fn nanos(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -21,6 +22,42 @@ pub(crate) fn nanos(at: SystemTime) -> u64 {
 
 fn time(nanos: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+impl Record {
+    /// Refuses a record holding a time the log cannot hold (before the epoch, or more than
+    /// `u64::MAX` nanoseconds after it), instead of writing it clamped.
+    pub(crate) fn check_times(&self) -> std::result::Result<(), crate::store::StoreError> {
+        fn check(at: SystemTime, what: &str) -> std::result::Result<(), crate::store::StoreError> {
+            let held = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|since| u64::try_from(since.as_nanos()).is_ok());
+            if held {
+                Ok(())
+            } else {
+                let at = crate::clock::describe(at);
+                let what = what.to_string();
+                Err(crate::clock::TimeOutOfRange { what, at }.into())
+            }
+        }
+        let create = |c: &Create| -> std::result::Result<(), crate::store::StoreError> {
+            check(c.status.created_at(), "the creation time")?;
+            c.start_at.map_or(Ok(()), |at| check(at, "start_at"))
+        };
+        match self {
+            Record::Create(c) => create(c),
+            Record::Send { at, .. } => {
+                at.map_or(Ok(()), |at| check(at, "a message's visible time"))
+            }
+            Record::Commit(c) => {
+                for (_, at) in &c.timers {
+                    check(*at, "a timer")?;
+                }
+                c.subs.iter().try_for_each(create)
+            }
+            Record::Complete { .. } | Record::Purge { .. } => Ok(()),
+        }
+    }
 }
 
 /// One state change, replayed on recovery through the same code that applied it live.
