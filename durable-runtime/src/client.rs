@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::callable::Orchestrator;
 use crate::error::ClientError;
-use crate::history::{stable_hash, Event, HistoryEvent};
+use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
 use crate::store::{InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus};
@@ -172,11 +172,17 @@ impl Client {
             .await
     }
 
-    /// The history of an instance as JSON (an array of events), the input of
-    /// [`ReplayChecker`](crate::testing::ReplayChecker).
+    /// The history of an instance as JSON, with its id (an [`ExportedHistory`]): the input of
+    /// [`ReplayChecker::check_json`](crate::testing::ReplayChecker::check_json), which replays
+    /// it under that id.
     pub async fn export_history(&self, instance_id: &str) -> Result<String, ClientError> {
-        let history = self.history(instance_id).await?;
-        serde_json::to_string_pretty(&history).map_err(|e| ClientError::BadPayload {
+        let id = parse_id(instance_id)?;
+        let history = self.history(&id).await?;
+        let export = ExportedHistory {
+            instance_id: Some(id),
+            history,
+        };
+        serde_json::to_string_pretty(&export).map_err(|e| ClientError::BadPayload {
             what: "the history".into(),
             error: e.to_string(),
         })

@@ -80,6 +80,9 @@ struct Inner {
     retries: Vec<RetryNotice>,
     /// Set once the generation has ended: drops no longer cancel anything.
     closed: bool,
+    /// Set once the code read the instance id (`ctx.instance_id()`, a default child id):
+    /// its commands may then depend on it.
+    id_observed: bool,
 }
 
 /// The context's side: all an orchestration's code may do to the engine.
@@ -110,7 +113,14 @@ impl Handle {
 }
 
 impl HandleGuard<'_> {
+    /// The instance id, for logs: reading it leaves no mark.
     pub(crate) fn instance_id(&self) -> &InstanceId {
+        &self.0.instance_id
+    }
+
+    /// The instance id, for the code: its commands may depend on it from now on.
+    pub(crate) fn observe_instance_id(&mut self) -> &InstanceId {
+        self.0.id_observed = true;
         &self.0.instance_id
     }
 
@@ -276,6 +286,7 @@ impl Feed {
             continue_as_new: None,
             retries: Vec::new(),
             closed: false,
+            id_observed: false,
         })))
     }
 
@@ -349,6 +360,11 @@ impl FeedGuard<'_> {
             Vec::new()
         };
         Some((input, carried))
+    }
+
+    /// Whether the code has read the instance id.
+    pub(crate) fn id_observed(&self) -> bool {
+        self.0.id_observed
     }
 
     /// Whether anything durable is still awaited.

@@ -129,8 +129,8 @@ pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
 pub use history::{
-    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent,
-    FORMAT_VERSION,
+    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, ExportedHistory, Failure,
+    HistoryEvent, FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
 pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
