@@ -124,7 +124,7 @@ pub use call::Call;
 pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
-pub use client::{Client, IfRunning, Start};
+pub use client::{Client, IdReuse, IfRunning, Start};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
