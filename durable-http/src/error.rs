@@ -59,7 +59,9 @@ impl From<ClientError> for ApiError {
             | ClientError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ClientError::NotFound(_) => StatusCode::NOT_FOUND,
             ClientError::Finished { .. } => StatusCode::GONE,
-            ClientError::AlreadyExists(_) | ClientError::NotFinished(_) => StatusCode::CONFLICT,
+            ClientError::AlreadyExists(_)
+            | ClientError::IdTaken { .. }
+            | ClientError::NotFinished(_) => StatusCode::CONFLICT,
             ClientError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -174,7 +174,10 @@ impl<O, K> Call<O, K> {
             } => {
                 let child = match instance_id {
                     Some(id) => id.clone(),
-                    None => format!("{}:{}", handle.instance_id(), handle.next_seq()),
+                    None => {
+                        let seq = handle.next_seq();
+                        format!("{}:{seq}", handle.observe_instance_id())
+                    }
                 };
                 let child =
                     InstanceId::new(child).map_err(|error| TaskError::InvalidInstanceId {

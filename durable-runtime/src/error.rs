@@ -88,6 +88,19 @@ pub enum ClientError {
     /// An instance with this id exists already.
     #[error("instance `{0}` exists already: pick another id, or purge the old one first")]
     AlreadyExists(InstanceId),
+    /// The start refuses an existing id ([`IdReuse::Refuse`](crate::IdReuse::Refuse)), and an
+    /// instance with this id exists.
+    #[error(
+        "instance `{id}` exists already ({status:?}) and this start refuses an existing id \
+         (`IdReuse::Refuse`): read that instance's status instead of starting it again, or \
+         start under another id"
+    )]
+    IdTaken {
+        /// The instance.
+        id: InstanceId,
+        /// Its status when the start was refused.
+        status: RuntimeStatus,
+    },
     /// The instance has not finished, so it cannot be purged.
     #[error(
         "instance `{0}` is still running: terminate it or wait for it to finish before purging"

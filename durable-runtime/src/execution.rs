@@ -152,6 +152,11 @@ impl Execution {
         self.status.is_finished()
     }
 
+    /// Whether the code has read its instance id, so that its commands may depend on it.
+    pub(crate) fn instance_id_observed(&self) -> bool {
+        self.feed.lock().id_observed()
+    }
+
     /// Whether this execution may serve the instance's next turn (it is neither finished nor
     /// replaced by a new generation).
     pub(crate) fn is_reusable(&self) -> bool {

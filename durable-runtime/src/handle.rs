@@ -82,6 +82,9 @@ struct Inner {
     /// Set when the code asked for something the engine refuses (a timer no store can
     /// hold): the generation fails with it at the end of the poll.
     refused: Option<Failure>,
+    /// Set once the code read the instance id (`ctx.instance_id()`, a default child id):
+    /// its commands may then depend on it.
+    id_observed: bool,
 }
 
 /// The context's side: all an orchestration's code may do to the engine.
@@ -112,7 +115,14 @@ impl Handle {
 }
 
 impl HandleGuard<'_> {
+    /// The instance id, for logs: reading it leaves no mark.
     pub(crate) fn instance_id(&self) -> &InstanceId {
+        &self.0.instance_id
+    }
+
+    /// The instance id, for the code: its commands may depend on it from now on.
+    pub(crate) fn observe_instance_id(&mut self) -> &InstanceId {
+        self.0.id_observed = true;
         &self.0.instance_id
     }
 
@@ -309,6 +319,7 @@ impl Feed {
             retries: Vec::new(),
             closed: false,
             refused: None,
+            id_observed: false,
         })))
     }
 
@@ -390,6 +401,11 @@ impl FeedGuard<'_> {
     /// What the code asked for that the engine refused, if anything: the generation fails.
     pub(crate) fn take_refusal(&mut self) -> Option<Failure> {
         self.0.refused.take()
+    }
+
+    /// Whether the code has read the instance id.
+    pub(crate) fn id_observed(&self) -> bool {
+        self.0.id_observed
     }
 
     /// Whether anything durable is still awaited.

@@ -54,6 +54,36 @@ impl HistoryEvent {
     }
 }
 
+/// An instance's history as [`Client::export_history`](crate::Client::export_history) writes
+/// it and [`ReplayChecker`](crate::testing::ReplayChecker) reads it: the events and whose
+/// they are, `{"instance_id": "order-1", "history": [...]}`.
+///
+/// The id matters to replay: code that reads `ctx.instance_id()` (in an activity's input, a
+/// child's id) issues commands that depend on it. A bare array of events, as written before
+/// the id was carried, still reads, with no id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedHistory {
+    /// The instance the history belongs to; `None` when read from a bare array.
+    pub instance_id: Option<InstanceId>,
+    /// Its events, oldest first.
+    pub history: Vec<HistoryEvent>,
+}
+
+impl ExportedHistory {
+    /// Reads an export: an object with `instance_id` and `history`, or a bare array of
+    /// events.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        if json.trim_start().starts_with('[') {
+            let history = serde_json::from_str(json)?;
+            return Ok(ExportedHistory {
+                instance_id: None,
+                history,
+            });
+        }
+        serde_json::from_str(json)
+    }
+}
+
 /// When an activity attempt started and ended, by the runtime's clock: what shows how long
 /// each attempt ran and how long the back-off between two attempts was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

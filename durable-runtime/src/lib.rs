@@ -125,13 +125,13 @@ pub use call::Call;
 pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
-pub use client::{Client, IfRunning, Start};
+pub use client::{Client, IdReuse, IfRunning, Start};
 pub use clock::{Clock, SystemClock, TimeOutOfRange, VirtualClock, LATEST_TIME_NANOS};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
 pub use history::{
-    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent,
-    FORMAT_VERSION,
+    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, ExportedHistory, Failure,
+    HistoryEvent, FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
 pub use limits::PayloadLimitError;

@@ -42,7 +42,7 @@ impl OrchestrationContext {
 
     /// The id of this instance.
     pub fn instance_id(&self) -> InstanceId {
-        self.lock().instance_id().clone()
+        self.lock().observe_instance_id().clone()
     }
 
     /// The durable name of this orchestration.

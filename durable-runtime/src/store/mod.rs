@@ -100,6 +100,8 @@ pub struct NewInstance {
     pub start_at: Option<SystemTime>,
     /// Whether a *finished* instance with the same id is replaced (its history and status
     /// dropped) instead of failing with `AlreadyExists`. A running one is never replaced.
+    /// With `false`, an instance with the id in any state, finished included, fails the
+    /// create and is left as it was (the client's `IdReuse::Refuse`).
     pub replace_finished: bool,
 }
 
@@ -356,7 +358,9 @@ pub struct WorkSignals {
 /// Durable storage for histories, inboxes, activity work and statuses.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
-    /// Creates an instance with its start message. Fails with `AlreadyExists`.
+    /// Creates an instance with its start message. Fails with `AlreadyExists` when the id
+    /// is taken: by any instance, or by one still running if
+    /// [`replace_finished`](NewInstance::replace_finished) is set.
     async fn create_instance(&self, instance: NewInstance) -> Result<(), StoreError>;
 
     /// Appends `event` to the inbox of a live instance, deliverable from `visible_at`.
