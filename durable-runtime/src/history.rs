@@ -89,10 +89,10 @@ impl ExportedHistory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptTimes {
     /// When the worker began running the attempt.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "timestamp")]
     pub started_at: SystemTime,
     /// When it returned, failed, panicked or timed out.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "timestamp")]
     pub ended_at: SystemTime,
 }
 
@@ -109,7 +109,7 @@ pub enum Event {
     /// A turn began; its timestamp is what `ctx.now()` returns during the turn.
     OrchestratorStarted {
         /// When the turn ran.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         timestamp: SystemTime,
     },
     /// The instance was started.
@@ -221,7 +221,7 @@ pub enum Event {
         /// Sequence number of the command.
         id: u64,
         /// When it fires.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         fire_at: SystemTime,
     },
     /// A durable timer fired.
@@ -229,7 +229,7 @@ pub enum Event {
         /// Sequence number of the `TimerCreated` it answers.
         id: u64,
         /// When it was due.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         fire_at: SystemTime,
     },
     /// The code began waiting for an external event (a command).
@@ -323,6 +323,77 @@ pub struct ParentRef {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// Times as RFC 3339 text (UTC, nanoseconds only when not zero): exactly what
+/// `humantime_serde` writes and reads, written without its formatting machinery and
+/// intermediate `String` (a history event's timestamps were a twelfth of a turn's work).
+pub(crate) mod timestamp {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserializer, Serializer};
+
+    /// The first second of year 10000: RFC 3339 has four digits for the year.
+    const END: u64 = 253_402_300_800;
+
+    /// Writes `time` as `humantime::format_rfc3339` does into `buf`; `None` out of its range
+    /// (before 1970, after 9999), where humantime's own formatting decides.
+    pub(crate) fn format(time: SystemTime, buf: &mut [u8; 30]) -> Option<usize> {
+        let since = time.duration_since(UNIX_EPOCH).ok()?;
+        let secs = since.as_secs();
+        if secs >= END {
+            return None;
+        }
+        let nanos = since.subsec_nanos();
+        let (year, month, day) = civil(secs / 86_400);
+        let second = secs % 86_400;
+        let digits = |buf: &mut [u8], mut v: u64| {
+            for b in buf.iter_mut().rev() {
+                *b = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        *buf = *b"0000-00-00T00:00:00.000000000Z";
+        digits(&mut buf[0..4], year);
+        digits(&mut buf[5..7], month);
+        digits(&mut buf[8..10], day);
+        digits(&mut buf[11..13], second / 3_600);
+        digits(&mut buf[14..16], second / 60 % 60);
+        digits(&mut buf[17..19], second % 60);
+        if nanos == 0 {
+            buf[19] = b'Z';
+            return Some(20);
+        }
+        digits(&mut buf[20..29], u64::from(nanos));
+        Some(30)
+    }
+
+    /// The civil date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    fn civil(days: u64) -> (u64, u64, u64) {
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        (year, month, day)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0; 30];
+        match format(*time, &mut buf) {
+            // ASCII digits and punctuation.
+            Some(n) => s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII")),
+            None => humantime_serde::serialize(time, s),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        humantime_serde::deserialize(d)
+    }
 }
 
 /// Why an activity attempt or an orchestration failed.
@@ -482,6 +553,44 @@ impl std::io::Write for Fnv1a {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timestamps_are_written_as_humantime_writes_them() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use humantime_serde::re::humantime::format_rfc3339;
+
+        let end = 253_402_300_800u64;
+        let mut times: Vec<(u64, u32)> = vec![
+            (0, 0),
+            (0, 1),
+            (951_782_400, 0),           // 2000-02-29
+            (4_107_542_400, 5),         // 2100-02-28
+            (4_107_628_800, 0),         // 2100-03-01
+            (end - 1, 999_999_999),     // 9999-12-31T23:59:59.999999999
+            (1_700_000_000, 123_000_000),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let nanos = if x % 3 == 0 { 0 } else { (x >> 7) as u32 % 1_000_000_000 };
+            times.push((x % end, nanos));
+        }
+        for (secs, nanos) in times {
+            let time = UNIX_EPOCH + Duration::new(secs, nanos);
+            let mut buf = [0; 30];
+            let n = super::timestamp::format(time, &mut buf).unwrap();
+            assert_eq!(
+                std::str::from_utf8(&buf[..n]).unwrap(),
+                format_rfc3339(time).to_string(),
+                "{secs}.{nanos:09}"
+            );
+        }
+        let out_of_range = UNIX_EPOCH + Duration::from_secs(end);
+        assert_eq!(super::timestamp::format(out_of_range, &mut [0; 30]), None);
+    }
     use super::*;
 
     #[test]

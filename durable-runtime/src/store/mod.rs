@@ -71,10 +71,10 @@ pub struct InstanceStatus {
     /// Where it is in its life.
     pub runtime_status: RuntimeStatus,
     /// When it was created.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::history::timestamp")]
     pub created_at: SystemTime,
     /// When its status last changed.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::history::timestamp")]
     pub last_updated_at: SystemTime,
     /// Its input.
     pub input: Value,

@@ -69,7 +69,10 @@
 //! encoding: integers little endian, strings length-prefixed. Events, tasks and statuses are
 //! embedded as the exact JSON the runtime serialised, so `strings wal-*.log` shows them. A
 //! checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing, the number of
-//! the last batch it covers in its checksummed header, and holds an image of every instance.
+//! the last batch it covers in its checksummed header, and holds an image of every instance:
+//! first the history events that were on disk when it began (`HISTORY` records, in pieces of
+//! whole events of about 1 MiB), then each instance's status, inbox and attempts, naming its
+//! history's pieces by position and holding the events that were still in memory inline.
 //!
 //! # Recovery: torn tails and damage
 //! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
@@ -127,6 +130,15 @@
 //! working ones would, not an attempt per group commit; meanwhile the log is kept and
 //! replayed at open. [`FileStore::checkpoint`] always tries at once.
 //!
+//! A checkpoint is streamed: the writer copies the history events already on disk (which never
+//! change) without holding the store's state, then, holding it, writes the last batch it
+//! covers and every instance's image, reading nothing from disk meanwhile; it writes and
+//! recovery reads about 1 MiB at a time (or one event, if larger). What it keeps in memory
+//! besides is a few dozen bytes per instance (where each history's pieces went), never the
+//! histories, whatever the store's size. Calls wait for the second part (the images, encoded
+//! from memory) but never for the copy; and writes wait for the whole checkpoint, since no
+//! batch is written meanwhile.
+//!
 //! # Backing up a live directory
 //! Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
 //! every `wal-*.log` in increasing number (skip `LOCK`). A segment copied mid-write ends in a
@@ -159,6 +171,9 @@
 //! length: in a format-1 segment, a damaged length reaching past the end of the file is told
 //! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
 //! format-2 segments, and the next checkpoint rewrites the old files in format 2.
+//!
+//! Format 3 lets a checkpoint name history events written earlier in it, so that it is
+//! written and read a batch at a time; segments are framed as in format 2.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -109,14 +109,44 @@ impl Events {
 }
 
 /// The whole durable state of one instance, as a checkpoint holds it.
-pub(crate) type InstanceImage = Image<Events>;
+pub(crate) type InstanceImage = Image<ImagedHistory>;
+
+/// A history as a checkpoint holds it: pieces written earlier in the checkpoint (by
+/// [`HISTORY`] records, before the image that names them), then events inline in the image.
+#[derive(Debug)]
+pub(crate) struct ImagedHistory {
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) inline: Events,
+}
+
+/// `count` events encoded as strings in `len` bytes at `offset` of the checkpoint file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) count: u32,
+}
+
+/// What a checkpoint batch holds, record by record.
+#[derive(Debug)]
+pub(crate) enum CheckpointRecord {
+    /// One instance.
+    Image(InstanceImage),
+    /// History bytes the images after it name by position.
+    History,
+}
 
 const CREATE: u8 = 1;
 const SEND: u8 = 2;
 const COMMIT: u8 = 3;
 const COMPLETE: u8 = 4;
 const PURGE: u8 = 5;
+/// A checkpoint's instance with its whole history inline (written before format 3).
 pub(crate) const IMAGE: u8 = 16;
+/// A checkpoint's instance whose history is in [`HISTORY`] records before it, then inline.
+pub(crate) const IMAGE_PIECES: u8 = 17;
+/// Events of histories (strings back to back), named by the images after them.
+pub(crate) const HISTORY: u8 = 18;
 
 /// Appends fields to a buffer.
 pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
@@ -425,15 +455,54 @@ impl Record {
     }
 }
 
-impl InstanceImage {
-    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
-        match d.u8()? {
-            IMAGE => {}
-            other => return Err(format!("unknown checkpoint record type {other}")),
+impl Enc<'_> {
+    /// The pieces of a history written earlier in the checkpoint.
+    pub(crate) fn pieces(&mut self, pieces: &[Piece]) {
+        self.len(pieces.len());
+        for p in pieces {
+            self.u64(p.offset);
+            self.len(p.len as usize);
+            self.len(p.count as usize);
         }
-        Ok(Image {
+    }
+}
+
+impl CheckpointRecord {
+    /// Decodes one record; `at` is where the decoded bytes start in the checkpoint file, so
+    /// that a piece is checked to lie before the image naming it.
+    pub(crate) fn decode(d: &mut Dec<'_>, at: u64) -> Result<Self> {
+        let pieces = match d.u8()? {
+            IMAGE => Vec::new(),
+            IMAGE_PIECES => {
+                let here = at + d.at as u64;
+                d.vec(|d| {
+                    let piece = Piece {
+                        offset: d.u64()?,
+                        len: d.len()? as u32,
+                        count: d.len()? as u32,
+                    };
+                    match piece.offset.checked_add(u64::from(piece.len)) {
+                        Some(end) if end <= here => Ok(piece),
+                        _ => Err(format!(
+                            "a history piece at {} (+{}) does not lie before the image naming it",
+                            piece.offset, piece.len
+                        )),
+                    }
+                })?
+            }
+            HISTORY => {
+                let n = d.len()?;
+                d.take(n)?;
+                return Ok(CheckpointRecord::History);
+            }
+            other => return Err(format!("unknown checkpoint record type {other}")),
+        };
+        Ok(CheckpointRecord::Image(Image {
             status: d.whole_status()?,
-            history: d.events()?,
+            history: ImagedHistory {
+                pieces,
+                inline: d.events()?,
+            },
             inbox: d.vec(|d| {
                 Ok(Message {
                     id: d.u64()?,
@@ -444,7 +513,7 @@ impl InstanceImage {
             })?,
             next_message: d.u64()?,
             attempts: d.pairs()?,
-        })
+        }))
     }
 }
 
