@@ -21,6 +21,7 @@ use crate::instance_id::InstanceId;
 use crate::orchestration::OrchestrationContext;
 use crate::registry::{ErasedFuture, Registry};
 use crate::store::{RuntimeStatus, StatusUpdate, TurnCommit};
+use crate::telemetry::InstanceTelemetry;
 use crate::trace;
 
 /// How many generations in a row may continue as new in their first turn before the
@@ -102,6 +103,8 @@ pub(crate) struct Execution {
     turns: u64,
     /// Set once this generation continued as new: the next turn starts a fresh execution.
     restarted: bool,
+    /// Its span and labels (telemetry/).
+    pub(crate) telemetry: InstanceTelemetry,
 }
 
 impl Execution {
@@ -125,6 +128,7 @@ impl Execution {
             suspended: false,
             turns: 0,
             restarted: false,
+            telemetry: InstanceTelemetry::default(),
         }
     }
 

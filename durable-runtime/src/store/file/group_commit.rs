@@ -14,6 +14,8 @@ use super::io::ReadableFile;
 use super::log::{self, checkpoint_header, frame, segment_header, FRAME_HEADER};
 use super::state::{Lsn, Placed, State};
 use super::{Durability, Shared};
+use crate::clock::Stopwatch;
+use crate::metric;
 use crate::store::StoreError;
 
 /// Sends the outcome of a write to its caller.
@@ -265,7 +267,9 @@ impl Writer {
                 let start = self.segment_len;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                 }
                 self.segment_len += self.pending.len() as u64;
                 Ok(start)
@@ -285,7 +289,9 @@ impl Writer {
                 file.write_all(&header)?;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                     fs.sync_dir(&self.shared.dir)?;
                 }
                 self.segment_unwritten = false;
