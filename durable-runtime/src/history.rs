@@ -65,7 +65,11 @@ pub struct SpanRecord {
     #[serde(with = "hex_id")]
     pub span_id: u64,
     /// The span it is a child of: the caller's current span, or the parent orchestration's.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_id::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_id::option"
+    )]
     pub parent_span_id: Option<u64>,
     /// When the span starts: the start's time, or the first traced turn's.
     #[serde(rename = "span_started_at", with = "humantime_serde")]
@@ -104,8 +108,8 @@ mod hex_id {
     }
 
     fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(text: &str) -> Result<T, E> {
-        let valid = text.len() == T::DIGITS
-            && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid =
+            text.len() == T::DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         match T::from_hex(text).filter(|id| valid && *id != T::default()) {
             Some(id) => Ok(id),
             None => Err(E::custom(format!(
@@ -607,7 +611,8 @@ mod tests {
 
     #[test]
     fn span_records_are_optional_and_written_beside_the_start() {
-        let old = r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7}"#;
+        let old =
+            r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7}"#;
         let read: HistoryEvent = serde_json::from_str(old).unwrap();
         assert_eq!(read.span, None);
         assert_eq!(serde_json::to_string(&read).unwrap(), old);
@@ -617,7 +622,8 @@ mod tests {
             trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
             span_id: 0x00f0_67aa_0ba9_02b7,
             parent_span_id: Some(1),
-            started_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250),
+            started_at: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(1_700_000_000_250),
         });
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
@@ -629,12 +635,21 @@ mod tests {
         // A damaged record is no record: the start still reads, and the instance is traced
         // from its next turn on.
         for bad in [
-            json.replace("4bf92f3577b34da6a3ce929d0e0e4736", "4BF92F3577B34DA6A3CE929D0E0E4736"),
-            json.replace("4bf92f3577b34da6a3ce929d0e0e4736", "00000000000000000000000000000000"),
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "4BF92F3577B34DA6A3CE929D0E0E4736",
+            ),
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00000000000000000000000000000000",
+            ),
             json.replace("00f067aa0ba902b7", "f067aa0ba902b7"),
             json.replace("00f067aa0ba902b7", "+0f067aa0ba902b7"),
             json.replace("0000000000000001", &"9".repeat(10_000)),
-            json.replace(r#""span_started_at":"2023-11-14T22:13:20.250000000Z""#, r#""span_started_at":7"#),
+            json.replace(
+                r#""span_started_at":"2023-11-14T22:13:20.250000000Z""#,
+                r#""span_started_at":7"#,
+            ),
         ] {
             let read: HistoryEvent = serde_json::from_str(&bad).unwrap();
             assert_eq!(read.span, None, "{bad}");

@@ -68,7 +68,10 @@ mod on {
             describe_counter!(INSTANCES_COMPLETED, "Instances that completed");
             describe_counter!(INSTANCES_FAILED, "Instances that failed");
             describe_counter!(INSTANCES_TERMINATED, "Instances terminated by a client");
-            describe_counter!(INSTANCES_CONTINUED_AS_NEW, "Instances that continued as new");
+            describe_counter!(
+                INSTANCES_CONTINUED_AS_NEW,
+                "Instances that continued as new"
+            );
             describe_histogram!(TURN_SECONDS, Unit::Seconds, "Turns, lease to commit");
             describe_histogram!(REPLAY_SECONDS, Unit::Seconds, "Replays of a history");
             describe_histogram!(ACTIVITY_SECONDS, Unit::Seconds, "Activity attempts");
@@ -76,7 +79,11 @@ mod on {
             describe_counter!(CACHE_HITS, "Turns served by a cached execution");
             describe_counter!(CACHE_MISSES, "Turns that replayed the history");
             describe_counter!(CACHE_EVICTIONS, "Executions evicted from the cache");
-            describe_histogram!(STORE_COMMIT_SECONDS, Unit::Seconds, "Store commits of turns");
+            describe_histogram!(
+                STORE_COMMIT_SECONDS,
+                Unit::Seconds,
+                "Store commits of turns"
+            );
             describe_histogram!(FILE_FDATASYNC_SECONDS, Unit::Seconds, "File store syncs");
             describe_histogram!(FILE_BATCH_WRITES, "Writes made durable by one sync");
             describe_gauge!(QUEUE_READY_TURNS, "Instances ready for a turn");

@@ -334,7 +334,12 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 task.id,
                 task.attempt,
             );
-            let run = span.instrument(AssertUnwindSafe(activity(ctx, task.input)).catch_unwind());
+            let run = {
+                // The code's future is made inside the span too: spans it opens then are
+                // the attempt's children.
+                let _current = span.enter();
+                span.instrument(AssertUnwindSafe(activity(ctx, task.input)).catch_unwind())
+            };
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {

@@ -32,8 +32,12 @@ pub(crate) struct InstanceTelemetry {
 impl InstanceTelemetry {
     /// What a replayed `history` tells: the orchestrator, its span, its pending timers.
     pub(crate) fn replayed(&mut self, history: &[HistoryEvent]) {
-        // A generation's history opens with its start.
-        if let Some(Event::ExecutionStarted { name, .. }) = history.first().map(|e| &e.event) {
+        // A generation's history opens with its start (in its first turn).
+        let start = history.iter().find_map(|e| match &e.event {
+            Event::ExecutionStarted { name, .. } => Some(name),
+            _ => None,
+        });
+        if let Some(name) = start {
             self.name = Some(name.clone());
         }
         self.span.replayed(history);

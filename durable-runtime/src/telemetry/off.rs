@@ -35,7 +35,12 @@ impl Tracing {
 
     pub(crate) fn committed(&self, _: &InstanceId, _: TurnSpans) {}
 
-    pub(crate) async fn attempt(&self, _: &dyn Store, _: &ActivityTask, _: SystemTime) -> AttemptSpan {
+    pub(crate) async fn attempt(
+        &self,
+        _: &dyn Store,
+        _: &ActivityTask,
+        _: SystemTime,
+    ) -> AttemptSpan {
         AttemptSpan
     }
 }
@@ -55,6 +60,8 @@ impl AttemptSpan {
     pub(crate) fn instrument<F: Future>(&self, attempt: F) -> F {
         attempt
     }
+
+    pub(crate) fn enter(&self) {}
 
     pub(crate) fn end(self, _: &Result<Value, Failure>, _: SystemTime) {}
 }

@@ -52,7 +52,10 @@ impl Tracing {
         }
     }
 
-    fn parents(&self) -> std::sync::MutexGuard<'_, LruCache<InstanceId, SpanRecord, foldhash::fast::RandomState>> {
+    fn parents(
+        &self,
+    ) -> std::sync::MutexGuard<'_, LruCache<InstanceId, SpanRecord, foldhash::fast::RandomState>>
+    {
         self.parents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -180,7 +183,8 @@ impl Tracing {
                     KeyValue::new("durabletask.task.task_id", timer.seq as i64),
                     KeyValue::new(
                         "durabletask.fire_at",
-                        humantime_serde::re::humantime::format_rfc3339_nanos(timer.fire_at).to_string(),
+                        humantime_serde::re::humantime::format_rfc3339_nanos(timer.fire_at)
+                            .to_string(),
                     ),
                 ]);
             let mut span = tracer.build_with_context(builder, &parent);
@@ -392,6 +396,11 @@ impl AttemptSpan {
         attempt.with_context(self.0.clone().unwrap_or_default())
     }
 
+    /// Makes the span current on this thread until the guard drops.
+    pub(crate) fn enter(&self) -> Option<opentelemetry::ContextGuard> {
+        self.0.clone().map(Context::attach)
+    }
+
     /// Ends the span at `ended_at`, with error status and the message if the attempt failed.
     pub(crate) fn end(self, result: &Result<Value, Failure>, ended_at: SystemTime) {
         let Some(cx) = self.0 else {
@@ -399,7 +408,10 @@ impl AttemptSpan {
         };
         let span = cx.span();
         if let Err(failure) = result {
-            span.set_attribute(KeyValue::new("durabletask.failure.kind", failure.kind.clone()));
+            span.set_attribute(KeyValue::new(
+                "durabletask.failure.kind",
+                failure.kind.clone(),
+            ));
             span.set_status(Status::error(failure.message.clone()));
         }
         span.end_with_timestamp(ended_at);
