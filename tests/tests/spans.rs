@@ -302,3 +302,76 @@ matrix!(
         }
     }
 );
+
+matrix!(
+    a_history_started_untraced_gets_a_span_from_its_first_traced_turn,
+    |setup: durable_tests::Setup| async move {
+        use workflows::external_event_orchestrator;
+
+        // Started by a runtime without a tracer (or a release before spans): no record.
+        let untraced = setup
+            .builder()
+            .orchestrator(external_event_orchestrator)
+            .activity(reliable_activity)
+            .start()
+            .unwrap();
+        let client = untraced.client();
+        let id = client
+            .start(external_event_orchestrator, ())
+            .instance_id("upgraded")
+            .await
+            .unwrap();
+        durable_tests::custom_status_is(&client, &id, "waiting for event step2").await;
+        untraced.shutdown().await;
+        let before = client.history(&id).await.unwrap();
+        assert!(before.iter().all(|e| e.span.is_none()));
+
+        let (provider, exporter) = exporter();
+        let traced = setup
+            .builder()
+            .tracer(provider.tracer("durable"))
+            .orchestrator(external_event_orchestrator)
+            .activity(reliable_activity)
+            .start()
+            .unwrap();
+        let client = traced.client();
+        client.raise_event(&id, "step2", 2).await.unwrap();
+        durable_tests::custom_status_is(&client, &id, "waiting for event step4").await;
+        client.raise_event(&id, "step4", 4).await.unwrap();
+        assert_eq!(
+            finished(&client, &id).await.runtime_status,
+            RuntimeStatus::Completed
+        );
+        traced.shutdown().await;
+
+        let history = client.history(&id).await.unwrap();
+        let records: Vec<_> = history
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.span.map(|r| (i, r)))
+            .collect();
+        assert_eq!(
+            records.len(),
+            1,
+            "one record, on the first traced turn's opening event"
+        );
+        let (at, record) = records[0];
+        assert_eq!(at, before.len(), "the turn after the untraced ones");
+        assert_eq!(history[at].event.name(), "OrchestratorStarted");
+
+        let spans = exporter.get_finished_spans().unwrap();
+        let roots = of_type(&spans, "orchestration");
+        assert_eq!(roots.len(), 1, "{spans:#?}");
+        assert_eq!(roots[0].start_time, record.started_at);
+        assert_eq!(
+            u64::from_be_bytes(roots[0].span_context.span_id().to_bytes()),
+            record.span_id
+        );
+        // The two steps that ran traced (3 and 5) are its children; step 1 ran before.
+        let steps = of_type(&spans, "activity");
+        assert_eq!(steps.len(), 2);
+        assert!(steps
+            .iter()
+            .all(|s| s.parent_span_id == roots[0].span_context.span_id()));
+    }
+);
