@@ -5,6 +5,16 @@
 //! The application installs a recorder (the Prometheus exporter that `durable-http` serves
 //! at `/metrics`, for one); the runtime never installs one itself.
 
+/// Bucket bounds (seconds) that suit the runtime's latency histograms (every `*_seconds`
+/// metric), from 100 µs to a minute.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Bucket bounds that suit [`names::FILE_BATCH_WRITES`].
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
 /// The names, for documentation and tests.
 pub mod names {
     /// Instances whose first turn ran, by `orchestrator`.
