@@ -21,6 +21,7 @@ use crate::extract::{checked_id, instance_id, page_size, query};
 use crate::filter::FilterParams;
 use crate::guard::guard;
 use crate::history::history_page;
+use crate::metrics;
 use crate::options::RouterOptions;
 
 /// The management API over `client`, behind the checks of `options`.
@@ -35,6 +36,7 @@ use crate::options::RouterOptions;
 /// | `POST /instances/{id}/suspend?reason=…` | suspends it |
 /// | `POST /instances/{id}/resume?reason=…` | resumes it |
 /// | `DELETE /instances/{id}` | purges a finished instance |
+/// | `GET /metrics` | the metrics, in the Prometheus text format (with [`RouterOptions::metrics`]) |
 /// | `GET /` | the web dashboard (unless [`RouterOptions::dashboard`] turns it off) |
 ///
 /// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The
@@ -76,7 +78,15 @@ pub fn router(client: Client, options: RouterOptions) -> Router {
         )
         .route("/instances/{instance_id}/terminate", post(terminate))
         .route("/instances/{instance_id}/suspend", post(suspend))
-        .route("/instances/{instance_id}/resume", post(resume))
+        .route("/instances/{instance_id}/resume", post(resume));
+    let routes = match &options.metrics {
+        Some(render) => {
+            let render = render.clone();
+            routes.route("/metrics", get(move || metrics::scrape(render.clone())))
+        }
+        None => routes,
+    };
+    let routes = routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(client);

@@ -313,7 +313,7 @@ impl Client {
         }
         let now = shared.clock.now();
         let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
-        let start = HistoryEvent::new(Event::ExecutionStarted {
+        let mut start = HistoryEvent::new(Event::ExecutionStarted {
             name: name.to_string(),
             version,
             input: input.clone(),
@@ -322,6 +322,7 @@ impl Client {
             generation: 0,
             eager_restarts: 0,
         });
+        start.span = shared.tracing.start_record(now);
         let status = InstanceStatus {
             instance_id: id.clone(),
             name: name.to_string(),

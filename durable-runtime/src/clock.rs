@@ -274,3 +274,17 @@ mod tests {
         assert_eq!(clock.elapsed_since(start), Duration::from_secs(4));
     }
 }
+
+/// A stopwatch for latency metrics: it reads the monotonic clock only when metrics are
+/// compiled in, and its readings never steer the runtime.
+pub(crate) struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    pub(crate) fn start() -> Self {
+        Stopwatch(cfg!(feature = "metrics").then(std::time::Instant::now))
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.0.map(|start| start.elapsed()).unwrap_or_default()
+    }
+}

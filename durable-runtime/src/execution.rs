@@ -22,6 +22,7 @@ use crate::limits::PayloadLimits;
 use crate::orchestration::OrchestrationContext;
 use crate::registry::{ErasedFuture, Registry};
 use crate::store::{RuntimeStatus, StatusUpdate, TurnCommit};
+use crate::telemetry::InstanceTelemetry;
 use crate::trace;
 
 /// How many generations in a row may continue as new in their first turn before the
@@ -105,6 +106,8 @@ pub(crate) struct Execution {
     restarted: bool,
     /// What a live turn may produce.
     limits: PayloadLimits,
+    /// Its span and labels (telemetry/).
+    pub(crate) telemetry: InstanceTelemetry,
 }
 
 impl Execution {
@@ -129,6 +132,7 @@ impl Execution {
             turns: 0,
             restarted: false,
             limits: PayloadLimits::default(),
+            telemetry: InstanceTelemetry::default(),
         }
     }
 

@@ -13,7 +13,8 @@ use crate::instance_id::InstanceId;
 ///
 /// Optional fields join a version without bumping it, as long as older histories, which
 /// lack them, still read and replay: [`HistoryEvent::attempt`] (an activity attempt's
-/// `started_at` and `ended_at`) is one. A change of replay semantics bumps it:
+/// `started_at` and `ended_at`) is one, [`HistoryEvent::span`] (the orchestration span's ids
+/// and start) another. A change of replay semantics bumps it:
 ///
 /// - **2**: which wait receives a raised event. An event stays buffered until a wait for
 ///   its name is polled and returns it; a dropped wait takes nothing (see [`crate::future`]).
@@ -41,6 +42,13 @@ pub struct HistoryEvent {
     /// (`"started_at"`, `"ended_at"`); replay ignores it.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<AttemptTimes>,
+    /// The instance's orchestration span, which every turn, replay and process continues:
+    /// set on [`Event::ExecutionStarted`] when tracing is on (`trace_id`, `span_id`,
+    /// `parent_span_id`, `span_started_at`, written beside the event's own fields); on the
+    /// [`Event::OrchestratorStarted`] of its first turn traced for a history started
+    /// without one. Replay ignores it.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanRecord>,
 }
 
 impl HistoryEvent {
@@ -50,6 +58,111 @@ impl HistoryEvent {
             format_version: FORMAT_VERSION,
             event,
             attempt: None,
+            span: None,
+        }
+    }
+}
+
+/// An orchestration span as its history records it: W3C trace context ids (the hex digits
+/// of OpenTelemetry's `TraceId` and `SpanId`) and the time the span starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanRecord {
+    /// The trace: the caller's at `client.start(..)`, the parent orchestration's for a
+    /// sub-orchestration, a new one otherwise.
+    #[serde(with = "hex_id")]
+    pub trace_id: u128,
+    /// The orchestration span's own id.
+    #[serde(with = "hex_id")]
+    pub span_id: u64,
+    /// The span it is a child of: the caller's current span, or the parent orchestration's.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_id::option"
+    )]
+    pub parent_span_id: Option<u64>,
+    /// When the span starts: the start's time, or the first traced turn's.
+    #[serde(rename = "span_started_at", with = "humantime_serde")]
+    pub started_at: SystemTime,
+}
+
+/// Ids written as lowercase hex digits, as W3C trace context writes them (32 for a trace, 16
+/// for a span); zero is no id and fails to read.
+mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) trait Id: Sized + Copy {
+        const DIGITS: usize;
+        fn to_hex(self) -> String;
+        fn from_hex(text: &str) -> Option<Self>;
+    }
+
+    impl Id for u128 {
+        const DIGITS: usize = 32;
+        fn to_hex(self) -> String {
+            format!("{self:032x}")
+        }
+        fn from_hex(text: &str) -> Option<Self> {
+            u128::from_str_radix(text, 16).ok()
+        }
+    }
+
+    impl Id for u64 {
+        const DIGITS: usize = 16;
+        fn to_hex(self) -> String {
+            format!("{self:016x}")
+        }
+        fn from_hex(text: &str) -> Option<Self> {
+            u64::from_str_radix(text, 16).ok()
+        }
+    }
+
+    fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(text: &str) -> Result<T, E> {
+        let valid =
+            text.len() == T::DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match T::from_hex(text).filter(|id| valid && *id != T::default()) {
+            Some(id) => Ok(id),
+            None => Err(E::custom(format!(
+                "`{text}` is not a span or trace id ({} lowercase hex digits, not all zero)",
+                T::DIGITS
+            ))),
+        }
+    }
+
+    pub(super) fn serialize<T: Id, S: Serializer>(id: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_hex())
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: Id + PartialEq + Default,
+        D: Deserializer<'de>,
+    {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub(super) mod option {
+        use super::*;
+
+        pub(crate) fn serialize<T: Id, S: Serializer>(
+            id: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match id {
+                Some(id) => super::serialize(id, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+        where
+            T: Id + PartialEq + Default,
+            D: Deserializer<'de>,
+        {
+            match Option::<String>::deserialize(d)? {
+                Some(text) => parse(&text).map(Some),
+                None => Ok(None),
+            }
         }
     }
 }
@@ -564,10 +677,10 @@ mod tests {
         let mut times: Vec<(u64, u32)> = vec![
             (0, 0),
             (0, 1),
-            (951_782_400, 0),           // 2000-02-29
-            (4_107_542_400, 5),         // 2100-02-28
-            (4_107_628_800, 0),         // 2100-03-01
-            (end - 1, 999_999_999),     // 9999-12-31T23:59:59.999999999
+            (951_782_400, 0),       // 2000-02-29
+            (4_107_542_400, 5),     // 2100-02-28
+            (4_107_628_800, 0),     // 2100-03-01
+            (end - 1, 999_999_999), // 9999-12-31T23:59:59.999999999
             (1_700_000_000, 123_000_000),
         ];
         let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -575,7 +688,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let nanos = if x % 3 == 0 { 0 } else { (x >> 7) as u32 % 1_000_000_000 };
+            let nanos = if x % 3 == 0 {
+                0
+            } else {
+                (x >> 7) as u32 % 1_000_000_000
+            };
             times.push((x % end, nanos));
         }
         for (secs, nanos) in times {
@@ -655,6 +772,54 @@ mod tests {
             serde_json::from_str::<HistoryEvent>(half).unwrap().attempt,
             None
         );
+    }
+
+    #[test]
+    fn span_records_are_optional_and_written_beside_the_start() {
+        let old =
+            r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7}"#;
+        let read: HistoryEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(read.span, None);
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+
+        let mut event = read.clone();
+        event.span = Some(SpanRecord {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+            parent_span_id: Some(1),
+            started_at: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(1_700_000_000_250),
+        });
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":"0000000000000001","span_started_at":"2023-11-14T22:13:20.250000000Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
+
+        // A damaged record is no record: the start still reads, and the instance is traced
+        // from its next turn on.
+        for bad in [
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "4BF92F3577B34DA6A3CE929D0E0E4736",
+            ),
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00000000000000000000000000000000",
+            ),
+            json.replace("00f067aa0ba902b7", "f067aa0ba902b7"),
+            json.replace("00f067aa0ba902b7", "+0f067aa0ba902b7"),
+            json.replace("0000000000000001", &"9".repeat(10_000)),
+            json.replace(
+                r#""span_started_at":"2023-11-14T22:13:20.250000000Z""#,
+                r#""span_started_at":7"#,
+            ),
+        ] {
+            let read: HistoryEvent = serde_json::from_str(&bad).unwrap();
+            assert_eq!(read.span, None, "{bad}");
+            assert_eq!(read.event, event.event);
+        }
     }
 
     #[test]

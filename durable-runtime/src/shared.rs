@@ -12,6 +12,7 @@ use crate::limits::PayloadLimits;
 use crate::registry::Registry;
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::telemetry::Tracing;
 
 /// Tunables of a runtime; every one has a sensible default.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub(crate) struct Shared {
     pub(crate) options: Options,
     pub(crate) cache: Cache,
     pub(crate) counters: Counters,
+    pub(crate) tracing: Tracing,
     /// Turns, activity attempts and client writes under way.
     in_flight: AtomicUsize,
     /// Clients waiting for an instance to finish: the test clock moves only for them.
@@ -74,6 +76,7 @@ impl Shared {
         clock: Arc<dyn Clock>,
         registry: Registry,
         options: Options,
+        tracing: Tracing,
     ) -> Self {
         Shared {
             cache: Cache::new(options.cache_capacity),
@@ -82,6 +85,7 @@ impl Shared {
             registry,
             options,
             counters: Counters::default(),
+            tracing,
             in_flight: AtomicUsize::new(0),
             completion_waiters: AtomicUsize::new(0),
             quiet: Notify::new(),

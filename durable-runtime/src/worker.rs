@@ -11,15 +11,17 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::activity::ActivityContext;
-use crate::clock::VirtualClock;
+use crate::clock::{Stopwatch, VirtualClock};
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::limits::unreadable;
+use crate::metric;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::store::{
     ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
 };
+use crate::telemetry;
 
 /// How long a loop waits before trying a store again after an error.
 const STORE_RETRY: Duration = Duration::from_millis(100);
@@ -210,6 +212,7 @@ async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
 
 async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
     let _busy = shared.busy();
+    let took = Stopwatch::start();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
     let Some(mut execution) = execution_for(shared, &work).await else {
@@ -230,16 +233,18 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
         .chain(delivered)
         .peekable();
     // Late messages for a finished instance are consumed, not delivered.
-    let retries = if execution.is_reusable() && inputs.peek().is_some() {
+    let (retries, report) = if execution.is_reusable() && inputs.peek().is_some() {
         let now = shared.clock.now();
         let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
         if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
-        retries
+        let telemetry = &mut execution.telemetry;
+        let report = telemetry::turn(&shared.tracing, telemetry, &mut commit, now);
+        (retries, Some(report))
     } else {
         commit.status = execution.status_update();
-        Vec::new()
+        (Vec::new(), None)
     };
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
@@ -251,12 +256,18 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     } else {
         shared.cache.remove(&id);
     }
+    let commit_took = Stopwatch::start();
     let committed = shared.store.commit_turn(commit).await;
+    metric::store_commit(commit_took.elapsed());
     if committed.is_err() {
         shared.cache.remove(&id);
     }
     match committed {
         Ok(()) => {
+            if let Some(report) = report {
+                telemetry::committed(&shared.tracing, &id, report);
+            }
+            metric::turn(took.elapsed());
             Counters::add(&counters.turns, 1);
             Counters::add(&counters.commits, 1);
             Counters::add(&counters.events_committed, appended);
@@ -283,6 +294,7 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
         }
         Err(StoreError::Conflict { reason, .. }) => {
             Counters::add(&counters.conflicts, 1);
+            metric::stale_commit_refused("turn");
             tracing::debug!(target: "durable::worker", instance_id = %id, %reason, "turn superseded; the instance will replay");
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
             false
@@ -306,9 +318,11 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
         .filter(|e| e.history_len == work.history_len)
     {
         Counters::add(&counters.cache_hits, 1);
+        metric::cache(true);
         return Some(execution);
     }
     Counters::add(&counters.cache_misses, 1);
+    metric::cache(false);
     let history = match shared.store.load_history(id).await {
         Ok(history) => history,
         // A record written before the payload limits, or damaged: the instance fails with
@@ -327,9 +341,12 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
     if !history.is_empty() {
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
+        let took = Stopwatch::start();
         if let Err(failure) = execution.replay(&shared.registry, &history) {
             tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
         }
+        metric::replay(took.elapsed());
+        execution.telemetry.replayed(&history);
     }
     // A different length means another worker committed between the lease and the load.
     (execution.history_len == work.history_len).then_some(execution)
@@ -404,6 +421,11 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;
     let started_at = shared.clock.now();
+    let took = Stopwatch::start();
+    let span = shared
+        .tracing
+        .attempt(&*shared.store, &task, started_at)
+        .await;
     let result = match shared.registry.activity(&task.name) {
         None => Err(Failure::new(
             kinds::NOT_REGISTERED,
@@ -419,7 +441,12 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 task.id,
                 task.attempt,
             );
-            let run = AssertUnwindSafe(activity(ctx, task.input)).catch_unwind();
+            let run = {
+                // The code's future is made inside the span too: spans it opens then are
+                // the attempt's children.
+                let _current = span.enter();
+                span.instrument(AssertUnwindSafe(activity(ctx, task.input)).catch_unwind())
+            };
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {
@@ -453,6 +480,9 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
         )?;
         Ok(output)
     });
+    let ended_at = shared.clock.now();
+    metric::activity(&task.name, outcome(&result), took.elapsed());
+    span.end(&result, ended_at);
     let mut event = HistoryEvent::new(match result {
         Ok(output) => Event::TaskCompleted {
             id: task.id,
@@ -465,7 +495,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     });
     event.attempt = Some(AttemptTimes {
         started_at,
-        ended_at: shared.clock.now(),
+        ended_at,
     });
     // Commit the result together with the turn it triggers when the instance is free: one
     // store write instead of two. Otherwise it waits in the instance's inbox.
@@ -490,6 +520,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             Ok(()) => break,
             Err(StoreError::Conflict { reason, .. }) => {
                 tracing::debug!(target: "durable::worker", instance_id = %lease.instance_id, %reason, "activity result discarded");
+                metric::stale_commit_refused("activity");
                 break;
             }
             Err(error) if !shared.is_stopping() => back_off(shared, &error).await,
@@ -498,6 +529,17 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
         }
     }
     drop(busy);
+}
+
+/// An attempt's outcome, as the activity metrics label it.
+fn outcome(result: &Result<serde_json::Value, Failure>) -> &'static str {
+    match result {
+        Ok(_) => "completed",
+        Err(failure) if failure.kind == kinds::PANIC => "panicked",
+        Err(failure) if failure.kind == kinds::TIMEOUT => "timed_out",
+        Err(failure) if failure.kind == kinds::NOT_REGISTERED => "not_registered",
+        Err(_) => "failed",
+    }
 }
 
 /// The test clock's driver: whenever the runtime is quiet while a client waits for an

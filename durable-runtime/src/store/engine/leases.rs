@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::{decode, Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
 use crate::limits::unreadable_message;
+use crate::metric;
 use crate::store::{
     ActivityLease, ActivityWork, Delivery, LeaseToken, OrchestrationWork, StoreError,
 };
@@ -56,6 +57,7 @@ impl<H: History> Engine<H> {
             if let Some(instance) = self.instances.get_mut(&id) {
                 instance.lease = None;
             }
+            metric::lease_takeover("orchestration");
             self.make_ready(&id);
         }
         while let Some((_, id, seq)) = pop_due(&mut self.activity_leases, now, |l| l.0) {
@@ -67,7 +69,13 @@ impl<H: History> Engine<H> {
                 attempt.lease = None;
                 self.activity_queue.push_back((id, seq));
             }
+            metric::lease_takeover("activity");
         }
+        metric::queues(
+            self.ready.len(),
+            self.activity_queue.len(),
+            self.delayed.len(),
+        );
     }
 
     /// Leases `id` with every message deliverable now (`promote_due` has run).

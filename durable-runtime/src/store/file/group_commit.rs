@@ -17,7 +17,9 @@ use super::log::{self, checkpoint_header, frame, segment_header, FRAME_HEADER};
 use super::record::{Enc, Piece, HISTORY};
 use super::state::{Copied, Lsn, OnDisk, Part, Placed, State};
 use super::{Durability, Shared};
+use crate::clock::Stopwatch;
 use crate::instance_id::InstanceId;
+use crate::metric;
 use crate::store::StoreError;
 
 /// Sends the outcome of a write to its caller.
@@ -280,7 +282,9 @@ impl Writer {
                 let start = self.segment_len;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                 }
                 self.segment_len += self.pending.len() as u64;
                 Ok(start)
@@ -300,7 +304,9 @@ impl Writer {
                 file.write_all(&header)?;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                     fs.sync_dir(&self.shared.dir)?;
                 }
                 self.segment_unwritten = false;
