@@ -106,7 +106,10 @@ impl ReplayChecker {
                 version,
             });
         }
-        let id = InstanceId::new("replay-check").expect("a valid id");
+        // Children started under their default id ("{parent}:{seq}") are matched by id, so
+        // replay under the recorded instance's id, read back from such a child.
+        let id = recorded_instance_id(history)
+            .unwrap_or_else(|| InstanceId::new("replay-check").expect("a valid id"));
         Execution::new(id)
             .replay(&self.registry, history)
             .map_err(ReplayError::Incompatible)
@@ -118,6 +121,20 @@ impl ReplayChecker {
             serde_json::from_str(json).map_err(|e| ReplayError::NotAHistory(e.to_string()))?;
         self.check(&history)
     }
+}
+
+/// The recorded instance's id, if the history names it: a sub-orchestration created under
+/// its default id `"{parent}:{seq}"`.
+fn recorded_instance_id(history: &[HistoryEvent]) -> Option<InstanceId> {
+    history.iter().find_map(|e| match &e.event {
+        Event::SubOrchestrationCreated {
+            id, instance_id, ..
+        } => {
+            let parent = instance_id.as_str().strip_suffix(&format!(":{id}"))?;
+            InstanceId::new(parent).ok()
+        }
+        _ => None,
+    })
 }
 
 impl fmt::Debug for ReplayChecker {

@@ -39,7 +39,10 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
     if shared.is_stopping() {
         return;
     }
+    // `biased`: every branch ends the wait the same way, and a fixed polling order keeps a
+    // run on one thread reproducible (the simulator replays runs from a seed).
     tokio::select! {
+        biased;
         _ = signal => {}
         _ = sleep => {}
         _ = stop => {}
@@ -50,6 +53,7 @@ async fn back_off(shared: &Shared, error: &StoreError) {
     tracing::warn!(target: "durable::worker", %error, "store call failed; trying again");
     let stop = shared.stop.notified();
     tokio::select! {
+        biased;
         _ = tokio::time::sleep(STORE_RETRY) => {}
         _ = stop => {}
     }
@@ -317,7 +321,10 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 None => Some(run.await),
                 Some(timeout) => {
                     let deadline = shared.clock.now() + timeout;
+                    // `biased`: an attempt that finished in the poll its timeout fell due
+                    // counts as finished, whatever the seed.
                     tokio::select! {
+                        biased;
                         outcome = run => Some(outcome),
                         _ = shared.clock.sleep_until(deadline) => None,
                     }
@@ -390,8 +397,9 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
     while !shared.is_stopping() {
         let stop = shared.stop.notified();
         tokio::select! {
-            _ = shared.quiet.notified() => {}
+            biased;
             _ = stop => break,
+            _ = shared.quiet.notified() => {}
         }
         // Let tasks that were just woken take their work first.
         for _ in 0..4 {
