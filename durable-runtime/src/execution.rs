@@ -416,10 +416,14 @@ impl Execution {
 
     /// Delivers one event; returns how the instance ends if the event ends it.
     fn deliver(&mut self, registry: &Registry, event: &Event) -> Option<Outcome> {
+        // A suspend of a suspended instance is not held: applied after the resume, it would
+        // suspend the instance again.
         if self.suspended
             && !matches!(
                 event,
-                Event::ExecutionResumed { .. } | Event::ExecutionTerminated { .. }
+                Event::ExecutionResumed { .. }
+                    | Event::ExecutionTerminated { .. }
+                    | Event::ExecutionSuspended { .. }
             )
         {
             self.held.push(event.clone());
