@@ -25,7 +25,15 @@ const STORE_RETRY: Duration = Duration::from_millis(100);
 
 /// Waits until `signal` fires, the store's next wake-up time comes, or the runtime stops.
 async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
-    let next = shared.store.next_wakeup().await.ok().flatten();
+    let next = match shared.store.next_wakeup().await {
+        Ok(next) => next,
+        // Not knowing when the next timer falls due, look again soon: sleeping until the
+        // next signal would leave a due timer unfired while nothing else is written.
+        Err(error) => {
+            tracing::warn!(target: "durable::worker", %error, "cannot read the next wake-up time; looking again soon");
+            Some(shared.clock.now() + STORE_RETRY)
+        }
+    };
     let sleep = async {
         match next {
             Some(at) => shared.clock.sleep_until(at).await,
