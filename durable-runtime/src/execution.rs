@@ -494,12 +494,15 @@ impl Execution {
     /// Delivers one event; returns how the instance ends if the event ends it.
     fn deliver(&mut self, registry: &Registry, recorded: &HistoryEvent) -> Option<Outcome> {
         let event = &recorded.event;
+        // A suspend of a suspended instance is not held: applied after the resume, it would
+        // suspend the instance again.
         if self.suspended
             && !matches!(
                 event,
                 Event::ExecutionResumed { .. }
                     | Event::ExecutionTerminated { .. }
                     | Event::ExecutionCompleted { .. }
+                    | Event::ExecutionSuspended { .. }
             )
         {
             self.held.push(recorded.clone());

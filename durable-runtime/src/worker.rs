@@ -28,7 +28,15 @@ const STORE_RETRY: Duration = Duration::from_millis(100);
 
 /// Waits until `signal` fires, the store's next wake-up time comes, or the runtime stops.
 async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
-    let next = shared.store.next_wakeup().await.ok().flatten();
+    let next = match shared.store.next_wakeup().await {
+        Ok(next) => next,
+        // Not knowing when the next timer falls due, look again soon: sleeping until the
+        // next signal would leave a due timer unfired while nothing else is written.
+        Err(error) => {
+            tracing::warn!(target: "durable::worker", %error, "cannot read the next wake-up time; looking again soon");
+            Some(shared.clock.now() + STORE_RETRY)
+        }
+    };
     let sleep = async {
         match next {
             Some(at) => shared.clock.sleep_until(at).await,
@@ -42,7 +50,10 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
     if shared.is_stopping() {
         return;
     }
+    // `biased`: every branch ends the wait the same way, and a fixed polling order keeps a
+    // run on one thread reproducible (the simulator replays runs from a seed).
     tokio::select! {
+        biased;
         _ = signal => {}
         _ = sleep => {}
         _ = stop => {}
@@ -53,6 +64,7 @@ async fn back_off(shared: &Shared, error: &StoreError) {
     tracing::warn!(target: "durable::worker", %error, "store call failed; trying again");
     let stop = shared.stop.notified();
     tokio::select! {
+        biased;
         _ = tokio::time::sleep(STORE_RETRY) => {}
         _ = stop => {}
     }
@@ -451,7 +463,10 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 None => Some(run.await),
                 Some(timeout) => {
                     let deadline = shared.clock.now() + timeout;
+                    // `biased`: an attempt that finished in the poll its timeout fell due
+                    // counts as finished, whatever the seed.
                     tokio::select! {
+                        biased;
                         outcome = run => Some(outcome),
                         _ = shared.clock.sleep_until(deadline) => None,
                     }
@@ -548,8 +563,9 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
     while !shared.is_stopping() {
         let stop = shared.stop.notified();
         tokio::select! {
-            _ = shared.quiet.notified() => {}
+            biased;
             _ = stop => break,
+            _ = shared.quiet.notified() => {}
         }
         // Let tasks that were just woken take their work first.
         for _ in 0..4 {

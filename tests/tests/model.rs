@@ -372,6 +372,37 @@ matrix!(
     }
 );
 
+// 17b. Found by the simulator (durable-sim): a suspend sent to a suspended instance (a
+// client trying again after an unknown outcome) was held and applied again after the
+// resume, so one resume left the instance suspended for good.
+matrix!(
+    a_second_suspend_is_undone_by_one_resume,
+    |setup: Setup| async move {
+        let runtime = setup.builder().orchestrator(waits_for_go).start().unwrap();
+        let client = runtime.client();
+        let id = client.start(waits_for_go, ()).await.unwrap();
+        custom_status_is(&client, &id, "waiting").await;
+        client.suspend(&id, Some("first")).await.unwrap();
+        client
+            .wait_until(&id, PATIENCE, |s| {
+                s.runtime_status == RuntimeStatus::Suspended
+            })
+            .await
+            .unwrap();
+        client.suspend(&id, Some("again")).await.unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while count(&client.history(&id).await.unwrap(), "ExecutionSuspended") < 2 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        client.resume(&id, None).await.unwrap();
+        client.raise_event(&id, "go", "now").await.unwrap();
+        let status = finished(&client, &id).await;
+        assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+        assert_eq!(status.output_as::<String>().unwrap().unwrap(), "now");
+    }
+);
+
 // 18. Terminate with an output.
 matrix!(terminate_with_output, |setup: Setup| async move {
     let runtime = setup.builder().orchestrator(waits_for_go).start().unwrap();

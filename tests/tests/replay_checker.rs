@@ -306,3 +306,39 @@ mod replays_under_the_instance_id {
         assert!(message.contains("found activity `hold`"), "{message}");
     }
 }
+#[orchestrator(name = "parcel")]
+async fn parcel(_ctx: OrchestrationContext, item: String) -> Result<String, TaskError> {
+    Ok(format!("packed {item}"))
+}
+
+#[orchestrator(name = "shipment")]
+async fn shipment(ctx: OrchestrationContext, item: String) -> Result<String, TaskError> {
+    ctx.call(parcel, item).await
+}
+
+matrix!(
+    // Found by the simulator (durable-sim): a child under its default id "{parent}:{seq}"
+    // made every history with one "incompatible", as the checker replayed under another id.
+    a_history_with_a_default_child_id_replays,
+    |setup: Setup| async move {
+        let runtime = setup
+            .builder()
+            .orchestrator(shipment)
+            .orchestrator(parcel)
+            .start()
+            .unwrap();
+        let client = runtime.client();
+        let id = client
+            .start(shipment, "lamp".to_string())
+            .instance_id("shipment-7")
+            .await
+            .unwrap();
+        finished(&client, &id).await;
+        let recorded = client.export_history(&id).await.unwrap();
+        assert!(recorded.contains("shipment-7:0"), "{recorded}");
+        ReplayChecker::new()
+            .orchestrator(shipment)
+            .check_json(&recorded)
+            .unwrap();
+    }
+);

@@ -4,6 +4,42 @@
 //! flight at once. Turns are fenced by a lease token and the expected history length, so two
 //! workers (in one process or many) never both commit a turn of one instance.
 //! [`conformance`] is the test kit every implementation runs.
+//!
+//! # Duplicated and reordered deliveries
+//!
+//! What a store may hand out more than once, or in another order than it was written, and
+//! what it never may. The runtime is written against exactly this, and the simulator
+//! (`durable-sim`) produces all of it, and nothing else:
+//!
+//! - **A message is delivered at least once.** An inbox message ([`Delivery`]) is handed out
+//!   again, with the same [`MessageId`], in every later [`OrchestrationWork`] of its instance
+//!   until a committed turn lists it in [`TurnCommit::consumed`]: after a lease expired, an
+//!   [`abandon_orchestration`](Store::abandon_orchestration), a `Conflict`, or a commit whose
+//!   outcome was unknown to the caller. Once a commit that consumed it has been applied it is
+//!   never delivered again.
+//! - **A work may carry a prefix.** [`OrchestrationWork::messages`] holds messages of the
+//!   instance's deliverable ones in the order they were sent (a timer counts as sent when it
+//!   was created); a store may hand out only the first few and keep the rest for a later
+//!   turn, in the same order. It never hands out a later message without the earlier
+//!   deliverable ones of the same instance.
+//! - **No order across instances.** Which ready instance or activity attempt is leased first
+//!   is up to the store.
+//! - **An activity attempt may run more than once.** An attempt whose lease expired or was
+//!   abandoned is leased again with the same [`ActivityTask::attempt`]; of its results the
+//!   store accepts one only: the first whose lease is still current (by
+//!   [`complete_activity`](Store::complete_activity) or in a turn's
+//!   [`TurnCommit::completed_activities`]); every other is refused with `Conflict`. An attempt
+//!   whose result was accepted is never leased again.
+//! - **An error may hide an applied write.** A write that fails with
+//!   [`StoreError::Unavailable`] may have been applied (the commit reached the disk or the
+//!   database and the answer was lost). Turns are safe to retry: they are fenced by the lease
+//!   and the history length, so a retried turn of an applied commit is refused with
+//!   `Conflict`. A client that retries `send` after such an error may deliver its event twice
+//!   (the runtime's client does not retry); `create_instance` retried finds `AlreadyExists`.
+//! - **Never**: a message delivered after the commit that consumed it, a message of a turn
+//!   that was not applied dropped, two turns of one instance both committed from the same
+//!   history length, an attempt's result accepted twice, or any of it acknowledged before it
+//!   is durable.
 
 use std::fmt;
 use std::sync::Arc;

@@ -43,6 +43,10 @@ impl<H: History> Engine<H> {
 
     /// Makes the messages due at `now` deliverable, and frees the leases expired by then.
     fn promote_due(&mut self, now: SystemTime) {
+        let first_due = |set: Option<SystemTime>| set.is_some_and(|due| due <= now);
+        self.promoted.orchestrations |= first_due(self.delayed.first().map(|d| d.0))
+            || first_due(self.leases.first().map(|l| l.0));
+        self.promoted.activities |= first_due(self.activity_leases.first().map(|l| l.0));
         while let Some((_, id, message_id)) = pop_due(&mut self.delayed, now, |d| d.0) {
             if let Some(message) = self
                 .instances
@@ -228,6 +232,11 @@ impl<H: History> Engine<H> {
             }
             _ => Woken::default(),
         }
+    }
+
+    /// The work that fell due inside the calls since the last take: the store signals it.
+    pub(crate) fn take_promoted(&mut self) -> Woken {
+        std::mem::take(&mut self.promoted)
     }
 
     /// The earliest time a message falls due or a lease expires.

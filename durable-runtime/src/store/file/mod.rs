@@ -201,7 +201,7 @@ mod state;
 pub use io::{FileSystem, OsFileSystem, WritableFile};
 pub use log::DISK_FORMAT_VERSION;
 
-use super::engine::{raw, Commit, Create, Woken};
+use super::engine::{raw, Commit, Create, Engine, Woken};
 use group_commit::{Durable, Queue, Writer};
 use record::{Events, Record};
 use state::{Lsn, Placed, State};
@@ -551,6 +551,16 @@ impl FileStore {
         Ok((rx, woken))
     }
 
+    /// Runs a call that may find work fallen due, and signals that work.
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<state::Parts>) -> T) -> T {
+        let mut state = self.shared.state();
+        let result = call(&mut state.engine);
+        let woken = state.engine.take_promoted();
+        drop(state);
+        woken.signal(&self.shared.signals);
+        result
+    }
+
     /// Signals the workers after a write.
     fn signal(&self, woken: Woken) {
         // Activity workers also when no attempt became ready, as this store always has: a
@@ -642,10 +652,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared
-            .state()
-            .engine
-            .fetch_orchestration(now, lease_for)
+        self.promoting(|engine| engine.fetch_orchestration(now, lease_for))
     }
 
     async fn lease_orchestration(
@@ -655,10 +662,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared
-            .state()
-            .engine
-            .lease_orchestration(id, now, lease_for)
+        self.promoting(|engine| engine.lease_orchestration(id, now, lease_for))
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -702,7 +706,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
         self.usable()?;
-        let fetched = self.shared.state().engine.fetch_activity(now, lease_for)?;
+        let fetched = self.promoting(|engine| engine.fetch_activity(now, lease_for))?;
         let Some((work, scheduled)) = fetched else {
             return Ok(None);
         };
@@ -790,10 +794,10 @@ impl Store for FileStore {
     }
 
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
-        let mut state = self.shared.state();
+        let last_lsn = self.shared.state().last_lsn;
         // A write on its way to disk is about to hand out work (an activity waits for it):
         // the test clock must not jump meanwhile.
-        Ok(!self.is_durable(state.last_lsn) || state.engine.has_work(now))
+        Ok(!self.is_durable(last_lsn) || self.promoting(|engine| engine.has_work(now)))
     }
 
     fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
