@@ -39,6 +39,10 @@ pub const MAX_DEPTH_CEILING: usize = 120;
 /// The default limit on a payload's size as compact JSON: 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest size limit a runtime accepts, 512 MiB: PostgreSQL keeps at most 1 GB in a
+/// field, and the file store at most 4 GiB in a record's field.
+pub const MAX_BYTES_CEILING: usize = 512 * 1024 * 1024;
+
 /// How deep and how large a payload may be (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PayloadLimits {
@@ -83,11 +87,11 @@ pub enum PayloadLimitError {
 }
 
 impl PayloadLimits {
-    /// Limits with `max_depth` clamped to [`MAX_DEPTH_CEILING`].
+    /// Limits clamped to [`MAX_DEPTH_CEILING`] and [`MAX_BYTES_CEILING`].
     pub(crate) fn new(max_depth: usize, max_bytes: usize) -> Self {
         PayloadLimits {
             max_depth: max_depth.min(MAX_DEPTH_CEILING),
-            max_bytes,
+            max_bytes: max_bytes.min(MAX_BYTES_CEILING),
         }
     }
 
@@ -240,8 +244,10 @@ mod tests {
     }
 
     #[test]
-    fn the_depth_limit_is_clamped_to_the_ceiling() {
-        assert_eq!(PayloadLimits::new(10_000, 1).max_depth, MAX_DEPTH_CEILING);
+    fn the_limits_are_clamped_to_their_ceilings() {
+        let limits = PayloadLimits::new(10_000, usize::MAX);
+        assert_eq!(limits.max_depth, MAX_DEPTH_CEILING);
+        assert_eq!(limits.max_bytes, MAX_BYTES_CEILING);
     }
 
     #[test]
