@@ -399,15 +399,19 @@ impl Store for PostgresStore {
         let seq: i64 = col(&row, 1, &raw_id)?;
         let what = || format!("activity attempt {seq} of instance `{raw_id}`");
         let token = to_u64(col(&row, 2, &raw_id)?, what)?;
-        let task: ActivityTask = decode(&col::<Vec<u8>>(&row, 3, &raw_id)?, what)?;
-        Ok(Some(ActivityWork {
-            task,
-            lease: ActivityLease {
-                instance_id: codec::instance_id(&raw_id)?,
-                id: to_u64(seq, what)?,
-                token,
-            },
-        }))
+        let lease = ActivityLease {
+            instance_id: codec::instance_id(&raw_id)?,
+            id: to_u64(seq, what)?,
+            token,
+        };
+        // One that cannot be read is handed back, leased, for the runtime to fail.
+        match serde_json::from_slice::<ActivityTask>(&col::<Vec<u8>>(&row, 3, &raw_id)?) {
+            Ok(task) => Ok(Some(ActivityWork { task, lease })),
+            Err(error) => Err(StoreError::UnreadableTask {
+                lease,
+                error: error.to_string(),
+            }),
+        }
     }
 
     async fn complete_activity(

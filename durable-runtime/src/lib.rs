@@ -71,6 +71,14 @@
 //!   crash and the attempt number an activity sees is read from the history.
 //! - Nothing is acknowledged before it is durable in the [`store`]: a start, an event, an
 //!   activity result.
+//! - Payloads (inputs, outputs, event data, custom statuses) are JSON, held to the runtime's
+//!   [payload limits](limits): at most 100 levels of nesting and 16 MiB by default
+//!   ([`RuntimeBuilder::max_payload_depth`], [`RuntimeBuilder::max_payload_bytes`]), so that
+//!   whatever is acknowledged reads back on every store. A client call over a limit fails
+//!   with [`ClientError::PayloadLimit`]; an activity output fails its attempt; what an
+//!   orchestration produces fails its instance ([`kinds::PAYLOAD_LIMIT`]). A stored record
+//!   that still cannot be read fails its own instance ([`kinds::UNREADABLE`]) and blocks
+//!   nothing else.
 //!
 //! # Panics
 //! A panicking orchestrator fails its instance ([`kinds::PANIC`]); a panicking activity fails

@@ -148,7 +148,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How large a payload may be, in bytes of compact JSON (default 16 MiB); checked where
+    /// How large a payload may be, in bytes of compact JSON (default 16 MiB, at most 512 MiB;
+    /// a larger value is taken as 512 MiB); checked where
     /// [`max_payload_depth`](Self::max_payload_depth) is.
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.options.limits = PayloadLimits::new(self.options.limits.max_depth, bytes);

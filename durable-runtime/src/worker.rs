@@ -406,6 +406,11 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
                 drop(busy);
                 idle(&shared, signal).await;
             }
+            Err(StoreError::UnreadableTask { lease, error }) => {
+                drop(permit);
+                fail_unreadable_task(&shared, lease, error).await;
+                drop(busy);
+            }
             Err(error) => {
                 drop(permit);
                 drop(busy);
@@ -425,6 +430,21 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
             tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, "activity abandoned at shutdown; it will run again");
             let _ = shared.store.abandon_activity(&lease).await;
         }
+    }
+}
+
+/// Completes an attempt whose task cannot be read as failed: the instance decides what
+/// follows, as for any failed attempt.
+async fn fail_unreadable_task(shared: &Shared, lease: ActivityLease, error: String) {
+    tracing::error!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, %error, "an activity attempt cannot be read; it fails");
+    let failure = unreadable(format_args!("activity attempt {}", lease.id), error);
+    let event = HistoryEvent::new(Event::TaskFailed {
+        id: lease.id,
+        failure,
+    });
+    // If this fails, the lease expires and the attempt is handed out (and failed) again.
+    if let Err(error) = shared.store.complete_activity(&lease, event).await {
+        tracing::warn!(target: "durable::worker", instance_id = %lease.instance_id, %error, "cannot fail an unreadable activity attempt; it will be tried again");
     }
 }
 

@@ -379,6 +379,16 @@ pub enum StoreError {
     /// The caller's mistake: nothing was written.
     #[error(transparent)]
     TimeOutOfRange(#[from] crate::clock::TimeOutOfRange),
+    /// [`Store::fetch_activity`] leased an attempt whose task it cannot read (written before
+    /// the payload limits, or damaged): the caller completes it as failed, so that it blocks
+    /// neither its instance nor the queue.
+    #[error("activity attempt {} of `{}` cannot be read: {error}", lease.id, lease.instance_id)]
+    UnreadableTask {
+        /// The attempt, leased.
+        lease: ActivityLease,
+        /// serde_json's message.
+        error: String,
+    },
 }
 
 /// Push notifications of new work: a store signals them after every write that makes work

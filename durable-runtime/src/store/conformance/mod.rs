@@ -55,6 +55,7 @@ mod instances;
 mod signals;
 mod support;
 mod time;
+mod unreadable;
 
 pub use activities::*;
 pub use clients::*;
@@ -65,6 +66,7 @@ pub use fencing::*;
 pub use instances::*;
 pub use signals::*;
 pub use time::*;
+pub use unreadable::*;
 
 /// One named check of the kit.
 pub struct Check<S> {
@@ -149,6 +151,9 @@ macro_rules! __durable_store_checks {
             sub_instances_are_created_with_the_turn,
             messages_reach_other_instances_with_the_turn,
             replace_history_drops_the_old_generation,
+            unreadable_message_is_delivered_as_a_failure,
+            unreadable_task_is_handed_back_to_be_failed,
+            unreadable_payloads_never_block_status_list_or_purge,
         }
     };
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use super::{decode, Engine, History, Lsn, Woken};
+use super::{Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
 use crate::limits::unreadable_message;
 use crate::metric;
@@ -197,14 +197,20 @@ impl<H: History> Engine<H> {
             }
             attempt.lease = Some((token, expires));
             let scheduled = attempt.lsn;
-            let task = decode(&attempt.task)?;
+            let task = serde_json::from_str(&attempt.task);
             self.activity_leases.insert((expires, id.clone(), seq));
             let lease = ActivityLease {
                 instance_id: id,
                 id: seq,
                 token,
             };
-            return Ok(Some((ActivityWork { task, lease }, scheduled)));
+            return match task {
+                Ok(task) => Ok(Some((ActivityWork { task, lease }, scheduled))),
+                Err(error) => Err(StoreError::UnreadableTask {
+                    lease,
+                    error: error.to_string(),
+                }),
+            };
         }
         Ok(None)
     }
