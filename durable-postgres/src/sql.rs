@@ -72,6 +72,8 @@ pub(crate) struct Sql {
     pub(crate) fetch_activity: String,
     /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
     pub(crate) complete_activity: String,
+    /// $1 id, $2 seq, $3 token, $4 new expiry: extends a lease nobody has taken since.
+    pub(crate) renew_activity: String,
     /// $1 id, $2 seq, $3 token.
     pub(crate) abandon_activity: String,
     /// $1 id.
@@ -246,6 +248,11 @@ impl Sql {
                      RETURNING id)
                  SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM delivered)",
                 min = i64::MIN
+            ),
+            // The token alone decides, expired or not: another worker's fetch replaces it.
+            renew_activity: format!(
+                "UPDATE {s}.activities SET due_at = $4
+                 WHERE instance_id = $1 AND seq = $2 AND token = $3"
             ),
             abandon_activity: format!(
                 "UPDATE {s}.activities SET token = 0, due_at = {min}
@@ -431,6 +438,11 @@ mod tests {
                 "complete_activity",
                 &sql.complete_activity,
                 vec![&id, &1i64, &1i64, &bytes],
+            ),
+            (
+                "renew_activity",
+                &sql.renew_activity,
+                vec![&id, &1i64, &1i64, &1i64],
             ),
             ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
             ("has_work", &sql.has_work, vec![&0i64]),

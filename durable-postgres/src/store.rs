@@ -440,6 +440,38 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        let seq = to_i64(lease.id, "an activity's sequence number")?;
+        let token = to_i64(lease.token, "an activity's lease token")?;
+        self.saw(now);
+        let until = deadline(now, lease_for);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.renew_activity).await?;
+        let renewed = client
+            .execute(
+                &statement,
+                &[&lease.instance_id.as_str(), &seq, &token, &until],
+            )
+            .await
+            .map_err(|e| write_failed("renewing the activity lease", e))?;
+        if renewed == 1 {
+            return Ok(());
+        }
+        Err(StoreError::Conflict {
+            id: lease.instance_id.clone(),
+            reason: format!(
+                "the lease on activity attempt {} was lost: another worker took it, or the \
+                 attempt is no longer wanted",
+                lease.id
+            ),
+        })
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let seq = to_i64(lease.id, "an activity's sequence number")?;
         let token = to_i64(lease.token, "an activity's lease token")?;

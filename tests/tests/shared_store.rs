@@ -97,6 +97,14 @@ impl Store for StallingStore {
     ) -> Result<(), StoreError> {
         self.inner.complete_activity(lease, result).await
     }
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_activity(lease, now, lease_for).await
+    }
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.inner.abandon_activity(lease).await
     }

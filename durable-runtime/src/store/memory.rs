@@ -147,6 +147,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.lock().renew_activity(lease, now, lease_for)
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let woken = self.lock().abandon_activity(lease);
         woken.signal(&self.signals);

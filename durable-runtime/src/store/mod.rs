@@ -414,6 +414,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         result: HistoryEvent,
     ) -> Result<(), StoreError>;
 
+    /// Extends the lease on an attempt that is still running to `now + lease_for`, so that
+    /// an attempt is owned for as long as it runs. Succeeds if nobody has taken the attempt
+    /// since `lease` was handed out, even after the lease expired (the holder then holds it
+    /// again); fails with `Conflict` if another worker took it or the attempt is no longer
+    /// wanted (completed, abandoned, its instance finished, continued as new or purged).
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError>;
+
     /// Releases an activity lease without a result: the attempt will run again.
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError>;
 

@@ -52,6 +52,7 @@ mod delivery;
 mod effects;
 mod fencing;
 mod instances;
+mod renewal;
 mod signals;
 mod support;
 mod time;
@@ -63,6 +64,7 @@ pub use delivery::*;
 pub use effects::*;
 pub use fencing::*;
 pub use instances::*;
+pub use renewal::*;
 pub use signals::*;
 pub use time::*;
 
@@ -127,6 +129,9 @@ macro_rules! __durable_store_checks {
             activity_completion_with_stale_lease_conflicts,
             expired_activity_lease_is_handed_out_again,
             abandoned_activity_is_handed_out_again,
+            renewed_activity_lease_is_not_handed_out_again,
+            expired_activity_lease_not_taken_over_still_counts,
+            renewal_of_an_attempt_no_longer_held_conflicts,
             activity_result_for_finished_instance_is_dropped,
             completed_activities_commit_with_the_turn,
             completed_activities_with_stale_lease_conflict_and_change_nothing,

@@ -170,7 +170,11 @@ pub(crate) struct Message {
 /// A scheduled activity attempt.
 struct Attempt {
     task: Raw,
-    lease: Option<(LeaseToken, SystemTime)>,
+    /// The token of the last lease taken (0: none since it was scheduled or abandoned). Its
+    /// holder may still complete the attempt after the lease expired, until another takes it.
+    token: LeaseToken,
+    /// When the current lease expires; `None` while nobody holds it.
+    expires: Option<SystemTime>,
     /// The turn that scheduled it: handed out only once that is durable.
     lsn: Lsn,
 }

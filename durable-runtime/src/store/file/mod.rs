@@ -723,6 +723,20 @@ impl Store for FileStore {
         Self::durable(rx).await
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        // Leases are never logged: nothing to write.
+        self.usable()?;
+        self.shared
+            .state()
+            .engine
+            .renew_activity(lease, now, lease_for)
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let woken = self.shared.state().engine.abandon_activity(lease);
         woken.signal(&self.shared.signals);
