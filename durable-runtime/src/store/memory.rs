@@ -10,8 +10,9 @@ use tokio::sync::watch;
 
 use super::engine::{decode, raw, Commit, Create, Engine, Raw};
 use super::{
-    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
-    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
@@ -100,6 +101,28 @@ impl Store for MemoryStore {
         history.iter().map(|event| decode(event)).collect()
     }
 
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let engine = self.lock();
+        let history = engine.instance(id)?.history();
+        let start = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(history.len());
+        let end = start.saturating_add(limit).min(history.len());
+        let events = history[start..end]
+            .iter()
+            .map(|event| decode(event))
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryPage {
+            events,
+            len: history.len() as u64,
+        })
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let (fence, turn) = Commit::from_turn(commit);
         let mut engine = self.lock();
@@ -170,6 +193,10 @@ impl Store for MemoryStore {
 
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.lock().list(query)
+    }
+
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.lock().count(query)
     }
 
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {

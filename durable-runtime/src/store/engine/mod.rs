@@ -44,8 +44,8 @@ use tokio::sync::watch;
 
 use super::paging::{self, Candidate};
 use super::{
-    ActivityLease, InstancePage, InstanceQuery, LeaseToken, MessageId, NewInstance, StoreError,
-    TurnCommit, WorkSignals,
+    ActivityLease, InstancePage, InstanceQuery, LeaseToken, MessageId, NewInstance, StatusCounts,
+    StoreError, TurnCommit, WorkSignals,
 };
 use crate::history::Event;
 use crate::instance_id::InstanceId;
@@ -424,16 +424,26 @@ impl<H: History> Engine<H> {
         self.instances.get_mut(id).map(|i| &mut i.history)
     }
 
-    /// A page of instances matching `query`.
-    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
-        let candidates = self.instances.iter().map(|(id, i)| Candidate {
+    /// Every instance as `list` and `count` see it.
+    fn candidates(&self) -> impl Iterator<Item = Candidate<'_, &Status>> {
+        self.instances.iter().map(|(id, i)| Candidate {
             created_at: i.status.created_at(),
             id,
             status: i.status.runtime_status(),
             name: i.status.name(),
             record: &i.status,
-        });
-        let (statuses, continuation) = paging::page(query, candidates)?;
+        })
+    }
+
+    /// How many instances match `query`, per status.
+    pub(crate) fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        paging::count(query, self.candidates(), |s| s.custom_status_json())
+    }
+
+    /// A page of instances matching `query`.
+    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let (statuses, continuation) =
+            paging::page(query, self.candidates(), |s| s.custom_status_json())?;
         let instances = statuses
             .into_iter()
             .map(|s| s.get().map(Cow::into_owned))

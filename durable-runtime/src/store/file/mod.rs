@@ -170,8 +170,9 @@ use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
-    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
@@ -651,6 +652,17 @@ impl Store for FileStore {
         state::read_history(&parts)
     }
 
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let (parts, len) = self.shared.state().history_with_len(id)?;
+        let events = state::read_history_range(&parts, from, limit)?;
+        Ok(HistoryPage { events, len })
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         self.usable()?;
         let (fence, mut turn) = Commit::from_turn(commit);
@@ -767,6 +779,17 @@ impl Store for FileStore {
             self.wait_durable(lsn).await?;
         }
         Ok(page)
+    }
+
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        let (counts, lsn) = {
+            let state = self.shared.state();
+            (state.engine.count(query)?, state.last_lsn)
+        };
+        if !self.is_durable(lsn) {
+            self.wait_durable(lsn).await?;
+        }
+        Ok(counts)
     }
 
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
