@@ -1,4 +1,5 @@
-// The instance list: filters kept in the address, pages, auto-refresh, actions on a selection.
+// The instance list: filters kept in the address, counts per status, pages, auto-refresh,
+// actions on a selection or on everything the filter selects (a dry-run count first).
 
 import { call } from './api.js';
 import { ACTIONS } from './actions.js';
@@ -103,6 +104,14 @@ export function showList(main, params, info) {
   const bulkButtons = Object.entries(ACTIONS).map(([key, action]) =>
     h('button', { type: 'button', class: action.danger ? 'danger' : '', onclick: () => bulk(key) },
       `${action.label}…`));
+  // Actions on everything the filter selects, on every page: terminate and purge.
+  const FILTER_ACTIONS = ['terminate', 'purge'];
+  const filterButtons = info.bulk ? FILTER_ACTIONS.map((key) => h('button', {
+    type: 'button',
+    class: 'danger',
+    dataset: { filterAction: key },
+    onclick: () => bulkOnFilter(key),
+  }, `${ACTIONS[key].label} all matching…`)) : [];
   const clearButton = h('button', {
     type: 'button',
     onclick: () => {
@@ -200,6 +209,11 @@ export function showList(main, params, info) {
         h('label', { class: 'inline' }, auto, ' Auto-refresh'))),
       h('div', { class: 'bulk', role: 'group', 'aria-label': 'Actions on the selected instances' },
         selectionNote, bulkButtons, clearButton),
+      filterButtons.length ? h('div', {
+        class: 'bulk',
+        role: 'group',
+        'aria-label': 'Actions on every instance the filter selects',
+      }, h('span', { class: 'selection' }, 'Filter:'), filterButtons) : null,
       result,
       h('div', { class: 'table-wrap' },
         h('table', { class: 'instances' },
@@ -262,11 +276,11 @@ export function showList(main, params, info) {
   // Counts per status for the filter's other fields, when the server serves them.
   async function loadCounts(mine) {
     const query = apiQuery({ ...filter, runtimeStatus: new Set() }, served);
-    const answer = await call('GET', ['instances', 'counts'], { query });
+    const answer = await call('GET', ['counts'], { query });
     if (mine !== loads) return;
     for (const button of statusButtons) {
       const count = button.querySelector('.count');
-      if (count) count.textContent = ` ${answer.counts[button.dataset.status] ?? 0}`;
+      if (count) count.textContent = ` ${answer.counts[button.dataset.status.toLowerCase()] ?? 0}`;
     }
   }
 
@@ -363,6 +377,59 @@ export function showList(main, params, info) {
     const summary = `${done} ${done === 1 ? 'instance' : 'instances'} ${action.past}.`;
     if (failures.length) report(result, 'error', summary, ` ${failures.length} failed:`, h('ul', {}, failures));
     else report(result, 'ok', summary);
+    load();
+  }
+
+  // A bulk action on the filter: the server counts what it would act on (a dry run), the
+  // user confirms that number, and the server acts a batch at a time.
+  async function bulkOnFilter(key) {
+    const action = ACTIONS[key];
+    const query = apiQuery(filter, served);
+    let selectedCount;
+    try {
+      const dry = await call('POST', ['bulk', key], { query: { ...query, dryRun: 'true' } });
+      selectedCount = dry.selected;
+    } catch (error) {
+      report(result, 'error', `Cannot count the instances to ${action.label.toLowerCase()}: ${error.message}`);
+      return;
+    }
+    if (selectedCount === 0) {
+      report(result, 'error', `No instance the filter selects can be ${action.past}.`);
+      return;
+    }
+    const noun = selectedCount === 1 ? 'instance' : 'instances';
+    const reason = action.reason ? h('input', { name: 'reason', type: 'text', autocomplete: 'off' }) : null;
+    const answers = await confirmAction({
+      title: `${action.label} ${selectedCount} ${noun}?`,
+      ok: `${action.label} ${selectedCount} ${noun}`,
+      danger: true,
+      body: h('div', {},
+        h('p', { class: 'dry-run' }, `The filter selects ${selectedCount} ${noun} that can be ${action.past}, on every page.`),
+        h('p', {}, action.explain),
+        reason ? h('label', {}, 'Reason (optional)', reason) : null),
+    });
+    if (!answers) return;
+    let done = 0;
+    let skipped = 0;
+    let token = null;
+    try {
+      do {
+        report(result, 'ok', `${action.label}: ${done} of about ${selectedCount}…`);
+        const batch = await call('POST', ['bulk', key], {
+          query: { ...query, top: 100, continuationToken: token, reason: answers.get('reason') || undefined },
+        });
+        done += batch[action.past];
+        skipped += batch.skipped;
+        token = batch.continuationToken;
+      } while (token);
+    } catch (error) {
+      report(result, 'error', `${done} ${done === 1 ? 'instance' : 'instances'} ${action.past}, then: ${error.message}`);
+      load();
+      return;
+    }
+    const summary = `${done} ${done === 1 ? 'instance' : 'instances'} ${action.past}.`;
+    report(result, 'ok', summary, skipped ? ` ${skipped} changed meanwhile and ${skipped === 1 ? 'was' : 'were'} left alone.` : '');
+    selected.clear();
     load();
   }
 

@@ -59,10 +59,16 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// The filters of `GET /instances` the list page offers: each name is a query parameter
-/// of the endpoint. The page shows an input for each name listed here and knows more
-/// (`instanceIdPrefix`, `customStatus`), so adding one to the endpoint and here is all a
-/// new filter takes.
-const LIST_FILTERS: &[&str] = &["runtimeStatus", "name", "createdTimeFrom", "createdTimeTo"];
+/// of the endpoint (and of `GET /counts` and the bulk endpoints). The page shows an input
+/// for each name listed here.
+const LIST_FILTERS: &[&str] = &[
+    "runtimeStatus",
+    "name",
+    "instanceIdPrefix",
+    "customStatus",
+    "createdTimeFrom",
+    "createdTimeTo",
+];
 
 /// The dashboard's routes, behind the checks of `options` but for the token.
 pub(crate) fn routes(options: &RouterOptions) -> Router {
@@ -154,7 +160,8 @@ async fn session(State(token): State<Arc<Option<BearerToken>>>, headers: HeaderM
     let mut response = Json(json!({
         "token": token,
         "listFilters": LIST_FILTERS,
-        "counts": false,
+        "counts": true,
+        "bulk": true,
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response();

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use durable_runtime::{InstanceQuery, RuntimeStatus};
+use durable_runtime::{InstanceId, InstanceQuery, RuntimeStatus};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -19,7 +19,14 @@ pub(crate) struct FilterParams {
     name: Option<String>,
     created_time_from: Option<String>,
     created_time_to: Option<String>,
+    /// The start of the instance id.
+    instance_id_prefix: Option<String>,
+    /// Text the custom status (as JSON) contains.
+    custom_status: Option<String>,
 }
+
+/// The longest custom-status text a filter may search for.
+pub(crate) const MAX_CUSTOM_STATUS_FILTER: usize = 1024;
 
 impl FilterParams {
     /// The store query these parameters select, without its paging.
@@ -32,11 +39,42 @@ impl FilterParams {
                 .collect::<ApiResult<Vec<_>>>()?,
             None => Vec::new(),
         };
+        let created_from = parse_time("createdTimeFrom", self.created_time_from.as_deref())?;
+        let created_to = parse_time("createdTimeTo", self.created_time_to.as_deref())?;
+        if let (Some(from), Some(to)) = (created_from, created_to) {
+            if from >= to {
+                return Err(ApiError::bad_request(
+                    "`createdTimeFrom` must be before `createdTimeTo` (from is inclusive, to \
+                     exclusive)",
+                ));
+            }
+        }
+        let id_prefix = self.instance_id_prefix.clone().filter(|p| !p.is_empty());
+        if let Some(prefix) = &id_prefix {
+            if prefix.len() > InstanceId::MAX_LEN {
+                return Err(ApiError::bad_request(format!(
+                    "`instanceIdPrefix` has {} bytes: an instance id has at most {}",
+                    prefix.len(),
+                    InstanceId::MAX_LEN
+                )));
+            }
+        }
+        let custom_status = self.custom_status.clone().filter(|c| !c.is_empty());
+        if let Some(text) = &custom_status {
+            if text.len() > MAX_CUSTOM_STATUS_FILTER {
+                return Err(ApiError::bad_request(format!(
+                    "`customStatus` has {} bytes: search for at most {MAX_CUSTOM_STATUS_FILTER}",
+                    text.len()
+                )));
+            }
+        }
         Ok(InstanceQuery {
             statuses,
             name: self.name.clone().filter(|name| !name.is_empty()),
-            created_from: parse_time("createdTimeFrom", self.created_time_from.as_deref())?,
-            created_to: parse_time("createdTimeTo", self.created_time_to.as_deref())?,
+            created_from,
+            created_to,
+            id_prefix,
+            custom_status,
             ..InstanceQuery::default()
         })
     }

@@ -1,5 +1,5 @@
 //! An instance's history a page at a time (`GET /instances/{id}/history`), so that a long
-//! history reaches a client in bounded answers.
+//! history reaches a client in bounded answers, read from the store a page at a time.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -13,12 +13,16 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{instance_id, page_size, query};
 
+/// The events that identify a history: its start is delivered in the first turn, after
+/// that turn's `OrchestratorStarted`.
+const HEAD: usize = 2;
+
 /// The query of `GET /instances/{id}/history`.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct HistoryQuery {
     /// The position of the first event wanted, from 0.
-    from: Option<usize>,
+    from: Option<u64>,
     /// Page size.
     top: Option<usize>,
 }
@@ -33,15 +37,19 @@ pub(crate) async fn history_page(
     let id = instance_id(path)?;
     let q: HistoryQuery = query(&uri)?;
     let top = page_size(q.top)?;
-    // The store reads a history whole: paging bounds the answer, not the read.
-    let history = client.history(&id).await?;
-    let total = history.len();
-    let from = q.from.unwrap_or(0).min(total);
-    let page = &history[from..from.saturating_add(top).min(total)];
-    let next = from + page.len();
-    let events = serde_json::to_value(page)
+    let from = q.from.unwrap_or(0);
+    let page = client.history_page(&id, from, top).await?;
+    let total = page.len;
+    let from = from.min(total);
+    let next = from + page.events.len() as u64;
+    let head = if from == 0 && page.events.len() >= HEAD {
+        page.events[..HEAD].to_vec()
+    } else {
+        client.history_page(&id, 0, HEAD).await?.events
+    };
+    let (execution, generation) = execution_of(&head);
+    let events = serde_json::to_value(&page.events)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let (execution, generation) = execution_of(&history);
     Ok(Json(json!({
         "instanceId": id,
         "execution": execution,
@@ -58,9 +66,8 @@ pub(crate) async fn history_page(
 /// `ExecutionStarted` (which holds the execution's random seed), so that a client paging
 /// through it can tell when it was replaced (a continue-as-new, or a new instance under
 /// the same id). `null` while the instance has not run its first turn.
-fn execution_of(history: &[HistoryEvent]) -> (Value, Value) {
-    // The start is delivered in the first turn, so this looks at two events.
-    let started = history.iter().find_map(|e| match &e.event {
+fn execution_of(head: &[HistoryEvent]) -> (Value, Value) {
+    let started = head.iter().find_map(|e| match &e.event {
         Event::ExecutionStarted { generation, .. } => Some((e, *generation)),
         _ => None,
     });

@@ -48,12 +48,21 @@
 //! | `POST /instances/{id}/resume?reason=…` | 202; held events are delivered in order | 404, 410 |
 //! | `DELETE /instances/{id}` | 200 `{"instancesDeleted": 1}` | 404, 409 still running |
 //! | `GET /instances/{id}/history?from=…&top=…` | 200 a page of the history: `{"instanceId", "execution", "generation", "from", "total", "events": [event, …], "next": <from of the next page> or null}` | 400, 404 |
+//! | `GET /counts?<filters>` | 200 `{"counts": {"pending", "running", "suspended", "completed", "failed", "terminated"}, "total"}` | 400 |
+//! | `POST /bulk/terminate?<filters>&dryRun=true` | 200 `{"dryRun": true, "selected": N}`: how many live instances the filters select; nothing is done | 400 |
+//! | `POST /bulk/terminate?<filters>&top=…&continuationToken=…&reason=…` | 200 `{"terminated", "skipped", "continuationToken"}`: one batch of at most `top`; repeat with the token until it is null | 400 |
+//! | `POST /bulk/purge?<filters>…` | the same for finished instances: `{"dryRun", "selected"}`, then `{"purged", "skipped", "continuationToken"}` | 400 |
 //! | `GET /` | the [dashboard](#the-dashboard) | |
 //!
 //! `GET /instances` takes `runtimeStatus` (comma-separated), `name` (the orchestrator's,
 //! exactly), `top` (page size, default 100, at most 1000), `continuationToken` (also as the
 //! `x-ms-continuation-token` header, and returned in it), `createdTimeFrom` and
-//! `createdTimeTo` (RFC 3339). Instance ids in paths are percent-decoded and checked
+//! `createdTimeTo` (RFC 3339; from inclusive, to exclusive, from before to),
+//! `instanceIdPrefix` (at most 256 bytes, the longest id) and `customStatus` (text the custom
+//! status's JSON contains, case-sensitive, at most 1024 bytes); `GET /counts` and the bulk
+//! endpoints take the same filters. A bulk action applies only to the statuses it can act
+//! on (terminate: live ones; purge: finished ones), and a batch never acts on more than
+//! `top` instances, so no request does unbounded work. Instance ids in paths are percent-decoded and checked
 //! against the library's rule. Other paths get 404, other methods 405, and every error is
 //! `{"error": "<what happened and what to do>"}` ([`ApiError`]).
 //!
@@ -63,8 +72,8 @@
 //! results carry `started_at` and `ended_at`). `execution` identifies the history paged
 //! through (a hash of its start, `null` before the first turn): when it changes between
 //! pages, a continue-as-new (`generation` says which) or a new instance under the same id
-//! replaced the history, and paging starts over. The store reads a history whole, so a page
-//! bounds the answer, not the work of the read.
+//! replaced the history, and paging starts over. The store reads only the page's events (and
+//! the first two, which identify the history), however long the history.
 //!
 //! # The dashboard
 //!
@@ -135,6 +144,7 @@
 
 mod auth;
 mod body;
+mod bulk;
 mod dashboard;
 mod error;
 mod extract;

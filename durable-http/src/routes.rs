@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::body::{parse_json, read_body, require_json};
+use crate::bulk;
 use crate::dashboard;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{checked_id, instance_id, page_size, query};
@@ -28,7 +29,7 @@ use crate::options::RouterOptions;
 ///
 /// | method and path | answer |
 /// |---|---|
-/// | `GET /instances` | a page of instances, filtered by `runtimeStatus`, `name`, `createdTimeFrom`, `createdTimeTo`; `top` and `continuationToken` page |
+/// | `GET /instances` | a page of instances, filtered by `runtimeStatus`, `name`, `instanceIdPrefix`, `customStatus` (text in its JSON), `createdTimeFrom`, `createdTimeTo`; `top` and `continuationToken` page |
 /// | `GET /instances/{id}` | the instance's status; `?showHistory=true` adds its history |
 /// | `GET /instances/{id}/history?from=…&top=…` | a page of its history |
 /// | `POST /instances/{id}/raiseEvent/{name}` | raises the event, the body its JSON data |
@@ -37,6 +38,9 @@ use crate::options::RouterOptions;
 /// | `POST /instances/{id}/resume?reason=…` | resumes it |
 /// | `DELETE /instances/{id}` | purges a finished instance |
 /// | `GET /metrics` | the metrics, in the Prometheus text format (with [`RouterOptions::metrics`]) |
+/// | `GET /counts` | how many instances the filters of `GET /instances` (and `instanceIdPrefix`, `customStatus`) select, per status |
+/// | `POST /bulk/terminate` | terminates what the filters select: `dryRun=true` counts it; otherwise one batch of at most `top` (default 100, at most 1000), with the `continuationToken` of the next |
+/// | `POST /bulk/purge` | purges what the filters select, the same way |
 /// | `GET /` | the web dashboard (unless [`RouterOptions::dashboard`] turns it off) |
 ///
 /// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The
@@ -78,7 +82,10 @@ pub fn router(client: Client, options: RouterOptions) -> Router {
         )
         .route("/instances/{instance_id}/terminate", post(terminate))
         .route("/instances/{instance_id}/suspend", post(suspend))
-        .route("/instances/{instance_id}/resume", post(resume));
+        .route("/instances/{instance_id}/resume", post(resume))
+        .route("/counts", get(bulk::counts))
+        .route("/bulk/terminate", post(bulk::terminate))
+        .route("/bulk/purge", post(bulk::purge));
     let routes = match &options.metrics {
         Some(render) => {
             let render = render.clone();
@@ -286,7 +293,7 @@ async fn no_route(uri: Uri) -> ApiError {
             "no route {}: the management endpoints are GET /instances, \
              GET, DELETE /instances/{{instanceId}}, GET /instances/{{instanceId}}/history \
              and POST /instances/{{instanceId}}/… (raiseEvent/{{eventName}}, terminate, \
-             suspend, resume)",
+             suspend, resume); GET /counts, POST /bulk/terminate and POST /bulk/purge",
             uri.path()
         ),
     )

@@ -172,9 +172,17 @@ async fn the_page_loads_without_the_token_and_the_api_still_needs_it() {
     assert_eq!(accepted["token"], "accepted");
     assert_eq!(
         accepted["listFilters"],
-        serde_json::json!(["runtimeStatus", "name", "createdTimeFrom", "createdTimeTo"])
+        serde_json::json!([
+            "runtimeStatus",
+            "name",
+            "instanceIdPrefix",
+            "customStatus",
+            "createdTimeFrom",
+            "createdTimeTo"
+        ])
     );
-    assert_eq!(accepted["counts"], false);
+    assert_eq!(accepted["counts"], true);
+    assert_eq!(accepted["bulk"], true);
 
     // With a token, any host name may load the page (a reverse proxy's): it holds no data.
     let proxied = send(

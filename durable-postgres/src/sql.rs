@@ -44,6 +44,10 @@ pub(crate) struct Sql {
     /// $1 id: the current generation's events, in order; one row with NULL if none, no row
     /// if no such instance.
     pub(crate) load_history: String,
+    /// $1 id, $2 first position, $3 end position: the history's length, then the current
+    /// generation's events in that range, in order (one row with NULL if none); no row if
+    /// no such instance.
+    pub(crate) load_history_page: String,
     /// The fence and the new status of a turn; see `commit_turn`.
     pub(crate) commit_fence: String,
     /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn.
@@ -72,6 +76,8 @@ pub(crate) struct Sql {
     pub(crate) fetch_activity: String,
     /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
     pub(crate) complete_activity: String,
+    /// $1 id, $2 seq, $3 token, $4 new expiry: extends a lease nobody has taken since.
+    pub(crate) renew_activity: String,
     /// $1 id, $2 seq, $3 token.
     pub(crate) abandon_activity: String,
     /// $1 id.
@@ -150,6 +156,13 @@ impl Sql {
             load_history: format!(
                 "SELECT h.event FROM {s}.instances i
                  LEFT JOIN {s}.history h ON h.instance_id = i.id AND h.generation = i.generation
+                 WHERE i.id = $1
+                 ORDER BY h.seq"
+            ),
+            load_history_page: format!(
+                "SELECT i.history_len, h.event FROM {s}.instances i
+                 LEFT JOIN {s}.history h ON h.instance_id = i.id AND h.generation = i.generation
+                     AND h.seq >= $2 AND h.seq < $3
                  WHERE i.id = $1
                  ORDER BY h.seq"
             ),
@@ -247,6 +260,11 @@ impl Sql {
                  SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM delivered)",
                 min = i64::MIN
             ),
+            // The token alone decides, expired or not: another worker's fetch replaces it.
+            renew_activity: format!(
+                "UPDATE {s}.activities SET due_at = $4
+                 WHERE instance_id = $1 AND seq = $2 AND token = $3"
+            ),
             abandon_activity: format!(
                 "UPDATE {s}.activities SET token = 0, due_at = {min}
                  WHERE instance_id = $1 AND seq = $2 AND token = $3",
@@ -292,6 +310,71 @@ pub(crate) struct ListQuery {
     pub(crate) page_size: usize,
 }
 
+/// A statement built for one call, with its parameters.
+pub(crate) struct Built {
+    pub(crate) text: String,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+/// Collects the parameters of a statement being built; `add` returns the placeholder.
+#[derive(Default)]
+struct Params(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Params {
+    fn add(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(value));
+        format!("${}", self.0.len())
+    }
+}
+
+/// The smallest text above every text that starts with `prefix`, in the "C" collation (byte
+/// order, which UTF-8 keeps in code-point order): the prefix with its last character
+/// incremented, dropping trailing U+10FFFF. `None` when no text is above them all.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The conditions of `query`'s filters but its statuses and paging, each an indexable
+/// comparison except the custom status's (a filter on the rows an index scan reads).
+fn filters(query: &InstanceQuery, params: &mut Params) -> Vec<String> {
+    let mut filters = Vec::new();
+    if let Some(name) = &query.name {
+        filters.push(format!("name = {}", params.add(name.clone())));
+    }
+    if let Some(from) = query.created_from {
+        filters.push(format!("created_at >= {}", params.add(nanos(from))));
+    }
+    if let Some(to) = query.created_to {
+        filters.push(format!("created_at < {}", params.add(nanos(to))));
+    }
+    if let Some(prefix) = query.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+        // A range of the primary key, not `LIKE`: a prepared statement's generic plan
+        // cannot use an index for a pattern it does not know.
+        filters.push(format!("id >= {}", params.add(prefix.to_string())));
+        if let Some(end) = prefix_end(prefix) {
+            filters.push(format!("id < {}", params.add(end)));
+        }
+    }
+    if let Some(text) = &query.custom_status {
+        filters.push(format!(
+            "strpos(custom_status, {}) > 0",
+            params.add(text.clone())
+        ));
+    }
+    filters
+}
+
 impl Sql {
     /// The query of one page of `query`, ordered by creation time then id.
     pub(crate) fn list(&self, query: &InstanceQuery) -> Result<ListQuery, StoreError> {
@@ -304,27 +387,14 @@ impl Sql {
             0 => 100,
             n => n.min(MAX_PAGE),
         };
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut param = |value: Box<dyn ToSql + Sync + Send>| {
-            params.push(value);
-            format!("${}", params.len())
-        };
-        let mut filters = Vec::new();
-        if let Some(name) = &query.name {
-            filters.push(format!("name = {}", param(Box::new(name.clone()))));
-        }
-        if let Some(from) = query.created_from {
-            filters.push(format!("created_at >= {}", param(Box::new(nanos(from)))));
-        }
-        if let Some(to) = query.created_to {
-            filters.push(format!("created_at < {}", param(Box::new(nanos(to)))));
-        }
+        let mut params = Params::default();
+        let mut filters = filters(query, &mut params);
         if let Some((at, id)) = after {
-            let at = param(Box::new(at));
-            let id = param(Box::new(id));
+            let at = params.add(at);
+            let id = params.add(id);
             filters.push(format!("(created_at, id) > ({at}, {id} COLLATE \"C\")"));
         }
-        let limit = param(Box::new(page_size as i64 + 1));
+        let limit = params.add(page_size as i64 + 1);
         let mut statuses: Vec<&'static str> =
             query.statuses.iter().map(|&s| status_name(s)).collect();
         statuses.sort_unstable();
@@ -346,11 +416,11 @@ impl Sql {
         // One ordered index scan per status, merged: never a sort of every match.
         let text = match statuses.as_slice() {
             [] => select(None),
-            [one] => select(Some(param(Box::new(one.to_string())))),
+            [one] => select(Some(params.add(one.to_string()))),
             many => {
                 let parts: Vec<String> = many
                     .iter()
-                    .map(|s| format!("({})", select(Some(param(Box::new(s.to_string()))))))
+                    .map(|s| format!("({})", select(Some(params.add(s.to_string())))))
                     .collect();
                 format!(
                     "SELECT * FROM ({}) AS page ORDER BY created_at, id LIMIT {limit}",
@@ -360,9 +430,36 @@ impl Sql {
         };
         Ok(ListQuery {
             text,
-            params,
+            params: params.0,
             page_size,
         })
+    }
+
+    /// The query counting the instances `query` selects, per status: rows of status and
+    /// count.
+    pub(crate) fn count(&self, query: &InstanceQuery) -> Built {
+        let mut params = Params::default();
+        let mut filters = filters(query, &mut params);
+        if !query.statuses.is_empty() {
+            let names: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|&s| status_name(s).to_string())
+                .collect();
+            filters.push(format!("status = ANY({})", params.add(names)));
+        }
+        let filter = if filters.is_empty() {
+            "TRUE".to_string()
+        } else {
+            filters.join(" AND ")
+        };
+        Built {
+            text: format!(
+                "SELECT status, count(*) FROM {}.instances WHERE {filter} GROUP BY status",
+                self.schema
+            ),
+            params: params.0,
+        }
     }
 }
 
@@ -432,6 +529,16 @@ mod tests {
                 &sql.complete_activity,
                 vec![&id, &1i64, &1i64, &bytes],
             ),
+            (
+                "renew_activity",
+                &sql.renew_activity,
+                vec![&id, &1i64, &1i64, &1i64],
+            ),
+            (
+                "load_history_page",
+                &sql.load_history_page,
+                vec![&id, &0i64, &100i64],
+            ),
             ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
             ("has_work", &sql.has_work, vec![&0i64]),
         ];
@@ -462,7 +569,28 @@ mod tests {
                 page_size: 10,
                 ..InstanceQuery::default()
             },
+            InstanceQuery {
+                id_prefix: Some("order-".into()),
+                ..InstanceQuery::default()
+            },
+            InstanceQuery {
+                statuses: vec![RuntimeStatus::Running],
+                custom_status: Some("waiting".into()),
+                ..InstanceQuery::default()
+            },
         ];
+        for query in &queries {
+            let count = sql.count(query);
+            let params: Vec<&(dyn ToSql + Sync)> = count
+                .params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            plans.push((
+                format!("count {query:?}"),
+                explain(&client, &count.text, &params).await,
+            ));
+        }
         for query in queries {
             let list = sql.list(&query).unwrap();
             let params: Vec<&(dyn ToSql + Sync)> = list

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use durable_runtime::store::{
-    ActivityLease, ActivityTask, ActivityWork, InstancePage, InstanceQuery, InstanceStatus,
-    LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, Store, StoreError, TurnCommit,
-    WorkSignals,
+    ActivityLease, ActivityTask, ActivityWork, HistoryPage, InstancePage, InstanceQuery,
+    InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, StatusCounts, Store,
+    StoreError, TurnCommit, WorkSignals,
 };
 use durable_runtime::{HistoryEvent, InstanceId};
 use tokio::sync::watch;
@@ -28,7 +28,7 @@ use crate::error::ConnectError;
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
 use crate::pipeline::{pipeline, prepare};
-use crate::sql::{ListQuery, Sql};
+use crate::sql::{Built, ListQuery, Sql};
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
@@ -349,6 +349,41 @@ impl Store for PostgresStore {
         Ok(history)
     }
 
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        // Past the largest position, nothing: clamped, never an overflow.
+        let start = i64::try_from(from).unwrap_or(i64::MAX);
+        let end = start.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.load_history_page).await?;
+        let rows = client
+            .query(&statement, &[&id.as_str(), &start, &end])
+            .await
+            .map_err(|e| unavailable("cannot load the history", e))?;
+        let Some(first) = rows.first() else {
+            return Err(StoreError::NotFound(id.clone()));
+        };
+        let len = to_u64(col(first, 0, id)?, || {
+            format!("the history length of `{id}`")
+        })?;
+        let mut events = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(bytes) = col::<Option<Vec<u8>>>(row, 1, id)? {
+                events.push(decode(&bytes, || {
+                    format!(
+                        "event {} of the history of instance `{id}`",
+                        from.saturating_add(i as u64)
+                    )
+                })?);
+            }
+        }
+        Ok(HistoryPage { events, len })
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         self.apply_turn(commit).await
     }
@@ -444,6 +479,38 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        let seq = to_i64(lease.id, "an activity's sequence number")?;
+        let token = to_i64(lease.token, "an activity's lease token")?;
+        self.saw(now);
+        let until = deadline(now, lease_for);
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.renew_activity).await?;
+        let renewed = client
+            .execute(
+                &statement,
+                &[&lease.instance_id.as_str(), &seq, &token, &until],
+            )
+            .await
+            .map_err(|e| write_failed("renewing the activity lease", e))?;
+        if renewed == 1 {
+            return Ok(());
+        }
+        Err(StoreError::Conflict {
+            id: lease.instance_id.clone(),
+            reason: format!(
+                "the lease on activity attempt {} was lost: another worker took it, or the \
+                 attempt is no longer wanted",
+                lease.id
+            ),
+        })
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let seq = to_i64(lease.id, "an activity's sequence number")?;
         let token = to_i64(lease.token, "an activity's lease token")?;
@@ -501,6 +568,28 @@ impl Store for PostgresStore {
             instances,
             continuation,
         })
+    }
+
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        let Built { text, params } = self.sql.count(query);
+        let client = self.client().await?;
+        let statement = prepare(&client, &text).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(&statement, &refs)
+            .await
+            .map_err(|e| unavailable("cannot count the instances", e))?;
+        let mut counts = StatusCounts::default();
+        for row in &rows {
+            let name: String = col(row, 0, "?")?;
+            let status = parse_status("?", &name)?;
+            let n: i64 = col(row, 1, "?")?;
+            counts.add(status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {

@@ -15,7 +15,10 @@ use crate::error::ClientError;
 use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
-use crate::store::{InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus};
+use crate::store::{
+    HistoryPage, InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus,
+    StatusCounts,
+};
 
 /// Starts and observes orchestration instances. Cheap to clone.
 #[derive(Clone)]
@@ -93,6 +96,27 @@ impl Client {
     /// A page of instances matching `query`.
     pub async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, ClientError> {
         Ok(self.shared.store.list(query).await?)
+    }
+
+    /// Events `from..from + limit` of an instance's history (fewer at its end) and the
+    /// history's length: only those events are read, however long the history.
+    pub async fn history_page(
+        &self,
+        instance_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, ClientError> {
+        let id = parse_id(instance_id)?;
+        Ok(self
+            .shared
+            .store
+            .load_history_page(&id, from, limit)
+            .await?)
+    }
+
+    /// How many instances match `query`'s filters, per status (its paging is ignored).
+    pub async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, ClientError> {
+        Ok(self.shared.store.count(query).await?)
     }
 
     /// Deletes a finished instance, its history, and (recursively) its finished

@@ -150,4 +150,6 @@ pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;
 pub use runtime::{Advance, BuildError, Runtime, RuntimeBuilder};
 pub use stats::Stats;
-pub use store::{InstancePage, InstanceQuery, InstanceStatus, RuntimeStatus};
+pub use store::{
+    HistoryPage, InstancePage, InstanceQuery, InstanceStatus, RuntimeStatus, StatusCounts,
+};

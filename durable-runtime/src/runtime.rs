@@ -124,8 +124,12 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How long a worker owns an activity attempt without a timeout before another may run
-    /// it again (default 5 min). An attempt with a timeout is owned for its timeout.
+    /// The term of an activity attempt's lease (default 5 min). An attempt is owned for as
+    /// long as it runs, its timeout included: the worker renews the lease every third of
+    /// this term. If the worker dies, the renewals stop and another worker runs the attempt
+    /// again (same attempt number) once this term has passed since the last renewal; a
+    /// shorter term retries sooner after a crash and renews more often. A result that
+    /// arrives after the lease expired still counts if nobody has taken the attempt since.
     pub fn activity_lease(mut self, lease: Duration) -> Self {
         self.options.activity_lease = lease;
         self

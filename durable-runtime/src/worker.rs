@@ -479,6 +479,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 let _current = span.enter();
                 span.instrument(AssertUnwindSafe(activity(ctx, task.input)).catch_unwind())
             };
+            let run = while_owned(shared, &lease, run);
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {
@@ -574,6 +575,49 @@ fn outcome(result: &Result<serde_json::Value, Failure>) -> &'static str {
         Err(failure) if failure.kind == kinds::TIMEOUT => "timed_out",
         Err(failure) if failure.kind == kinds::NOT_REGISTERED => "not_registered",
         Err(_) => "failed",
+    }
+}
+
+/// Runs `attempt` while renewing its lease well inside its term, so that an attempt is
+/// owned for as long as it runs (its timeout included); a worker that dies stops renewing,
+/// and another takes the attempt one lease later.
+async fn while_owned<F: Future>(shared: &Shared, lease: &ActivityLease, attempt: F) -> F::Output {
+    tokio::select! {
+        biased;
+        output = attempt => output,
+        never = keep_activity_lease(shared, lease) => match never {},
+    }
+}
+
+/// Renews `lease` every third of its term, until dropped. Once the lease is found lost it
+/// stops, says so, and waits forever: the attempt runs on unowned, and its result is refused
+/// if another worker took the attempt meanwhile.
+async fn keep_activity_lease(shared: &Shared, lease: &ActivityLease) -> std::convert::Infallible {
+    let term = shared.options.activity_lease;
+    let every = (term / 3).max(Duration::from_millis(1));
+    let mut next = shared.clock.now() + every;
+    loop {
+        shared.clock.sleep_until(next).await;
+        let now = shared.clock.now();
+        match shared.store.renew_activity(lease, now, term).await {
+            Ok(()) => next = now + every,
+            Err(StoreError::Conflict { reason, .. }) => {
+                tracing::warn!(
+                    target: "durable::worker",
+                    instance_id = %lease.instance_id,
+                    seq = lease.id,
+                    %reason,
+                    "activity lease lost: this attempt is no longer owned and may run \
+                     elsewhere; its result counts only if nobody took the attempt since"
+                );
+                return std::future::pending().await;
+            }
+            Err(error) => {
+                // The lease still runs: try again soon, while it does.
+                tracing::warn!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, %error, "cannot renew the activity lease; trying again");
+                next = now + STORE_RETRY.min(every);
+            }
+        }
     }
 }
 

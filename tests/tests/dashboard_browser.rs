@@ -880,3 +880,100 @@ async fn a_non_determinism_failure_shows_what_was_expected_and_found() {
     server.abort();
     second.shutdown().await;
 }
+
+/// Waits for `go`, showing which lane it is parked in.
+#[orchestrator]
+async fn parked(ctx: OrchestrationContext, lane: String) -> Result<(), TaskError> {
+    ctx.set_custom_status(format!("parked in {lane}"));
+    let () = ctx.wait_for_event("go").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filter_searches_counts_and_terminates_what_it_selects() {
+    let Some(browser) = Browser::start(
+        "the_filter_searches_counts_and_terminates_what_it_selects",
+        1280,
+        1000,
+    )
+    .await
+    else {
+        return;
+    };
+    let runtime = Runtime::builder().orchestrator(parked).start().unwrap();
+    let client = runtime.client();
+    let (url, server) = serve_dashboard(client.clone()).await;
+    for (id, lane) in [
+        ("cart-1", "a"),
+        ("cart-2", "a"),
+        ("cart-3", "a"),
+        ("cart-4", "b"),
+        ("other-1", "a"),
+    ] {
+        client
+            .start(parked, lane.to_string())
+            .instance_id(id)
+            .await
+            .unwrap();
+        custom_status(&client, id, &format!("parked in {lane}")).await;
+    }
+    // The id prefix from the address; the custom-status search typed in.
+    browser
+        .goto(&format!("{url}#/?instanceIdPrefix=cart-"))
+        .await;
+    browser.until("four carts", &format!("{ROWS} === 4")).await;
+    let running = "document.querySelector('.chip.status-Running .count')?.textContent.trim()";
+    browser
+        .until("the count of running carts", &format!("{running} === '4'"))
+        .await;
+    browser
+        .type_into("input[name=customStatus]", "parked in a")
+        .await;
+    browser
+        .until("three carts in lane a", &format!("{ROWS} === 3"))
+        .await;
+    browser
+        .until("their count", &format!("{running} === '3'"))
+        .await;
+    browser.screenshot("list-filtered").await;
+
+    // The bulk action counts first (a dry run), and says so before anything is done.
+    asks_to_confirm(&browser, "button[data-filter-action=terminate]").await;
+    assert_eq!(
+        browser.text("#confirm-title").await,
+        "Terminate 3 instances?"
+    );
+    let dry_run = browser.text("#confirm-body .dry-run").await;
+    assert!(dry_run.contains("selects 3 instances"), "{dry_run}");
+    for id in ["cart-1", "cart-2", "cart-3"] {
+        assert_eq!(
+            client.status(id).await.unwrap().runtime_status,
+            RuntimeStatus::Running,
+            "nothing is done before the confirmation"
+        );
+    }
+    browser.click("#confirm-ok").await;
+    browser
+        .until(
+            "three terminated",
+            "document.querySelector('.list .results').textContent === '3 instances terminated.'",
+        )
+        .await;
+    for id in ["cart-1", "cart-2", "cart-3"] {
+        let status = client
+            .wait_for_completion(id, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(status.runtime_status, RuntimeStatus::Terminated, "{id}");
+    }
+    for id in ["cart-4", "other-1"] {
+        assert_eq!(
+            client.status(id).await.unwrap().runtime_status,
+            RuntimeStatus::Running,
+            "{id} is outside the filter"
+        );
+    }
+    browser.finish().await;
+    server.abort();
+    runtime.shutdown().await;
+}

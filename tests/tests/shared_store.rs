@@ -69,6 +69,14 @@ impl Store for StallingStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         self.inner.load_history(id).await
     }
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.inner.load_history_page(id, from, limit).await
+    }
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         if self.first.swap(false, Ordering::SeqCst) {
             self.stalled.notify_one();
@@ -97,6 +105,14 @@ impl Store for StallingStore {
     ) -> Result<(), StoreError> {
         self.inner.complete_activity(lease, result).await
     }
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.renew_activity(lease, now, lease_for).await
+    }
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.inner.abandon_activity(lease).await
     }
@@ -105,6 +121,9 @@ impl Store for StallingStore {
     }
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.inner.list(query).await
+    }
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.inner.count(query).await
     }
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
         self.inner.purge(id).await

@@ -10,8 +10,9 @@ use tokio::sync::watch;
 
 use super::engine::{decode, raw, Commit, Create, Engine, Raw};
 use super::{
-    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
-    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
@@ -112,6 +113,28 @@ impl Store for MemoryStore {
         history.iter().map(|event| decode(event)).collect()
     }
 
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let engine = self.lock();
+        let history = engine.instance(id)?.history();
+        let start = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(history.len());
+        let end = start.saturating_add(limit).min(history.len());
+        let events = history[start..end]
+            .iter()
+            .map(|event| decode(event))
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryPage {
+            events,
+            len: history.len() as u64,
+        })
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let (fence, turn) = Commit::from_turn(commit);
         let mut engine = self.lock();
@@ -159,6 +182,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.lock().renew_activity(lease, now, lease_for)
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let woken = self.lock().abandon_activity(lease);
         woken.signal(&self.signals);
@@ -173,6 +205,10 @@ impl Store for MemoryStore {
 
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.lock().list(query)
+    }
+
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.lock().count(query)
     }
 
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {

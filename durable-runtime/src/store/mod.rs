@@ -321,6 +321,11 @@ pub struct InstanceQuery {
     pub created_from: Option<SystemTime>,
     /// Only instances created before this time.
     pub created_to: Option<SystemTime>,
+    /// Only instances whose id starts with this text.
+    pub id_prefix: Option<String>,
+    /// Only instances whose custom status, as its JSON text, contains this text (a string
+    /// status `"waiting"` contains `waiting`); case-sensitive.
+    pub custom_status: Option<String>,
     /// At most this many (100 when zero).
     pub page_size: usize,
     /// Where the previous page ended.
@@ -334,6 +339,74 @@ pub struct InstancePage {
     pub instances: Vec<InstanceStatus>,
     /// Pass it back for the next page; `None` on the last.
     pub continuation: Option<String>,
+}
+
+/// How many instances [`Store::count`] found, per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    /// Created, not started.
+    pub pending: u64,
+    /// Started, not finished.
+    pub running: u64,
+    /// Paused by a client.
+    pub suspended: u64,
+    /// Returned `Ok`.
+    pub completed: u64,
+    /// Returned `Err`, panicked or broke determinism.
+    pub failed: u64,
+    /// Stopped by a client.
+    pub terminated: u64,
+}
+
+impl StatusCounts {
+    /// The count of `status`.
+    pub fn get(&self, status: RuntimeStatus) -> u64 {
+        match status {
+            RuntimeStatus::Pending => self.pending,
+            RuntimeStatus::Running => self.running,
+            RuntimeStatus::Suspended => self.suspended,
+            RuntimeStatus::Completed => self.completed,
+            RuntimeStatus::Failed => self.failed,
+            RuntimeStatus::Terminated => self.terminated,
+        }
+    }
+
+    /// Adds `n` to the count of `status`.
+    pub fn add(&mut self, status: RuntimeStatus, n: u64) {
+        let count = match status {
+            RuntimeStatus::Pending => &mut self.pending,
+            RuntimeStatus::Running => &mut self.running,
+            RuntimeStatus::Suspended => &mut self.suspended,
+            RuntimeStatus::Completed => &mut self.completed,
+            RuntimeStatus::Failed => &mut self.failed,
+            RuntimeStatus::Terminated => &mut self.terminated,
+        };
+        *count = count.saturating_add(n);
+    }
+
+    /// Every status's count added up.
+    pub fn total(&self) -> u64 {
+        [
+            self.pending,
+            self.running,
+            self.suspended,
+            self.completed,
+            self.failed,
+            self.terminated,
+        ]
+        .iter()
+        .fold(0u64, |sum, n| sum.saturating_add(*n))
+    }
+}
+
+/// Part of a history, as [`Store::load_history_page`] reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryPage {
+    /// The events asked for, in order; fewer at the history's end, none past it.
+    pub events: Vec<HistoryEvent>,
+    /// How many events the whole history holds.
+    pub len: u64,
 }
 
 /// Why a store call failed.
@@ -438,6 +511,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn load_history(&self, instance_id: &InstanceId)
         -> Result<Vec<HistoryEvent>, StoreError>;
 
+    /// Events `from..from + limit` of the current history of an instance (fewer at its end,
+    /// none from past it), and the history's length, read as one consistent view: the
+    /// store reads only those events, whatever the history's length. `NotFound` for an
+    /// unknown instance.
+    async fn load_history_page(
+        &self,
+        instance_id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError>;
+
     /// Applies a turn atomically, if the lease and the history length still hold; releases
     /// the lease. Fails with `Conflict` otherwise (or `NotFound` for an unknown instance),
     /// changing nothing and keeping the lease. A finished status also drops the instance's
@@ -468,6 +552,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         result: HistoryEvent,
     ) -> Result<(), StoreError>;
 
+    /// Extends the lease on an attempt that is still running to `now + lease_for`, so that
+    /// an attempt is owned for as long as it runs. Succeeds if nobody has taken the attempt
+    /// since `lease` was handed out, even after the lease expired (the holder then holds it
+    /// again); fails with `Conflict` if another worker took it or the attempt is no longer
+    /// wanted (completed, abandoned, its instance finished, continued as new or purged).
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError>;
+
     /// Releases an activity lease without a result: the attempt will run again.
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError>;
 
@@ -476,6 +572,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// A page of instances matching `query`.
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError>;
+
+    /// How many instances match `query`'s filters, per status (its `page_size` and
+    /// `continuation` are ignored).
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError>;
 
     /// Deletes a finished instance and its history. Fails with `NotFound` or `NotFinished`.
     async fn purge(&self, instance_id: &InstanceId) -> Result<(), StoreError>;

@@ -51,7 +51,10 @@ mod concurrency;
 mod delivery;
 mod effects;
 mod fencing;
+mod history_pages;
 mod instances;
+mod renewal;
+mod selection;
 mod signals;
 mod support;
 mod time;
@@ -63,7 +66,10 @@ pub use concurrency::*;
 pub use delivery::*;
 pub use effects::*;
 pub use fencing::*;
+pub use history_pages::*;
 pub use instances::*;
+pub use renewal::*;
+pub use selection::*;
 pub use signals::*;
 pub use time::*;
 pub use unreadable::*;
@@ -129,6 +135,9 @@ macro_rules! __durable_store_checks {
             activity_completion_with_stale_lease_conflicts,
             expired_activity_lease_is_handed_out_again,
             abandoned_activity_is_handed_out_again,
+            renewed_activity_lease_is_not_handed_out_again,
+            expired_activity_lease_not_taken_over_still_counts,
+            renewal_of_an_attempt_no_longer_held_conflicts,
             activity_result_for_finished_instance_is_dropped,
             completed_activities_commit_with_the_turn,
             completed_activities_with_stale_lease_conflict_and_change_nothing,
@@ -138,6 +147,9 @@ macro_rules! __durable_store_checks {
             list_filters_by_status_name_and_creation_time,
             list_pages_return_every_instance_once_in_order,
             list_of_nothing_is_empty,
+            list_filters_by_id_prefix_and_custom_status,
+            count_counts_per_status,
+            history_page_reads_a_range_of_positions,
             purge_only_finished_instances,
             purged_id_can_be_reused,
             watch_status_sees_status_changes,

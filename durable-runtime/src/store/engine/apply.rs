@@ -83,8 +83,7 @@ impl<H: History> Engine<H> {
             let held = instance
                 .attempts
                 .get(&lease.id)
-                .and_then(|a| a.lease)
-                .is_some_and(|(token, _)| token == lease.token);
+                .is_some_and(|a| a.token == lease.token);
             if !held {
                 return Err(conflict(
                     id,
@@ -101,12 +100,14 @@ impl<H: History> Engine<H> {
         let Some(instance) = self.instances.get(&lease.instance_id) else {
             return Ok(false);
         };
+        // The last lease taken decides, expired or not: a result that arrives late is
+        // accepted as long as nobody has taken the attempt since.
         let held = match instance.attempts.get(&lease.id) {
             None if instance.status.runtime_status().is_finished() => return Ok(false),
-            None => None,
-            Some(attempt) => attempt.lease,
+            None => false,
+            Some(attempt) => attempt.token == lease.token,
         };
-        if held.is_some_and(|(token, _)| token == lease.token) {
+        if held {
             Ok(true)
         } else {
             Err(conflict(
@@ -213,7 +214,7 @@ impl<H: History> Engine<H> {
             self.delayed.remove(&(due, id.clone(), message));
         }
         let mut stale = |seq: u64, attempt: Attempt| {
-            if let Some((_, expires)) = attempt.lease {
+            if let Some(expires) = attempt.expires {
                 self.activity_leases.remove(&(expires, id.clone(), seq));
             }
         };
@@ -239,7 +240,8 @@ impl<H: History> Engine<H> {
             for (seq, task) in activities {
                 let attempt = Attempt {
                     task,
-                    lease: None,
+                    token: 0,
+                    expires: None,
                     lsn: at,
                 };
                 instance.attempts.insert(seq, attempt);
@@ -302,7 +304,8 @@ impl<H: History> Engine<H> {
                 seq,
                 Attempt {
                     task,
-                    lease: None,
+                    token: 0,
+                    expires: None,
                     lsn: 0,
                 },
             );
@@ -353,7 +356,7 @@ impl<H: History> Engine<H> {
         else {
             return;
         };
-        if let Some((_, expires)) = attempt.lease {
+        if let Some(expires) = attempt.expires {
             self.activity_leases.remove(&(expires, id.clone(), seq));
         }
     }
@@ -372,7 +375,7 @@ impl<H: History> Engine<H> {
             }
         }
         for (seq, attempt) in instance.attempts {
-            if let Some((_, expires)) = attempt.lease {
+            if let Some(expires) = attempt.expires {
                 self.activity_leases.remove(&(expires, id.clone(), seq));
             }
         }

@@ -70,7 +70,9 @@ impl<H: History> Engine<H> {
                 .get_mut(&id)
                 .and_then(|i| i.attempts.get_mut(&seq))
             {
-                attempt.lease = None;
+                // Expired, not taken: its holder may still renew it or deliver its result
+                // until another worker takes it.
+                attempt.expires = None;
                 self.activity_queue.push_back((id, seq));
             }
             metric::lease_takeover("activity");
@@ -192,10 +194,11 @@ impl<H: History> Engine<H> {
             else {
                 continue;
             };
-            if attempt.lease.is_some() {
+            if attempt.expires.is_some() {
                 continue;
             }
-            attempt.lease = Some((token, expires));
+            attempt.token = token;
+            attempt.expires = Some(expires);
             let scheduled = attempt.lsn;
             let task = serde_json::from_str(&attempt.task);
             self.activity_leases.insert((expires, id.clone(), seq));
@@ -224,20 +227,55 @@ impl<H: History> Engine<H> {
         else {
             return Woken::default();
         };
-        match attempt.lease {
-            Some((token, expires)) if token == lease.token => {
-                attempt.lease = None;
-                self.activity_leases
-                    .remove(&(expires, lease.instance_id.clone(), lease.id));
-                self.activity_queue
-                    .push_back((lease.instance_id.clone(), lease.id));
-                Woken {
-                    orchestrations: false,
-                    activities: true,
-                }
-            }
-            _ => Woken::default(),
+        if attempt.token != lease.token {
+            return Woken::default();
         }
+        attempt.token = 0;
+        // An expired lease is queued already.
+        let Some(expires) = attempt.expires.take() else {
+            return Woken::default();
+        };
+        self.activity_leases
+            .remove(&(expires, lease.instance_id.clone(), lease.id));
+        self.activity_queue
+            .push_back((lease.instance_id.clone(), lease.id));
+        Woken {
+            orchestrations: false,
+            activities: true,
+        }
+    }
+
+    /// Extends the lease on an attempt to `now + lease_for`, if nobody has taken the attempt
+    /// since `lease` was: an expired lease not yet taken over is held again.
+    pub(crate) fn renew_activity(
+        &mut self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        let id = &lease.instance_id;
+        let Some(attempt) = self
+            .instances
+            .get_mut(id)
+            .and_then(|i| i.attempts.get_mut(&lease.id))
+            .filter(|a| a.token == lease.token)
+        else {
+            return Err(StoreError::Conflict {
+                id: id.clone(),
+                reason: format!(
+                    "the lease on activity attempt {} was lost: another worker took it, or \
+                     the attempt is no longer wanted",
+                    lease.id
+                ),
+            });
+        };
+        let expires = now + lease_for;
+        if let Some(old) = attempt.expires.replace(expires) {
+            self.activity_leases.remove(&(old, id.clone(), lease.id));
+        }
+        // Still queued if it had expired: `fetch_activity` skips it while it is held.
+        self.activity_leases.insert((expires, id.clone(), lease.id));
+        Ok(())
     }
 
     /// The work that fell due inside the calls since the last take: the store signals it.
@@ -269,7 +307,7 @@ impl<H: History> Engine<H> {
             self.instances
                 .get(id)
                 .and_then(|i| i.attempts.get(seq))
-                .is_some_and(|a| a.lease.is_none())
+                .is_some_and(|a| a.expires.is_none())
         });
         instance_ready || activity_ready
     }

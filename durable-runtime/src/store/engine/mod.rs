@@ -44,8 +44,8 @@ use tokio::sync::watch;
 
 use super::paging::{self, Candidate};
 use super::{
-    ActivityLease, InstancePage, InstanceQuery, LeaseToken, MessageId, NewInstance, StoreError,
-    TurnCommit, WorkSignals,
+    ActivityLease, InstancePage, InstanceQuery, LeaseToken, MessageId, NewInstance, StatusCounts,
+    StoreError, TurnCommit, WorkSignals,
 };
 use crate::history::Event;
 use crate::instance_id::InstanceId;
@@ -175,7 +175,11 @@ pub(crate) struct Message {
 /// A scheduled activity attempt.
 struct Attempt {
     task: Raw,
-    lease: Option<(LeaseToken, SystemTime)>,
+    /// The token of the last lease taken (0: none since it was scheduled or abandoned). Its
+    /// holder may still complete the attempt after the lease expired, until another takes it.
+    token: LeaseToken,
+    /// When the current lease expires; `None` while nobody holds it.
+    expires: Option<SystemTime>,
     /// The turn that scheduled it: handed out only once that is durable.
     lsn: Lsn,
 }
@@ -425,16 +429,26 @@ impl<H: History> Engine<H> {
         self.instances.get_mut(id).map(|i| &mut i.history)
     }
 
-    /// A page of instances matching `query`.
-    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
-        let candidates = self.instances.iter().map(|(id, i)| Candidate {
+    /// Every instance as `list` and `count` see it.
+    fn candidates(&self) -> impl Iterator<Item = Candidate<'_, &Status>> {
+        self.instances.iter().map(|(id, i)| Candidate {
             created_at: i.status.created_at(),
             id,
             status: i.status.runtime_status(),
             name: i.status.name(),
             record: &i.status,
-        });
-        let (statuses, continuation) = paging::page(query, candidates)?;
+        })
+    }
+
+    /// How many instances match `query`, per status.
+    pub(crate) fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        paging::count(query, self.candidates(), |s| s.custom_status_json())
+    }
+
+    /// A page of instances matching `query`.
+    pub(crate) fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
+        let (statuses, continuation) =
+            paging::page(query, self.candidates(), |s| s.custom_status_json())?;
         let instances = statuses
             .into_iter()
             .map(|s| s.get().map(Cow::into_owned))

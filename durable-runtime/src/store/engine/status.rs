@@ -66,6 +66,11 @@ impl Status {
         }
     }
 
+    /// Its custom status as JSON text, if it has one (what `list` filters on).
+    pub(crate) fn custom_status_json(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.get()?.custom_status.as_ref().map(raw))
+    }
+
     /// Its JSON, serialized if it is decoded.
     pub(crate) fn json(&self) -> Cow<'_, str> {
         match self {

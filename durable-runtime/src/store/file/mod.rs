@@ -185,8 +185,9 @@ use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
-    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
@@ -671,6 +672,17 @@ impl Store for FileStore {
         state::read_history(&parts)
     }
 
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let (parts, len) = self.shared.state().history_with_len(id)?;
+        let events = state::read_history_range(&parts, from, limit)?;
+        Ok(HistoryPage { events, len })
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         self.usable()?;
         let (fence, mut turn) = Commit::from_turn(commit);
@@ -743,6 +755,20 @@ impl Store for FileStore {
         Self::durable(rx).await
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        // Leases are never logged: nothing to write.
+        self.usable()?;
+        self.shared
+            .state()
+            .engine
+            .renew_activity(lease, now, lease_for)
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         let woken = self.shared.state().engine.abandon_activity(lease);
         woken.signal(&self.shared.signals);
@@ -773,6 +799,17 @@ impl Store for FileStore {
             self.wait_durable(lsn).await?;
         }
         Ok(page)
+    }
+
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        let (counts, lsn) = {
+            let state = self.shared.state();
+            (state.engine.count(query)?, state.last_lsn)
+        };
+        if !self.is_durable(lsn) {
+            self.wait_durable(lsn).await?;
+        }
+        Ok(counts)
     }
 
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {

@@ -157,6 +157,57 @@ fn part(events: Events, lsn: Lsn, source: Option<&Source>) -> Result<Option<Part
     })
 }
 
+/// Reads events `from..from + limit` of a history: whole parts before and after that range
+/// are skipped without being read.
+pub(crate) fn read_history_range(
+    parts: &[Part],
+    from: u64,
+    limit: usize,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let end = from.saturating_add(limit as u64);
+    let mut out = Vec::new();
+    let mut first = 0u64;
+    let mut buf = Vec::new();
+    for part in parts {
+        let count = part.count();
+        let (start, stop) = (first, first + count);
+        first = stop;
+        if stop <= from {
+            continue;
+        }
+        if start >= end {
+            break;
+        }
+        let wanted = |i: u64| (from..end).contains(&(start + i));
+        match part {
+            Part::Mem { events, .. } => {
+                for (i, event) in events.iter().enumerate() {
+                    if wanted(i as u64) {
+                        out.push(decode(event)?);
+                    }
+                }
+            }
+            Part::Disk {
+                file, offset, len, ..
+            } => {
+                buf.resize(*len as usize, 0);
+                file.read_exact_at(&mut buf, *offset)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot read a history: {e}")))?;
+                let mut d = Dec::new(&buf);
+                for i in 0..count {
+                    // Events are framed one after another: those before the range are
+                    // stepped over, not decoded.
+                    let event = d.raw().map_err(StoreError::Corrupt)?;
+                    if wanted(i) {
+                        out.push(decode(&event)?);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads a history's events (from memory and from the page cache or disk).
 pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreError> {
     let mut out = Vec::new();
@@ -233,6 +284,13 @@ impl State {
         })?;
         self.engine.restore(image);
         Ok(())
+    }
+
+    /// Where an instance's history is and its length, to read part of it without holding
+    /// the state.
+    pub(crate) fn history_with_len(&self, id: &InstanceId) -> Result<(Vec<Part>, u64), StoreError> {
+        let history = self.engine.instance(id)?.history();
+        Ok((history.parts.clone(), history.len))
     }
 
     /// Where an instance's history is, to read it without holding the state.
