@@ -528,6 +528,16 @@ impl Store for PostgresStore {
         Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
     }
 
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.next_timer).await?;
+        let row = client
+            .query_one(&statement, &[&nanos(now)])
+            .await
+            .map_err(|e| unavailable("cannot read the next timer", e))?;
+        Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
+    }
+
     fn signals(&self) -> Arc<WorkSignals> {
         Arc::clone(&self.wake.signals)
     }

@@ -112,6 +112,9 @@ impl Store for StallingStore {
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
         self.inner.next_wakeup().await
     }
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        self.inner.next_timer(now).await
+    }
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
         self.inner.has_work(now).await
     }

@@ -434,6 +434,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// until then unless signalled.
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError>;
 
+    /// The earliest time after `now` at which a delayed message falls due: a timer, a
+    /// scheduled start, an event sent to appear later. Unlike
+    /// [`next_wakeup`](Store::next_wakeup) it counts no lease expiry: it is what a workflow
+    /// can observe (read by tests through `Client::next_timer`).
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError>;
+
     /// The store's work signals.
     fn signals(&self) -> Arc<WorkSignals>;
 
