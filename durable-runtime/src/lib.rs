@@ -108,6 +108,7 @@ mod orchestration;
 mod registry;
 mod retry;
 mod runtime;
+mod scripted;
 mod shared;
 mod stats;
 pub mod store;

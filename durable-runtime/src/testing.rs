@@ -25,6 +25,7 @@ use crate::registry::{DuplicateRegistration, Registry};
 
 pub use crate::clock::VirtualClock;
 pub use crate::runtime::Advance;
+pub use crate::scripted::OrchestrationTest;
 
 /// Replays recorded histories against the current orchestrator code.
 ///
