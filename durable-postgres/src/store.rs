@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
     ActivityLease, ActivityTask, ActivityWork, InstancePage, InstanceQuery, InstanceStatus,
     LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, Store, StoreError, TurnCommit,
     WorkSignals,
 };
-use durable_runtime::{HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
     InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
 };
-use durable_runtime::{Event, HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;

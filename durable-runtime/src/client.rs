@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::callable::Orchestrator;
@@ -550,20 +549,5 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
                 .create_started(id, O::NAME, O::VERSION, input, &self.options)
                 .await
         })
-    }
-}
-
-impl InstanceStatus {
-    /// The output deserialised as `T`, once completed.
-    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.output.clone().map(serde_json::from_value).transpose()
-    }
-
-    /// The custom status deserialised as `T`, if set.
-    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.custom_status
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
     }
 }

@@ -34,7 +34,8 @@ use crate::store::{OrchestrationWork, RuntimeStatus, StatusUpdate, TurnCommit};
 /// ```
 /// use std::time::Duration;
 /// use durable_runtime::testing::OrchestrationTest;
-/// use durable_runtime::{activity, orchestrator, ActivityContext, Event, OrchestrationContext, RuntimeStatus, TaskError};
+/// use durable_runtime::{activity, orchestrator, ActivityContext, OrchestrationContext, RuntimeStatus, TaskError};
+/// use durable_runtime::history::{Event};
 ///
 /// #[activity]
 /// async fn charge(_ctx: ActivityContext, cents: u64) -> Result<String, String> {

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use durable_runtime::future::{select, Either};
+use durable_runtime::history::{kinds, Event};
 use durable_runtime::testing::{OrchestrationTest, ReplayChecker, VirtualClock};
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Event, OrchestrationContext, RetryPolicy,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use serde_json::json;
 

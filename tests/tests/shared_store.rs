@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::*;
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, Event, HistoryEvent, InstanceId,
-    OrchestrationContext, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, InstanceId, OrchestrationContext, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{finished, matrix, tally};
 use tokio::sync::{watch, Notify, Semaphore};

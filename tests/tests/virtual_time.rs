@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, InstanceStatus, OrchestrationContext,
-    RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, InstanceStatus, OrchestrationContext, RetryPolicy,
+    RuntimeStatus, TaskError,
 };
 use durable_tests::{finished, matrix, Setup, PATIENCE};
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
@@ -87,6 +88,21 @@ pub struct InstanceStatus {
     /// The orchestration that started this one as a sub-orchestration, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<InstanceId>,
+}
+
+impl InstanceStatus {
+    /// The output deserialised as `T`, once completed.
+    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.output.clone().map(serde_json::from_value).transpose()
+    }
+
+    /// The custom status deserialised as `T`, if set.
+    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.custom_status
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+    }
 }
 
 /// An instance to create.
