@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
     ActivityLease, ActivityTask, ActivityWork, HistoryPage, InstancePage, InstanceQuery,
     InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, StatusCounts, Store,
     StoreError, TurnCommit, WorkSignals,
 };
-use durable_runtime::{HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
@@ -618,6 +619,16 @@ impl Store for PostgresStore {
             .query_one(&statement, &[&after])
             .await
             .map_err(|e| unavailable("cannot read the next wake-up", e))?;
+        Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
+    }
+
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.next_timer).await?;
+        let row = client
+            .query_one(&statement, &[&nanos(now)])
+            .await
+            .map_err(|e| unavailable("cannot read the next timer", e))?;
         Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::activity::ActivityContext;
-use crate::clock::{Stopwatch, VirtualClock};
+use crate::clock::Stopwatch;
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::limits::unreadable;
@@ -43,10 +43,8 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
             None => std::future::pending().await,
         }
     };
-    // Only once the sleep is registered may the test clock see the runtime as quiet.
     let sleep = std::pin::pin!(sleep);
     let stop = shared.stop.notified();
-    shared.quiet.notify_one();
     if shared.is_stopping() {
         return;
     }
@@ -566,7 +564,6 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     }
     drop(busy);
 }
-
 /// An attempt's outcome, as the activity metrics label it.
 fn outcome(result: &Result<serde_json::Value, Failure>) -> &'static str {
     match result {
@@ -616,39 +613,6 @@ async fn keep_activity_lease(shared: &Shared, lease: &ActivityLease) -> std::con
                 // The lease still runs: try again soon, while it does.
                 tracing::warn!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, %error, "cannot renew the activity lease; trying again");
                 next = now + STORE_RETRY.min(every);
-            }
-        }
-    }
-}
-
-/// The test clock's driver: whenever the runtime is quiet while a client waits for an
-/// instance to finish, jump to the store's next due time.
-pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) {
-    while !shared.is_stopping() {
-        let stop = shared.stop.notified();
-        tokio::select! {
-            biased;
-            _ = stop => break,
-            _ = shared.quiet.notified() => {}
-        }
-        // Let tasks that were just woken take their work first.
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        let quiet = || shared.in_flight() == 0 && shared.has_completion_waiters();
-        if !quiet() {
-            continue;
-        }
-        let now = clock.now();
-        if !matches!(shared.store.has_work(now).await, Ok(false)) {
-            shared.quiet.notify_one();
-            continue;
-        }
-        // The store's next wake-up, not the clock's earliest sleeper: a worker may still be
-        // sleeping until the expiry of a lease released since.
-        if let Ok(Some(next)) = shared.store.next_wakeup().await {
-            if next > now && quiet() {
-                clock.advance_to(next);
             }
         }
     }

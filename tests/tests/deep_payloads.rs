@@ -7,10 +7,10 @@
 //! were accepted and then broke purge (every store) and terminate, and the store-level ones
 //! broke leasing, so terminate never took effect.
 
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{InstanceStatus, NewInstance};
 use durable_runtime::{
-    orchestrator, ClientError, Event, HistoryEvent, InstanceQuery, OrchestrationContext,
-    RuntimeStatus, TaskError,
+    orchestrator, ClientError, InstanceQuery, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, matrix, Setup, PATIENCE};
 use serde_json::{json, Value};

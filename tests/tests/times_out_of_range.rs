@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use durable_runtime::history::{kinds, HistoryEvent};
 use durable_runtime::store::{
-    ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
-    NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, ClientError, HistoryEvent, InstanceId,
-    OrchestrationContext, Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
+    activity, orchestrator, ActivityContext, ClientError, InstanceId, OrchestrationContext,
+    Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
 };
 use durable_tests::{finished, matrix, Setup, PATIENCE};
 use tokio::sync::watch;
@@ -95,7 +97,7 @@ matrix!(
         loop {
             let history = client.history(&id).await.unwrap();
             let timer = history.iter().find_map(|e| match e.event {
-                durable_runtime::Event::TimerCreated { fire_at, .. } => Some(fire_at),
+                durable_runtime::history::Event::TimerCreated { fire_at, .. } => Some(fire_at),
                 _ => None,
             });
             if let Some(fire_at) = timer {
@@ -270,6 +272,28 @@ impl Store for PanicsOnTimers {
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
         self.0.next_wakeup().await
     }
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.0.load_history_page(id, from, limit).await
+    }
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.renew_activity(lease, now, lease_for).await
+    }
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.0.count(query).await
+    }
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        self.0.next_timer(now).await
+    }
     fn signals(&self) -> Arc<WorkSignals> {
         self.0.signals()
     }
@@ -303,7 +327,7 @@ matrix!(
         let store = Arc::new(PanicsOnTimers(Arc::clone(&setup.store)));
         let runtime = Runtime::builder()
             .shared_store(store)
-            .virtual_clock(setup.clock.clone(), durable_runtime::Advance::Auto)
+            .virtual_clock(setup.clock.clone(), durable_runtime::testing::Advance::Auto)
             .cache_capacity(if setup.cached() { 1_000 } else { 0 })
             .orchestrator(child_sleeps)
             .orchestrator(parent_of_sleeper)

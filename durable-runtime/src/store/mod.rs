@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
@@ -123,6 +124,21 @@ pub struct InstanceStatus {
     /// The orchestration that started this one as a sub-orchestration, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<InstanceId>,
+}
+
+impl InstanceStatus {
+    /// The output deserialised as `T`, once completed.
+    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.output.clone().map(serde_json::from_value).transpose()
+    }
+
+    /// The custom status deserialised as `T`, if set.
+    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.custom_status
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+    }
 }
 
 /// An instance to create.
@@ -583,6 +599,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The earliest time at which a timer falls due or a lease expires, if any: workers sleep
     /// until then unless signalled.
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError>;
+
+    /// The earliest time after `now` at which a delayed message falls due: a timer, a
+    /// scheduled start, an event sent to appear later. Unlike
+    /// [`next_wakeup`](Store::next_wakeup) it counts no lease expiry: it is what a workflow
+    /// can observe (read by tests through `Client::next_timer`).
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError>;
 
     /// The store's work signals.
     fn signals(&self) -> Arc<WorkSignals>;

@@ -158,6 +158,7 @@ macro_rules! __durable_store_checks {
             concurrent_orchestration_workers_commit_each_turn_once,
             concurrent_activity_workers_run_each_attempt_once,
             scheduled_start_is_delivered_at_start_at,
+            next_timer_reports_timers_not_leases,
             replace_finished_recreates_only_finished_instances,
             create_without_replace_finished_refuses_finished_instances,
             sub_instances_are_created_with_the_turn,

@@ -295,6 +295,13 @@ impl<H: History> Engine<H> {
         .min()
     }
 
+    /// The earliest due time after `now` of a delayed message (a timer, a scheduled start,
+    /// a delayed send).
+    pub(crate) fn next_timer(&self, now: SystemTime) -> Option<SystemTime> {
+        // Those due by `now` leave `delayed` at the next promotion: few are ever skipped.
+        self.delayed.iter().map(|d| d.0).find(|&due| due > now)
+    }
+
     /// Whether an instance or an attempt could be handed out at `now`.
     pub(crate) fn has_work(&mut self, now: SystemTime) -> bool {
         self.promote_due(now);
