@@ -285,6 +285,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+pub(crate) mod json;
+
 /// Times as RFC 3339 text (UTC, nanoseconds only when not zero): exactly what
 /// `humantime_serde` writes and reads, written without its formatting machinery and
 /// intermediate `String` (a history event's timestamps were a twelfth of a turn's work).
@@ -512,10 +514,10 @@ mod tests {
         let mut times: Vec<(u64, u32)> = vec![
             (0, 0),
             (0, 1),
-            (951_782_400, 0),           // 2000-02-29
-            (4_107_542_400, 5),         // 2100-02-28
-            (4_107_628_800, 0),         // 2100-03-01
-            (end - 1, 999_999_999),     // 9999-12-31T23:59:59.999999999
+            (951_782_400, 0),       // 2000-02-29
+            (4_107_542_400, 5),     // 2100-02-28
+            (4_107_628_800, 0),     // 2100-03-01
+            (end - 1, 999_999_999), // 9999-12-31T23:59:59.999999999
             (1_700_000_000, 123_000_000),
         ];
         let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -523,7 +525,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let nanos = if x % 3 == 0 { 0 } else { (x >> 7) as u32 % 1_000_000_000 };
+            let nanos = if x % 3 == 0 {
+                0
+            } else {
+                (x >> 7) as u32 % 1_000_000_000
+            };
             times.push((x % end, nanos));
         }
         for (secs, nanos) in times {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode, raw, Commit, Create, Engine, Raw};
+use super::engine::{decode, raw_event, Commit, Create, Engine, Raw};
 use super::{
     ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
     NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
@@ -68,7 +68,7 @@ impl Store for MemoryStore {
         event: HistoryEvent,
         visible_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        let event = raw(&event);
+        let event = raw_event(&event);
         let mut engine = self.lock();
         engine.check_send(id)?;
         let woken = engine.send(id, event, visible_at);
@@ -136,7 +136,7 @@ impl Store for MemoryStore {
         lease: &ActivityLease,
         result: HistoryEvent,
     ) -> Result<(), StoreError> {
-        let result = raw(&result);
+        let result = raw_event(&result);
         let mut engine = self.lock();
         if !engine.check_complete(lease)? {
             return Ok(());

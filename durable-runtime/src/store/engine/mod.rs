@@ -47,7 +47,7 @@ use super::{
     ActivityLease, InstancePage, InstanceQuery, LeaseToken, MessageId, NewInstance, StoreError,
     TurnCommit, WorkSignals,
 };
-use crate::history::Event;
+use crate::history::{Event, HistoryEvent};
 use crate::instance_id::InstanceId;
 
 mod apply;
@@ -63,6 +63,11 @@ pub(crate) type Raw = String;
 /// Encodes a value as JSON text.
 pub(crate) fn raw<T: serde::Serialize>(value: &T) -> Raw {
     serde_json::to_string(value).expect("store records always serialise")
+}
+
+/// Encodes a history event as JSON (the same text as [`raw`], written faster).
+pub(crate) fn raw_event(event: &HistoryEvent) -> Raw {
+    crate::history::json::to_string(event)
 }
 
 /// Decodes JSON text the engine holds.
@@ -270,7 +275,7 @@ impl Create {
     /// `new` with its start event serialized.
     pub(crate) fn new(new: NewInstance) -> Self {
         Create {
-            start: raw(&new.start),
+            start: raw_event(&new.start),
             status: Status::Decoded(new.status),
             start_at: new.start_at,
             replace_finished: new.replace_finished,
@@ -287,7 +292,7 @@ impl Commit<Vec<Raw>> {
             _ => None,
         });
         let commit = Commit {
-            history: turn.history.iter().map(raw).collect(),
+            history: turn.history.iter().map(raw_event).collect(),
             replace_history: turn.replace_history,
             consumed: turn.consumed,
             completed: turn.completed_activities.iter().map(|l| l.id).collect(),
@@ -298,7 +303,7 @@ impl Commit<Vec<Raw>> {
             messages: turn
                 .messages
                 .into_iter()
-                .map(|m| (m.instance_id, raw(&m.event)))
+                .map(|m| (m.instance_id, raw_event(&m.event)))
                 .collect(),
             status: NewStatus::Update {
                 update: turn.status,

@@ -201,7 +201,7 @@ mod state;
 pub use io::{FileSystem, OsFileSystem, WritableFile};
 pub use log::DISK_FORMAT_VERSION;
 
-use super::engine::{raw, Commit, Create, Woken};
+use super::engine::{raw_event, Commit, Create, Woken};
 use group_commit::{Durable, Queue, Writer};
 use record::{Events, Record};
 use state::{Lsn, Placed, State};
@@ -623,7 +623,7 @@ impl Store for FileStore {
         self.usable()?;
         let record = Record::Send {
             id: id.clone(),
-            event: raw(&event),
+            event: raw_event(&event),
             at: visible_at,
         };
         let (rx, woken) = {
@@ -725,7 +725,7 @@ impl Store for FileStore {
         let record = Record::Complete {
             id: lease.instance_id.clone(),
             seq: lease.id,
-            event: raw(&result),
+            event: raw_event(&result),
         };
         let (rx, woken) = {
             let mut state = self.shared.state();
