@@ -1,14 +1,23 @@
-//! A history event's JSON, written directly: the exact text `serde_json::to_string` makes of
-//! the derived `Serialize` (which stays the definition, and which the tests below compare
-//! against for every kind of event), without serde's flattening layers and with the keys
-//! written as literals, not escaped one by one. Stores serialise every event of every turn;
-//! this was a sixth of a turn's instructions.
+//! A history event's JSON, written and read directly. The derived `Serialize` and
+//! `Deserialize` stay the definition; these are faster paths to the same results, checked
+//! against them for every kind of event:
+//! - Writing makes the exact text `serde_json::to_string` makes, without serde's flattening
+//!   layers and with the keys written as literals, not escaped one by one.
+//! - Reading parses every field once into one flat struct, instead of buffering the object
+//!   twice (the flattened event, then its tag); whatever that path does not take exactly as
+//!   the derived code would (a missing or misplaced field, a `null`, an unknown kind) goes
+//!   to the derived code, which decides.
+//!
+//! Stores write every event of every turn and read every delivered one: this was a quarter of
+//! a turn's instructions.
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
-use super::{timestamp, Event, HistoryEvent};
+use super::{timestamp, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent, ParentRef};
+use crate::instance_id::InstanceId;
 
 /// The JSON text of `event`.
 pub(crate) fn to_string(event: &HistoryEvent) -> String {
@@ -16,6 +25,161 @@ pub(crate) fn to_string(event: &HistoryEvent) -> String {
     write(event, &mut out);
     // Every piece is UTF-8: literals, and what serde_json writes.
     String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The event `text` holds: what `serde_json::from_str::<HistoryEvent>` returns.
+pub(crate) fn from_str(text: &str) -> serde_json::Result<HistoryEvent> {
+    match serde_json::from_str::<Wire>(text)
+        .ok()
+        .and_then(Wire::event)
+    {
+        Some(event) => Ok(event),
+        None => serde_json::from_str(text),
+    }
+}
+
+/// Present (`Some`, `null` included where the type takes it), or absent (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn present_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+    timestamp::deserialize(d).map(Some)
+}
+
+/// Every field of every kind, each as the kinds that have it type it (the same type in
+/// every kind that has it), `None` when absent.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default, deserialize_with = "present")]
+    v: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "present_time")]
+    timestamp: Option<SystemTime>,
+    #[serde(default, deserialize_with = "present")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    version: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    input: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    seed: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    parent: Option<Option<ParentRef>>,
+    #[serde(default, deserialize_with = "present")]
+    generation: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    eager_restarts: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    attempt: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    output: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    failure: Option<Failure>,
+    #[serde(default, deserialize_with = "present_time")]
+    fire_at: Option<SystemTime>,
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    status: Option<CompletionStatus>,
+    #[serde(default, deserialize_with = "present_time")]
+    started_at: Option<SystemTime>,
+    #[serde(default, deserialize_with = "present_time")]
+    ended_at: Option<SystemTime>,
+    #[serde(default, deserialize_with = "present")]
+    instance_id: Option<InstanceId>,
+}
+
+impl Wire {
+    /// The event, if these fields make one exactly as the derived code reads them; `None`
+    /// leaves the decision to the derived code.
+    fn event(self) -> Option<HistoryEvent> {
+        let attempt = match (self.started_at, self.ended_at) {
+            (Some(started_at), Some(ended_at)) => Some(AttemptTimes {
+                started_at,
+                ended_at,
+            }),
+            (None, None) => None,
+            _ => return None,
+        };
+        let event = match self.kind?.as_str() {
+            "OrchestratorStarted" => Event::OrchestratorStarted {
+                timestamp: self.timestamp?,
+            },
+            "ExecutionStarted" => Event::ExecutionStarted {
+                name: self.name?,
+                version: self.version?,
+                input: self.input?,
+                seed: self.seed?,
+                parent: self.parent.flatten(),
+                generation: self.generation.unwrap_or(0),
+                eager_restarts: self.eager_restarts.unwrap_or(0),
+            },
+            "TaskScheduled" => Event::TaskScheduled {
+                id: self.id?,
+                name: self.name?,
+                input: self.input?,
+                attempt: self.attempt?,
+            },
+            "TaskCompleted" => Event::TaskCompleted {
+                id: self.id?,
+                output: self.output?,
+            },
+            "TaskFailed" => Event::TaskFailed {
+                id: self.id?,
+                failure: self.failure?,
+            },
+            "TimerCreated" => Event::TimerCreated {
+                id: self.id?,
+                fire_at: self.fire_at?,
+            },
+            "TimerFired" => Event::TimerFired {
+                id: self.id?,
+                fire_at: self.fire_at?,
+            },
+            "EventWaitStarted" => Event::EventWaitStarted {
+                id: self.id?,
+                name: self.name?,
+            },
+            "EventRaised" => Event::EventRaised {
+                name: self.name?,
+                data: self.data?,
+            },
+            "ExecutionCompleted" => Event::ExecutionCompleted {
+                status: self.status?,
+                // An `Option<Value>` reads `null` as `None`.
+                output: self.output.filter(|v| !v.is_null()),
+                failure: self.failure,
+            },
+            "SubOrchestrationCompleted" => Event::SubOrchestrationCompleted {
+                id: self.id?,
+                generation: self.generation.unwrap_or(0),
+                output: self.output?,
+            },
+            "SubOrchestrationFailed" => Event::SubOrchestrationFailed {
+                id: self.id?,
+                generation: self.generation.unwrap_or(0),
+                failure: self.failure?,
+            },
+            "SubOrchestrationCreated" => Event::SubOrchestrationCreated {
+                id: self.id?,
+                name: self.name?,
+                version: self.version?,
+                instance_id: self.instance_id?,
+                input: self.input?,
+            },
+            // The rest (rare) are read by the derived code.
+            _ => return None,
+        };
+        Some(HistoryEvent {
+            format_version: self.v?,
+            event,
+            attempt,
+        })
+    }
 }
 
 fn write(event: &HistoryEvent, out: &mut Vec<u8>) {
@@ -172,8 +336,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::history::{AttemptTimes, CompletionStatus, Failure, ParentRef};
-    use crate::instance_id::InstanceId;
 
     fn every_kind() -> Vec<Event> {
         let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
@@ -311,8 +473,84 @@ mod tests {
                 event.attempt = attempt;
                 let derived = serde_json::to_string(&event).unwrap();
                 assert_eq!(to_string(&event), derived);
+                assert_eq!(from_str(&derived).unwrap(), event);
+                let rare = matches!(
+                    event.event,
+                    Event::ExecutionTerminated { .. }
+                        | Event::ExecutionSuspended { .. }
+                        | Event::ExecutionResumed { .. }
+                        | Event::PatchApplied { .. }
+                );
+                let fast = serde_json::from_str::<Wire>(&derived)
+                    .ok()
+                    .and_then(Wire::event);
+                assert_eq!(fast.is_some(), !rare, "the fast path reads {derived}");
                 event.format_version = 7;
                 assert_eq!(to_string(&event), serde_json::to_string(&event).unwrap());
+            }
+        }
+    }
+
+    /// `from_str` against the derived `Deserialize`: the same event or an error for texts
+    /// with fields missing, `null`, of the wrong type, duplicated, of other kinds, or unknown.
+    #[test]
+    fn reading_agrees_with_the_derived_deserialize() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+        let mut texts = Vec::new();
+        for event in every_kind() {
+            let mut event = HistoryEvent::new(event);
+            let plain = serde_json::to_value(&event).unwrap();
+            event.attempt = Some(AttemptTimes {
+                started_at: at,
+                ended_at: at,
+            });
+            let timed = serde_json::to_value(&event).unwrap();
+            for value in [plain, timed] {
+                texts.push(value.to_string());
+                let object = value.as_object().unwrap();
+                for key in object.keys() {
+                    // Each field missing, null, of another type, duplicated.
+                    let mut missing = object.clone();
+                    missing.remove(key);
+                    texts.push(Value::Object(missing).to_string());
+                    for other in [json!(null), json!("s"), json!(1), json!(-1), json!({})] {
+                        let mut changed = object.clone();
+                        changed.insert(key.clone(), other);
+                        texts.push(Value::Object(changed).to_string());
+                    }
+                    let text = value.to_string();
+                    let field = format!("\"{key}\":{}", object[key]);
+                    texts.push(text.replacen('{', &format!("{{{field},"), 1));
+                }
+                // Fields of other kinds, valid and not, and unknown ones.
+                for (key, extra) in [
+                    ("id", json!(3)),
+                    ("id", json!("x")),
+                    ("output", json!(null)),
+                    ("failure", json!(null)),
+                    ("status", json!("Completed")),
+                    ("seed", json!(1)),
+                    ("timestamp", json!("2024-01-01T00:00:00Z")),
+                    ("timestamp", json!("yesterday")),
+                    ("started_at", json!("2024-01-01T00:00:00Z")),
+                    ("parent", json!(null)),
+                    ("generation", json!(null)),
+                    ("unknown", json!([1])),
+                    ("kind", json!("NoSuchKind")),
+                ] {
+                    let mut changed = object.clone();
+                    changed.insert(key.to_string(), extra);
+                    texts.push(Value::Object(changed).to_string());
+                }
+            }
+        }
+        assert!(texts.len() > 1_000, "{}", texts.len());
+        for text in &texts {
+            let derived = serde_json::from_str::<HistoryEvent>(text);
+            match (from_str(text), derived) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{text}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{text}: ours {ours:?}, derived {theirs:?}"),
             }
         }
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode, raw_event, Commit, Create, Engine, Raw};
+use super::engine::{decode_event, raw_event, Commit, Create, Engine, Raw};
 use super::{
     ActivityLease, ActivityWork, InstancePage, InstanceQuery, InstanceStatus, LeaseToken,
     NewInstance, OrchestrationWork, Store, StoreError, TurnCommit, WorkSignals,
@@ -97,7 +97,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.iter().map(|event| decode(event)).collect()
+        history.iter().map(|event| decode_event(event)).collect()
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {

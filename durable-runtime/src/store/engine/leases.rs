@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use super::{decode, Engine, History, Lsn, Woken};
+use super::{decode, decode_event, Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
 use crate::store::{
     ActivityLease, ActivityWork, Delivery, LeaseToken, OrchestrationWork, StoreError,
@@ -86,7 +86,7 @@ impl<H: History> Engine<H> {
         for message in instance.inbox.iter().filter(|m| m.visible_at.is_none()) {
             messages.push(Delivery {
                 id: message.id,
-                event: decode(&message.event)?,
+                event: decode_event(&message.event)?,
             });
         }
         instance.lease = Some((token, expires));

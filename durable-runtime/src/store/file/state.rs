@@ -13,7 +13,7 @@ use super::io::ReadableFile;
 use super::record::{nanos, Dec, Enc, Events, InstanceImage, Piece, Record, IMAGE_PIECES};
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
-use crate::store::engine::{decode, Engine, History, Raw, Woken};
+use crate::store::engine::{decode_event, Engine, History, Raw, Woken};
 use crate::store::StoreError;
 
 pub(crate) use crate::store::engine::Lsn;
@@ -165,7 +165,7 @@ pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreErr
         match part {
             Part::Mem { events, .. } => {
                 for event in events.iter() {
-                    out.push(decode(event)?);
+                    out.push(decode_event(event)?);
                 }
             }
             Part::Disk {
@@ -180,7 +180,7 @@ pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreErr
                 let mut d = Dec::new(&buf);
                 for _ in 0..*count {
                     let event = d.raw().map_err(StoreError::Corrupt)?;
-                    out.push(decode(&event)?);
+                    out.push(decode_event(&event)?);
                 }
             }
         }
