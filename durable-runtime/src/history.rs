@@ -525,7 +525,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let nanos = if x % 3 == 0 {
+            let nanos = if x.is_multiple_of(3) {
                 0
             } else {
                 (x >> 7) as u32 % 1_000_000_000

@@ -172,8 +172,9 @@
 //! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
 //! format-2 segments, and the next checkpoint rewrites the old files in format 2.
 //!
-//! Format 3 lets a checkpoint name history events written earlier in it, so that it is
-//! written and read a batch at a time; segments are framed as in format 2.
+//! Format 4 lets a checkpoint name history events written earlier in it, so that it is
+//! written and read a batch at a time; segments are framed as in format 2. (There is no
+//! format 3: one flipped bit would turn it into 1, whose headers have no checksum.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};

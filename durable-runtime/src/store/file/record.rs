@@ -94,7 +94,7 @@ pub(crate) struct Piece {
 #[derive(Debug)]
 pub(crate) enum CheckpointRecord {
     /// One instance.
-    Image(InstanceImage),
+    Image(Box<InstanceImage>),
     /// History bytes the images after it name by position.
     History,
 }
@@ -104,7 +104,7 @@ const SEND: u8 = 2;
 const COMMIT: u8 = 3;
 const COMPLETE: u8 = 4;
 const PURGE: u8 = 5;
-/// A checkpoint's instance with its whole history inline (written before format 3).
+/// A checkpoint's instance with its whole history inline (written before format 4).
 pub(crate) const IMAGE: u8 = 16;
 /// A checkpoint's instance whose history is in [`HISTORY`] records before it, then inline.
 pub(crate) const IMAGE_PIECES: u8 = 17;
@@ -460,7 +460,7 @@ impl CheckpointRecord {
             }
             other => return Err(format!("unknown checkpoint record type {other}")),
         };
-        Ok(CheckpointRecord::Image(Image {
+        Ok(CheckpointRecord::Image(Box::new(Image {
             status: d.whole_status()?,
             history: ImagedHistory {
                 pieces,
@@ -476,7 +476,7 @@ impl CheckpointRecord {
             })?,
             next_message: d.u64()?,
             attempts: d.pairs()?,
-        }))
+        })))
     }
 }
 
