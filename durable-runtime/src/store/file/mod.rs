@@ -170,7 +170,7 @@
 //! Format 2 added the checksums of file and batch headers. Format 1 did not cover a batch's
 //! length: in a format-1 segment, a damaged length reaching past the end of the file is told
 //! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
-//! format-2 segments, and the next checkpoint rewrites the old files in format 2.
+//! segments of the current format, and the next checkpoint rewrites the old files in it.
 //!
 //! Format 4 lets a checkpoint name history events written earlier in it, so that it is
 //! written and read a batch at a time; segments are framed as in format 2. (There is no
