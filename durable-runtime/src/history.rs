@@ -442,6 +442,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+pub(crate) mod json;
+
 /// Times as RFC 3339 text (UTC, nanoseconds only when not zero): exactly what
 /// `humantime_serde` writes and reads, written without its formatting machinery and
 /// intermediate `String` (a history event's timestamps were a twelfth of a turn's work).
@@ -692,7 +694,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let nanos = if x % 3 == 0 {
+            let nanos = if x.is_multiple_of(3) {
                 0
             } else {
                 (x >> 7) as u32 % 1_000_000_000

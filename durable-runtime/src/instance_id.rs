@@ -54,22 +54,13 @@ impl InstanceId {
     /// Checks `id` against the rule.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidInstanceId> {
         let id = id.into();
-        if id.is_empty() {
-            return Err(InvalidInstanceId::Empty);
-        }
-        if id.len() > Self::MAX_LEN {
-            return Err(InvalidInstanceId::TooLong { len: id.len() });
-        }
-        // Control characters are C0 (< 0x20), DEL (0x7f) and C1 (U+0080..=U+009F, encoded
-        // 0xC2 0x80..=0x9F): a byte scan finds any of them without decoding characters.
-        let bytes = id.as_bytes();
-        let suspect = bytes.iter().enumerate().position(|(i, &b)| {
-            b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
-        });
-        if let Some(at) = suspect {
-            let found = id[at..].chars().next().expect("a character starts here");
-            return Err(InvalidInstanceId::ControlCharacter { found, at });
-        }
+        check(&id)?;
+        Ok(InstanceId(id.into()))
+    }
+
+    /// [`InstanceId::new`] from a borrowed string: one allocation, the id's own.
+    fn from_str_checked(id: &str) -> Result<Self, InvalidInstanceId> {
+        check(id)?;
         Ok(InstanceId(id.into()))
     }
 
@@ -77,6 +68,31 @@ impl InstanceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The one rule.
+fn check(id: &str) -> Result<(), InvalidInstanceId> {
+    if id.is_empty() {
+        return Err(InvalidInstanceId::Empty);
+    }
+    if id.len() > InstanceId::MAX_LEN {
+        return Err(InvalidInstanceId::TooLong { len: id.len() });
+    }
+    // Control characters are C0 (< 0x20), DEL (0x7f) and C1 (U+0080..=U+009F, encoded
+    // 0xC2 0x80..=0x9F): a byte scan finds any of them without decoding characters.
+    let bytes = id.as_bytes();
+    // Printable ASCII only (the usual id): one branch-free pass.
+    if bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
+    let suspect = bytes.iter().enumerate().position(|(i, &b)| {
+        b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+    });
+    if let Some(at) = suspect {
+        let found = id[at..].chars().next().expect("a character starts here");
+        return Err(InvalidInstanceId::ControlCharacter { found, at });
+    }
+    Ok(())
 }
 
 impl Deref for InstanceId {
@@ -132,8 +148,17 @@ impl Serialize for InstanceId {
 
 impl<'de> Deserialize<'de> for InstanceId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let id = String::deserialize(deserializer)?;
-        InstanceId::new(id).map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = InstanceId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an instance id")
+            }
+            fn visit_str<E: serde::de::Error>(self, id: &str) -> Result<InstanceId, E> {
+                InstanceId::from_str_checked(id).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode, raw, Commit, Create, Engine, Raw};
+use super::engine::{decode_event, raw_event, Commit, Create, Engine, Raw};
 use super::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
     LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
@@ -81,7 +81,7 @@ impl Store for MemoryStore {
         event: HistoryEvent,
         visible_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        let event = raw(&event);
+        let event = raw_event(&event);
         let mut engine = self.lock();
         engine.check_send(id)?;
         let woken = engine.send(id, event, visible_at);
@@ -110,7 +110,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.iter().map(|event| decode(event)).collect()
+        history.iter().map(|event| decode_event(event)).collect()
     }
 
     async fn load_history_page(
@@ -127,7 +127,7 @@ impl Store for MemoryStore {
         let end = start.saturating_add(limit).min(history.len());
         let events = history[start..end]
             .iter()
-            .map(|event| decode(event))
+            .map(|event| decode_event(event))
             .collect::<Result<_, _>>()?;
         Ok(HistoryPage {
             events,
@@ -171,7 +171,7 @@ impl Store for MemoryStore {
         lease: &ActivityLease,
         result: HistoryEvent,
     ) -> Result<(), StoreError> {
-        let result = raw(&result);
+        let result = raw_event(&result);
         let mut engine = self.lock();
         if !engine.check_complete(lease)? {
             return Ok(());

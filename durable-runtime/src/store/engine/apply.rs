@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use foldhash::{HashMap, HashMapExt};
 
 use super::{
-    raw, Attempt, Commit, Create, Engine, Fence, History, Image, Instance, Lsn, Raw, Woken,
+    raw_event, Attempt, Commit, Create, Engine, Fence, History, Image, Instance, Lsn, Raw, Woken,
 };
 use crate::history::{Event, HistoryEvent};
 use crate::instance_id::InstanceId;
@@ -232,7 +232,7 @@ impl<H: History> Engine<H> {
         let mut woken = Woken::ORCHESTRATIONS;
         if !finished {
             for (timer, fire_at) in timers {
-                let fired = raw(&HistoryEvent::new(Event::TimerFired { id: timer, fire_at }));
+                let fired = raw_event(&HistoryEvent::new(Event::TimerFired { id: timer, fire_at }));
                 let message = instance.push(fired, Some(fire_at), Some(timer));
                 self.delayed.insert((fire_at, id.clone(), message));
             }

@@ -100,7 +100,7 @@ impl<H: History> Engine<H> {
         let mut messages = Vec::new();
         for message in instance.inbox.iter().filter(|m| m.visible_at.is_none()) {
             // One that cannot be read fails the instance instead of blocking it for ever.
-            let event = serde_json::from_str(&message.event).unwrap_or_else(|error| {
+            let event = crate::history::json::from_str(&message.event).unwrap_or_else(|error| {
                 unreadable_message(format_args!("message {} of its inbox", message.id), error)
             });
             messages.push(Delivery {

@@ -1,7 +1,7 @@
 //! The on-disk framing: file names, file headers, and commit batches carrying their length,
 //! sequence number and CRC-32 checksums (crc32fast).
 //!
-//! Format 3 (written) frames files as format 2 does; its checkpoints may hold history events
+//! Format 4 (written) frames files as format 2 does; its checkpoints may hold history events
 //! in `HISTORY` records that the instance images after them name by position (see `record`),
 //! so that a checkpoint is written, and read back, a batch at a time.
 //!
@@ -26,7 +26,10 @@ use std::fmt;
 use std::os::unix::fs::FileExt;
 
 /// The version of the on-disk format this release writes. It reads every earlier one.
-pub const DISK_FORMAT_VERSION: u32 = 3;
+///
+/// There is no format 3: one flipped bit turns 3 into 1, whose headers carry no checksum,
+/// while no single flip turns 4 into 1 (or 0 into a version whose header is checked).
+pub const DISK_FORMAT_VERSION: u32 = 4;
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"DURWAL\0\0";

@@ -170,10 +170,11 @@
 //! Format 2 added the checksums of file and batch headers. Format 1 did not cover a batch's
 //! length: in a format-1 segment, a damaged length reaching past the end of the file is told
 //! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
-//! format-2 segments, and the next checkpoint rewrites the old files in format 2.
+//! segments of the current format, and the next checkpoint rewrites the old files in it.
 //!
-//! Format 3 lets a checkpoint name history events written earlier in it, so that it is
-//! written and read a batch at a time; segments are framed as in format 2.
+//! Format 4 lets a checkpoint name history events written earlier in it, so that it is
+//! written and read a batch at a time; segments are framed as in format 2. (There is no
+//! format 3: one flipped bit would turn it into 1, whose headers have no checksum.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -202,7 +203,7 @@ mod state;
 pub use io::{FileSystem, OsFileSystem, WritableFile};
 pub use log::DISK_FORMAT_VERSION;
 
-use super::engine::{raw, Commit, Create, Engine, Woken};
+use super::engine::{raw_event, Commit, Create, Engine, Woken};
 use group_commit::{Durable, Queue, Writer};
 use record::{Events, Record};
 use state::{Lsn, Placed, State};
@@ -635,7 +636,7 @@ impl Store for FileStore {
         self.usable()?;
         let record = Record::Send {
             id: id.clone(),
-            event: raw(&event),
+            event: raw_event(&event),
             at: visible_at,
         };
         let (rx, woken) = {
@@ -742,7 +743,7 @@ impl Store for FileStore {
         let record = Record::Complete {
             id: lease.instance_id.clone(),
             seq: lease.id,
-            event: raw(&result),
+            event: raw_event(&result),
         };
         let (rx, woken) = {
             let mut state = self.shared.state();

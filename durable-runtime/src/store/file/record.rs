@@ -131,7 +131,7 @@ pub(crate) struct Piece {
 #[derive(Debug)]
 pub(crate) enum CheckpointRecord {
     /// One instance.
-    Image(InstanceImage),
+    Image(Box<InstanceImage>),
     /// History bytes the images after it name by position.
     History,
 }
@@ -141,7 +141,7 @@ const SEND: u8 = 2;
 const COMMIT: u8 = 3;
 const COMPLETE: u8 = 4;
 const PURGE: u8 = 5;
-/// A checkpoint's instance with its whole history inline (written before format 3).
+/// A checkpoint's instance with its whole history inline (written before format 4).
 pub(crate) const IMAGE: u8 = 16;
 /// A checkpoint's instance whose history is in [`HISTORY`] records before it, then inline.
 pub(crate) const IMAGE_PIECES: u8 = 17;
@@ -497,7 +497,7 @@ impl CheckpointRecord {
             }
             other => return Err(format!("unknown checkpoint record type {other}")),
         };
-        Ok(CheckpointRecord::Image(Image {
+        Ok(CheckpointRecord::Image(Box::new(Image {
             status: d.whole_status()?,
             history: ImagedHistory {
                 pieces,
@@ -513,14 +513,13 @@ impl CheckpointRecord {
             })?,
             next_message: d.u64()?,
             attempts: d.pairs()?,
-        }))
+        })))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::engine::decode;
     use crate::store::InstanceStatus;
 
     #[test]
@@ -581,7 +580,7 @@ mod tests {
         let NewStatus::Logged { json, .. } = &back.status else {
             panic!("{:?}", back.status)
         };
-        assert_eq!(decode::<InstanceStatus>(json).unwrap(), status);
+        assert_eq!(serde_json::from_str::<InstanceStatus>(json).unwrap(), status);
         assert_eq!(*back.subs[0].status.get().unwrap(), status);
         // Written again, the record is the same bytes.
         back.history = Events::Mem(vec![r#"{"v":1}"#.into(), "[2]".into()]);

@@ -235,7 +235,7 @@ fn load_checkpoint(
                 .map_err(|e| damage(batch.offset, format!("unreadable instance image: {e}")))?;
             if let CheckpointRecord::Image(image) = record {
                 state
-                    .restore(image, &source)
+                    .restore(*image, &source)
                     .map_err(|e| damage(batch.offset, e.to_string()))?;
             }
         }

@@ -13,7 +13,7 @@ use super::io::ReadableFile;
 use super::record::{nanos, Dec, Enc, Events, InstanceImage, Piece, Record, IMAGE_PIECES};
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
-use crate::store::engine::{decode, Engine, History, Raw, Woken};
+use crate::store::engine::{decode_event, Engine, History, Raw, Woken};
 use crate::store::StoreError;
 
 pub(crate) use crate::store::engine::Lsn;
@@ -183,7 +183,7 @@ pub(crate) fn read_history_range(
             Part::Mem { events, .. } => {
                 for (i, event) in events.iter().enumerate() {
                     if wanted(i as u64) {
-                        out.push(decode(event)?);
+                        out.push(decode_event(event)?);
                     }
                 }
             }
@@ -199,7 +199,7 @@ pub(crate) fn read_history_range(
                     // stepped over, not decoded.
                     let event = d.raw().map_err(StoreError::Corrupt)?;
                     if wanted(i) {
-                        out.push(decode(&event)?);
+                        out.push(decode_event(&event)?);
                     }
                 }
             }
@@ -216,7 +216,7 @@ pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreErr
         match part {
             Part::Mem { events, .. } => {
                 for event in events.iter() {
-                    out.push(decode(event)?);
+                    out.push(decode_event(event)?);
                 }
             }
             Part::Disk {
@@ -231,7 +231,7 @@ pub(crate) fn read_history(parts: &[Part]) -> Result<Vec<HistoryEvent>, StoreErr
                 let mut d = Dec::new(&buf);
                 for _ in 0..*count {
                     let event = d.raw().map_err(StoreError::Corrupt)?;
-                    out.push(decode(&event)?);
+                    out.push(decode_event(&event)?);
                 }
             }
         }
