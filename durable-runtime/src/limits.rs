@@ -18,9 +18,12 @@
 //!
 //! A stored record that cannot be read anyway (written before the limits, or damaged) fails
 //! its own instance ([`kinds::UNREADABLE`], [`unreadable`]): a store delivers an inbox message
-//! it cannot read as [`unreadable_message`], shows a status whose payloads it cannot read
-//! without them ([`InstanceStatus::unreadable`](crate::InstanceStatus::unreadable)), and the
-//! runtime fails an instance whose history it cannot read at its next turn.
+//! it cannot read as [`unreadable_message`], hands back an activity attempt whose task it
+//! cannot read as [`StoreError::UnreadableTask`](crate::store::StoreError::UnreadableTask)
+//! (the runtime fails the attempt), and shows a status whose payloads it cannot read
+//! without them ([`InstanceStatus::unreadable`](crate::InstanceStatus::unreadable)); the
+//! runtime fails an instance whose history it cannot read at its next turn. The store
+//! conformance kit checks each of these.
 
 use std::fmt;
 use std::io;
