@@ -128,6 +128,24 @@ impl PayloadLimits {
     }
 }
 
+impl PayloadLimits {
+    /// `failure` with its message cut to the size limit (at a character boundary, saying how
+    /// much was cut): an error's text is stored like any payload.
+    pub(crate) fn trim(&self, mut failure: Failure) -> Failure {
+        let limit = self.max_bytes;
+        if failure.message.len() > limit {
+            let mut end = limit;
+            while !failure.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = failure.message.len() - end;
+            failure.message.truncate(end);
+            failure.message += &format!("… ({cut} more bytes cut: the payload size limit)");
+        }
+        failure
+    }
+}
+
 /// Whether `value` nests more than `limit` levels, found without recursion.
 fn deeper_than(value: &Value, limit: usize) -> bool {
     // Each entry: a value and how many arrays and objects enclose it.
@@ -275,6 +293,17 @@ mod tests {
         while let Some(Value::Array(mut items)) = next.take() {
             next = items.pop();
         }
+    }
+
+    #[test]
+    fn long_failure_messages_are_cut_at_a_character() {
+        let limits = PayloadLimits::new(10, 5);
+        assert_eq!(limits.trim(Failure::new("k", "abcde")).message, "abcde");
+        // Six bytes; the fifth is inside the third `é`: the cut falls before it.
+        assert_eq!(
+            limits.trim(Failure::new("k", "ééé")).message,
+            "éé… (2 more bytes cut: the payload size limit)"
+        );
     }
 
     #[test]
