@@ -304,7 +304,10 @@ impl Execution {
             feed.refuse_custom_status(|status| limits.check_produced(status, "the custom status"))
         });
         match checked {
-            Ok(()) => outcome,
+            Ok(()) => match outcome {
+                Some(Outcome::Failed(failure)) => Some(Outcome::Failed(limits.trim(failure))),
+                outcome => outcome,
+            },
             Err(failure) => {
                 issued.commands.clear();
                 issued.retries.clear();

@@ -18,9 +18,12 @@
 //!
 //! A stored record that cannot be read anyway (written before the limits, or damaged) fails
 //! its own instance ([`kinds::UNREADABLE`], [`unreadable`]): a store delivers an inbox message
-//! it cannot read as [`unreadable_message`], shows a status whose payloads it cannot read
-//! without them ([`InstanceStatus::unreadable`](crate::InstanceStatus::unreadable)), and the
-//! runtime fails an instance whose history it cannot read at its next turn.
+//! it cannot read as [`unreadable_message`], hands back an activity attempt whose task it
+//! cannot read as [`StoreError::UnreadableTask`](crate::store::StoreError::UnreadableTask)
+//! (the runtime fails the attempt), and shows a status whose payloads it cannot read
+//! without them ([`InstanceStatus::unreadable`](crate::InstanceStatus::unreadable)); the
+//! runtime fails an instance whose history it cannot read at its next turn. The store
+//! conformance kit checks each of these.
 
 use std::fmt;
 use std::io;
@@ -122,6 +125,24 @@ impl PayloadLimits {
         self.check(value).map_err(|error| {
             Failure::new(kinds::PAYLOAD_LIMIT, format!("{what} is refused: {error}"))
         })
+    }
+}
+
+impl PayloadLimits {
+    /// `failure` with its message cut to the size limit (at a character boundary, saying how
+    /// much was cut): an error's text is stored like any payload.
+    pub(crate) fn trim(&self, mut failure: Failure) -> Failure {
+        let limit = self.max_bytes;
+        if failure.message.len() > limit {
+            let mut end = limit;
+            while !failure.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = failure.message.len() - end;
+            failure.message.truncate(end);
+            failure.message += &format!("… ({cut} more bytes cut: the payload size limit)");
+        }
+        failure
     }
 }
 
@@ -272,6 +293,17 @@ mod tests {
         while let Some(Value::Array(mut items)) = next.take() {
             next = items.pop();
         }
+    }
+
+    #[test]
+    fn long_failure_messages_are_cut_at_a_character() {
+        let limits = PayloadLimits::new(10, 5);
+        assert_eq!(limits.trim(Failure::new("k", "abcde")).message, "abcde");
+        // Six bytes; the fifth is inside the third `é`: the cut falls before it.
+        assert_eq!(
+            limits.trim(Failure::new("k", "ééé")).message,
+            "éé… (2 more bytes cut: the payload size limit)"
+        );
     }
 
     #[test]

@@ -505,15 +505,16 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             }
         }
     };
-    // An output over the limits fails this attempt: stored, it might not read back.
-    let result = result.and_then(|output| {
-        let limits = &shared.options.limits;
-        limits.check_produced(
-            &output,
-            format_args!("the output of activity `{}`", task.name),
-        )?;
-        Ok(output)
-    });
+    // An output over the limits fails this attempt: stored, it might not read back. A
+    // failure's message is cut to the size limit.
+    let limits = &shared.options.limits;
+    let result = result
+        .and_then(|output| {
+            let what = format_args!("the output of activity `{}`", task.name);
+            limits.check_produced(&output, what)?;
+            Ok(output)
+        })
+        .map_err(|failure| limits.trim(failure));
     let ended_at = shared.clock.now();
     metric::activity(&task.name, outcome(&result), took.elapsed());
     span.end(&result, ended_at);

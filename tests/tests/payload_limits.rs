@@ -323,3 +323,48 @@ matrix!(
         }
     }
 );
+
+/// Fails with a message of `bytes` bytes.
+#[activity]
+async fn fail_long(_ctx: ActivityContext, bytes: usize) -> Result<(), String> {
+    Err("e".repeat(bytes))
+}
+
+/// Calls `fail_long`, then fails itself with the message it got back, doubled.
+#[orchestrator]
+async fn fail_longer(ctx: OrchestrationContext, bytes: usize) -> Result<(), String> {
+    let error = ctx.call(fail_long, bytes).await.unwrap_err();
+    let message = error.failure().expect("a failure").message.clone();
+    assert!(message.len() < 1_100, "the attempt's failure was not cut");
+    Err(format!("{message}{message}"))
+}
+
+matrix!(
+    failure_messages_are_cut_to_the_size_limit,
+    |setup: Setup| async move {
+        let runtime = setup
+            .builder()
+            .max_payload_bytes(1024)
+            .orchestrator(fail_longer)
+            .activity(fail_long)
+            .start()
+            .unwrap();
+        let client = runtime.client();
+        let id = client.start(fail_longer, 10 * 1024 * 1024).await.unwrap();
+        let status = reads_back(&client, &id).await;
+        let failure = status.failure.expect("a failure");
+        assert!(
+            failure.message.starts_with(&"e".repeat(1024)),
+            "{}",
+            &failure.message[..100]
+        );
+        assert!(
+            failure
+                .message
+                .ends_with("more bytes cut: the payload size limit)"),
+            "{}",
+            failure.message
+        );
+        assert!(failure.message.len() < 1_100);
+    }
+);
