@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use durable_runtime::store::{FileStore, Store};
 use durable_runtime::{
     activity, orchestrator, ActivityContext, Client, InstanceId, OrchestrationContext, Runtime,
-    RuntimeStatus, Stats, TaskError,
+    RuntimeBuilder, RuntimeStatus, Stats, TaskError,
 };
 
 use crate::sys::proc_status_kb;
@@ -64,8 +64,18 @@ pub struct Env {
 
 impl Env {
     pub async fn new(kind: StoreKind, root: &Path, cache: Option<usize>) -> Env {
+        Self::with(kind, root, cache, |b| b).await
+    }
+
+    /// The same, with `configure` applied to the runtime's builder.
+    async fn with(
+        kind: StoreKind,
+        root: &Path,
+        cache: Option<usize>,
+        configure: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
+    ) -> Env {
         match kind {
-            StoreKind::Memory => Self::build(None, None, cache),
+            StoreKind::Memory => Self::build(None, None, cache, configure),
             StoreKind::File => {
                 let dir = tempfile::Builder::new()
                     .prefix("durable-bench-")
@@ -74,7 +84,7 @@ impl Env {
                 let store = FileStore::open(dir.path())
                     .await
                     .expect("open the file store");
-                Self::build(Some(Arc::new(store)), Some(dir), cache)
+                Self::build(Some(Arc::new(store)), Some(dir), cache, configure)
             }
         }
     }
@@ -82,13 +92,14 @@ impl Env {
     /// A runtime over the file store in `dir` (kept after the run).
     pub async fn in_dir(dir: &Path, cache: Option<usize>) -> Env {
         let store = FileStore::open(dir).await.expect("open the file store");
-        Self::build(Some(Arc::new(store)), None, cache)
+        Self::build(Some(Arc::new(store)), None, cache, |b| b)
     }
 
     fn build(
         file: Option<Arc<FileStore>>,
         dir: Option<tempfile::TempDir>,
         cache: Option<usize>,
+        configure: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
     ) -> Env {
         let mut builder = Runtime::builder()
             .orchestrator(chain3)
@@ -101,7 +112,7 @@ impl Env {
         if let Some(capacity) = cache {
             builder = builder.cache_capacity(capacity);
         }
-        let runtime = builder.start().expect("start the runtime");
+        let runtime = configure(builder).start().expect("start the runtime");
         let client = runtime.client();
         Env {
             runtime,

@@ -25,12 +25,15 @@ use std::time::{Duration, Instant};
 
 use stats::{median, percentile, spread};
 
-const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [--dir <path>]
+const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [--dir <path>] [--chains <n>] [--store memory|file]
   --quick          a smoke run with small sizes (the default)
   --full           the published sizes (about 15-30 minutes with --features duroxide)
   --only <w>       one workload: 1|chains, 2|sequential, 3|latency, 4|paused, 5|reopen, 6|nocache
                    (5 runs 4 first: it reopens the directory 4 leaves)
-  --dir <path>     where the file stores live (default: the system's temporary directory)";
+  --dir <path>     where the file stores live (default: the system's temporary directory)
+  --chains <n>     workload 1's size (instead of the mode's)
+  --store <s>      durable's store only: memory|file (no peer; e.g. to count instructions
+                   per chain under callgrind)";
 
 fn main() {
     tracing_subscriber::fmt()
@@ -49,6 +52,7 @@ fn main() {
     }
     let mut full = false;
     let mut only = None;
+    let mut chains_n = None;
     let mut dir = std::env::temp_dir();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -61,6 +65,24 @@ fn main() {
                     eprintln!("unknown workload `{w}`\n{USAGE}");
                     std::process::exit(2)
                 }));
+            }
+            "--chains" => {
+                let n = it.next().and_then(|n| n.parse().ok());
+                chains_n = Some(n.unwrap_or_else(|| {
+                    eprintln!("{USAGE}");
+                    std::process::exit(2)
+                }));
+            }
+            "--store" => {
+                let engine = match it.next().map(String::as_str) {
+                    Some("memory") => Engine::DurableMemory,
+                    Some("file") => Engine::DurableFile,
+                    _ => {
+                        eprintln!("{USAGE}");
+                        std::process::exit(2)
+                    }
+                };
+                let _ = ONLY_ENGINE.set(engine);
             }
             "--dir" => {
                 dir = PathBuf::from(it.next().unwrap_or_else(|| {
@@ -79,11 +101,14 @@ fn main() {
         }
     }
     std::fs::create_dir_all(&dir).expect("create the data directory");
-    let config = if full {
+    let mut config = if full {
         Config::full()
     } else {
         Config::quick()
     };
+    if let Some(n) = chains_n {
+        config.chains_n = vec![n];
+    }
     run(&config, only, &dir);
 }
 
@@ -163,6 +188,9 @@ enum Engine {
     DuroxideFile,
 }
 
+/// `--store`: the one engine to run.
+static ONLY_ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+
 const ENGINES: [Engine; 4] = [
     Engine::DurableMemory,
     Engine::DurableFile,
@@ -189,6 +217,9 @@ impl Engine {
     }
 
     fn available(self) -> bool {
+        if let Some(&only) = ONLY_ENGINE.get() {
+            return self == only;
+        }
         !self.is_peer() || cfg!(feature = "duroxide")
     }
 }

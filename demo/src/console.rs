@@ -23,14 +23,24 @@ fn is_narrative(metadata: &Metadata<'_>) -> bool {
 /// Installs the narrative on stdout, and the default format for every other event, filtered
 /// by `RUST_LOG` (default `info`). A retry of the activity named `noted` is followed by the
 /// POC's note that the activities before it do not run again.
-pub fn init(noted: &'static str) {
+pub fn init(noted: &'static str, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let others = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
         .with_filter(env.and(filter_fn(|metadata| !is_narrative(metadata))));
+    // Spans of application code (activities' own, say) join the workflows' traces; the
+    // runtime's own spans are log context, not trace spans.
+    let traces = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(filter_fn(|metadata| {
+                !metadata.target().starts_with("durable")
+            }))
+    });
     tracing_subscriber::registry()
         .with(Narrative { noted })
         .with(others)
+        .with(traces)
         .init();
 }
 

@@ -4,6 +4,7 @@
 
 mod console;
 mod http;
+mod telemetry;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use durable_http::{RouterOptions, ServeOptions};
 use durable_postgres::{PostgresOptions, PostgresStore};
 use durable_runtime::store::{FileStore, MemoryStore, Store};
 use durable_runtime::{Activity, Client, InstanceQuery, Runtime, RuntimeStatus};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::workflows::{
     external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
@@ -97,11 +100,30 @@ struct Args {
     /// does, and print the orchestrator lines each replay re-runs, marked `↺ replay:`.
     #[arg(long)]
     show_replays: bool,
+
+    /// Send traces (a span per workflow, activity attempt and back-off) to this OpenTelemetry
+    /// collector over OTLP/HTTP, e.g. http://localhost:4318 (`/v1/traces` is added to a URL
+    /// without a path). Off by default.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    console::init(<unreliable_activity as Activity>::NAME);
+    let traces = match args
+        .otlp_endpoint
+        .as_deref()
+        .map(telemetry::otlp)
+        .transpose()
+    {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tracer = traces.as_ref().map(|p| p.tracer("demo"));
+    console::init(<unreliable_activity as Activity>::NAME, tracer);
     let tokio = match tokio::runtime::Runtime::new() {
         Ok(tokio) => tokio,
         Err(error) => {
@@ -109,7 +131,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match tokio.block_on(run(args)) {
+    let result = tokio.block_on(run(args, traces.as_ref()));
+    if let Some(traces) = traces {
+        // The batch still queued goes out before the process ends.
+        let _ = traces.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -118,7 +145,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, traces: Option<&SdkTracerProvider>) -> anyhow::Result<()> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&args.bind)
         .await
         .with_context(|| format!("cannot resolve --bind {}", args.bind))?
@@ -145,6 +172,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.show_replays {
         builder = builder.cache_capacity(0);
     }
+    if let Some(traces) = traces {
+        builder = builder.tracer(traces.tracer("durable"));
+    }
+    let metrics = telemetry::prometheus()?;
     let runtime = builder.start()?;
     announce_unfinished(&runtime.client()).await;
 
@@ -159,7 +190,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut options = RouterOptions::default()
         .max_body(args.max_body)
-        .request_timeout(args.request_timeout);
+        .request_timeout(args.request_timeout)
+        .metrics(move || metrics.render());
     if let Some(token) = &args.auth_token {
         options = options.auth_token(token);
     }

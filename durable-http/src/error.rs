@@ -48,17 +48,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// 400 for a bad id, payload or query, 404 unknown instance, 410 finished, 409 exists or still
+/// 400 for a bad id, payload (over the runtime's payload limits too) or query, 404 unknown instance, 410 finished, 409 exists or still
 /// running, 504 a wait that timed out, 500 anything else (the store failed).
 impl From<ClientError> for ApiError {
     fn from(error: ClientError) -> Self {
         let status = match &error {
             ClientError::InvalidInstanceId(_)
             | ClientError::BadPayload { .. }
+            | ClientError::PayloadLimit { .. }
             | ClientError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             ClientError::NotFound(_) => StatusCode::NOT_FOUND,
             ClientError::Finished { .. } => StatusCode::GONE,
-            ClientError::AlreadyExists(_) | ClientError::NotFinished(_) => StatusCode::CONFLICT,
+            ClientError::AlreadyExists(_)
+            | ClientError::IdTaken { .. }
+            | ClientError::NotFinished(_) => StatusCode::CONFLICT,
             ClientError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

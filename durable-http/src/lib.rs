@@ -149,6 +149,7 @@ mod extract;
 mod filter;
 mod guard;
 mod history;
+mod metrics;
 mod options;
 mod origin;
 mod routes;

@@ -1,6 +1,7 @@
 //! What an embedder sets: the checks and limits of the router, and those of the server.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How [`router`](crate::router) and [`guard`](crate::guard) treat requests.
@@ -17,7 +18,11 @@ pub struct RouterOptions {
     pub(crate) max_body: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) dashboard: bool,
+    pub(crate) metrics: Option<Render>,
 }
+
+/// What renders `/metrics`.
+pub(crate) type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Default for RouterOptions {
     /// No token, no other host name, bodies up to 1 MiB, 30 s per request, the dashboard
@@ -29,6 +34,7 @@ impl Default for RouterOptions {
             max_body: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             dashboard: true,
+            metrics: None,
         }
     }
 }
@@ -76,6 +82,20 @@ impl RouterOptions {
         self.dashboard = serve;
         self
     }
+
+    /// Serves `GET /metrics` (behind the same checks as every route) with the text `render`
+    /// returns, in the Prometheus text format: with `metrics-exporter-prometheus`, its
+    /// handle's `render`. Without it, `/metrics` is 404.
+    ///
+    /// ```
+    /// use durable_http::RouterOptions;
+    ///
+    /// let options = RouterOptions::default().metrics(|| "durable_up 1\n".to_string());
+    /// ```
+    pub fn metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.metrics = Some(Arc::new(render));
+        self
+    }
 }
 
 impl fmt::Debug for RouterOptions {
@@ -86,6 +106,7 @@ impl fmt::Debug for RouterOptions {
             .field("max_body", &self.max_body)
             .field("request_timeout", &self.request_timeout)
             .field("dashboard", &self.dashboard)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }

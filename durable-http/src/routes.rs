@@ -22,6 +22,7 @@ use crate::extract::{checked_id, instance_id, page_size, query};
 use crate::filter::FilterParams;
 use crate::guard::guard;
 use crate::history::history_page;
+use crate::metrics;
 use crate::options::RouterOptions;
 
 /// The management API over `client`, behind the checks of `options`.
@@ -39,6 +40,7 @@ use crate::options::RouterOptions;
 /// | `GET /counts` | how many instances the filters of `GET /instances` (and `instanceIdPrefix`, `customStatus`) select, per status |
 /// | `POST /bulk/terminate` | terminates what the filters select: `dryRun=true` counts it; otherwise one batch of at most `top` (default 100, at most 1000), with the `continuationToken` of the next |
 /// | `POST /bulk/purge` | purges what the filters select, the same way |
+/// | `GET /metrics` | the metrics, in the Prometheus text format (with [`RouterOptions::metrics`]) |
 /// | `GET /` | the web dashboard (unless [`RouterOptions::dashboard`] turns it off) |
 ///
 /// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The
@@ -83,7 +85,15 @@ pub fn router(client: Client, options: RouterOptions) -> Router {
         .route("/instances/{instance_id}/resume", post(resume))
         .route("/counts", get(bulk::counts))
         .route("/bulk/terminate", post(bulk::terminate))
-        .route("/bulk/purge", post(bulk::purge))
+        .route("/bulk/purge", post(bulk::purge));
+    let routes = match &options.metrics {
+        Some(render) => {
+            let render = render.clone();
+            routes.route("/metrics", get(move || metrics::scrape(render.clone())))
+        }
+        None => routes,
+    };
+    let routes = routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(client);

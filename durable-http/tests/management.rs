@@ -113,6 +113,50 @@ async fn raise_event_delivers_any_json_and_refuses_the_finished() {
     runtime.shutdown().await;
 }
 
+/// `levels` arrays inside each other around `1`, as JSON text.
+fn nested(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+#[tokio::test]
+async fn payloads_over_the_limits_are_400s_that_say_why() {
+    let runtime = runtime();
+    let client = runtime.client();
+    let app = router(client.clone(), RouterOptions::default());
+    waiting(&client, "w-1").await;
+
+    // One level over the runtime's limit, one that serde_json itself refuses, and far more.
+    for levels in [101, 127, 128, 10_000] {
+        let answer = post_json(&app, "/instances/w-1/raiseEvent/go", &nested(levels)).await;
+        let message = answer.error(400);
+        assert!(
+            message.contains("nested") || message.contains("recursion limit"),
+            "{levels}: {message}"
+        );
+    }
+    let answer = post_json(&app, "/instances/w-1/raiseEvent/go", &nested(101)).await;
+    let message = answer.error(400);
+    assert!(
+        message.contains("the data of event `go` is refused: it is nested more than 100 levels"),
+        "{message}"
+    );
+
+    // The largest accepted value is delivered, and reads back.
+    let answer = post_json(&app, "/instances/w-1/raiseEvent/go", &nested(100)).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let status = client
+        .wait_for_completion("w-1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let expected: Value = serde_json::from_str(&nested(100)).unwrap();
+    assert_eq!(status.output, Some(expected));
+    for path in ["/instances/w-1", "/instances", "/instances/w-1/history"] {
+        let answer = get(&app, path).await;
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+    }
+    runtime.shutdown().await;
+}
+
 #[tokio::test]
 async fn suspend_resume_terminate_and_purge() {
     let runtime = runtime();

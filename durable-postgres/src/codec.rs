@@ -1,8 +1,10 @@
 //! Rows to and from the runtime's types: times as nanoseconds, statuses as text, payloads as
-//! the JSON bytes the runtime serialised; anything unreadable is `Corrupt`, never a panic.
+//! the JSON bytes the runtime serialised; anything unreadable is `Corrupt`, never a panic,
+//! except a payload of a status or an inbox message, which fails its own instance instead.
 
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::limits::unreadable_message;
 use durable_runtime::store::{
     Delivery, InstanceStatus, OrchestrationWork, RuntimeStatus, StoreError,
 };
@@ -149,9 +151,13 @@ pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>
             continue;
         };
         let what = || format!("message {message} of instance `{raw_id}`");
+        // One that cannot be read fails the instance instead of blocking it for ever.
+        let event = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+            unreadable_message(format_args!("message {message} of its inbox"), error)
+        });
         messages.push(Delivery {
             id: to_u64(message, what)?,
-            event: decode(&bytes, what)?,
+            event,
         });
     }
     Ok(Some(OrchestrationWork {
@@ -162,17 +168,25 @@ pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>
     }))
 }
 
-/// An instance's status from a row of `STATUS_COLUMNS`.
+/// An instance's status from a row of `STATUS_COLUMNS`. A payload that cannot be read
+/// (written before the payload limits, or damaged) is left out, and the status says why
+/// ([`InstanceStatus::unreadable`]): it never blocks a status or a listing page.
 pub(crate) fn status_from_row(row: &Row) -> Result<InstanceStatus, StoreError> {
     let raw_id: String = col(row, 0, "?")?;
     let id = &raw_id;
+    let unreadable = std::cell::RefCell::new(None);
+    let payload = |what: &str, bytes: &[u8]| -> Option<serde_json::Value> {
+        serde_json::from_slice(bytes)
+            .map_err(|error| unreadable.replace(Some((format!("its stored {what}"), error))))
+            .ok()
+    };
     let json = |index: usize, what: &str| -> Result<Option<serde_json::Value>, StoreError> {
-        col::<Option<Vec<u8>>>(row, index, id)?
-            .map(|bytes| decode(&bytes, || format!("the {what} of instance `{id}`")))
-            .transpose()
+        let bytes = col::<Option<Vec<u8>>>(row, index, id)?;
+        Ok(bytes.and_then(|bytes| payload(what, &bytes)))
     };
     let version: i64 = col(row, 2, id)?;
-    Ok(InstanceStatus {
+    let custom_status = col::<Option<String>>(row, 8, id)?;
+    let status = InstanceStatus {
         instance_id: instance_id(id)?,
         name: col(row, 1, id)?,
         version: u32::try_from(version).map_err(|_| {
@@ -183,19 +197,17 @@ pub(crate) fn status_from_row(row: &Row) -> Result<InstanceStatus, StoreError> {
         last_updated_at: time(col(row, 5, id)?),
         input: json(6, "input")?.unwrap_or(serde_json::Value::Null),
         output: json(7, "output")?,
-        custom_status: col::<Option<String>>(row, 8, id)?
-            .map(|text| {
-                decode(text.as_bytes(), || {
-                    format!("the custom status of instance `{id}`")
-                })
-            })
-            .transpose()?,
+        custom_status: custom_status.and_then(|text| payload("custom status", text.as_bytes())),
         failure: col::<Option<Vec<u8>>>(row, 9, id)?
             .map(|bytes| decode(&bytes, || format!("the failure of instance `{id}`")))
             .transpose()?,
         parent: col::<Option<String>>(row, 10, id)?
             .map(|p| instance_id(&p))
             .transpose()?,
+    };
+    Ok(match unreadable.into_inner() {
+        None => status,
+        Some((what, error)) => status.unreadable(&what, error),
     })
 }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use durable_runtime::store::{
-    InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
+    Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError,
+    TurnCommit,
 };
 use durable_runtime::{Event, HistoryEvent, InstanceId};
 use serde_json::json;
@@ -381,7 +382,7 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome() {
 }
 
 #[tokio::test]
-async fn damaged_rows_are_corrupt_errors_not_panics() {
+async fn damaged_rows_are_reported_not_panics() {
     let Some(url) = testing::url() else { return };
     let schema = TestSchema::new(&url).await;
     let store = schema.store().await.unwrap();
@@ -409,23 +410,46 @@ async fn damaged_rows_are_corrupt_errors_not_panics() {
         .await
         .unwrap();
     let id = InstanceId::new("damaged").unwrap();
-    for (what, result) in [
-        ("status", store.status(&id).await.map(|_| ())),
-        ("load_history", store.load_history(&id).await.map(|_| ())),
-        (
-            "fetch_orchestration",
-            store
-                .fetch_orchestration(at(2), Duration::from_secs(60))
-                .await
-                .map(|_| ()),
+    // A history is all or nothing: the runtime fails the instance on `Corrupt`.
+    match store.load_history(&id).await {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("damaged"), "{message}"),
+        other => panic!("load_history: expected Corrupt, got {other:?}"),
+    }
+    // A status and an inbox never block: the status leaves out what it cannot read and says
+    // why; the message is delivered as the failure of its instance.
+    let status = store.status(&id).await.unwrap().expect("the instance");
+    assert_eq!(status.input, serde_json::Value::Null);
+    assert_eq!(status.custom_status, None);
+    let failure = status.failure.expect("the reason");
+    assert_eq!(failure.kind, durable_runtime::kinds::UNREADABLE);
+    assert!(failure.message.contains("cannot be read"), "{failure:?}");
+    let page = store.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        page.instances,
+        vec![store.status(&id).await.unwrap().unwrap()]
+    );
+    let work = store
+        .fetch_orchestration(at(2), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the instance, leased");
+    match &work.messages[..] {
+        [Delivery {
+            event:
+                HistoryEvent {
+                    event:
+                        Event::ExecutionCompleted {
+                            failure: Some(failure),
+                            ..
+                        },
+                    ..
+                },
+            ..
+        }] => assert!(
+            failure.message.contains("of its inbox cannot be read"),
+            "{failure:?}"
         ),
-    ] {
-        match result {
-            Err(StoreError::Corrupt(message)) => {
-                assert!(message.contains("damaged"), "{what}: {message}")
-            }
-            other => panic!("{what}: expected Corrupt, got {other:?}"),
-        }
+        other => panic!("expected the failure in place of the message, got {other:?}"),
     }
 }
 

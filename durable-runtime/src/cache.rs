@@ -8,6 +8,7 @@ use lru::LruCache;
 
 use crate::execution::Execution;
 use crate::instance_id::InstanceId;
+use crate::metric;
 
 /// Executions by instance. While its turn runs, an instance's entry stays in place, empty:
 /// taking an execution out and putting it back neither allocates nor rehashes.
@@ -49,7 +50,10 @@ impl Cache {
                 Some(slot) => slot.replace(execution),
                 None => entries
                     .push(id.clone(), Some(execution))
-                    .and_then(|(_, evicted)| evicted),
+                    .and_then(|(_, evicted)| {
+                        metric::cache_evicted();
+                        evicted
+                    }),
             }
         };
         // Dropped outside the lock: dropping a future runs user destructors.

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::callable::{ActivityKind, CallTarget, Callable, OrchestratorKind};
+use crate::clock;
 use crate::command::Command;
 use crate::error::TaskError;
 use crate::handle::{HandleGuard, OpResult, RetryNotice};
@@ -149,6 +150,12 @@ impl<O, K> Call<O, K> {
             expected: "JSON",
             error,
         })?;
+        if let (Target::Activity { name }, Some(timeout)) = (target, self.timeout) {
+            // The attempt's deadline must be a time the stores can hold.
+            clock::after(handle.now(), timeout, || {
+                format!("the timeout of activity `{name}`")
+            })?;
+        }
         self.attempt += 1;
         self.first_attempt_at.get_or_insert(handle.now());
         let (attempt, timeout) = (self.attempt, self.timeout);
@@ -167,7 +174,10 @@ impl<O, K> Call<O, K> {
             } => {
                 let child = match instance_id {
                     Some(id) => id.clone(),
-                    None => format!("{}:{}", handle.instance_id(), handle.next_seq()),
+                    None => {
+                        let seq = handle.next_seq();
+                        format!("{}:{seq}", handle.observe_instance_id())
+                    }
                 };
                 let child =
                     InstanceId::new(child).map_err(|error| TaskError::InvalidInstanceId {
@@ -194,7 +204,7 @@ impl<O, K> Call<O, K> {
         let delay = policy.delay_after(self.attempt)?;
         if let (Some(limit), Some(first)) = (policy.retry_timeout(), self.first_attempt_at) {
             let elapsed = now.duration_since(first).unwrap_or_default();
-            if elapsed + delay > limit {
+            if elapsed.checked_add(delay).is_none_or(|end| end > limit) {
                 return None;
             }
         }
@@ -250,6 +260,16 @@ impl<O: DeserializeOwned, K> Future for Call<O, K> {
                         match this.backoff(&failure, now) {
                             Some(delay) => {
                                 let target = &this.target;
+                                let fire_at = clock::after(now, delay, || {
+                                    format!("the retry of {} `{}`", target.kind(), target.name())
+                                });
+                                let fire_at = match fire_at {
+                                    Ok(fire_at) => fire_at,
+                                    Err(refused) => {
+                                        this.phase = Phase::Done;
+                                        return Poll::Ready(Err(refused.into()));
+                                    }
+                                };
                                 let attempt = this.attempt;
                                 handle.note_retry(|| RetryNotice {
                                     kind: target.kind(),
@@ -258,7 +278,6 @@ impl<O: DeserializeOwned, K> Future for Call<O, K> {
                                     delay,
                                     error: failure.message.clone(),
                                 });
-                                let fire_at = now + delay;
                                 let timer = handle.issue(|seq| Command::Timer { seq, fire_at });
                                 this.phase = Phase::BackingOff(timer);
                             }

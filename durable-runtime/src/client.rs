@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::callable::Orchestrator;
 use crate::error::ClientError;
-use crate::history::{stable_hash, Event, HistoryEvent};
+use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
 use crate::store::{
@@ -69,6 +69,7 @@ impl Client {
             what: format!("the data of event `{name}`"),
             error: e.to_string(),
         })?;
+        self.within_limits(&data, || format!("the data of event `{name}`"))?;
         let event = Event::EventRaised {
             name: name.to_string(),
             data,
@@ -132,6 +133,13 @@ impl Client {
             let history = match self.shared.store.load_history(&id).await {
                 Ok(history) => history,
                 Err(crate::store::StoreError::NotFound(_)) => continue,
+                // Written before the payload limits, or damaged: purged all the same, so that
+                // it can go; only its sub-orchestrations cannot be found through it.
+                Err(crate::store::StoreError::Corrupt(error)) => {
+                    tracing::warn!(target: "durable::client", instance_id = %id, %error, "purging an instance whose history cannot be read; its sub-orchestrations, if any, stay");
+                    order.push(id);
+                    continue;
+                }
                 Err(error) => return Err(error.into()),
             };
             pending.extend(history.into_iter().filter_map(|e| match e.event {
@@ -171,6 +179,7 @@ impl Client {
             what: "the output of a terminate".into(),
             error: e.to_string(),
         })?;
+        self.within_limits(&output, || "the output of a terminate".into())?;
         self.send(
             instance_id,
             Event::ExecutionTerminated { output, recursive },
@@ -196,11 +205,17 @@ impl Client {
             .await
     }
 
-    /// The history of an instance as JSON (an array of events), the input of
-    /// [`ReplayChecker`](crate::testing::ReplayChecker).
+    /// The history of an instance as JSON, with its id (an [`ExportedHistory`]): the input of
+    /// [`ReplayChecker::check_json`](crate::testing::ReplayChecker::check_json), which replays
+    /// it under that id.
     pub async fn export_history(&self, instance_id: &str) -> Result<String, ClientError> {
-        let history = self.history(instance_id).await?;
-        serde_json::to_string_pretty(&history).map_err(|e| ClientError::BadPayload {
+        let id = parse_id(instance_id)?;
+        let history = self.history(&id).await?;
+        let export = ExportedHistory {
+            instance_id: Some(id),
+            history,
+        };
+        serde_json::to_string_pretty(&export).map_err(|e| ClientError::BadPayload {
             what: "the history".into(),
             error: e.to_string(),
         })
@@ -227,6 +242,22 @@ impl Client {
         let options = StartOptions::default();
         self.create_started(id, name, version, input, &options)
             .await
+    }
+
+    /// Refuses a payload over the runtime's limits, naming it `what`.
+    fn within_limits(
+        &self,
+        payload: &serde_json::Value,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), ClientError> {
+        self.shared
+            .options
+            .limits
+            .check(payload)
+            .map_err(|error| ClientError::PayloadLimit {
+                what: what(),
+                error,
+            })
     }
 
     async fn send(&self, instance_id: &str, event: Event) -> Result<(), ClientError> {
@@ -299,10 +330,14 @@ impl Client {
         input: serde_json::Value,
         options: &StartOptions,
     ) -> Result<InstanceId, ClientError> {
+        self.within_limits(&input, || format!("the input of orchestrator `{name}`"))?;
         let shared = &self.shared;
+        if let Some(at) = options.start_at {
+            crate::clock::in_range(at, || format!("start_at of instance `{id}`"))?;
+        }
         let now = shared.clock.now();
         let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
-        let start = HistoryEvent::new(Event::ExecutionStarted {
+        let mut start = HistoryEvent::new(Event::ExecutionStarted {
             name: name.to_string(),
             version,
             input: input.clone(),
@@ -311,6 +346,7 @@ impl Client {
             generation: 0,
             eager_restarts: 0,
         });
+        start.span = shared.tracing.start_record(now);
         let status = InstanceStatus {
             instance_id: id.clone(),
             name: name.to_string(),
@@ -328,9 +364,12 @@ impl Client {
             status,
             start,
             start_at: options.start_at,
-            replace_finished: true,
+            replace_finished: options.id_reuse == IdReuse::ReplaceFinished,
         };
         let _busy = shared.busy();
+        if options.id_reuse == IdReuse::Refuse {
+            return self.create_refusing_existing(new).await;
+        }
         match shared.store.create_instance(new.clone()).await {
             Ok(()) => Ok(id),
             Err(crate::store::StoreError::AlreadyExists(_)) => match options.if_running {
@@ -350,10 +389,51 @@ impl Client {
             Err(error) => Err(error.into()),
         }
     }
+
+    /// Creates `new` unless its id is taken by an instance in any state; a refusal says what
+    /// state that instance is in.
+    async fn create_refusing_existing(&self, new: NewInstance) -> Result<InstanceId, ClientError> {
+        let id = new.status.instance_id.clone();
+        let store = &self.shared.store;
+        // The taker may be purged between the refusal and the read: then the id is free again.
+        for _ in 0..3 {
+            match store.create_instance(new.clone()).await {
+                Ok(()) => return Ok(id),
+                Err(crate::store::StoreError::AlreadyExists(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+            if let Some(existing) = store.status(&id).await? {
+                return Err(ClientError::IdTaken {
+                    id,
+                    status: existing.runtime_status,
+                });
+            }
+        }
+        Err(ClientError::AlreadyExists(id))
+    }
+}
+
+/// What a start does when an instance with its id exists already, in any state.
+///
+/// The default follows durabletask: a finished instance is replaced (its history and status
+/// are dropped, and the orchestration runs again), and a running one is left to
+/// [`IfRunning`]. Choose [`IdReuse::Refuse`] when an id stands for something that must
+/// happen once (an order that must not be charged twice).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdReuse {
+    /// Replace a finished instance; a running one is handled by [`Start::if_running`] (the
+    /// default).
+    #[default]
+    ReplaceFinished,
+    /// Refuse the start if an instance with the id exists in any state, running or finished:
+    /// it fails with [`ClientError::IdTaken`], which says that instance's status, and the
+    /// instance is left as it was. [`Start::if_running`] is not consulted.
+    Refuse,
 }
 
 /// What a start does when an instance with the same id is still running. (A finished one is
-/// always replaced: its history and status are dropped.)
+/// replaced, unless the start refuses any existing id: [`IdReuse::Refuse`].)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum IfRunning {
     /// Fail with [`ClientError::AlreadyExists`] (the default).
@@ -368,6 +448,7 @@ pub enum IfRunning {
 #[derive(Debug, Clone)]
 struct StartOptions {
     start_at: Option<SystemTime>,
+    id_reuse: IdReuse,
     if_running: IfRunning,
     terminate_timeout: Duration,
 }
@@ -376,6 +457,7 @@ impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             start_at: None,
+            id_reuse: IdReuse::ReplaceFinished,
             if_running: IfRunning::Fail,
             terminate_timeout: Duration::from_secs(30),
         }
@@ -399,9 +481,43 @@ impl<O: Orchestrator> Start<'_, O> {
         self
     }
 
-    /// Starts the orchestration at `at` instead of now; until then it is `Pending`.
+    /// Starts the orchestration at `at` instead of now; until then it is `Pending`. A time
+    /// outside what every store can hold (before 1970, after 2262) is refused with
+    /// [`ClientError::TimeOutOfRange`].
     pub fn start_at(mut self, at: SystemTime) -> Self {
         self.options.start_at = Some(at);
+        self
+    }
+
+    /// What to do if an instance with this id exists already: replace a finished one (the
+    /// default), or refuse any ([`IdReuse::Refuse`]).
+    ///
+    /// ```
+    /// # use durable_runtime::{orchestrator, ClientError, IdReuse, OrchestrationContext, Runtime, RuntimeStatus, TaskError};
+    /// # #[orchestrator]
+    /// # async fn charge_order(_ctx: OrchestrationContext, cents: u64) -> Result<u64, TaskError> { Ok(cents) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = Runtime::builder().orchestrator(charge_order).start()?;
+    /// # let client = runtime.client();
+    /// let id = client.start(charge_order, 500).instance_id("order-1").await?;
+    /// client.wait_for_completion(&id, std::time::Duration::from_secs(5)).await?;
+    ///
+    /// // The order ran: starting it again must not charge again.
+    /// let again = client
+    ///     .start(charge_order, 500)
+    ///     .instance_id("order-1")
+    ///     .id_reuse(IdReuse::Refuse)
+    ///     .await;
+    /// assert!(matches!(
+    ///     again,
+    ///     Err(ClientError::IdTaken { status: RuntimeStatus::Completed, .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn id_reuse(mut self, policy: IdReuse) -> Self {
+        self.options.id_reuse = policy;
         self
     }
 

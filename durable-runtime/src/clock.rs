@@ -8,6 +8,75 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
+/// The latest time the runtime accepts: 2262-04-11T23:47:16.854775807Z, `i64::MAX`
+/// nanoseconds after the Unix epoch, the end of the PostgreSQL store's range (the file
+/// store reaches 2554, a history's JSON 9999). The earliest is the Unix epoch itself.
+pub const LATEST_TIME_NANOS: u64 = i64::MAX as u64;
+
+/// A time (a timer's end, a scheduled start, an activity's deadline) outside what every
+/// store can represent: from the Unix epoch (1970-01-01T00:00:00Z) to
+/// 2262-04-11T23:47:16.854775807Z. Refused where the time is asked for, before anything
+/// is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} would be at {at}, outside the times every store can hold (1970-01-01T00:00:00Z \
+     to 2262-04-11T23:47:16.854775807Z): use a shorter duration or a time inside that range"
+)]
+pub struct TimeOutOfRange {
+    /// What the time was for (`"the timer of ctx.sleep"`, `"start_at"`).
+    pub what: String,
+    /// The time asked for, written out (RFC 3339 when it has such a form).
+    pub at: String,
+}
+
+/// The latest time the runtime accepts; see [`LATEST_TIME_NANOS`].
+pub(crate) fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(LATEST_TIME_NANOS)
+}
+
+/// `at`, if every store can hold it.
+pub(crate) fn in_range(
+    at: SystemTime,
+    what: impl FnOnce() -> String,
+) -> Result<SystemTime, TimeOutOfRange> {
+    if at >= SystemTime::UNIX_EPOCH && at <= latest_time() {
+        Ok(at)
+    } else {
+        Err(TimeOutOfRange {
+            what: what(),
+            at: describe(at),
+        })
+    }
+}
+
+/// `base + after`, if every store can hold it (and it does not overflow `SystemTime`).
+pub(crate) fn after(
+    base: SystemTime,
+    after: Duration,
+    what: impl FnOnce() -> String,
+) -> Result<SystemTime, TimeOutOfRange> {
+    match base.checked_add(after) {
+        Some(at) => in_range(at, what),
+        None => Err(TimeOutOfRange {
+            what: what(),
+            at: format!("{} + {after:?}", describe(base)),
+        }),
+    }
+}
+
+/// A time written out: RFC 3339 where humantime can write it (1970 to 9999), otherwise
+/// as seconds from the epoch.
+pub(crate) fn describe(at: SystemTime) -> String {
+    const YEAR_10000: u64 = 253_402_300_800;
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) if since.as_secs() < YEAR_10000 => {
+            humantime_serde::re::humantime::format_rfc3339_nanos(at).to_string()
+        }
+        Ok(since) => format!("{}s after 1970-01-01T00:00:00Z", since.as_secs()),
+        Err(before) => format!("{:?} before 1970-01-01T00:00:00Z", before.duration()),
+    }
+}
+
 /// A source of time. The runtime reads no other clock, so tests can run it on a
 /// [`VirtualClock`].
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -163,6 +232,33 @@ impl Drop for ForgetSleeper {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_range_is_the_epoch_to_2262() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        assert_eq!(in_range(epoch, String::new), Ok(epoch));
+        assert_eq!(in_range(latest_time(), String::new), Ok(latest_time()));
+        assert_eq!(
+            humantime_serde::re::humantime::format_rfc3339_nanos(latest_time()).to_string(),
+            "2262-04-11T23:47:16.854775807Z"
+        );
+        let late = in_range(latest_time() + Duration::from_nanos(1), || "x".into());
+        assert_eq!(late.unwrap_err().at, "2262-04-11T23:47:16.854775808Z");
+        let early = in_range(epoch - Duration::from_secs(1), || "x".into()).unwrap_err();
+        assert_eq!(early.at, "1s before 1970-01-01T00:00:00Z");
+        let far = after(epoch, Duration::from_secs(300_000_000_000), || "x".into());
+        assert_eq!(
+            far.unwrap_err().at,
+            "300000000000s after 1970-01-01T00:00:00Z"
+        );
+        let overflow = after(epoch, Duration::MAX, || "the timer".into()).unwrap_err();
+        assert!(
+            overflow
+                .to_string()
+                .starts_with("the timer would be at 1970-01-01T00:00:00.000000000Z + "),
+            "{overflow}"
+        );
+    }
+
     #[tokio::test]
     async fn virtual_sleepers_wake_in_deadline_order_only_when_advanced() {
         let clock = VirtualClock::new();
@@ -176,5 +272,19 @@ mod tests {
         clock.advance(Duration::from_secs(3));
         late.await.unwrap();
         assert_eq!(clock.elapsed_since(start), Duration::from_secs(4));
+    }
+}
+
+/// A stopwatch for latency metrics: it reads the monotonic clock only when metrics are
+/// compiled in, and its readings never steer the runtime.
+pub(crate) struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    pub(crate) fn start() -> Self {
+        Stopwatch(cfg!(feature = "metrics").then(std::time::Instant::now))
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.0.map(|start| start.elapsed()).unwrap_or_default()
     }
 }

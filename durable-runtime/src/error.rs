@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use crate::clock::TimeOutOfRange;
 use crate::history::Failure;
 use crate::instance_id::{InstanceId, InvalidInstanceId};
+use crate::limits::PayloadLimitError;
 use crate::store::{RuntimeStatus, StoreError};
 
 /// Why a durable operation awaited in an orchestration failed.
@@ -56,6 +58,10 @@ pub enum TaskError {
         /// serde's message.
         error: String,
     },
+    /// A timeout or retry back-off would end at a time no store can hold: nothing was
+    /// scheduled.
+    #[error(transparent)]
+    TimeOutOfRange(#[from] TimeOutOfRange),
 }
 
 impl TaskError {
@@ -82,6 +88,19 @@ pub enum ClientError {
     /// An instance with this id exists already.
     #[error("instance `{0}` exists already: pick another id, or purge the old one first")]
     AlreadyExists(InstanceId),
+    /// The start refuses an existing id ([`IdReuse::Refuse`](crate::IdReuse::Refuse)), and an
+    /// instance with this id exists.
+    #[error(
+        "instance `{id}` exists already ({status:?}) and this start refuses an existing id \
+         (`IdReuse::Refuse`): read that instance's status instead of starting it again, or \
+         start under another id"
+    )]
+    IdTaken {
+        /// The instance.
+        id: InstanceId,
+        /// Its status when the start was refused.
+        status: RuntimeStatus,
+    },
     /// The instance has not finished, so it cannot be purged.
     #[error(
         "instance `{0}` is still running: terminate it or wait for it to finish before purging"
@@ -111,6 +130,15 @@ pub enum ClientError {
         /// serde's message.
         error: String,
     },
+    /// A payload is over the runtime's payload limits (see [`limits`](crate::limits)); nothing
+    /// was stored.
+    #[error("{what} is refused: {error}")]
+    PayloadLimit {
+        /// What carried the payload.
+        what: String,
+        /// Which limit it broke.
+        error: PayloadLimitError,
+    },
     /// Waiting for the instance took longer than allowed.
     #[error("instance `{id}` did not reach the awaited state within {after:?}")]
     Timeout {
@@ -122,6 +150,9 @@ pub enum ClientError {
     /// The query cannot be run as given (a continuation token the store did not make).
     #[error("{0}")]
     InvalidQuery(String),
+    /// A time given (a scheduled start) is outside what every store can hold.
+    #[error(transparent)]
+    TimeOutOfRange(#[from] TimeOutOfRange),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -135,6 +166,7 @@ impl From<StoreError> for ClientError {
             StoreError::Finished { id, status } => ClientError::Finished { id, status },
             StoreError::NotFinished(id) => ClientError::NotFinished(id),
             StoreError::InvalidQuery(reason) => ClientError::InvalidQuery(reason),
+            StoreError::TimeOutOfRange(refused) => ClientError::TimeOutOfRange(refused),
             other => ClientError::Store(other),
         }
     }

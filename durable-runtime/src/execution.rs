@@ -12,15 +12,17 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::command::Outcome;
+use crate::command::{Command, Outcome};
 use crate::drift::{self, RecordedPatches};
 use crate::effects;
-use crate::handle::{Feed, OpResult, RetryNotice};
-use crate::history::{kinds, Event, Failure, HistoryEvent, ParentRef};
+use crate::handle::{Feed, Issued, OpResult, RetryNotice};
+use crate::history::{kinds, CompletionStatus, Event, Failure, HistoryEvent, ParentRef};
 use crate::instance_id::InstanceId;
+use crate::limits::PayloadLimits;
 use crate::orchestration::OrchestrationContext;
 use crate::registry::{ErasedFuture, Registry};
 use crate::store::{RuntimeStatus, StatusUpdate, TurnCommit};
+use crate::telemetry::InstanceTelemetry;
 use crate::trace;
 
 /// How many generations in a row may continue as new in their first turn before the
@@ -96,12 +98,16 @@ pub(crate) struct Execution {
     /// A failure found before the next live turn (replay found the code changed).
     pending_failure: Option<Failure>,
     /// Events delivered while suspended, applied on resume.
-    held: Vec<Event>,
+    held: Vec<HistoryEvent>,
     suspended: bool,
     /// Turns run in this generation.
     turns: u64,
     /// Set once this generation continued as new: the next turn starts a fresh execution.
     restarted: bool,
+    /// What a live turn may produce.
+    limits: PayloadLimits,
+    /// Its span and labels (telemetry/).
+    pub(crate) telemetry: InstanceTelemetry,
 }
 
 impl Execution {
@@ -125,12 +131,34 @@ impl Execution {
             suspended: false,
             turns: 0,
             restarted: false,
+            limits: PayloadLimits::default(),
+            telemetry: InstanceTelemetry::default(),
         }
+    }
+
+    /// The same execution, its live turns held to `limits`.
+    pub(crate) fn with_limits(mut self, limits: PayloadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// An execution whose next turn fails the instance with `failure` (its history of
+    /// `history_len` events cannot be read).
+    pub(crate) fn failing(instance_id: InstanceId, history_len: u64, failure: Failure) -> Self {
+        let mut execution = Execution::new(instance_id);
+        execution.history_len = history_len;
+        execution.pending_failure = Some(failure);
+        execution
     }
 
     /// Whether the instance has finished for good.
     pub(crate) fn is_finished(&self) -> bool {
         self.status.is_finished()
+    }
+
+    /// Whether the code has read its instance id, so that its commands may depend on it.
+    pub(crate) fn instance_id_observed(&self) -> bool {
+        self.feed.lock().id_observed()
     }
 
     /// Whether this execution may serve the instance's next turn (it is neither finished nor
@@ -151,7 +179,7 @@ impl Execution {
         let mut turns = recorded_turns(history).peekable();
         while let Some((timestamp, events)) = turns.next() {
             let recorded = || events.iter().map(|e| &e.event).filter(|e| e.is_command());
-            let inputs = events.iter().map(|e| &e.event).filter(|e| !e.is_command());
+            let inputs = events.iter().filter(|e| !e.event.is_command());
             let patches = RecordedPatches::of(recorded());
             let outcome = self.poll_turn(registry, timestamp, inputs, Some(patches));
             let issued = self.feed.lock().take_issued();
@@ -207,11 +235,12 @@ impl Execution {
         let outcome = match self.pending_failure.take() {
             Some(failure) => Some(Outcome::Failed(failure)),
             None => {
-                let inputs = commit.history[first_input..].iter().map(|e| &e.event);
+                let inputs = commit.history[first_input..].iter();
                 self.poll_turn(registry, now, inputs, None)
             }
         };
-        let issued = self.feed.lock().take_issued();
+        let mut issued = self.feed.lock().take_issued();
+        let outcome = self.within_limits(outcome, &mut issued);
         let outcome = match outcome {
             Some(Outcome::ContinuedAsNew { input, carried }) => match self.next_start(&input) {
                 Ok(start) => {
@@ -240,6 +269,51 @@ impl Execution {
         }
         commit.status = self.status_update();
         issued.retries
+    }
+
+    /// The turn's outcome, or a failure if a payload the code produced in it (an activity's or
+    /// a sub-orchestration's input, the output, a continue-as-new's input, the custom status)
+    /// is over the limits; then nothing else of the turn is kept. Live turns only: a failed
+    /// turn ends the instance, which never replays again.
+    fn within_limits(&self, outcome: Option<Outcome>, issued: &mut Issued) -> Option<Outcome> {
+        let limits = &self.limits;
+        let mut checked = issued
+            .commands
+            .iter()
+            .try_for_each(|command| match command {
+                Command::Task { name, input, .. } => {
+                    limits.check_produced(input, format_args!("the input of activity `{name}`"))
+                }
+                Command::SubOrchestration { name, input, .. } => limits.check_produced(
+                    input,
+                    format_args!("the input of sub-orchestration `{name}`"),
+                ),
+                _ => Ok(()),
+            });
+        checked = checked.and_then(|()| match &outcome {
+            Some(Outcome::Completed(output)) => {
+                limits.check_produced(output, "the output of the orchestration")
+            }
+            Some(Outcome::ContinuedAsNew { input, .. }) => {
+                limits.check_produced(input, "the input of continue-as-new")
+            }
+            _ => Ok(()),
+        });
+        let mut feed = self.feed.lock();
+        if let (Ok(()), Some(status)) = (&checked, feed.custom_status()) {
+            if let Err(failure) = limits.check_produced(&status, "the custom status") {
+                feed.clear_custom_status();
+                checked = Err(failure);
+            }
+        }
+        match checked {
+            Ok(()) => outcome,
+            Err(failure) => {
+                issued.commands.clear();
+                issued.retries.clear();
+                Some(Outcome::Failed(failure))
+            }
+        }
     }
 
     /// The next generation's `ExecutionStarted`, or the failure of a restart loop: too many
@@ -335,7 +409,7 @@ impl Execution {
         &mut self,
         registry: &Registry,
         now: SystemTime,
-        inputs: impl IntoIterator<Item = &'e Event>,
+        inputs: impl IntoIterator<Item = &'e HistoryEvent>,
         replay: Option<RecordedPatches>,
     ) -> Option<Outcome> {
         self.turns += 1;
@@ -361,7 +435,7 @@ impl Execution {
     fn deliver_and_poll<'e>(
         &mut self,
         registry: &Registry,
-        inputs: impl IntoIterator<Item = &'e Event>,
+        inputs: impl IntoIterator<Item = &'e HistoryEvent>,
         replaying: bool,
     ) -> Option<Outcome> {
         if self.root.foreign.swap(false, Ordering::Relaxed) && self.future.is_some() {
@@ -391,6 +465,9 @@ impl Execution {
                 });
             }
             let mut feed = self.feed.lock();
+            if let Some(refusal) = feed.take_refusal() {
+                return Some(Outcome::Failed(refusal));
+            }
             if let Some((input, carried)) = feed.take_continue_as_new() {
                 return Some(Outcome::ContinuedAsNew { input, carried });
             }
@@ -415,14 +492,20 @@ impl Execution {
     }
 
     /// Delivers one event; returns how the instance ends if the event ends it.
-    fn deliver(&mut self, registry: &Registry, event: &Event) -> Option<Outcome> {
+    fn deliver(&mut self, registry: &Registry, recorded: &HistoryEvent) -> Option<Outcome> {
+        let event = &recorded.event;
+        // A suspend of a suspended instance is not held: applied after the resume, it would
+        // suspend the instance again.
         if self.suspended
             && !matches!(
                 event,
-                Event::ExecutionResumed { .. } | Event::ExecutionTerminated { .. }
+                Event::ExecutionResumed { .. }
+                    | Event::ExecutionTerminated { .. }
+                    | Event::ExecutionCompleted { .. }
+                    | Event::ExecutionSuspended { .. }
             )
         {
-            self.held.push(event.clone());
+            self.held.push(recorded.clone());
             return None;
         }
         match event {
@@ -435,7 +518,9 @@ impl Execution {
                 generation,
                 eager_restarts,
             } => {
-                self.feed.lock().begin_generation(name, *seed);
+                self.feed
+                    .lock()
+                    .begin_generation(name, *seed, recorded.format_version);
                 self.start = Some(Start {
                     version: *version,
                     seed: *seed,
@@ -481,6 +566,12 @@ impl Execution {
                     recursive: *recursive,
                 });
             }
+            // A store's stand-in for an inbox message it cannot read.
+            Event::ExecutionCompleted {
+                status: CompletionStatus::Failed,
+                failure: Some(failure),
+                ..
+            } => return Some(Outcome::Failed(failure.clone())),
             Event::ExecutionSuspended { .. } => self.suspended = true,
             Event::ExecutionResumed { .. } => {
                 self.suspended = false;

@@ -8,7 +8,7 @@
 //!   order, whatever order they finished in.
 //! - [`select`] / [`select_all`]: the first to finish wins; among several that finished in
 //!   the same turn, the first in argument order wins. A losing timer is cancelled when it is
-//!   dropped, and a losing event wait gives its event back to later waits.
+//!   dropped; a losing event wait never took an event (see below).
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,6 +34,73 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Which wait receives an event
+//!
+//! **An event stays buffered until a wait for its name is polled and returns it.** Raising
+//! it only wakes the waits of its name; the first of them the code polls takes the oldest
+//! buffered event of that name, and returns it. So:
+//!
+//! - a wait that loses a race and is **dropped** takes nothing: the event is still there for
+//!   the next wait;
+//! - a losing wait that is **kept** (alive in a variable, moved into a struct, or a temporary
+//!   of a `match`) takes nothing either until it is awaited again; then it receives the next
+//!   event still buffered;
+//! - events nobody took are what [`continue_as_new(..).keep_events()`](crate::ContinueAsNew::keep_events)
+//!   carries into the next generation.
+//!
+//! It holds whether the event is raised before the race, during it or after it, and the
+//! same on replay. Here the timer wins the race; `stop`, raised while `cleanup` runs, waits
+//! for the second `wait_for_event`, although the loser is still alive (a temporary of the
+//! `match`):
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_runtime::future::{select, Either};
+//! use durable_runtime::{activity, orchestrator, ActivityContext, OrchestrationContext, TaskError};
+//!
+//! #[activity]
+//! async fn cleanup(_ctx: ActivityContext) -> Result<(), String> {
+//!     Ok(())
+//! }
+//!
+//! #[orchestrator]
+//! async fn stoppable(ctx: OrchestrationContext) -> Result<String, TaskError> {
+//!     match select(ctx.wait_for_event::<String>("stop"), ctx.sleep(Duration::from_secs(60))).await {
+//!         Either::Left((reason, _timer)) => reason,
+//!         Either::Right(((), _losing_wait)) => {
+//!             ctx.call(cleanup, ()).await?; // "stop" raised now...
+//!             ctx.wait_for_event::<String>("stop").await // ...is received here
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! A kept loser is an ordinary wait; awaiting it later receives the next event:
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use durable_runtime::future::{select, Either};
+//! # use durable_runtime::{orchestrator, OrchestrationContext, TaskError};
+//! #[orchestrator]
+//! async fn first_then_second(ctx: OrchestrationContext) -> Result<Vec<u32>, TaskError> {
+//!     let first = ctx.wait_for_event::<u32>("n");
+//!     let (first, mut seen) = match select(first, ctx.sleep(Duration::from_secs(5))).await {
+//!         Either::Left((n, _)) => (None, vec![n?]),
+//!         Either::Right(((), first)) => (Some(first), vec![]),
+//!     };
+//!     // No event in 5 s: the kept wait is awaited again and receives the next one.
+//!     if let Some(first) = first {
+//!         seen.push(first.await?);
+//!     }
+//!     Ok(seen)
+//! }
+//! ```
+//!
+//! Histories recorded before this rule (format 1, see
+//! [`FORMAT_VERSION`](crate::FORMAT_VERSION)) replay under the rule they ran with: there
+//! an event went to the oldest open wait the moment it was raised, and was lost with that
+//! wait if it was dropped.
 //!
 //! `futures::select!` picks at random among ready branches and `tokio::select!` does too
 //! unless it starts with `biased;`: `#[orchestrator]` rejects both; use `select_biased!` or the

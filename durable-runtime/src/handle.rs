@@ -17,14 +17,13 @@ use crate::command::Command;
 use crate::drift::RecordedPatches;
 use crate::history::Failure;
 use crate::instance_id::InstanceId;
-use crate::waits::Waits;
+use crate::waits::{Rule, Waits};
 
 /// The result an awaited operation receives.
 #[derive(Debug)]
 pub(crate) enum OpResult {
     Task(Result<Value, Failure>),
     Timer,
-    Event(Value),
 }
 
 /// A retry scheduled in a live turn, announced once its turn is committed.
@@ -80,6 +79,12 @@ struct Inner {
     retries: Vec<RetryNotice>,
     /// Set once the generation has ended: drops no longer cancel anything.
     closed: bool,
+    /// Set when the code asked for something the engine refuses (a timer no store can
+    /// hold): the generation fails with it at the end of the poll.
+    refused: Option<Failure>,
+    /// Set once the code read the instance id (`ctx.instance_id()`, a default child id):
+    /// its commands may then depend on it.
+    id_observed: bool,
 }
 
 /// The context's side: all an orchestration's code may do to the engine.
@@ -110,7 +115,14 @@ impl Handle {
 }
 
 impl HandleGuard<'_> {
+    /// The instance id, for logs: reading it leaves no mark.
     pub(crate) fn instance_id(&self) -> &InstanceId {
+        &self.0.instance_id
+    }
+
+    /// The instance id, for the code: its commands may depend on it from now on.
+    pub(crate) fn observe_instance_id(&mut self) -> &InstanceId {
+        self.0.id_observed = true;
         &self.0.instance_id
     }
 
@@ -200,19 +212,36 @@ impl HandleGuard<'_> {
         }
     }
 
-    /// Issues a wait for the event `name`; it may receive a buffered event at once.
+    /// Issues a wait for the event `name` (poll it with [`poll_wait`](Self::poll_wait)).
     pub(crate) fn open_wait(&mut self, name: &str) -> u64 {
         let seq = self.issue(|seq| Command::Wait {
             seq,
             name: name.to_string(),
         });
-        if let Some(data) = self.0.waits.open(seq, name) {
-            resolve(&mut self.0, seq, OpResult::Event(data));
-        }
+        self.0.waits.open(seq, name);
         seq
     }
 
-    /// Ends wait `seq` without an event (timed out or dropped).
+    /// Polls wait `seq`: the event it takes, as `waits.rs` rules, or pending until an event
+    /// of its name is raised.
+    pub(crate) fn poll_wait(&mut self, seq: u64, cx: &mut Context<'_>) -> Poll<Value> {
+        match self.0.waits.take(seq) {
+            Some(data) => {
+                self.0.ops.remove(&seq);
+                Poll::Ready(data)
+            }
+            None => {
+                // Only an event ends a wait: a result recorded under its seq (a damaged
+                // history) is dropped, and the wait goes on waiting.
+                if self.poll(seq, cx).is_ready() {
+                    let _ = self.poll(seq, cx);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Ends wait `seq` without an event (timed out or dropped): it takes nothing.
     pub(crate) fn close_wait(&mut self, seq: u64) {
         if !self.0.closed {
             self.0.waits.close(seq);
@@ -243,9 +272,22 @@ impl HandleGuard<'_> {
         }
     }
 
+    /// Fails the generation at the end of this poll: the code asked for something that
+    /// cannot be recorded (the first refusal is kept).
+    pub(crate) fn refuse(&mut self, failure: Failure) {
+        self.0.refused.get_or_insert(failure);
+    }
+
     /// Ends the generation with the turn and starts the next with `input`.
     pub(crate) fn continue_as_new(&mut self, input: Value, keep_events: bool) {
         self.0.continue_as_new = Some((input, keep_events));
+    }
+}
+
+/// Wakes whoever awaits operation `seq`, leaving it pending.
+fn wake(inner: &Inner, seq: u64) {
+    if let Some(Op::Pending(Some(waker))) = inner.ops.get(&seq) {
+        waker.wake_by_ref();
     }
 }
 
@@ -270,12 +312,14 @@ impl Feed {
             next_seq: 0,
             commands: Vec::new(),
             ops: HashMap::new(),
-            waits: Waits::new(),
+            waits: Waits::new(Rule::of_format(crate::history::FORMAT_VERSION)),
             cancelled_timers: Vec::new(),
             children: BTreeMap::new(),
             continue_as_new: None,
             retries: Vec::new(),
             closed: false,
+            refused: None,
+            id_observed: false,
         })))
     }
 
@@ -290,10 +334,12 @@ impl Feed {
 }
 
 impl FeedGuard<'_> {
-    /// The generation's `ExecutionStarted` arrived.
-    pub(crate) fn begin_generation(&mut self, name: &str, seed: u64) {
+    /// The generation's `ExecutionStarted` arrived, written in history format
+    /// `format_version` (which decides who receives events: `waits.rs`).
+    pub(crate) fn begin_generation(&mut self, name: &str, seed: u64, format_version: u32) {
         self.0.name = name.to_string();
         self.0.rng = seed;
+        self.0.waits.set_rule(Rule::of_format(format_version));
     }
 
     /// The orchestrator's durable name.
@@ -323,10 +369,11 @@ impl FeedGuard<'_> {
         resolve(&mut self.0, seq, OpResult::Task(result));
     }
 
-    /// Delivers a raised event to the wait that receives it, if any.
+    /// An event was raised: it waits in `waits.rs` for the wait that takes it, and the waits
+    /// that may take it are woken.
     pub(crate) fn raise(&mut self, name: String, data: Value) {
-        if let Some((seq, data)) = self.0.waits.raise(name, data) {
-            resolve(&mut self.0, seq, OpResult::Event(data));
+        for seq in self.0.waits.raise(name, data) {
+            wake(&self.0, seq);
         }
     }
 
@@ -351,6 +398,16 @@ impl FeedGuard<'_> {
         Some((input, carried))
     }
 
+    /// What the code asked for that the engine refused, if anything: the generation fails.
+    pub(crate) fn take_refusal(&mut self) -> Option<Failure> {
+        self.0.refused.take()
+    }
+
+    /// Whether the code has read the instance id.
+    pub(crate) fn id_observed(&self) -> bool {
+        self.0.id_observed
+    }
+
     /// Whether anything durable is still awaited.
     pub(crate) fn has_pending_ops(&self) -> bool {
         self.0.ops.values().any(|op| matches!(op, Op::Pending(_)))
@@ -358,6 +415,11 @@ impl FeedGuard<'_> {
 
     pub(crate) fn custom_status(&self) -> Option<Value> {
         self.0.custom_status.clone()
+    }
+
+    /// Drops a custom status refused by the payload limits.
+    pub(crate) fn clear_custom_status(&mut self) {
+        self.0.custom_status = None;
     }
 
     /// Sub-orchestrations still running.

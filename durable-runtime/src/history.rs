@@ -13,8 +13,19 @@ use crate::instance_id::InstanceId;
 ///
 /// Optional fields join a version without bumping it, as long as older histories, which
 /// lack them, still read and replay: [`HistoryEvent::attempt`] (an activity attempt's
-/// `started_at` and `ended_at`) is one.
-pub const FORMAT_VERSION: u32 = 1;
+/// `started_at` and `ended_at`) is one, [`HistoryEvent::span`] (the orchestration span's ids
+/// and start) another. A change of replay semantics bumps it:
+///
+/// - **2**: which wait receives a raised event. An event stays buffered until a wait for
+///   its name is polled and returns it; a dropped wait takes nothing (see [`crate::future`]).
+///   Under format 1 an event went at once to the oldest open wait, and was lost if that
+///   wait was then dropped.
+/// - **1**: the first format.
+///
+/// A generation follows the rules of the format its [`Event::ExecutionStarted`] was
+/// written in, to its end: an instance started under format 1 replays, and runs on, as it
+/// ran; its next generation (after continue-as-new) takes the current rules.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One entry of an instance's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +42,13 @@ pub struct HistoryEvent {
     /// (`"started_at"`, `"ended_at"`); replay ignores it.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<AttemptTimes>,
+    /// The instance's orchestration span, which every turn, replay and process continues:
+    /// set on [`Event::ExecutionStarted`] when tracing is on (`trace_id`, `span_id`,
+    /// `parent_span_id`, `span_started_at`, written beside the event's own fields); on the
+    /// [`Event::OrchestratorStarted`] of its first turn traced for a history started
+    /// without one. Replay ignores it.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanRecord>,
 }
 
 impl HistoryEvent {
@@ -40,7 +58,142 @@ impl HistoryEvent {
             format_version: FORMAT_VERSION,
             event,
             attempt: None,
+            span: None,
         }
+    }
+}
+
+/// An orchestration span as its history records it: W3C trace context ids (the hex digits
+/// of OpenTelemetry's `TraceId` and `SpanId`) and the time the span starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanRecord {
+    /// The trace: the caller's at `client.start(..)`, the parent orchestration's for a
+    /// sub-orchestration, a new one otherwise.
+    #[serde(with = "hex_id")]
+    pub trace_id: u128,
+    /// The orchestration span's own id.
+    #[serde(with = "hex_id")]
+    pub span_id: u64,
+    /// The span it is a child of: the caller's current span, or the parent orchestration's.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hex_id::option"
+    )]
+    pub parent_span_id: Option<u64>,
+    /// When the span starts: the start's time, or the first traced turn's.
+    #[serde(rename = "span_started_at", with = "humantime_serde")]
+    pub started_at: SystemTime,
+}
+
+/// Ids written as lowercase hex digits, as W3C trace context writes them (32 for a trace, 16
+/// for a span); zero is no id and fails to read.
+mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) trait Id: Sized + Copy {
+        const DIGITS: usize;
+        fn to_hex(self) -> String;
+        fn from_hex(text: &str) -> Option<Self>;
+    }
+
+    impl Id for u128 {
+        const DIGITS: usize = 32;
+        fn to_hex(self) -> String {
+            format!("{self:032x}")
+        }
+        fn from_hex(text: &str) -> Option<Self> {
+            u128::from_str_radix(text, 16).ok()
+        }
+    }
+
+    impl Id for u64 {
+        const DIGITS: usize = 16;
+        fn to_hex(self) -> String {
+            format!("{self:016x}")
+        }
+        fn from_hex(text: &str) -> Option<Self> {
+            u64::from_str_radix(text, 16).ok()
+        }
+    }
+
+    fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(text: &str) -> Result<T, E> {
+        let valid =
+            text.len() == T::DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match T::from_hex(text).filter(|id| valid && *id != T::default()) {
+            Some(id) => Ok(id),
+            None => Err(E::custom(format!(
+                "`{text}` is not a span or trace id ({} lowercase hex digits, not all zero)",
+                T::DIGITS
+            ))),
+        }
+    }
+
+    pub(super) fn serialize<T: Id, S: Serializer>(id: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_hex())
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: Id + PartialEq + Default,
+        D: Deserializer<'de>,
+    {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub(super) mod option {
+        use super::*;
+
+        pub(crate) fn serialize<T: Id, S: Serializer>(
+            id: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match id {
+                Some(id) => super::serialize(id, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+        where
+            T: Id + PartialEq + Default,
+            D: Deserializer<'de>,
+        {
+            match Option::<String>::deserialize(d)? {
+                Some(text) => parse(&text).map(Some),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// An instance's history as [`Client::export_history`](crate::Client::export_history) writes
+/// it and [`ReplayChecker`](crate::testing::ReplayChecker) reads it: the events and whose
+/// they are, `{"instance_id": "order-1", "history": [...]}`.
+///
+/// The id matters to replay: code that reads `ctx.instance_id()` (in an activity's input, a
+/// child's id) issues commands that depend on it. A bare array of events, as written before
+/// the id was carried, still reads, with no id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedHistory {
+    /// The instance the history belongs to; `None` when read from a bare array.
+    pub instance_id: Option<InstanceId>,
+    /// Its events, oldest first.
+    pub history: Vec<HistoryEvent>,
+}
+
+impl ExportedHistory {
+    /// Reads an export: an object with `instance_id` and `history`, or a bare array of
+    /// events.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        if json.trim_start().starts_with('[') {
+            let history = serde_json::from_str(json)?;
+            return Ok(ExportedHistory {
+                instance_id: None,
+                history,
+            });
+        }
+        serde_json::from_str(json)
     }
 }
 
@@ -49,10 +202,10 @@ impl HistoryEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptTimes {
     /// When the worker began running the attempt.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "timestamp")]
     pub started_at: SystemTime,
     /// When it returned, failed, panicked or timed out.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "timestamp")]
     pub ended_at: SystemTime,
 }
 
@@ -69,7 +222,7 @@ pub enum Event {
     /// A turn began; its timestamp is what `ctx.now()` returns during the turn.
     OrchestratorStarted {
         /// When the turn ran.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         timestamp: SystemTime,
     },
     /// The instance was started.
@@ -181,7 +334,7 @@ pub enum Event {
         /// Sequence number of the command.
         id: u64,
         /// When it fires.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         fire_at: SystemTime,
     },
     /// A durable timer fired.
@@ -189,7 +342,7 @@ pub enum Event {
         /// Sequence number of the `TimerCreated` it answers.
         id: u64,
         /// When it was due.
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "timestamp")]
         fire_at: SystemTime,
     },
     /// The code began waiting for an external event (a command).
@@ -285,6 +438,77 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Times as RFC 3339 text (UTC, nanoseconds only when not zero): exactly what
+/// `humantime_serde` writes and reads, written without its formatting machinery and
+/// intermediate `String` (a history event's timestamps were a twelfth of a turn's work).
+pub(crate) mod timestamp {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserializer, Serializer};
+
+    /// The first second of year 10000: RFC 3339 has four digits for the year.
+    const END: u64 = 253_402_300_800;
+
+    /// Writes `time` as `humantime::format_rfc3339` does into `buf`; `None` out of its range
+    /// (before 1970, after 9999), where humantime's own formatting decides.
+    pub(crate) fn format(time: SystemTime, buf: &mut [u8; 30]) -> Option<usize> {
+        let since = time.duration_since(UNIX_EPOCH).ok()?;
+        let secs = since.as_secs();
+        if secs >= END {
+            return None;
+        }
+        let nanos = since.subsec_nanos();
+        let (year, month, day) = civil(secs / 86_400);
+        let second = secs % 86_400;
+        let digits = |buf: &mut [u8], mut v: u64| {
+            for b in buf.iter_mut().rev() {
+                *b = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        *buf = *b"0000-00-00T00:00:00.000000000Z";
+        digits(&mut buf[0..4], year);
+        digits(&mut buf[5..7], month);
+        digits(&mut buf[8..10], day);
+        digits(&mut buf[11..13], second / 3_600);
+        digits(&mut buf[14..16], second / 60 % 60);
+        digits(&mut buf[17..19], second % 60);
+        if nanos == 0 {
+            buf[19] = b'Z';
+            return Some(20);
+        }
+        digits(&mut buf[20..29], u64::from(nanos));
+        Some(30)
+    }
+
+    /// The civil date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    fn civil(days: u64) -> (u64, u64, u64) {
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        (year, month, day)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0; 30];
+        match format(*time, &mut buf) {
+            // ASCII digits and punctuation.
+            Some(n) => s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII")),
+            None => humantime_serde::serialize(time, s),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        humantime_serde::deserialize(d)
+    }
+}
+
 /// Why an activity attempt or an orchestration failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -342,6 +566,18 @@ pub mod kinds {
     pub const TERMINATED: &str = "terminated";
     /// The orchestration continued as new too many times in a row without awaiting anything.
     pub const RESTART_LOOP: &str = "restart_loop";
+    /// A payload the code produced is over the runtime's payload limits (see
+    /// [`limits`](crate::limits)).
+    pub const PAYLOAD_LIMIT: &str = "payload_limit";
+    /// A stored record of the instance cannot be read (written before the payload limits
+    /// existed, or damaged).
+    pub const UNREADABLE: &str = "unreadable";
+    /// The orchestration asked for a timer at a time no store can hold (see
+    /// [`TimeOutOfRange`](crate::TimeOutOfRange)).
+    pub const TIME_OUT_OF_RANGE: &str = "time_out_of_range";
+    /// The runtime itself panicked while running a turn of the instance (a bug in durable
+    /// or in a store): the instance fails rather than being retried forever.
+    pub const RUNTIME_PANIC: &str = "runtime_panic";
 }
 
 fn short_type_name<T: ?Sized>() -> String {
@@ -430,6 +666,48 @@ impl std::io::Write for Fnv1a {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timestamps_are_written_as_humantime_writes_them() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use humantime_serde::re::humantime::format_rfc3339;
+
+        let end = 253_402_300_800u64;
+        let mut times: Vec<(u64, u32)> = vec![
+            (0, 0),
+            (0, 1),
+            (951_782_400, 0),       // 2000-02-29
+            (4_107_542_400, 5),     // 2100-02-28
+            (4_107_628_800, 0),     // 2100-03-01
+            (end - 1, 999_999_999), // 9999-12-31T23:59:59.999999999
+            (1_700_000_000, 123_000_000),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let nanos = if x % 3 == 0 {
+                0
+            } else {
+                (x >> 7) as u32 % 1_000_000_000
+            };
+            times.push((x % end, nanos));
+        }
+        for (secs, nanos) in times {
+            let time = UNIX_EPOCH + Duration::new(secs, nanos);
+            let mut buf = [0; 30];
+            let n = super::timestamp::format(time, &mut buf).unwrap();
+            assert_eq!(
+                std::str::from_utf8(&buf[..n]).unwrap(),
+                format_rfc3339(time).to_string(),
+                "{secs}.{nanos:09}"
+            );
+        }
+        let out_of_range = UNIX_EPOCH + Duration::from_secs(end);
+        assert_eq!(super::timestamp::format(out_of_range, &mut [0; 30]), None);
+    }
     use super::*;
 
     #[test]
@@ -458,7 +736,7 @@ mod tests {
         });
         let json = serde_json::to_string(&event).unwrap();
         assert!(
-            json.starts_with(r#"{"v":1,"kind":"TaskScheduled""#),
+            json.starts_with(r#"{"v":2,"kind":"TaskScheduled""#),
             "{json}"
         );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
@@ -484,7 +762,7 @@ mod tests {
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
             json,
-            r#"{"v":1,"kind":"TaskCompleted","id":4,"output":"ok","started_at":"2023-11-14T22:13:20.250000000Z","ended_at":"2023-11-14T22:13:21.500000000Z"}"#
+            r#"{"v":2,"kind":"TaskCompleted","id":4,"output":"ok","started_at":"2023-11-14T22:13:20.250000000Z","ended_at":"2023-11-14T22:13:21.500000000Z"}"#
         );
         assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
 
@@ -494,6 +772,54 @@ mod tests {
             serde_json::from_str::<HistoryEvent>(half).unwrap().attempt,
             None
         );
+    }
+
+    #[test]
+    fn span_records_are_optional_and_written_beside_the_start() {
+        let old =
+            r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7}"#;
+        let read: HistoryEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(read.span, None);
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+
+        let mut event = read.clone();
+        event.span = Some(SpanRecord {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+            parent_span_id: Some(1),
+            started_at: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(1_700_000_000_250),
+        });
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"kind":"ExecutionStarted","name":"order","version":1,"input":null,"seed":7,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":"0000000000000001","span_started_at":"2023-11-14T22:13:20.250000000Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<HistoryEvent>(&json).unwrap(), event);
+
+        // A damaged record is no record: the start still reads, and the instance is traced
+        // from its next turn on.
+        for bad in [
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "4BF92F3577B34DA6A3CE929D0E0E4736",
+            ),
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00000000000000000000000000000000",
+            ),
+            json.replace("00f067aa0ba902b7", "f067aa0ba902b7"),
+            json.replace("00f067aa0ba902b7", "+0f067aa0ba902b7"),
+            json.replace("0000000000000001", &"9".repeat(10_000)),
+            json.replace(
+                r#""span_started_at":"2023-11-14T22:13:20.250000000Z""#,
+                r#""span_started_at":7"#,
+            ),
+        ] {
+            let read: HistoryEvent = serde_json::from_str(&bad).unwrap();
+            assert_eq!(read.span, None, "{bad}");
+            assert_eq!(read.event, event.event);
+        }
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub mod future;
 mod handle;
 mod history;
 mod instance_id;
+pub mod limits;
+pub mod metric;
 mod orchestration;
 mod registry;
 mod retry;
@@ -111,6 +113,7 @@ mod runtime;
 mod shared;
 mod stats;
 pub mod store;
+mod telemetry;
 pub mod testing;
 mod trace;
 mod waits;
@@ -124,15 +127,16 @@ pub use call::Call;
 pub use callable::{
     Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
 };
-pub use client::{Client, IfRunning, Start};
-pub use clock::{Clock, SystemClock, VirtualClock};
+pub use client::{Client, IdReuse, IfRunning, Start};
+pub use clock::{Clock, SystemClock, TimeOutOfRange, VirtualClock, LATEST_TIME_NANOS};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
 pub use history::{
-    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, Failure, HistoryEvent,
-    FORMAT_VERSION,
+    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, ExportedHistory, Failure,
+    HistoryEvent, FORMAT_VERSION,
 };
 pub use instance_id::{InstanceId, InvalidInstanceId};
+pub use limits::PayloadLimitError;
 pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;

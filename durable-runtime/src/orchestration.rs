@@ -13,10 +13,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clock;
 use crate::command::Command;
 use crate::error::TaskError;
 use crate::event_data::EventData;
-use crate::handle::{Handle, HandleGuard, OpResult};
+use crate::handle::{Handle, HandleGuard};
+use crate::history::{kinds, Failure};
 use crate::instance_id::InstanceId;
 
 /// The handle an orchestration uses to call activities, wait and read deterministic values.
@@ -40,7 +42,7 @@ impl OrchestrationContext {
 
     /// The id of this instance.
     pub fn instance_id(&self) -> InstanceId {
-        self.lock().instance_id().clone()
+        self.lock().observe_instance_id().clone()
     }
 
     /// The durable name of this orchestration.
@@ -108,8 +110,8 @@ impl OrchestrationContext {
     }
 
     /// Ends this generation and starts the orchestration again with `input`, on an empty
-    /// history (so a long-lived instance's history stays bounded). Events raised but not yet
-    /// awaited are dropped unless `.keep_events()` is called. Await it as the last thing the
+    /// history (so a long-lived instance's history stays bounded). Events raised but taken by
+    /// no wait are dropped unless `.keep_events()` is called. Await it as the last thing the
     /// orchestration does: `return ctx.continue_as_new(next).await;`
     pub fn continue_as_new<R>(&self, input: impl Serialize) -> ContinueAsNew<R> {
         ContinueAsNew {
@@ -141,8 +143,11 @@ impl OrchestrationContext {
         }
     }
 
-    /// Waits for the external event `name` and deserialises its data as `T`. Events raised
-    /// before the wait are buffered, oldest first. `.timeout(duration)` bounds the wait.
+    /// Waits for the external event `name` and deserialises its data as `T`. Events stay
+    /// buffered, oldest first, until a wait for their name is polled and returns one: a
+    /// wait dropped before that (a race's loser) takes nothing (see
+    /// [`future`](crate::future#which-wait-receives-an-event)). `.timeout(duration)` bounds
+    /// the wait.
     /// [`EventData`] says how `T` is named, and how to wait for an event without data.
     pub fn wait_for_event<T: EventData>(&self, name: impl Into<String>) -> WaitForEvent<T> {
         WaitForEvent {
@@ -198,13 +203,29 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut handle = this.ctx.lock();
-        let seq = *this.seq.get_or_insert_with(|| {
-            let fire_at = match this.at {
-                Deadline::After(duration) => handle.now() + duration,
-                Deadline::At(at) => at,
-            };
-            handle.issue(|seq| Command::Timer { seq, fire_at })
-        });
+        let seq = match this.seq {
+            Some(seq) => seq,
+            None => {
+                let fire_at = match this.at {
+                    Deadline::After(duration) => {
+                        clock::after(handle.now(), duration, || "the end of ctx.sleep".into())
+                    }
+                    Deadline::At(at) => clock::in_range(at, || "ctx.sleep_until".into()),
+                };
+                match fire_at {
+                    Ok(fire_at) => {
+                        let seq = handle.issue(|seq| Command::Timer { seq, fire_at });
+                        *this.seq.insert(seq)
+                    }
+                    Err(refused) => {
+                        // A sleep has no error to return: the instance fails, at the call.
+                        let failure = Failure::new(kinds::TIME_OUT_OF_RANGE, refused.to_string());
+                        handle.refuse(failure);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        };
         handle.poll(seq, cx).map(drop)
     }
 }
@@ -247,22 +268,32 @@ impl<T> Future for WaitForEvent<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let mut handle = this.ctx.lock();
-        let (wait, timer) = *this.seqs.get_or_insert_with(|| {
-            let wait = handle.open_wait(&this.name);
-            let timer = this.timeout.map(|timeout| {
-                let fire_at = handle.now() + timeout;
-                handle.issue(|seq| Command::Timer { seq, fire_at })
-            });
-            (wait, timer)
-        });
-        if let Poll::Ready(result) = handle.poll(wait, cx) {
+        let (wait, timer) = match this.seqs {
+            Some(seqs) => seqs,
+            None => {
+                let fire_at = this.timeout.map(|timeout| {
+                    clock::after(handle.now(), timeout, || {
+                        format!("the timeout of the wait for `{}`", this.name)
+                    })
+                });
+                let fire_at = match fire_at.transpose() {
+                    Ok(fire_at) => fire_at,
+                    Err(refused) => {
+                        this.done = true;
+                        return Poll::Ready(Err(refused.into()));
+                    }
+                };
+                let wait = handle.open_wait(&this.name);
+                let timer =
+                    fire_at.map(|fire_at| handle.issue(|seq| Command::Timer { seq, fire_at }));
+                *this.seqs.insert((wait, timer))
+            }
+        };
+        if let Poll::Ready(data) = handle.poll_wait(wait, cx) {
             this.done = true;
             if let Some(timer) = timer {
                 handle.cancel_timer(timer);
             }
-            let OpResult::Event(data) = result else {
-                unreachable!("event wait {wait} resolved as {result:?}")
-            };
             return Poll::Ready((this.decode)(data, &this.name));
         }
         if let Some(timer) = timer {
@@ -303,7 +334,8 @@ pub struct ContinueAsNew<R> {
 }
 
 impl<R> ContinueAsNew<R> {
-    /// Carries events raised but not yet awaited over to the next generation.
+    /// Carries events that no wait has taken over to the next generation (a kept wait that
+    /// lost a race took none of them).
     pub fn keep_events(mut self) -> Self {
         self.keep_events = true;
         self

@@ -108,7 +108,7 @@ fn run_orchestrator<O: Orchestrator>(ctx: OrchestrationContext, input: Value) ->
     };
     let span = tracing::info_span!(
         "orchestration",
-        instance_id = %ctx.instance_id(),
+        instance_id = %ctx.lock().instance_id(),
         name = O::NAME,
     );
     let run = O::__invoke(ctx, input, Seal::new());

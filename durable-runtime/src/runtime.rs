@@ -9,10 +9,13 @@ use tokio::task::JoinHandle;
 use crate::callable::{Activity, Orchestrator};
 use crate::client::Client;
 use crate::clock::{Clock, SystemClock, VirtualClock};
+use crate::limits::PayloadLimits;
+use crate::metric;
 use crate::registry::{DuplicateRegistration, Registry};
 use crate::shared::{Options, Shared};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, Store};
+use crate::telemetry::{Tracer, Tracing};
 use crate::worker;
 
 /// How a [`VirtualClock`] moves in a test runtime.
@@ -47,6 +50,7 @@ pub struct RuntimeBuilder {
     registry: Registry,
     errors: Vec<DuplicateRegistration>,
     options: Options,
+    tracer: Option<Tracer>,
 }
 
 impl RuntimeBuilder {
@@ -137,6 +141,59 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How deeply a payload may nest arrays and objects (default 100, at most 120; a larger
+    /// value is taken as 120). Checked wherever a payload enters: a start's input, an
+    /// event's data, an activity's or orchestration's output, a custom status, the input of
+    /// an activity call, a sub-orchestration or a continue-as-new. serde_json reads at most
+    /// 128 levels, and the stores wrap a payload in a level or two of their own: within the
+    /// limit, whatever is acknowledged reads back. See [`limits`](crate::limits).
+    pub fn max_payload_depth(mut self, levels: usize) -> Self {
+        self.options.limits = PayloadLimits::new(levels, self.options.limits.max_bytes);
+        self
+    }
+
+    /// How large a payload may be, in bytes of compact JSON (default 16 MiB); checked where
+    /// [`max_payload_depth`](Self::max_payload_depth) is.
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.options.limits = PayloadLimits::new(self.options.limits.max_depth, bytes);
+        self
+    }
+
+    /// Sends spans to `tracer` (the `opentelemetry` feature): one per instance, per activity
+    /// attempt and per durable timer, following the Durable Task conventions. Without a
+    /// tracer the runtime records no span and writes no trace ids into histories.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use opentelemetry::trace::TracerProvider as _;
+    ///
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let runtime = durable_runtime::Runtime::builder()
+    ///     .tracer(provider.tracer("durable"))
+    ///     .start()
+    ///     .unwrap();
+    /// # runtime.shutdown().await;
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    pub fn tracer<T>(mut self, tracer: T) -> Self
+    where
+        T: opentelemetry::trace::Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.tracer = Some(opentelemetry::global::BoxedTracer::new(Box::new(tracer)));
+        self
+    }
+
+    /// Sends spans to the global tracer provider's tracer `durable`
+    /// ([`opentelemetry::global::set_tracer_provider`], set before this call).
+    #[cfg(feature = "opentelemetry")]
+    pub fn global_tracer(mut self) -> Self {
+        self.tracer = Some(opentelemetry::global::tracer("durable"));
+        self
+    }
+
     /// Starts the workers on the current tokio runtime.
     pub fn start(mut self) -> Result<Runtime, BuildError> {
         if let Some(error) = self.errors.pop() {
@@ -148,7 +205,9 @@ impl RuntimeBuilder {
             self.clock,
             self.registry,
             self.options,
+            Tracing::new(self.tracer),
         ));
+        metric::describe();
         let mut tasks = vec![
             handle.spawn(worker::orchestration_loop(Arc::clone(&shared))),
             handle.spawn(worker::activity_loop(Arc::clone(&shared))),
@@ -177,6 +236,7 @@ impl Runtime {
             registry: Registry::default(),
             errors: Vec::new(),
             options: Options::default(),
+            tracer: None,
         }
     }
 

@@ -8,9 +8,11 @@ use tokio::sync::Notify;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
+use crate::limits::PayloadLimits;
 use crate::registry::Registry;
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::telemetry::Tracing;
 
 /// Tunables of a runtime; every one has a sensible default.
 #[derive(Debug, Clone)]
@@ -21,6 +23,7 @@ pub(crate) struct Options {
     pub(crate) orchestration_lease: Duration,
     pub(crate) activity_lease: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) limits: PayloadLimits,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             orchestration_lease: Duration::from_secs(30),
             activity_lease: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
+            limits: PayloadLimits::default(),
         }
     }
 }
@@ -44,6 +48,7 @@ pub(crate) struct Shared {
     pub(crate) options: Options,
     pub(crate) cache: Cache,
     pub(crate) counters: Counters,
+    pub(crate) tracing: Tracing,
     /// Turns, activity attempts and client writes under way.
     in_flight: AtomicUsize,
     /// Clients waiting for an instance to finish: the test clock moves only for them.
@@ -71,6 +76,7 @@ impl Shared {
         clock: Arc<dyn Clock>,
         registry: Registry,
         options: Options,
+        tracing: Tracing,
     ) -> Self {
         Shared {
             cache: Cache::new(options.cache_capacity),
@@ -79,6 +85,7 @@ impl Shared {
             registry,
             options,
             counters: Counters::default(),
+            tracing,
             in_flight: AtomicUsize::new(0),
             completion_waiters: AtomicUsize::new(0),
             quiet: Notify::new(),

@@ -6,15 +6,16 @@
 //!   with a 4 s back-off is tested in microseconds; [`Advance::Manual`] moves only on
 //!   [`VirtualClock::advance`], for tests that must act before a timeout fires.
 //! - [`ReplayChecker`] replays a recorded history (as exported by
-//!   [`Client::export_history`](crate::Client::export_history)) against the current code and
-//!   reports whether the code is still compatible, with the message the runtime would give.
+//!   [`Client::export_history`](crate::Client::export_history), with its instance id) against
+//!   the current code, under the instance's own id, and reports whether the code is still
+//!   compatible, with the message the runtime would give.
 
 use std::fmt;
 
 use crate::callable::Orchestrator;
 use crate::execution::Execution;
-use crate::history::{Event, Failure, HistoryEvent};
-use crate::instance_id::InstanceId;
+use crate::history::{Event, ExportedHistory, Failure, HistoryEvent};
+use crate::instance_id::{InstanceId, InvalidInstanceId};
 use crate::registry::{DuplicateRegistration, Registry};
 
 pub use crate::clock::VirtualClock;
@@ -35,11 +36,15 @@ pub use crate::runtime::Advance;
 ///     Ok(format!("Hello, {name}"))
 /// }
 ///
-/// let recorded = r#"[
-///   {"v":1,"kind":"OrchestratorStarted","timestamp":"2026-01-01T00:00:00Z"},
-///   {"v":1,"kind":"ExecutionStarted","name":"greet","version":1,"input":"Ada","seed":1},
-///   {"v":1,"kind":"ExecutionCompleted","status":"Completed","output":"Hello, Ada"}
-/// ]"#;
+/// // As `client.export_history("greeting-1")` writes it.
+/// let recorded = r#"{
+///   "instance_id": "greeting-1",
+///   "history": [
+///     {"v":1,"kind":"OrchestratorStarted","timestamp":"2026-01-01T00:00:00Z"},
+///     {"v":1,"kind":"ExecutionStarted","name":"greet","version":1,"input":"Ada","seed":1},
+///     {"v":1,"kind":"ExecutionCompleted","status":"Completed","output":"Hello, Ada"}
+///   ]
+/// }"#;
 /// ReplayChecker::new().orchestrator(greet).check_json(recorded).unwrap();
 /// ```
 #[derive(Default)]
@@ -66,9 +71,23 @@ pub enum ReplayError {
     /// The checker was given two orchestrators under one name and version.
     #[error(transparent)]
     Duplicate(#[from] DuplicateRegistration),
-    /// The code issues other commands than the history recorded.
+    /// The code issues other commands than the history recorded: it changed in a way that
+    /// running instances cannot follow.
     #[error("{0}")]
     Incompatible(Failure),
+    /// The history does not say whose it is, the code reads its instance id, and replayed
+    /// under a stand-in id it issued other commands: whether the code changed cannot be told.
+    #[error(
+        "cannot tell whether the code changed: it reads `ctx.instance_id()` (or starts a \
+         sub-orchestration under a default id) and the history does not carry its instance \
+         id; check it with `check_instance(id, ..)`, or export it again with \
+         `Client::export_history`, which records the id (replayed under the stand-in id \
+         `replay-check`: {0})"
+    )]
+    UnknownInstanceId(Failure),
+    /// The instance id given to [`ReplayChecker::check_instance`] is not a valid id.
+    #[error(transparent)]
+    InvalidInstanceId(#[from] InvalidInstanceId),
 }
 
 impl ReplayChecker {
@@ -86,8 +105,49 @@ impl ReplayChecker {
         self
     }
 
-    /// Replays `history`; `Ok` if the code issues exactly the recorded commands.
+    /// Replays `history`, whose instance id is unknown; `Ok` if the code issues exactly the
+    /// recorded commands.
+    ///
+    /// Without the id, a history whose commands depend on it cannot be judged: if the code
+    /// reads `ctx.instance_id()` and the replay differs, the answer is
+    /// [`ReplayError::UnknownInstanceId`], not [`ReplayError::Incompatible`]. Prefer
+    /// [`check_instance`](Self::check_instance) or [`check_json`](Self::check_json) of an
+    /// export, which carries the id.
     pub fn check(&self, history: &[HistoryEvent]) -> Result<(), ReplayError> {
+        self.replay(None, history)
+    }
+
+    /// Replays the history of instance `instance_id`, under that id (what
+    /// `ctx.instance_id()` returns, and the prefix of its children's default ids).
+    pub fn check_instance(
+        &self,
+        instance_id: &str,
+        history: &[HistoryEvent],
+    ) -> Result<(), ReplayError> {
+        let id = InstanceId::new(instance_id)?;
+        self.replay(Some(id), history)
+    }
+
+    /// Replays an export under the id it carries (see [`check`](Self::check) when it carries
+    /// none).
+    pub fn check_export(&self, export: &ExportedHistory) -> Result<(), ReplayError> {
+        self.replay(export.instance_id.clone(), &export.history)
+    }
+
+    /// Replays a history given as JSON: what
+    /// [`Client::export_history`](crate::Client::export_history) writes (the events and the
+    /// instance id), or a bare array of events (no id).
+    pub fn check_json(&self, json: &str) -> Result<(), ReplayError> {
+        let export = ExportedHistory::from_json(json)
+            .map_err(|e| ReplayError::NotAHistory(e.to_string()))?;
+        self.check_export(&export)
+    }
+
+    fn replay(
+        &self,
+        instance_id: Option<InstanceId>,
+        history: &[HistoryEvent],
+    ) -> Result<(), ReplayError> {
         if let Some(duplicate) = &self.duplicate {
             return Err(duplicate.clone().into());
         }
@@ -106,18 +166,37 @@ impl ReplayChecker {
                 version,
             });
         }
-        let id = InstanceId::new("replay-check").expect("a valid id");
-        Execution::new(id)
-            .replay(&self.registry, history)
-            .map_err(ReplayError::Incompatible)
+        // Without an id, a child created under its default id "{parent}:{seq}" names it.
+        let instance_id = instance_id.or_else(|| recorded_instance_id(history));
+        let known = instance_id.is_some();
+        let id = instance_id
+            .unwrap_or_else(|| InstanceId::new(STAND_IN_ID).expect("a valid instance id"));
+        let mut execution = Execution::new(id);
+        match execution.replay(&self.registry, history) {
+            Ok(()) => Ok(()),
+            Err(failure) if !known && execution.instance_id_observed() => {
+                Err(ReplayError::UnknownInstanceId(failure))
+            }
+            Err(failure) => Err(ReplayError::Incompatible(failure)),
+        }
     }
+}
 
-    /// Replays a history given as JSON (an array of events).
-    pub fn check_json(&self, json: &str) -> Result<(), ReplayError> {
-        let history: Vec<HistoryEvent> =
-            serde_json::from_str(json).map_err(|e| ReplayError::NotAHistory(e.to_string()))?;
-        self.check(&history)
-    }
+/// The id a history of unknown instance replays under.
+const STAND_IN_ID: &str = "replay-check";
+
+/// The recorded instance's id, if the history names it: a sub-orchestration created under
+/// its default id `"{parent}:{seq}"`.
+fn recorded_instance_id(history: &[HistoryEvent]) -> Option<InstanceId> {
+    history.iter().find_map(|e| match &e.event {
+        Event::SubOrchestrationCreated {
+            id, instance_id, ..
+        } => {
+            let parent = instance_id.as_str().strip_suffix(&format!(":{id}"))?;
+            InstanceId::new(parent).ok()
+        }
+        _ => None,
+    })
 }
 
 impl fmt::Debug for ReplayChecker {

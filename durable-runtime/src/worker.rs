@@ -11,21 +11,32 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::activity::ActivityContext;
-use crate::clock::VirtualClock;
+use crate::clock::{Stopwatch, VirtualClock};
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
+use crate::limits::unreadable;
+use crate::metric;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::store::{
     ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
 };
+use crate::telemetry;
 
 /// How long a loop waits before trying a store again after an error.
 const STORE_RETRY: Duration = Duration::from_millis(100);
 
 /// Waits until `signal` fires, the store's next wake-up time comes, or the runtime stops.
 async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
-    let next = shared.store.next_wakeup().await.ok().flatten();
+    let next = match shared.store.next_wakeup().await {
+        Ok(next) => next,
+        // Not knowing when the next timer falls due, look again soon: sleeping until the
+        // next signal would leave a due timer unfired while nothing else is written.
+        Err(error) => {
+            tracing::warn!(target: "durable::worker", %error, "cannot read the next wake-up time; looking again soon");
+            Some(shared.clock.now() + STORE_RETRY)
+        }
+    };
     let sleep = async {
         match next {
             Some(at) => shared.clock.sleep_until(at).await,
@@ -39,7 +50,10 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
     if shared.is_stopping() {
         return;
     }
+    // `biased`: every branch ends the wait the same way, and a fixed polling order keeps a
+    // run on one thread reproducible (the simulator replays runs from a seed).
     tokio::select! {
+        biased;
         _ = signal => {}
         _ = sleep => {}
         _ = stop => {}
@@ -50,6 +64,7 @@ async fn back_off(shared: &Shared, error: &StoreError) {
     tracing::warn!(target: "durable::worker", %error, "store call failed; trying again");
     let stop = shared.stop.notified();
     tokio::select! {
+        biased;
         _ = tokio::time::sleep(STORE_RETRY) => {}
         _ = stop => {}
     }
@@ -107,9 +122,109 @@ struct Delivered {
 }
 
 /// Runs one turn of a leased instance and commits it; `false` if nothing was committed (the
-/// lease is then handed back).
+/// lease is then handed back). A panic of the runtime itself while it works on the turn (a
+/// bug in durable or in a store; user code's panics are caught closer) fails the instance:
+/// retried, the same panic would come back at every lease, forever.
 async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
+    let fence = Fence {
+        instance_id: work.instance_id.clone(),
+        lease: work.lease,
+        history_len: work.history_len,
+        consumed: work.messages.iter().map(|m| m.id).collect(),
+        completed: delivered.as_ref().map(|d| d.lease.clone()),
+        started: work
+            .messages
+            .iter()
+            .find(|m| matches!(m.event.event, Event::ExecutionStarted { .. }))
+            .map(|m| m.event.clone()),
+    };
+    match AssertUnwindSafe(turn(shared, work, delivered))
+        .catch_unwind()
+        .await
+    {
+        Ok(committed) => committed,
+        Err(panic) => {
+            let failure = Failure::new(
+                kinds::RUNTIME_PANIC,
+                format!(
+                    "the runtime panicked while running a turn of this instance: {}",
+                    Failure::panic(&*panic).message
+                ),
+            );
+            fail_after_panic(shared, fence, failure).await;
+            false
+        }
+    }
+}
+
+/// What a turn's commit is fenced by, kept to fail the instance if the turn panics.
+struct Fence {
+    instance_id: crate::instance_id::InstanceId,
+    lease: crate::store::LeaseToken,
+    history_len: u64,
+    consumed: Vec<crate::store::MessageId>,
+    completed: Option<ActivityLease>,
+    /// The generation's start, when this turn delivers it: recorded, so that the failed
+    /// history still says what ran and who the parent is.
+    started: Option<HistoryEvent>,
+}
+
+/// Fails the instance whose turn panicked: the turn's messages are consumed (of them only a
+/// generation's start is recorded), its parent is told. A second panic, or a failing store,
+/// hands the lease back.
+async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
+    let id = fence.instance_id.clone();
+    tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the runtime panicked; the instance fails");
+    shared.cache.remove(&id);
+    let commit = async {
+        // The parent, if any, is named by the generation's start.
+        let history = match &fence.started {
+            Some(started) => vec![started.clone()],
+            None => shared.store.load_history(&id).await.unwrap_or_default(),
+        };
+        let parent = history.iter().rev().find_map(|e| match &e.event {
+            Event::ExecutionStarted { parent, .. } => Some(parent.clone()),
+            _ => None,
+        });
+        let mut commit = TurnCommit {
+            instance_id: id.clone(),
+            lease: fence.lease,
+            expected_history_len: fence.history_len,
+            history: [HistoryEvent::new(Event::OrchestratorStarted {
+                timestamp: shared.clock.now(),
+            })]
+            .into_iter()
+            .chain(fence.started)
+            .collect(),
+            replace_history: false,
+            consumed: fence.consumed,
+            completed_activities: fence.completed.into_iter().collect(),
+            activities: Vec::new(),
+            timers: Vec::new(),
+            cancelled_timers: Vec::new(),
+            sub_instances: Vec::new(),
+            messages: Vec::new(),
+            status: StatusUpdate {
+                runtime_status: crate::store::RuntimeStatus::Failed,
+                failure: Some(failure.clone()),
+                ..StatusUpdate::running()
+            },
+        };
+        let outcome = crate::command::Outcome::Failed(failure);
+        crate::effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), []);
+        shared.store.commit_turn(commit).await
+    };
+    match AssertUnwindSafe(commit).catch_unwind().await {
+        Ok(Ok(())) => Counters::add(&shared.counters.commits, 1),
+        _ => {
+            let _ = shared.store.abandon_orchestration(&id, fence.lease).await;
+        }
+    }
+}
+
+async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
     let _busy = shared.busy();
+    let took = Stopwatch::start();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
     let Some(mut execution) = execution_for(shared, &work).await else {
@@ -130,16 +245,18 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         .chain(delivered)
         .peekable();
     // Late messages for a finished instance are consumed, not delivered.
-    let retries = if execution.is_reusable() && inputs.peek().is_some() {
+    let (retries, report) = if execution.is_reusable() && inputs.peek().is_some() {
         let now = shared.clock.now();
         let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
         if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
-        retries
+        let telemetry = &mut execution.telemetry;
+        let report = telemetry::turn(&shared.tracing, telemetry, &mut commit, now);
+        (retries, Some(report))
     } else {
         commit.status = execution.status_update();
-        Vec::new()
+        (Vec::new(), None)
     };
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
@@ -151,12 +268,18 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
     } else {
         shared.cache.remove(&id);
     }
+    let commit_took = Stopwatch::start();
     let committed = shared.store.commit_turn(commit).await;
+    metric::store_commit(commit_took.elapsed());
     if committed.is_err() {
         shared.cache.remove(&id);
     }
     match committed {
         Ok(()) => {
+            if let Some(report) = report {
+                telemetry::committed(&shared.tracing, &id, report);
+            }
+            metric::turn(took.elapsed());
             Counters::add(&counters.turns, 1);
             Counters::add(&counters.commits, 1);
             Counters::add(&counters.events_committed, appended);
@@ -183,6 +306,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
         }
         Err(StoreError::Conflict { reason, .. }) => {
             Counters::add(&counters.conflicts, 1);
+            metric::stale_commit_refused("turn");
             tracing::debug!(target: "durable::worker", instance_id = %id, %reason, "turn superseded; the instance will replay");
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
             false
@@ -206,23 +330,35 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
         .filter(|e| e.history_len == work.history_len)
     {
         Counters::add(&counters.cache_hits, 1);
+        metric::cache(true);
         return Some(execution);
     }
     Counters::add(&counters.cache_misses, 1);
+    metric::cache(false);
     let history = match shared.store.load_history(id).await {
         Ok(history) => history,
+        // A record written before the payload limits, or damaged: the instance fails with
+        // the reason instead of being retried for ever.
+        Err(StoreError::Corrupt(error)) => {
+            tracing::error!(target: "durable::worker", instance_id = %id, %error, "the history cannot be read; the instance fails");
+            let failure = unreadable("the history", error);
+            return Some(Execution::failing(id.clone(), work.history_len, failure));
+        }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
             return None;
         }
     };
-    let mut execution = Execution::new(id.clone());
+    let mut execution = Execution::new(id.clone()).with_limits(shared.options.limits);
     if !history.is_empty() {
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
+        let took = Stopwatch::start();
         if let Err(failure) = execution.replay(&shared.registry, &history) {
             tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
         }
+        metric::replay(took.elapsed());
+        execution.telemetry.replayed(&history);
     }
     // A different length means another worker committed between the lease and the load.
     (execution.history_len == work.history_len).then_some(execution)
@@ -297,6 +433,11 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;
     let started_at = shared.clock.now();
+    let took = Stopwatch::start();
+    let span = shared
+        .tracing
+        .attempt(&*shared.store, &task, started_at)
+        .await;
     let result = match shared.registry.activity(&task.name) {
         None => Err(Failure::new(
             kinds::NOT_REGISTERED,
@@ -312,13 +453,21 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
                 task.id,
                 task.attempt,
             );
-            let run = AssertUnwindSafe(activity(ctx, task.input)).catch_unwind();
+            let run = {
+                // The code's future is made inside the span too: spans it opens then are
+                // the attempt's children.
+                let _current = span.enter();
+                span.instrument(AssertUnwindSafe(activity(ctx, task.input)).catch_unwind())
+            };
             let run = while_owned(shared, &lease, run);
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {
                     let deadline = shared.clock.now() + timeout;
+                    // `biased`: an attempt that finished in the poll its timeout fell due
+                    // counts as finished, whatever the seed.
                     tokio::select! {
+                        biased;
                         outcome = run => Some(outcome),
                         _ = shared.clock.sleep_until(deadline) => None,
                     }
@@ -338,6 +487,18 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             }
         }
     };
+    // An output over the limits fails this attempt: stored, it might not read back.
+    let result = result.and_then(|output| {
+        let limits = &shared.options.limits;
+        limits.check_produced(
+            &output,
+            format_args!("the output of activity `{}`", task.name),
+        )?;
+        Ok(output)
+    });
+    let ended_at = shared.clock.now();
+    metric::activity(&task.name, outcome(&result), took.elapsed());
+    span.end(&result, ended_at);
     let mut event = HistoryEvent::new(match result {
         Ok(output) => Event::TaskCompleted {
             id: task.id,
@@ -350,7 +511,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     });
     event.attempt = Some(AttemptTimes {
         started_at,
-        ended_at: shared.clock.now(),
+        ended_at,
     });
     // Commit the result together with the turn it triggers when the instance is free: one
     // store write instead of two. Otherwise it waits in the instance's inbox.
@@ -375,6 +536,7 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             Ok(()) => break,
             Err(StoreError::Conflict { reason, .. }) => {
                 tracing::debug!(target: "durable::worker", instance_id = %lease.instance_id, %reason, "activity result discarded");
+                metric::stale_commit_refused("activity");
                 break;
             }
             Err(error) if !shared.is_stopping() => back_off(shared, &error).await,
@@ -383,6 +545,17 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
         }
     }
     drop(busy);
+}
+
+/// An attempt's outcome, as the activity metrics label it.
+fn outcome(result: &Result<serde_json::Value, Failure>) -> &'static str {
+    match result {
+        Ok(_) => "completed",
+        Err(failure) if failure.kind == kinds::PANIC => "panicked",
+        Err(failure) if failure.kind == kinds::TIMEOUT => "timed_out",
+        Err(failure) if failure.kind == kinds::NOT_REGISTERED => "not_registered",
+        Err(_) => "failed",
+    }
 }
 
 /// Runs `attempt` while renewing its lease well inside its term, so that an attempt is
@@ -434,8 +607,9 @@ pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) 
     while !shared.is_stopping() {
         let stop = shared.stop.notified();
         tokio::select! {
-            _ = shared.quiet.notified() => {}
+            biased;
             _ = stop => break,
+            _ = shared.quiet.notified() => {}
         }
         // Let tasks that were just woken take their work first.
         for _ in 0..4 {

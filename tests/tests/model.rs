@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use durable_runtime::future::{join_all, select, Either};
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Advance, ClientError, Event, IfRunning,
-    InstanceQuery, OrchestrationContext, RetryPolicy, RuntimeStatus, TaskError,
+    activity, kinds, orchestrator, ActivityContext, Advance, ClientError, Event, IdReuse,
+    IfRunning, InstanceQuery, OrchestrationContext, RetryPolicy, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally, Setup, PATIENCE};
 use tokio::sync::Barrier;
@@ -372,6 +372,37 @@ matrix!(
     }
 );
 
+// 17b. Found by the simulator (durable-sim): a suspend sent to a suspended instance (a
+// client trying again after an unknown outcome) was held and applied again after the
+// resume, so one resume left the instance suspended for good.
+matrix!(
+    a_second_suspend_is_undone_by_one_resume,
+    |setup: Setup| async move {
+        let runtime = setup.builder().orchestrator(waits_for_go).start().unwrap();
+        let client = runtime.client();
+        let id = client.start(waits_for_go, ()).await.unwrap();
+        custom_status_is(&client, &id, "waiting").await;
+        client.suspend(&id, Some("first")).await.unwrap();
+        client
+            .wait_until(&id, PATIENCE, |s| {
+                s.runtime_status == RuntimeStatus::Suspended
+            })
+            .await
+            .unwrap();
+        client.suspend(&id, Some("again")).await.unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while count(&client.history(&id).await.unwrap(), "ExecutionSuspended") < 2 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        client.resume(&id, None).await.unwrap();
+        client.raise_event(&id, "go", "now").await.unwrap();
+        let status = finished(&client, &id).await;
+        assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+        assert_eq!(status.output_as::<String>().unwrap().unwrap(), "now");
+    }
+);
+
 // 18. Terminate with an output.
 matrix!(terminate_with_output, |setup: Setup| async move {
     let runtime = setup.builder().orchestrator(waits_for_go).start().unwrap();
@@ -581,6 +612,118 @@ matrix!(id_reuse_policies, |setup: Setup| async move {
     client.raise_event(&id, "go", "second run").await.unwrap();
     let status = finished(&client, &id).await;
     assert_eq!(status.output_as::<String>().unwrap().unwrap(), "second run");
+});
+
+// Issue 10, item 5: `IdReuse::Refuse` refuses an id in any state, finished included, and
+// leaves that instance as it was; the default still replaces a finished one.
+matrix!(refuse_an_existing_id, |setup: Setup| async move {
+    let runtime = setup
+        .builder()
+        .orchestrator(waits_for_go)
+        .orchestrator(counter)
+        .start()
+        .unwrap();
+    let client = runtime.client();
+    let refused = |status: RuntimeStatus| {
+        move |result: Result<durable_runtime::InstanceId, ClientError>| match result {
+            Err(ClientError::IdTaken { id, status: s }) if s == status => id,
+            other => panic!("expected IdTaken({status:?}), got {other:?}"),
+        }
+    };
+
+    // Never used: the start goes ahead.
+    let id = client
+        .start(waits_for_go, ())
+        .instance_id("once")
+        .id_reuse(IdReuse::Refuse)
+        .await
+        .unwrap();
+    custom_status_is(&client, &id, "waiting").await;
+    // Running: refused, even when told to ignore or replace a running one.
+    for if_running in [
+        IfRunning::Fail,
+        IfRunning::Ignore,
+        IfRunning::TerminateAndRestart,
+    ] {
+        let result = client
+            .start(waits_for_go, ())
+            .instance_id("once")
+            .id_reuse(IdReuse::Refuse)
+            .if_running(if_running)
+            .await;
+        assert_eq!(refused(RuntimeStatus::Running)(result).as_str(), "once");
+    }
+    client.raise_event(&id, "go", "first run").await.unwrap();
+    let first = finished(&client, &id).await;
+    let recorded = client.history(&id).await.unwrap();
+
+    // Finished: refused, and nothing of the first run changes.
+    let error = client
+        .start(waits_for_go, ())
+        .instance_id("once")
+        .id_reuse(IdReuse::Refuse)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "instance `once` exists already (Completed) and this start refuses an existing id \
+         (`IdReuse::Refuse`): read that instance's status instead of starting it again, or \
+         start under another id"
+    );
+    refused(RuntimeStatus::Completed)(Err(error));
+    assert_eq!(client.status(&id).await.unwrap(), first);
+    assert_eq!(client.history(&id).await.unwrap(), recorded);
+
+    // Failed and terminated ones too.
+    // An input the orchestrator cannot decode fails the instance.
+    let failing = client
+        .start_by_name("counter", serde_json::json!("ten"), Some("failed-once"))
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&client, &failing).await.runtime_status,
+        RuntimeStatus::Failed
+    );
+    let result = client
+        .start(counter, 1)
+        .instance_id("failed-once")
+        .id_reuse(IdReuse::Refuse)
+        .await;
+    refused(RuntimeStatus::Failed)(result);
+    let stopped = client
+        .start(waits_for_go, ())
+        .instance_id("stopped-once")
+        .await
+        .unwrap();
+    client.terminate(&stopped, "enough").await.unwrap();
+    finished(&client, &stopped).await;
+    let result = client
+        .start(waits_for_go, ())
+        .instance_id("stopped-once")
+        .id_reuse(IdReuse::Refuse)
+        .await;
+    refused(RuntimeStatus::Terminated)(result);
+
+    // Purged: the id is free again.
+    client.purge(&id).await.unwrap();
+    client
+        .start(counter, 9)
+        .instance_id("once")
+        .id_reuse(IdReuse::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&client, "once").await.output_as::<u32>().unwrap(),
+        Some(10)
+    );
+    // The default still replaces a finished instance (durabletask's rule).
+    client
+        .start(counter, 9)
+        .instance_id("once")
+        .id_reuse(IdReuse::ReplaceFinished)
+        .await
+        .unwrap();
+    runtime.shutdown().await;
 });
 
 // A scheduled start is honoured: nothing runs before its time.

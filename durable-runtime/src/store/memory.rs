@@ -42,6 +42,18 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Runs a call that may find work fallen due, and signals that work.
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<Vec<Raw>>) -> T) -> T {
+        let mut engine = self.lock();
+        let result = call(&mut engine);
+        let woken = engine.take_promoted();
+        drop(engine);
+        woken.signal(&self.signals);
+        result
+    }
+}
+
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
@@ -83,7 +95,7 @@ impl Store for MemoryStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
-        self.lock().fetch_orchestration(now, lease_for)
+        self.promoting(|engine| engine.fetch_orchestration(now, lease_for))
     }
 
     async fn lease_orchestration(
@@ -92,7 +104,7 @@ impl Store for MemoryStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
-        self.lock().lease_orchestration(id, now, lease_for)
+        self.promoting(|engine| engine.lease_orchestration(id, now, lease_for))
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -150,7 +162,7 @@ impl Store for MemoryStore {
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
         // Durable at once: the position of the turn that scheduled it does not matter.
-        let work = self.lock().fetch_activity(now, lease_for)?;
+        let work = self.promoting(|engine| engine.fetch_activity(now, lease_for))?;
         Ok(work.map(|(work, _)| work))
     }
 
@@ -212,7 +224,7 @@ impl Store for MemoryStore {
     }
 
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
-        Ok(self.lock().has_work(now))
+        Ok(self.promoting(|engine| engine.has_work(now)))
     }
 
     fn signals(&self) -> Arc<WorkSignals> {

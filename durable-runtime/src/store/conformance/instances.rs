@@ -288,3 +288,39 @@ pub async fn replace_finished_recreates_only_finished_instances<S: Store>(store:
     assert_eq!(work.history_len, 0);
     assert_eq!(events(&work), vec![again.start]);
 }
+
+/// Without `replace_finished`, a create refuses an id in any state: a finished instance
+/// (completed, failed or terminated) stays as it was, status, history and all.
+pub async fn create_without_replace_finished_refuses_finished_instances<S: Store>(store: Arc<S>) {
+    for (n, ended) in [
+        RuntimeStatus::Completed,
+        RuntimeStatus::Failed,
+        RuntimeStatus::Terminated,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = running(&*store, &format!("kept-{n}")).await;
+        finish(&*store, &id, t(1), ended).await;
+        let before = status(&*store, &id, "after finishing").await;
+        let recorded = history(&*store, &id, "after finishing").await;
+        let again = new_instance(&id, "second", t(5));
+        assert!(!again.replace_finished);
+        assert_eq!(
+            store.create_instance(again).await,
+            Err(StoreError::AlreadyExists(id.clone())),
+            "a create without replace_finished should refuse the {ended:?} instance `{id}`"
+        );
+        assert_eq!(
+            status(&*store, &id, "after the refused create").await,
+            before,
+            "a refused create should leave the {ended:?} status"
+        );
+        assert_eq!(
+            history(&*store, &id, "after the refused create").await,
+            recorded,
+            "a refused create should leave the {ended:?} history"
+        );
+    }
+    fetch_none(&*store, t(6), "after the refused creates").await;
+}

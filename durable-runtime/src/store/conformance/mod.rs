@@ -157,6 +157,7 @@ macro_rules! __durable_store_checks {
             concurrent_activity_workers_run_each_attempt_once,
             scheduled_start_is_delivered_at_start_at,
             replace_finished_recreates_only_finished_instances,
+            create_without_replace_finished_refuses_finished_instances,
             sub_instances_are_created_with_the_turn,
             messages_reach_other_instances_with_the_turn,
             replace_history_drops_the_old_generation,

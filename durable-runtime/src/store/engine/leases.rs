@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{decode, Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
+use crate::limits::unreadable_message;
+use crate::metric;
 use crate::store::{
     ActivityLease, ActivityWork, Delivery, LeaseToken, OrchestrationWork, StoreError,
 };
@@ -41,6 +43,10 @@ impl<H: History> Engine<H> {
 
     /// Makes the messages due at `now` deliverable, and frees the leases expired by then.
     fn promote_due(&mut self, now: SystemTime) {
+        let first_due = |set: Option<SystemTime>| set.is_some_and(|due| due <= now);
+        self.promoted.orchestrations |= first_due(self.delayed.first().map(|d| d.0))
+            || first_due(self.leases.first().map(|l| l.0));
+        self.promoted.activities |= first_due(self.activity_leases.first().map(|l| l.0));
         while let Some((_, id, message_id)) = pop_due(&mut self.delayed, now, |d| d.0) {
             if let Some(message) = self
                 .instances
@@ -55,6 +61,7 @@ impl<H: History> Engine<H> {
             if let Some(instance) = self.instances.get_mut(&id) {
                 instance.lease = None;
             }
+            metric::lease_takeover("orchestration");
             self.make_ready(&id);
         }
         while let Some((_, id, seq)) = pop_due(&mut self.activity_leases, now, |l| l.0) {
@@ -68,7 +75,13 @@ impl<H: History> Engine<H> {
                 attempt.expires = None;
                 self.activity_queue.push_back((id, seq));
             }
+            metric::lease_takeover("activity");
         }
+        metric::queues(
+            self.ready.len(),
+            self.activity_queue.len(),
+            self.delayed.len(),
+        );
     }
 
     /// Leases `id` with every message deliverable now (`promote_due` has run).
@@ -86,9 +99,13 @@ impl<H: History> Engine<H> {
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
         let mut messages = Vec::new();
         for message in instance.inbox.iter().filter(|m| m.visible_at.is_none()) {
+            // One that cannot be read fails the instance instead of blocking it for ever.
+            let event = serde_json::from_str(&message.event).unwrap_or_else(|error| {
+                unreadable_message(format_args!("message {} of its inbox", message.id), error)
+            });
             messages.push(Delivery {
                 id: message.id,
-                event: decode(&message.event)?,
+                event,
             });
         }
         instance.lease = Some((token, expires));
@@ -253,6 +270,11 @@ impl<H: History> Engine<H> {
         // Still queued if it had expired: `fetch_activity` skips it while it is held.
         self.activity_leases.insert((expires, id.clone(), lease.id));
         Ok(())
+    }
+
+    /// The work that fell due inside the calls since the last take: the store signals it.
+    pub(crate) fn take_promoted(&mut self) -> Woken {
+        std::mem::take(&mut self.promoted)
     }
 
     /// The earliest time a message falls due or a lease expires.

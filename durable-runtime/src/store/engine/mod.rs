@@ -121,6 +121,10 @@ pub(crate) struct Engine<H> {
     /// Activity leases, by expiry.
     activity_leases: BTreeSet<(SystemTime, InstanceId, u64)>,
     watchers: HashMap<InstanceId, watch::Sender<u64>>,
+    /// Work that fell due inside a call that hands out work (`promote_due`): the store
+    /// signals it after that call, or a worker that read `next_wakeup` just before would
+    /// sleep past it (found by the simulator).
+    promoted: Woken,
     /// Watchers of the statuses changed since the store last took them: the store tells them
     /// when it may (the in-memory store at once, the file store once the change is durable).
     pub(crate) changed: Vec<watch::Sender<u64>>,
@@ -137,6 +141,7 @@ impl<H> Default for Engine<H> {
             activity_queue: VecDeque::new(),
             activity_leases: BTreeSet::new(),
             watchers: HashMap::default(),
+            promoted: Woken::default(),
             changed: Vec::new(),
         }
     }

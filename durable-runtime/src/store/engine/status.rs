@@ -3,8 +3,9 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use super::{decode, raw, Raw};
+use super::{raw, Raw};
 use crate::instance_id::InstanceId;
+use crate::limits::unreadable;
 use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, StoreError};
 
 /// An instance's status.
@@ -61,7 +62,7 @@ impl Status {
     pub(crate) fn get(&self) -> Result<Cow<'_, InstanceStatus>, StoreError> {
         match self {
             Status::Decoded(s) => Ok(Cow::Borrowed(s)),
-            Status::Logged(s) => decode(&s.json).map(Cow::Owned),
+            Status::Logged(s) => Ok(Cow::Owned(s.read())),
         }
     }
 
@@ -81,12 +82,65 @@ impl Status {
     /// The status to change, parsed (once) if it is still JSON.
     fn get_mut(&mut self) -> Result<&mut InstanceStatus, StoreError> {
         if let Status::Logged(logged) = self {
-            *self = Status::Decoded(decode(&logged.json)?);
+            *self = Status::Decoded(logged.read());
         }
         match self {
             Status::Decoded(s) => Ok(s),
             Status::Logged(_) => unreachable!("decoded just above"),
         }
+    }
+}
+
+impl LoggedStatus {
+    /// The status; one that cannot be read (written before the payload limits, or damaged)
+    /// reads as what is known of it, failed with the reason if it has finished, so that it
+    /// never blocks a status, a listing page or the instance's next turn.
+    fn read(&self) -> InstanceStatus {
+        let error = match serde_json::from_str(&self.json) {
+            Ok(status) => return status,
+            Err(error) => error,
+        };
+        // The fields without payloads read whatever the payloads hold (serde_json skips a
+        // value without recursion); a damaged record reads as the engine's own fields.
+        #[derive(serde::Deserialize)]
+        struct Known {
+            version: u32,
+            #[serde(with = "humantime_serde")]
+            last_updated_at: SystemTime,
+            #[serde(default)]
+            parent: Option<InstanceId>,
+        }
+        let known = serde_json::from_str::<Known>(&self.json).ok();
+        InstanceStatus {
+            instance_id: self.instance_id.clone(),
+            name: self.name.clone(),
+            version: known.as_ref().map_or(0, |k| k.version),
+            runtime_status: self.runtime_status,
+            created_at: self.created_at,
+            last_updated_at: known
+                .as_ref()
+                .map_or(self.created_at, |k| k.last_updated_at),
+            input: serde_json::Value::Null,
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: known.and_then(|k| k.parent),
+        }
+        .unreadable("its stored status", error)
+    }
+}
+
+impl InstanceStatus {
+    /// This status, some of whose stored payloads (`what`) could not be read (`error`), as
+    /// every store reports it: failed with the reason if it had finished, otherwise still
+    /// running with the reason as its failure until its next turn writes a readable status.
+    /// The unreadable payloads are left out (`null`, `None`).
+    pub fn unreadable(mut self, what: &str, error: impl std::fmt::Display) -> Self {
+        if self.runtime_status.is_finished() {
+            self.runtime_status = RuntimeStatus::Failed;
+        }
+        self.failure = Some(unreadable(what, error));
+        self
     }
 }
 

@@ -10,10 +10,16 @@ use std::sync::{Arc, MutexGuard};
 
 use tokio::sync::oneshot;
 
+use foldhash::HashMap;
+
 use super::io::ReadableFile;
 use super::log::{self, checkpoint_header, frame, segment_header, FRAME_HEADER};
-use super::state::{Lsn, Placed, State};
+use super::record::{Enc, Piece, HISTORY};
+use super::state::{Copied, Lsn, OnDisk, Part, Placed, State};
 use super::{Durability, Shared};
+use crate::clock::Stopwatch;
+use crate::instance_id::InstanceId;
+use crate::metric;
 use crate::store::StoreError;
 
 /// Sends the outcome of a write to its caller.
@@ -161,6 +167,17 @@ impl Writer {
         self.pending_lsn = queue.last_lsn;
     }
 
+    /// Moves the queued records into a framed batch, an empty one if nothing is queued: a
+    /// checkpoint covers exactly the batch it numbered before it began.
+    fn take_batch(&mut self, queue: &mut Queue) {
+        if queue.buf.is_empty() {
+            frame(&mut self.pending, self.next_seq, &[]);
+            self.next_seq += 1;
+        } else {
+            self.take(queue);
+        }
+    }
+
     fn checkpoint_threshold(&self) -> u64 {
         self.shared
             .options
@@ -265,7 +282,9 @@ impl Writer {
                 let start = self.segment_len;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                 }
                 self.segment_len += self.pending.len() as u64;
                 Ok(start)
@@ -285,7 +304,9 @@ impl Writer {
                 file.write_all(&header)?;
                 file.write_all(&self.pending)?;
                 if sync {
+                    let took = Stopwatch::start();
                     file.sync_data()?;
+                    metric::file_sync(took.elapsed(), self.pending_waiters.len());
                     fs.sync_dir(&self.shared.dir)?;
                 }
                 self.segment_unwritten = false;
@@ -299,49 +320,66 @@ impl Writer {
 
     /// Rewrites the live state as a checkpoint and drops the segments it covers: purged
     /// instances and histories replaced by continue-as-new take no more space.
+    ///
+    /// Streamed, in two passes over the instances, so that memory holds a chunk of about
+    /// [`CHUNK`] bytes (or one instance's image, if larger), never the store:
+    /// 1. Without the state lock: the history events already on disk (they never change) are
+    ///    copied into the checkpoint, in pieces of whole events.
+    /// 2. Under the state lock, which reads nothing from disk: the queued records are written
+    ///    as one last batch (the one the checkpoint covers), then every instance's image:
+    ///    its status, inbox and attempts, its history's pieces by position, and the events
+    ///    still in memory inline.
     pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
         let shared = Arc::clone(&self.shared);
-        let mut state: MutexGuard<'_, State> = shared.state();
-        // Flush what is queued under the state lock, so the image is exactly the state after
-        // the last batch it covers.
-        {
-            let mut queue = shared.queue();
-            self.take(&mut queue);
-        }
-        if let Some((placed, file)) = self.flush() {
-            state.place(placed, &file);
-        }
-        if let Some(failed) = &self.failed {
-            return Err(unavailable(failed));
-        }
-        let covers = self.next_seq - 1;
-        let mut body = checkpoint_header(covers).to_vec();
-        let mut n = 0;
-        let imaged = state.image(
-            |chunk| {
-                n += 1;
-                let base = (body.len() + FRAME_HEADER) as u64;
-                frame(&mut body, n, chunk);
-                base
-            },
-            1 << 20,
-        );
-        drop(state);
-        let imaged = imaged.map_err(|e| {
-            StoreError::Unavailable(format!("checkpoint: cannot read a history: {e}"))
-        })?;
-        // Later batches go to a new segment, so every segment up to this one is covered.
-        self.segment = None;
-        let last_covered = self.segment_no;
         let io = |action: &str, e: io::Error| {
             StoreError::Unavailable(format!("checkpoint: cannot {action}: {e}"))
         };
+        if let Some(failed) = &self.failed {
+            return Err(unavailable(failed));
+        }
+        // The batch pass 2 writes: the last one the checkpoint covers.
+        let covers = self.next_seq;
         let fs = &shared.fs;
         let dir = &shared.dir;
         let name = log::checkpoint_name(covers);
         let tmp = dir.join(format!("{name}.tmp"));
-        let mut file = fs.create(&tmp).map_err(|e| io("create", e))?;
-        file.write_all(&body).map_err(|e| io("write", e))?;
+        let mut out = Chunked {
+            file: fs.create(&tmp).map_err(|e| io("create", e))?,
+            written: 0,
+            batches: 0,
+        };
+        out.write(&checkpoint_header(covers))
+            .map_err(|e| io("write", e))?;
+
+        // Pass 1: the histories' events on disk, copied without the state lock.
+        let on_disk = shared.state().on_disk();
+        let copied = copy_histories(&mut out, on_disk).map_err(|e| io("copy a history", e))?;
+
+        // Pass 2: the state as of the batch `covers`, under the state lock.
+        let state: MutexGuard<'_, State> = shared.state();
+        {
+            let mut queue = shared.queue();
+            self.take_batch(&mut queue);
+        }
+        debug_assert_eq!(self.next_seq, covers + 1);
+        // Placed only after imaging: until then, every event after the copied ones is in
+        // memory, and imaging reads nothing from disk.
+        let placed = self.flush();
+        if let Some(failed) = &self.failed {
+            drop(state);
+            return Err(unavailable(failed));
+        }
+        let imaged = state.image(&copied, |chunk| out.batch(chunk), CHUNK);
+        drop(state);
+        drop(copied);
+        if let Some((placed, file)) = placed {
+            shared.state().place(placed, &file);
+        }
+        let imaged = imaged.map_err(|e| io("write", e))?;
+        // Later batches go to a new segment, so every segment up to this one is covered.
+        self.segment = None;
+        let last_covered = self.segment_no;
+        let mut file = out.file;
         file.sync_data().map_err(|e| io("sync", e))?;
         drop(file);
         fs.rename(&tmp, &dir.join(&name))
@@ -363,8 +401,165 @@ impl Writer {
         }
         fs.sync_dir(dir).map_err(|e| io("sync the directory", e))?;
         self.since_checkpoint = 0;
-        self.checkpoint_size = body.len() as u64;
-        tracing::debug!(target: "durable::file_store", covers, bytes = body.len(), "checkpoint written");
+        self.checkpoint_size = out.written;
+        tracing::debug!(target: "durable::file_store", covers, bytes = out.written, "checkpoint written");
+        Ok(())
+    }
+}
+
+/// About how many bytes a checkpoint writes at a time (a batch of its file).
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// A checkpoint file being written, batch by batch.
+struct Chunked {
+    file: Box<dyn super::io::WritableFile>,
+    written: u64,
+    batches: u64,
+}
+
+impl Chunked {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes `payload` as the next batch; returns the file offset of its first byte.
+    fn batch(&mut self, payload: &[u8]) -> io::Result<u64> {
+        self.batches += 1;
+        self.write(&log::frame_header(self.batches, payload))?;
+        let at = self.written;
+        self.write(payload)?;
+        Ok(at)
+    }
+}
+
+/// Copies the events of `on_disk` into `out` as `HISTORY` records, reading at most about
+/// [`CHUNK`] bytes at a time (or one event, if larger), and cutting pieces at event
+/// boundaries. Returns where each history's pieces went.
+fn copy_histories(
+    out: &mut Chunked,
+    on_disk: Vec<OnDisk>,
+) -> io::Result<HashMap<InstanceId, Copied>> {
+    let mut copier = Copier {
+        out,
+        batch: Vec::with_capacity(CHUNK + 4096),
+        in_batch: Vec::new(),
+        copied: HashMap::default(),
+    };
+    let mut read = Vec::new();
+    for OnDisk {
+        id,
+        generation,
+        parts,
+    } in on_disk
+    {
+        copier.copied.insert(
+            id.clone(),
+            Copied {
+                generation,
+                parts: parts.len(),
+                pieces: Vec::new(),
+            },
+        );
+        for part in &parts {
+            let Part::Disk {
+                file,
+                offset,
+                len,
+                count,
+            } = part
+            else {
+                continue;
+            };
+            let (mut at, end) = (*offset, *offset + u64::from(*len));
+            let mut events = 0u64;
+            while at < end {
+                // Whole events, up to about CHUNK bytes.
+                read.resize(((end - at) as usize).min(CHUNK), 0);
+                file.read_exact_at(&mut read, at)?;
+                let (mut used, mut n) = (0, 0u32);
+                while let Some(size) = event_size(&read[used..]) {
+                    if used + size > read.len() {
+                        break;
+                    }
+                    used += size;
+                    n += 1;
+                }
+                if n == 0 {
+                    // One event larger than a chunk: read it whole.
+                    let size = event_size(&read)
+                        .filter(|size| at + *size as u64 <= end)
+                        .ok_or_else(|| io::Error::other("a history's events are damaged"))?;
+                    read.resize(size, 0);
+                    file.read_exact_at(&mut read, at)?;
+                    (used, n) = (size, 1);
+                }
+                copier.piece(&id, &read[..used], n)?;
+                at += used as u64;
+                events += u64::from(n);
+            }
+            if events != u64::from(*count) {
+                return Err(io::Error::other(format!(
+                    "a history part holds {events} events, the state says {count}"
+                )));
+            }
+        }
+    }
+    copier.flush()?;
+    Ok(copier.copied)
+}
+
+/// The size of the encoded event `bytes` starts with (its `u32` length and its text).
+fn event_size(bytes: &[u8]) -> Option<usize> {
+    let len = bytes.get(..4)?;
+    Some(4 + u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize)
+}
+
+/// Pass 1 of a checkpoint: history pieces gathered into batches.
+struct Copier<'a> {
+    out: &'a mut Chunked,
+    batch: Vec<u8>,
+    /// The copies whose pieces from the given one on are still relative to `batch`.
+    in_batch: Vec<(InstanceId, usize)>,
+    copied: HashMap<InstanceId, Copied>,
+}
+
+impl Copier<'_> {
+    fn piece(&mut self, id: &InstanceId, events: &[u8], count: u32) -> io::Result<()> {
+        let mut e = Enc(&mut self.batch);
+        e.u8(HISTORY);
+        e.len(events.len());
+        let piece = Piece {
+            offset: e.0.len() as u64,
+            len: events.len() as u32,
+            count,
+        };
+        e.0.extend_from_slice(events);
+        let copy = self.copied.get_mut(id).expect("inserted before its pieces");
+        if self.in_batch.last().is_none_or(|(last, _)| last != id) {
+            self.in_batch.push((id.clone(), copy.pieces.len()));
+        }
+        copy.pieces.push(piece);
+        if self.batch.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let base = self.out.batch(&self.batch)?;
+        for (id, first) in self.in_batch.drain(..) {
+            if let Some(copy) = self.copied.get_mut(&id) {
+                for piece in &mut copy.pieces[first..] {
+                    piece.offset += base;
+                }
+            }
+        }
+        self.batch.clear();
         Ok(())
     }
 }

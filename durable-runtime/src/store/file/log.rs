@@ -1,7 +1,11 @@
 //! The on-disk framing: file names, file headers, and commit batches carrying their length,
 //! sequence number and CRC-32 checksums (crc32fast).
 //!
-//! Format 2 (written): a segment is `SEGMENT_MAGIC`, the format version (u32 LE) and a CRC of
+//! Format 3 (written) frames files as format 2 does; its checkpoints may hold history events
+//! in `HISTORY` records that the instance images after them name by position (see `record`),
+//! so that a checkpoint is written, and read back, a batch at a time.
+//!
+//! Format 2 (read): a segment is `SEGMENT_MAGIC`, the format version (u32 LE) and a CRC of
 //! those 12 bytes, then batches. A batch is `header_crc: u32 LE` over the next 16 bytes,
 //! `len: u32 LE`, `seq: u64 LE`, `crc: u32 LE` over the payload, then `len` bytes of records
 //! (see `record`). A checkpoint has the same shape with `CHECKPOINT_MAGIC`, and after the
@@ -19,9 +23,10 @@
 //! cannot come from a cut-short write: it is damage.
 
 use std::fmt;
+use std::os::unix::fs::FileExt;
 
 /// The version of the on-disk format this release writes. It reads every earlier one.
-pub const DISK_FORMAT_VERSION: u32 = 2;
+pub const DISK_FORMAT_VERSION: u32 = 3;
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"DURWAL\0\0";
@@ -121,6 +126,12 @@ pub(crate) fn checkpoint_header(covers: u64) -> [u8; CHECKPOINT_HEADER] {
 
 /// Appends one framed batch to `out`.
 pub(crate) fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    out.extend_from_slice(&frame_header(seq, payload));
+    out.extend_from_slice(payload);
+}
+
+/// The header of a batch numbered `seq` holding `payload`.
+pub(crate) fn frame_header(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER] {
     let len = u32::try_from(payload.len()).expect("a batch is smaller than 4 GiB");
     let mut header = [0; FRAME_HEADER];
     header[4..8].copy_from_slice(&len.to_le_bytes());
@@ -128,8 +139,7 @@ pub(crate) fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
     header[16..20].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     let crc = crc32fast::hash(&header[4..]);
     header[..4].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
+    header
 }
 
 /// A header problem: the file is not one of ours, damaged, or from a newer release.
@@ -268,6 +278,73 @@ pub(crate) fn scan(bytes: &[u8], start: usize, framing: Framing) -> (Vec<Batch<'
     (batches, End::Clean)
 }
 
+/// Why [`stream`] stopped before the end of the batches.
+pub(crate) enum Stop<E> {
+    /// Reading the file failed.
+    Io(std::io::Error),
+    /// The caller's function refused a batch.
+    Batch(E),
+}
+
+/// Reads as much of `buf` as the file holds from `at`; returns how much it read.
+pub(crate) fn read_full(file: &dyn FileExt, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// [`scan`] for a format-2 file read from `file` one batch at a time: `each` sees every
+/// intact batch from `start` in order, and memory holds one batch, never the whole file.
+/// Returns how the batches end and where reading stopped.
+pub(crate) fn stream<E>(
+    file: &dyn FileExt,
+    start: u64,
+    mut each: impl FnMut(Batch<'_>) -> Result<(), E>,
+) -> Result<(End, u64), Stop<E>> {
+    let mut header = [0; FRAME_HEADER];
+    let mut payload = Vec::new();
+    let mut at = start;
+    loop {
+        let offset = at as usize;
+        let n = read_full(file, at, &mut header).map_err(Stop::Io)?;
+        if n == 0 {
+            return Ok((End::Clean, at));
+        }
+        let (seq, len) = match check_v2_header(&header[..n]) {
+            Ok(checked) => checked,
+            Err(Bad::Torn(reason)) => return Ok((End::Torn { offset, reason }, at)),
+            Err(Bad::Corrupt(reason)) => return Ok((End::Corrupt { offset, reason }, at)),
+        };
+        // The header's checksum held: `len` is what was written.
+        payload.resize(len, 0);
+        let got = read_full(file, at + FRAME_HEADER as u64, &mut payload).map_err(Stop::Io)?;
+        if got < len {
+            let reason = format!(
+                "a batch of {len} bytes cut short by the end of the file after {got} bytes"
+            );
+            return Ok((End::Torn { offset, reason }, at));
+        }
+        if let Err(Bad::Corrupt(reason) | Bad::Torn(reason)) = check_payload(&header, &payload) {
+            return Ok((End::Corrupt { offset, reason }, at));
+        }
+        each(Batch {
+            offset,
+            body: offset + FRAME_HEADER,
+            seq,
+            payload: &payload,
+        })
+        .map_err(Stop::Batch)?;
+        at += (FRAME_HEADER + len) as u64;
+    }
+}
+
 /// Why the batch at the start of a file's rest is not intact.
 enum Bad {
     Torn(String),
@@ -280,6 +357,30 @@ fn zeros(bytes: &[u8]) -> bool {
 
 /// Checks the format-2 batch `rest` starts with; returns its sequence number and length.
 fn check_v2(rest: &[u8]) -> Result<(u64, usize), Bad> {
+    let (seq, len) = check_v2_header(rest)?;
+    let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
+        return Err(Bad::Torn(format!(
+            "a batch of {len} bytes cut short by the end of the file after {} bytes",
+            rest.len() - FRAME_HEADER
+        )));
+    };
+    check_payload(rest, payload)?;
+    Ok((seq, len))
+}
+
+fn check_payload(header: &[u8], payload: &[u8]) -> Result<(), Bad> {
+    let stored = u32_at(header, 16);
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(Bad::Corrupt(format!(
+            "the batch's checksum does not match (stored {stored:08x}, computed {computed:08x})"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the header of the format-2 batch `rest` starts with.
+fn check_v2_header(rest: &[u8]) -> Result<(u64, usize), Bad> {
     if rest.len() < FRAME_HEADER {
         return Err(Bad::Torn(
             "a batch header cut short by the end of the file".into(),
@@ -297,22 +398,7 @@ fn check_v2(rest: &[u8]) -> Result<(u64, usize), Bad> {
             "the batch header's checksum does not match (stored {stored:08x}, computed {computed:08x})"
         )));
     }
-    let len = u32_at(rest, 4) as usize;
-    let seq = u64_at(rest, 8);
-    let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
-        return Err(Bad::Torn(format!(
-            "a batch of {len} bytes cut short by the end of the file after {} bytes",
-            rest.len() - FRAME_HEADER
-        )));
-    };
-    let stored = u32_at(rest, 16);
-    let computed = crc32fast::hash(payload);
-    if stored != computed {
-        return Err(Bad::Corrupt(format!(
-            "the batch's checksum does not match (stored {stored:08x}, computed {computed:08x})"
-        )));
-    }
-    Ok((seq, len))
+    Ok((u64_at(rest, 8), u32_at(rest, 4) as usize))
 }
 
 /// Checks the format-1 batch `rest` starts with. Its length is not checksummed, so a batch

@@ -69,7 +69,10 @@
 //! encoding: integers little endian, strings length-prefixed. Events, tasks and statuses are
 //! embedded as the exact JSON the runtime serialised, so `strings wal-*.log` shows them. A
 //! checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing, the number of
-//! the last batch it covers in its checksummed header, and holds an image of every instance.
+//! the last batch it covers in its checksummed header, and holds an image of every instance:
+//! first the history events that were on disk when it began (`HISTORY` records, in pieces of
+//! whole events of about 1 MiB), then each instance's status, inbox and attempts, naming its
+//! history's pieces by position and holding the events that were still in memory inline.
 //!
 //! # Recovery: torn tails and damage
 //! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
@@ -127,6 +130,15 @@
 //! working ones would, not an attempt per group commit; meanwhile the log is kept and
 //! replayed at open. [`FileStore::checkpoint`] always tries at once.
 //!
+//! A checkpoint is streamed: the writer copies the history events already on disk (which never
+//! change) without holding the store's state, then, holding it, writes the last batch it
+//! covers and every instance's image, reading nothing from disk meanwhile; it writes and
+//! recovery reads about 1 MiB at a time (or one event, if larger). What it keeps in memory
+//! besides is a few dozen bytes per instance (where each history's pieces went), never the
+//! histories, whatever the store's size. Calls wait for the second part (the images, encoded
+//! from memory) but never for the copy; and writes wait for the whole checkpoint, since no
+//! batch is written meanwhile.
+//!
 //! # Backing up a live directory
 //! Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
 //! every `wal-*.log` in increasing number (skip `LOCK`). A segment copied mid-write ends in a
@@ -159,6 +171,9 @@
 //! length: in a format-1 segment, a damaged length reaching past the end of the file is told
 //! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
 //! format-2 segments, and the next checkpoint rewrites the old files in format 2.
+//!
+//! Format 3 lets a checkpoint name history events written earlier in it, so that it is
+//! written and read a batch at a time; segments are framed as in format 2.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -187,7 +202,7 @@ mod state;
 pub use io::{FileSystem, OsFileSystem, WritableFile};
 pub use log::DISK_FORMAT_VERSION;
 
-use super::engine::{raw, Commit, Create, Woken};
+use super::engine::{raw, Commit, Create, Engine, Woken};
 use group_commit::{Durable, Queue, Writer};
 use record::{Events, Record};
 use state::{Lsn, Placed, State};
@@ -492,6 +507,7 @@ impl FileStore {
         state: &mut State,
         record: Record,
     ) -> Result<(oneshot::Receiver<Result<(), StoreError>>, Woken), StoreError> {
+        record.check_times()?;
         let (tx, rx) = oneshot::channel();
         let mut queue = self.shared.queue();
         if queue.closing {
@@ -534,6 +550,16 @@ impl FileStore {
             self.shared.wake.notify_one();
         }
         Ok((rx, woken))
+    }
+
+    /// Runs a call that may find work fallen due, and signals that work.
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<state::Parts>) -> T) -> T {
+        let mut state = self.shared.state();
+        let result = call(&mut state.engine);
+        let woken = state.engine.take_promoted();
+        drop(state);
+        woken.signal(&self.shared.signals);
+        result
     }
 
     /// Signals the workers after a write.
@@ -627,10 +653,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared
-            .state()
-            .engine
-            .fetch_orchestration(now, lease_for)
+        self.promoting(|engine| engine.fetch_orchestration(now, lease_for))
     }
 
     async fn lease_orchestration(
@@ -640,10 +663,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.usable()?;
-        self.shared
-            .state()
-            .engine
-            .lease_orchestration(id, now, lease_for)
+        self.promoting(|engine| engine.lease_orchestration(id, now, lease_for))
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -698,7 +718,7 @@ impl Store for FileStore {
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
         self.usable()?;
-        let fetched = self.shared.state().engine.fetch_activity(now, lease_for)?;
+        let fetched = self.promoting(|engine| engine.fetch_activity(now, lease_for))?;
         let Some((work, scheduled)) = fetched else {
             return Ok(None);
         };
@@ -811,10 +831,10 @@ impl Store for FileStore {
     }
 
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
-        let mut state = self.shared.state();
+        let last_lsn = self.shared.state().last_lsn;
         // A write on its way to disk is about to hand out work (an activity waits for it):
         // the test clock must not jump meanwhile.
-        Ok(!self.is_durable(state.last_lsn) || state.engine.has_work(now))
+        Ok(!self.is_durable(last_lsn) || self.promoting(|engine| engine.has_work(now)))
     }
 
     fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {

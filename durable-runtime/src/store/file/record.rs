@@ -12,7 +12,8 @@ use crate::store::engine::{
 };
 use crate::store::RuntimeStatus;
 
-/// Nanoseconds since the Unix epoch (times before it are clamped to it).
+/// Nanoseconds since the Unix epoch, for a time [`Record::check_times`] accepted (nothing is
+/// clamped: a time outside the range is refused before it is written).
 pub(crate) fn nanos(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -21,6 +22,42 @@ pub(crate) fn nanos(at: SystemTime) -> u64 {
 
 fn time(nanos: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+impl Record {
+    /// Refuses a record holding a time the log cannot hold (before the epoch, or more than
+    /// `u64::MAX` nanoseconds after it), instead of writing it clamped.
+    pub(crate) fn check_times(&self) -> std::result::Result<(), crate::store::StoreError> {
+        fn check(at: SystemTime, what: &str) -> std::result::Result<(), crate::store::StoreError> {
+            let held = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|since| u64::try_from(since.as_nanos()).is_ok());
+            if held {
+                Ok(())
+            } else {
+                let at = crate::clock::describe(at);
+                let what = what.to_string();
+                Err(crate::clock::TimeOutOfRange { what, at }.into())
+            }
+        }
+        let create = |c: &Create| -> std::result::Result<(), crate::store::StoreError> {
+            check(c.status.created_at(), "the creation time")?;
+            c.start_at.map_or(Ok(()), |at| check(at, "start_at"))
+        };
+        match self {
+            Record::Create(c) => create(c),
+            Record::Send { at, .. } => {
+                at.map_or(Ok(()), |at| check(at, "a message's visible time"))
+            }
+            Record::Commit(c) => {
+                for (_, at) in &c.timers {
+                    check(*at, "a timer")?;
+                }
+                c.subs.iter().try_for_each(create)
+            }
+            Record::Complete { .. } | Record::Purge { .. } => Ok(()),
+        }
+    }
 }
 
 /// One state change, replayed on recovery through the same code that applied it live.
@@ -72,14 +109,44 @@ impl Events {
 }
 
 /// The whole durable state of one instance, as a checkpoint holds it.
-pub(crate) type InstanceImage = Image<Events>;
+pub(crate) type InstanceImage = Image<ImagedHistory>;
+
+/// A history as a checkpoint holds it: pieces written earlier in the checkpoint (by
+/// [`HISTORY`] records, before the image that names them), then events inline in the image.
+#[derive(Debug)]
+pub(crate) struct ImagedHistory {
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) inline: Events,
+}
+
+/// `count` events encoded as strings in `len` bytes at `offset` of the checkpoint file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) count: u32,
+}
+
+/// What a checkpoint batch holds, record by record.
+#[derive(Debug)]
+pub(crate) enum CheckpointRecord {
+    /// One instance.
+    Image(InstanceImage),
+    /// History bytes the images after it name by position.
+    History,
+}
 
 const CREATE: u8 = 1;
 const SEND: u8 = 2;
 const COMMIT: u8 = 3;
 const COMPLETE: u8 = 4;
 const PURGE: u8 = 5;
+/// A checkpoint's instance with its whole history inline (written before format 3).
 pub(crate) const IMAGE: u8 = 16;
+/// A checkpoint's instance whose history is in [`HISTORY`] records before it, then inline.
+pub(crate) const IMAGE_PIECES: u8 = 17;
+/// Events of histories (strings back to back), named by the images after them.
+pub(crate) const HISTORY: u8 = 18;
 
 /// Appends fields to a buffer.
 pub(crate) struct Enc<'a>(pub(crate) &'a mut Vec<u8>);
@@ -388,15 +455,54 @@ impl Record {
     }
 }
 
-impl InstanceImage {
-    pub(crate) fn decode(d: &mut Dec<'_>) -> Result<Self> {
-        match d.u8()? {
-            IMAGE => {}
-            other => return Err(format!("unknown checkpoint record type {other}")),
+impl Enc<'_> {
+    /// The pieces of a history written earlier in the checkpoint.
+    pub(crate) fn pieces(&mut self, pieces: &[Piece]) {
+        self.len(pieces.len());
+        for p in pieces {
+            self.u64(p.offset);
+            self.len(p.len as usize);
+            self.len(p.count as usize);
         }
-        Ok(Image {
+    }
+}
+
+impl CheckpointRecord {
+    /// Decodes one record; `at` is where the decoded bytes start in the checkpoint file, so
+    /// that a piece is checked to lie before the image naming it.
+    pub(crate) fn decode(d: &mut Dec<'_>, at: u64) -> Result<Self> {
+        let pieces = match d.u8()? {
+            IMAGE => Vec::new(),
+            IMAGE_PIECES => {
+                let here = at + d.at as u64;
+                d.vec(|d| {
+                    let piece = Piece {
+                        offset: d.u64()?,
+                        len: d.len()? as u32,
+                        count: d.len()? as u32,
+                    };
+                    match piece.offset.checked_add(u64::from(piece.len)) {
+                        Some(end) if end <= here => Ok(piece),
+                        _ => Err(format!(
+                            "a history piece at {} (+{}) does not lie before the image naming it",
+                            piece.offset, piece.len
+                        )),
+                    }
+                })?
+            }
+            HISTORY => {
+                let n = d.len()?;
+                d.take(n)?;
+                return Ok(CheckpointRecord::History);
+            }
+            other => return Err(format!("unknown checkpoint record type {other}")),
+        };
+        Ok(CheckpointRecord::Image(Image {
             status: d.whole_status()?,
-            history: d.events()?,
+            history: ImagedHistory {
+                pieces,
+                inline: d.events()?,
+            },
             inbox: d.vec(|d| {
                 Ok(Message {
                     id: d.u64()?,
@@ -407,7 +513,7 @@ impl InstanceImage {
             })?,
             next_message: d.u64()?,
             attempts: d.pairs()?,
-        })
+        }))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::io::FileSystem;
 use super::log::{self, End, FileKind, HeaderError};
-use super::record::{Dec, InstanceImage, Record};
+use super::record::{CheckpointRecord, Dec, Record};
 use super::state::{Source, State};
 use super::OpenError;
 
@@ -88,12 +88,13 @@ pub(crate) fn recover(
     let mut salvaged = false;
     if let Some(&newest) = checkpoints.last() {
         let path = dir.join(log::checkpoint_name(newest));
-        let bytes = fs.read(&path).map_err(io_error("read", &path))?;
-        checkpoint_size = bytes.len() as u64;
         covers = newest;
         // A checkpoint is renamed into place only once synced: any damage is real damage.
-        let damage = match load_checkpoint(&mut state, fs, &path, &bytes, newest) {
-            Ok(()) => None,
+        let damage = match load_checkpoint(&mut state, fs, &path, newest) {
+            Ok(size) => {
+                checkpoint_size = size;
+                None
+            }
             Err(Loaded::Fatal(error)) => return Err(error),
             Err(Loaded::Damaged(damage)) => Some(damage),
         };
@@ -102,6 +103,8 @@ pub(crate) fn recover(
                 return Err(damage.into());
             }
             tracing::error!(target: "durable::file_store", file = %damage.file.display(), offset = damage.offset, reason = %damage.reason, "salvage: the checkpoint is damaged; instances stored after this point are lost; a copy is kept as *.damaged");
+            let bytes = fs.read(&path).map_err(io_error("read", &path))?;
+            checkpoint_size = bytes.len() as u64;
             keep_copy(fs, dir, &path, &bytes, "damaged")?;
             salvaged = true;
         }
@@ -183,26 +186,34 @@ impl From<Damage> for Loaded {
     }
 }
 
-/// Restores the instances of the checkpoint at `path` (named as covering `covers`).
+/// Restores the instances of the checkpoint at `path` (named as covering `covers`), reading
+/// it a batch at a time; returns its size.
 fn load_checkpoint(
     state: &mut State,
     fs: &dyn FileSystem,
     path: &Path,
-    bytes: &[u8],
     covers: u64,
-) -> Result<(), Loaded> {
+) -> Result<u64, Loaded> {
     let damage = |offset: usize, reason: String| Damage {
         file: path.to_path_buf(),
         offset: offset as u64,
         reason,
     };
-    let header = match log::check_header(bytes, log::CHECKPOINT_MAGIC, log::CHECKPOINT_HEADER) {
-        Ok(header) => header,
-        Err(e @ HeaderError::NewerVersion(_)) => {
-            return Err(Loaded::Fatal(damage(0, e.to_string()).into()))
-        }
-        Err(e) => return Err(damage(0, e.to_string()).into()),
+    let fatal = |action| {
+        let error = io_error(action, path);
+        move |e| Loaded::Fatal(error(e))
     };
+    let file = fs.open_read(path).map_err(fatal("open"))?;
+    let mut header = [0; log::CHECKPOINT_HEADER];
+    let n = log::read_full(&*file, 0, &mut header).map_err(fatal("read"))?;
+    let header =
+        match log::check_header(&header[..n], log::CHECKPOINT_MAGIC, log::CHECKPOINT_HEADER) {
+            Ok(header) => header,
+            Err(e @ HeaderError::NewerVersion(_)) => {
+                return Err(Loaded::Fatal(damage(0, e.to_string()).into()))
+            }
+            Err(e) => return Err(damage(0, e.to_string()).into()),
+        };
     if header.covers != covers {
         return Err(damage(
             0,
@@ -213,26 +224,43 @@ fn load_checkpoint(
         )
         .into());
     }
-    let file = fs
-        .open_read(path)
-        .map_err(|e| Loaded::Fatal(io_error("open", path)(e)))?;
-    let (batches, end) = log::scan(bytes, log::CHECKPOINT_HEADER, header.framing);
-    for batch in batches {
+    let mut restore = |batch: log::Batch<'_>| -> Result<(), Damage> {
         let source = Source {
             file: Arc::clone(&file),
             base: batch.body as u64,
         };
         let mut d = Dec::new(batch.payload);
         while !d.done() {
-            let image = InstanceImage::decode(&mut d)
+            let record = CheckpointRecord::decode(&mut d, batch.body as u64)
                 .map_err(|e| damage(batch.offset, format!("unreadable instance image: {e}")))?;
-            state
-                .restore(image, &source)
-                .map_err(|e| damage(batch.offset, e.to_string()))?;
+            if let CheckpointRecord::Image(image) = record {
+                state
+                    .restore(image, &source)
+                    .map_err(|e| damage(batch.offset, e.to_string()))?;
+            }
         }
-    }
+        Ok(())
+    };
+    let (end, size) = match header.framing {
+        // Format 1 (an upgrade's first open): read whole, as it was written.
+        log::Framing::V1 => {
+            let bytes = fs.read(path).map_err(fatal("read"))?;
+            let (batches, end) = log::scan(&bytes, log::CHECKPOINT_HEADER, header.framing);
+            for batch in batches {
+                restore(batch)?;
+            }
+            (end, bytes.len() as u64)
+        }
+        log::Framing::V2 => {
+            match log::stream(&*file, log::CHECKPOINT_HEADER as u64, &mut restore) {
+                Ok(ended) => ended,
+                Err(log::Stop::Io(e)) => return Err(fatal("read")(e)),
+                Err(log::Stop::Batch(damage)) => return Err(damage.into()),
+            }
+        }
+    };
     match end {
-        End::Clean => Ok(()),
+        End::Clean => Ok(size),
         // Complete before it was renamed into place: a torn checkpoint is damaged too.
         End::Torn { offset, reason } | End::Corrupt { offset, reason } => {
             Err(damage(offset, reason).into())

@@ -7,8 +7,10 @@
 use std::io;
 use std::sync::Arc;
 
+use foldhash::HashMap;
+
 use super::io::ReadableFile;
-use super::record::{nanos, Dec, Enc, Events, InstanceImage, Record, IMAGE};
+use super::record::{nanos, Dec, Enc, Events, InstanceImage, Piece, Record, IMAGE_PIECES};
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
 use crate::store::engine::{decode, Engine, History, Raw, Woken};
@@ -100,9 +102,38 @@ pub(crate) struct Imaged {
     id: InstanceId,
     generation: Lsn,
     parts: usize,
-    offset: u64,
-    len: u32,
-    count: u32,
+    /// Offsets in the checkpoint file.
+    pieces: Vec<Piece>,
+    /// The last piece is the image's inline events (relative to the image's chunk until
+    /// the chunk is written).
+    inline: bool,
+}
+
+/// Moves the inline pieces of `imaged` from their chunk to the file offset `base`.
+fn offset_inline(imaged: &mut [Imaged], base: u64) {
+    for i in imaged.iter_mut().filter(|i| i.inline) {
+        if let Some(last) = i.pieces.last_mut() {
+            last.offset += base;
+        }
+    }
+}
+
+/// The parts of a history already on disk when a checkpoint begins: the checkpoint copies
+/// them without the state lock (they never change), then images the rest under it.
+pub(crate) struct OnDisk {
+    pub(crate) id: InstanceId,
+    pub(crate) generation: Lsn,
+    /// The leading `Part::Disk`s of the history.
+    pub(crate) parts: Vec<Part>,
+}
+
+/// Where a checkpoint copied the parts of an [`OnDisk`].
+pub(crate) struct Copied {
+    pub(crate) generation: Lsn,
+    /// How many leading parts of the history the pieces hold.
+    pub(crate) parts: usize,
+    /// Offsets in the checkpoint file.
+    pub(crate) pieces: Vec<Piece>,
 }
 
 fn part(events: Events, lsn: Lsn, source: Option<&Source>) -> Result<Option<Part>, StoreError> {
@@ -238,9 +269,17 @@ impl State {
         image: InstanceImage,
         source: &Source,
     ) -> Result<(), StoreError> {
-        let image = image.try_map_history(|events| {
+        let image = image.try_map_history(|imaged| {
             let mut history = Parts::begin(0);
-            history.append_turn(part(events, 0, Some(source))?);
+            for piece in imaged.pieces.into_iter().filter(|p| p.count > 0) {
+                history.append_turn(Some(Part::Disk {
+                    file: Arc::clone(&source.file),
+                    offset: piece.offset,
+                    len: piece.len,
+                    count: piece.count,
+                }));
+            }
+            history.append_turn(part(imaged.inline, 0, Some(source))?);
             Ok::<_, StoreError>(history)
         })?;
         self.engine.restore(image);
@@ -291,64 +330,98 @@ impl State {
             if history.generation != i.generation || history.parts.len() < i.parts {
                 continue;
             }
-            let whole = Part::Disk {
+            let pieces = i.pieces.iter().map(|p| Part::Disk {
                 file: Arc::clone(file),
-                offset: i.offset,
-                len: i.len,
-                count: i.count,
-            };
-            history.parts.splice(..i.parts, [whole]);
+                offset: p.offset,
+                len: p.len,
+                count: p.count,
+            });
+            history.parts.splice(..i.parts, pieces);
         }
     }
 
     // ----- checkpoints -------------------------------------------------------------------
 
+    /// The parts of every history already on disk, for a checkpoint to copy without the
+    /// state lock: file handles and positions, no bytes.
+    pub(crate) fn on_disk(&self) -> Vec<OnDisk> {
+        self.engine
+            .instances()
+            .filter_map(|(id, instance)| {
+                let history = instance.history();
+                let parts: Vec<Part> = history
+                    .parts
+                    .iter()
+                    .take_while(|p| matches!(p, Part::Disk { .. }))
+                    .cloned()
+                    .collect();
+                (!parts.is_empty()).then(|| OnDisk {
+                    id: id.clone(),
+                    generation: history.generation,
+                    parts,
+                })
+            })
+            .collect()
+    }
+
     /// Encodes every instance's image, calling `chunk` with about `chunk_size` bytes at a
-    /// time; `chunk` returns the file offset at which it puts them. Returns where each
-    /// history went.
+    /// time; `chunk` returns the file offset at which it puts them. A history's parts that
+    /// `copied` holds are named by position; the rest are in memory (only the writer moves
+    /// events to disk, and it is imaging), and go inline. Reads nothing from disk. Returns
+    /// where each history went.
     pub(crate) fn image(
         &self,
-        mut chunk: impl FnMut(&[u8]) -> u64,
+        copied: &HashMap<InstanceId, Copied>,
+        mut chunk: impl FnMut(&[u8]) -> io::Result<u64>,
         chunk_size: usize,
     ) -> io::Result<Vec<Imaged>> {
         let mut buf = Vec::with_capacity(chunk_size + 4096);
         let mut imaged = Vec::with_capacity(self.engine.instances().len());
-        // Those of `imaged` whose offsets are still relative to `buf`.
+        // Those of `imaged` whose inline piece is still relative to `buf`.
         let mut in_buf = 0;
-        let mut read = Vec::new();
+        let no_pieces = Vec::new();
         for (id, instance) in self.engine.instances() {
-            let status = instance.status();
             let history = instance.history();
+            let (pieces, parts) = match copied.get(id) {
+                Some(c) if c.generation == history.generation && c.parts <= history.parts.len() => {
+                    (&c.pieces, c.parts)
+                }
+                _ => (&no_pieces, 0),
+            };
             let mut e = Enc(&mut buf);
-            e.u8(IMAGE);
-            e.whole_status(status);
-            e.len(history.len as usize);
+            e.u8(IMAGE_PIECES);
+            e.pieces(pieces);
+            e.whole_status(instance.status());
+            let inline = &history.parts[parts..];
+            let count: usize = inline.iter().map(|p| p.count() as usize).sum();
+            e.len(count);
             let start = e.0.len();
-            for part in &history.parts {
-                match part {
-                    Part::Mem { events, .. } => {
-                        for event in events.iter() {
-                            e.str(event);
-                        }
-                    }
-                    Part::Disk {
-                        file, offset, len, ..
-                    } => {
-                        read.resize(*len as usize, 0);
-                        file.read_exact_at(&mut read, *offset)?;
-                        e.0.extend_from_slice(&read);
-                    }
+            for part in inline {
+                let Part::Mem { events, .. } = part else {
+                    return Err(io::Error::other(
+                        "a history has events on disk after events in memory",
+                    ));
+                };
+                for event in events.iter() {
+                    e.str(event);
                 }
             }
             let len = e.0.len() - start;
             if !history.parts.is_empty() {
+                let mut all = pieces.clone();
+                if count > 0 {
+                    all.push(Piece {
+                        offset: start as u64,
+                        len: len as u32,
+                        count: count as u32,
+                    });
+                }
                 imaged.push(Imaged {
                     id: id.clone(),
                     generation: history.generation,
                     parts: history.parts.len(),
-                    offset: start as u64,
-                    len: len as u32,
-                    count: history.len as u32,
+                    pieces: all,
+                    inline: count > 0,
                 });
             }
             e.len(instance.inbox().len());
@@ -361,19 +434,15 @@ impl State {
             e.u64(instance.next_message());
             e.pairs(instance.attempts());
             if buf.len() >= chunk_size {
-                let base = chunk(&buf);
-                for i in &mut imaged[in_buf..] {
-                    i.offset += base;
-                }
+                let base = chunk(&buf)?;
+                offset_inline(&mut imaged[in_buf..], base);
                 in_buf = imaged.len();
                 buf.clear();
             }
         }
         if !buf.is_empty() {
-            let base = chunk(&buf);
-            for i in &mut imaged[in_buf..] {
-                i.offset += base;
-            }
+            let base = chunk(&buf)?;
+            offset_inline(&mut imaged[in_buf..], base);
         }
         Ok(imaged)
     }

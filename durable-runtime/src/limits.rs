@@ -1,0 +1,271 @@
+//! Payload limits: how deep and how large a payload may be, checked where payloads enter, so
+//! that everything acknowledged can be read back; and what a stored record that still cannot
+//! be read becomes (a failure of its own instance).
+//!
+//! serde_json writes values of any depth but reads at most 128 levels of nesting, and the
+//! stores wrap a payload in one or two more (an event's object, a status's object). A value
+//! within [`MAX_DEPTH_CEILING`] levels therefore always reads back, on every store.
+
+use std::fmt;
+use std::io;
+
+use serde_json::Value;
+
+use crate::history::{kinds, CompletionStatus, Event, Failure, HistoryEvent};
+
+/// The default limit on a payload's nesting depth (arrays and objects inside each other).
+pub const DEFAULT_MAX_DEPTH: usize = 100;
+
+/// The largest depth limit a runtime accepts: serde_json reads 127 levels, and a store wraps
+/// a payload in at most two more; the rest is a margin.
+pub const MAX_DEPTH_CEILING: usize = 120;
+
+/// The default limit on a payload's size as compact JSON: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// How deep and how large a payload may be: the input of a start, the data of an event, the
+/// output of an activity or an orchestration, a custom status, the input of a
+/// continue-as-new, of an activity call or of a sub-orchestration.
+///
+/// Set on [`RuntimeBuilder`](crate::RuntimeBuilder) with `max_payload_depth` and
+/// `max_payload_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadLimits {
+    /// Levels of nesting: a scalar is 0 deep, `[]` and `{}` are 1, `[[1]]` is 2.
+    pub(crate) max_depth: usize,
+    /// Bytes of compact JSON (`serde_json::to_vec`).
+    pub(crate) max_bytes: usize,
+}
+
+impl Default for PayloadLimits {
+    fn default() -> Self {
+        PayloadLimits {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Why a payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadLimitError {
+    /// It nests arrays and objects deeper than the limit.
+    #[error(
+        "it is nested more than {limit} levels deep (the payload depth limit): flatten it, \
+         or raise the limit with `RuntimeBuilder::max_payload_depth` (at most {MAX_DEPTH_CEILING})"
+    )]
+    TooDeep {
+        /// The depth limit.
+        limit: usize,
+    },
+    /// Its compact JSON is larger than the limit.
+    #[error(
+        "it is larger than {limit} bytes as JSON (the payload size limit): store large data \
+         elsewhere and pass a reference, or raise the limit with \
+         `RuntimeBuilder::max_payload_bytes`"
+    )]
+    TooLarge {
+        /// The size limit, in bytes.
+        limit: usize,
+    },
+}
+
+impl PayloadLimits {
+    /// Limits with `max_depth` clamped to [`MAX_DEPTH_CEILING`].
+    pub(crate) fn new(max_depth: usize, max_bytes: usize) -> Self {
+        PayloadLimits {
+            max_depth: max_depth.min(MAX_DEPTH_CEILING),
+            max_bytes,
+        }
+    }
+
+    /// Checks `value` against both limits. Costs one walk of the value and, within the depth
+    /// limit, one serialisation into a counter that stops at the size limit; it never
+    /// recurses deeper than the depth limit, whatever `value` holds.
+    pub(crate) fn check(&self, value: &Value) -> Result<(), PayloadLimitError> {
+        if deeper_than(value, self.max_depth) {
+            return Err(PayloadLimitError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        let mut counter = Counter {
+            left: self.max_bytes,
+        };
+        serde_json::to_writer(&mut counter, value).map_err(|_| PayloadLimitError::TooLarge {
+            limit: self.max_bytes,
+        })
+    }
+
+    /// [`check`](Self::check), as the failure of the instance or attempt that produced
+    /// `what` (e.g. "the output of activity `charge`").
+    pub(crate) fn check_produced(
+        &self,
+        value: &Value,
+        what: impl fmt::Display,
+    ) -> Result<(), Failure> {
+        self.check(value).map_err(|error| {
+            Failure::new(kinds::PAYLOAD_LIMIT, format!("{what} is refused: {error}"))
+        })
+    }
+}
+
+/// Whether `value` nests more than `limit` levels, found without recursion.
+fn deeper_than(value: &Value, limit: usize) -> bool {
+    // Each entry: a value and how many arrays and objects enclose it.
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, enclosing)) = pending.pop() {
+        let level = enclosing + 1;
+        match value {
+            Value::Array(_) | Value::Object(_) if level > limit => return true,
+            Value::Array(items) => pending.extend(items.iter().map(|item| (item, level))),
+            Value::Object(map) => pending.extend(map.values().map(|item| (item, level))),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Counts bytes written, failing once more than `left` arrive.
+struct Counter {
+    left: usize,
+}
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.left = self
+            .left
+            .checked_sub(buf.len())
+            .ok_or_else(|| io::Error::other("over the size limit"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The failure of an instance one of whose stored records cannot be read (`what`, e.g.
+/// "message 3 of the inbox"), because serde_json refuses it (`error`).
+pub fn unreadable(what: impl fmt::Display, error: impl fmt::Display) -> Failure {
+    Failure::new(
+        kinds::UNREADABLE,
+        format!(
+            "{what} cannot be read ({error}): it was stored before payload limits existed, or \
+             it is damaged; the instance is failed so that it can be inspected and purged"
+        ),
+    )
+}
+
+/// What a store delivers in place of an inbox message it cannot read: an
+/// `ExecutionCompleted` that fails the instance with [`unreadable`]'s failure, so that the
+/// message never blocks the instance (nor a terminate sent after it).
+pub fn unreadable_message(what: impl fmt::Display, error: impl fmt::Display) -> HistoryEvent {
+    HistoryEvent::new(Event::ExecutionCompleted {
+        status: CompletionStatus::Failed,
+        output: None,
+        failure: Some(unreadable(what, error)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `levels` arrays inside each other around `1`.
+    fn nested(levels: usize) -> Value {
+        let mut value = json!(1);
+        for _ in 0..levels {
+            value = Value::Array(vec![value]);
+        }
+        value
+    }
+
+    #[test]
+    fn depth_counts_arrays_and_objects() {
+        let limits = PayloadLimits::new(2, usize::MAX);
+        for ok in [
+            json!(1),
+            json!([]),
+            json!({}),
+            json!([[1]]),
+            json!({"a": [1]}),
+            json!([[]]),
+        ] {
+            assert_eq!(limits.check(&ok), Ok(()), "{ok}");
+        }
+        for deep in [
+            json!([[[1]]]),
+            json!({"a": {"b": {}}}),
+            json!([1, [2, [3]]]),
+            json!([[[]]]),
+        ] {
+            assert_eq!(
+                limits.check(&deep),
+                Err(PayloadLimitError::TooDeep { limit: 2 }),
+                "{deep}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_boundary_of_the_default_depth() {
+        let limits = PayloadLimits::default();
+        assert_eq!(limits.check(&nested(DEFAULT_MAX_DEPTH)), Ok(()));
+        assert_eq!(
+            limits.check(&nested(DEFAULT_MAX_DEPTH + 1)),
+            Err(PayloadLimitError::TooDeep { limit: 100 })
+        );
+    }
+
+    #[test]
+    fn a_value_within_the_ceiling_reads_back_wrapped_twice() {
+        let value = nested(MAX_DEPTH_CEILING);
+        let wrapped = json!({ "status": { "output": value } });
+        let text = serde_json::to_string(&wrapped).unwrap();
+        let read: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, wrapped);
+    }
+
+    #[test]
+    fn the_depth_limit_is_clamped_to_the_ceiling() {
+        assert_eq!(PayloadLimits::new(10_000, 1).max_depth, MAX_DEPTH_CEILING);
+    }
+
+    #[test]
+    fn size_is_compact_json_bytes() {
+        let value = json!({"a": "xyz"}); // {"a":"xyz"}: 11 bytes
+        assert_eq!(PayloadLimits::new(10, 11).check(&value), Ok(()));
+        assert_eq!(
+            PayloadLimits::new(10, 10).check(&value),
+            Err(PayloadLimitError::TooLarge { limit: 10 })
+        );
+    }
+
+    #[test]
+    fn a_very_deep_value_is_measured_without_recursion() {
+        // Built and dropped by hand: serde_json's own drop would recurse this deep.
+        let mut value = nested(0);
+        for _ in 0..1_000_000 {
+            value = Value::Array(vec![value]);
+        }
+        assert!(PayloadLimits::default().check(&value).is_err());
+        let mut next = Some(value);
+        while let Some(Value::Array(mut items)) = next.take() {
+            next = items.pop();
+        }
+    }
+
+    #[test]
+    fn an_unreadable_message_is_a_readable_failure() {
+        let event = unreadable_message("message 3 of the inbox", "recursion limit exceeded");
+        let text = serde_json::to_string(&event).unwrap();
+        let read: HistoryEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, event);
+        assert!(
+            text.contains("message 3 of the inbox cannot be read"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! Bugs the simulator found, each replayed from its shrunk program and fault schedule (not
+//! from its seed, which stops reproducing once the random draws change).
+
+use std::collections::BTreeMap;
+
+use durable_sim::faults::{Fault, FaultPlan};
+use durable_sim::program::Op;
+use durable_sim::{run, Root, Scenario};
+
+fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
+    Scenario {
+        roots: vec![Root {
+            ops,
+            start_ms: 0,
+            suspend: None,
+            terminate_ms: None,
+        }],
+        faults: FaultPlan::Script(faults),
+        crashes: 0,
+        jumps: 0,
+        cache_capacity: 1_000,
+        concurrency: 256,
+    }
+}
+
+fn passes(scenario: &Scenario) {
+    let report = run(0, scenario);
+    assert!(report.passed(), "{:#?}", report.violations);
+}
+
+/// The orchestration loop read the next wake-up time, the read failed, and the loop slept
+/// until the next signal: the sleep's timer was never fired (seed 40 before the fix).
+#[test]
+fn a_failed_wakeup_read_does_not_lose_a_timer() {
+    passes(&one_root(
+        vec![Op::Sleep { secs: 5 }],
+        BTreeMap::from([(WAKEUP_AFTER_FIRST_TURN, Fault::FailBefore)]),
+    ));
+}
+
+/// The store call of the orchestration loop's `next_wakeup` right after the first turn
+/// (which creates the timer) commits, in the run above without faults.
+const WAKEUP_AFTER_FIRST_TURN: u64 = 12;
+
+/// A scenario kept as JSON (its programs and fault schedule), run with the seed that draws
+/// the rest (crash points, clock jumps, activity durations).
+fn kept(file: &str, seed: u64) {
+    let path = format!("{}/tests/regressions/{file}", env!("CARGO_MANIFEST_DIR"));
+    let json = std::fs::read_to_string(&path).unwrap();
+    let scenario: Scenario = serde_json::from_str(&json).unwrap();
+    let report = run(seed, &scenario);
+    assert!(report.passed(), "{path}: {:#?}", report.violations);
+}
+
+/// After a crash, the activity loop's fetch made a due timer's instance ready (the
+/// in-memory and file stores promote due work inside any fetch) without signalling the
+/// orchestration loop, which had read `next_wakeup` just before and slept for good (seed
+/// 937 before the fix).
+#[test]
+fn work_fallen_due_inside_a_fetch_is_signalled() {
+    kept("promoted_work_signalled.json", 937);
+}

@@ -1,0 +1,254 @@
+//! Metrics: after a few workflows, `/metrics` (durable-http's router, behind its checks)
+//! parses as Prometheus text and holds the expected counts. One test: the recorder is the
+//! process's.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use durable_http::RouterOptions;
+use durable_runtime::metric::{self, names};
+use durable_runtime::{orchestrator, OrchestrationContext, RuntimeStatus};
+use durable_tests::{finished, Cache, Setup};
+use http::Request;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tower::ServiceExt as _;
+
+/// The POC's workflows, as the demo runs them.
+#[allow(dead_code)]
+#[path = "../../demo/src/workflows.rs"]
+mod workflows;
+
+/// What the demo's workflows print replayed lines with.
+#[allow(dead_code)]
+mod console {
+    pub fn replay_line(_: &str) {}
+}
+
+use workflows::{
+    external_event_orchestrator, reliable_activity, retry_orchestrator, unreliable_activity,
+};
+
+#[orchestrator]
+async fn doomed(ctx: OrchestrationContext) -> Result<(), String> {
+    let _ = ctx;
+    Err("doomed from the start".to_string())
+}
+
+/// One sample: a metric's name, its labels, its value.
+type Samples = BTreeMap<(String, BTreeMap<String, String>), f64>;
+
+/// Parses the Prometheus text format (0.0.4) strictly: `# HELP`/`# TYPE` comments and
+/// `name{label="value",...} number` samples; anything else fails the test.
+fn parse(text: &str) -> Samples {
+    let mut samples = Samples::new();
+    let mut typed = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("HELP"), Some(_), _) => {}
+                (Some("TYPE"), Some(name), Some(kind)) => {
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary"].contains(&kind),
+                        "{line}"
+                    );
+                    typed.insert(name.to_string(), kind.to_string());
+                }
+                _ => panic!("not a Prometheus comment: {line}"),
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("not a number: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed: {line}"));
+                let labels = body
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+                        (
+                            k.to_string(),
+                            v.unwrap_or_else(|| panic!("{line}")).to_string(),
+                        )
+                    })
+                    .collect();
+                (name, labels)
+            }
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "a metric name: {line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|base| typed.contains_key(*base))
+            .unwrap_or(name);
+        assert!(
+            typed.contains_key(family),
+            "a sample without a TYPE: {line}"
+        );
+        samples.insert((name.to_string(), labels), value);
+    }
+    samples
+}
+
+fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let labels: BTreeMap<_, _> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    *samples
+        .get(&(name.to_string(), labels.clone()))
+        .unwrap_or_else(|| panic!("no sample {name}{labels:?} in {samples:#?}"))
+}
+
+#[tokio::test]
+async fn metrics_after_a_few_workflows() {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), metric::LATENCY_BUCKETS)
+        .unwrap()
+        .set_buckets_for_metric(
+            Matcher::Full(names::FILE_BATCH_WRITES.into()),
+            metric::BATCH_BUCKETS,
+        )
+        .unwrap()
+        .install_recorder()
+        .expect("the only recorder of this process");
+    let setup = Setup::file(Cache::On).await;
+    let runtime = setup
+        .builder()
+        .orchestrator(retry_orchestrator)
+        .orchestrator(external_event_orchestrator)
+        .orchestrator(doomed)
+        .activity(reliable_activity)
+        .activity(unreliable_activity)
+        .start()
+        .unwrap();
+    let client = runtime.client();
+    for n in 0..2 {
+        let id = client
+            .start(retry_orchestrator, ())
+            .instance_id(format!("retry-{n}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            finished(&client, &id).await.runtime_status,
+            RuntimeStatus::Completed
+        );
+    }
+    let id = client.start(doomed, ()).await.unwrap();
+    assert_eq!(
+        finished(&client, &id).await.runtime_status,
+        RuntimeStatus::Failed
+    );
+    let id = client.start(external_event_orchestrator, ()).await.unwrap();
+    durable_tests::custom_status_is(&client, &id, "waiting for event step2").await;
+    client.terminate(&id, "enough").await.unwrap();
+    assert_eq!(
+        finished(&client, &id).await.runtime_status,
+        RuntimeStatus::Terminated
+    );
+
+    // Metrics are recorded right after a commit, which a client may hear of first: let the
+    // workers finish.
+    runtime.shutdown().await;
+    let render = handle.clone();
+    let app = durable_http::router(
+        client.clone(),
+        RouterOptions::default().metrics(move || render.render()),
+    );
+    let scrape = |host: &'static str| {
+        Request::get("/metrics")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Guarded like every route: a request addressed to another host is refused.
+    let refused = app.clone().oneshot(scrape("evil.example")).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let response = app.oneshot(scrape("localhost")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let samples = parse(&text);
+
+    let retry = [("orchestrator", "retry_orchestrator")];
+    assert_eq!(get(&samples, names::INSTANCES_STARTED, &retry), 2.0);
+    assert_eq!(get(&samples, names::INSTANCES_COMPLETED, &retry), 2.0);
+    assert_eq!(
+        get(
+            &samples,
+            names::INSTANCES_FAILED,
+            &[("orchestrator", "doomed")]
+        ),
+        1.0
+    );
+    let events = [("orchestrator", "external_event_orchestrator")];
+    assert_eq!(get(&samples, names::INSTANCES_STARTED, &events), 1.0);
+    assert_eq!(get(&samples, names::INSTANCES_TERMINATED, &events), 1.0);
+    let attempts = |activity, outcome| {
+        get(
+            &samples,
+            names::ACTIVITY_ATTEMPTS,
+            &[("activity", activity), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(attempts("unreliable_activity", "failed"), 6.0);
+    assert_eq!(attempts("unreliable_activity", "completed"), 2.0);
+    assert_eq!(attempts("reliable_activity", "completed"), 7.0);
+    let seconds = |outcome| {
+        let name = format!("{}_count", names::ACTIVITY_SECONDS);
+        get(
+            &samples,
+            &name,
+            &[("activity", "unreliable_activity"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(seconds("failed"), 6.0);
+    // Every turn committed is timed, and each one's commit; the store synced each write.
+    let turns = get(&samples, &format!("{}_count", names::TURN_SECONDS), &[]);
+    assert!(turns >= 2.0 * 8.0, "{turns}");
+    assert_eq!(
+        get(
+            &samples,
+            &format!("{}_count", names::STORE_COMMIT_SECONDS),
+            &[]
+        ),
+        turns
+    );
+    assert!(
+        get(
+            &samples,
+            &format!("{}_count", names::FILE_FDATASYNC_SECONDS),
+            &[]
+        ) > 0.0
+    );
+    assert!(get(&samples, &format!("{}_sum", names::FILE_BATCH_WRITES), &[]) >= turns);
+    assert_eq!(
+        get(&samples, names::CACHE_MISSES, &[]),
+        4.0,
+        "each instance's first turn"
+    );
+    assert!(get(&samples, names::CACHE_HITS, &[]) >= turns - 4.0);
+    assert_eq!(get(&samples, names::QUEUE_READY_TURNS, &[]), 0.0);
+    assert_eq!(get(&samples, names::QUEUE_READY_ACTIVITIES, &[]), 0.0);
+}
