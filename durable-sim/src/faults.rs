@@ -88,15 +88,14 @@ enum Kind {
     Abandon,
     FetchActivity,
     Complete,
+    Renew,
     AbandonActivity,
     Status,
     List,
+    Count,
     Purge,
     Wakeup,
     HasWork,
-    Renew,
-    Count,
-    HistoryPage,
     NextTimer,
 }
 
@@ -110,7 +109,6 @@ impl Kind {
                 | Kind::Wakeup
                 | Kind::HasWork
                 | Kind::Count
-                | Kind::HistoryPage
                 | Kind::NextTimer
         )
     }
@@ -341,6 +339,19 @@ impl Store for FaultStore {
             .await
     }
 
+    async fn load_history_page(
+        &self,
+        instance_id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.call(
+            Kind::History,
+            self.inner.load_history_page(instance_id, from, limit),
+        )
+        .await
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let completed = commit.completed_activities.clone();
         let events = commit.history.len() as u64;
@@ -432,6 +443,19 @@ impl Store for FaultStore {
         .await
     }
 
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.call(
+            Kind::Renew,
+            self.inner.renew_activity(lease, now, lease_for),
+        )
+        .await
+    }
+
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.call(Kind::AbandonActivity, self.inner.abandon_activity(lease))
             .await
@@ -444,32 +468,6 @@ impl Store for FaultStore {
 
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.call(Kind::List, self.inner.list(query)).await
-    }
-
-    async fn load_history_page(
-        &self,
-        instance_id: &InstanceId,
-        from: u64,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.call(
-            Kind::HistoryPage,
-            self.inner.load_history_page(instance_id, from, limit),
-        )
-        .await
-    }
-
-    async fn renew_activity(
-        &self,
-        lease: &ActivityLease,
-        now: SystemTime,
-        lease_for: Duration,
-    ) -> Result<(), StoreError> {
-        self.call(
-            Kind::Renew,
-            self.inner.renew_activity(lease, now, lease_for),
-        )
-        .await
     }
 
     async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {

@@ -232,6 +232,14 @@ impl Store for PanicsOnTimers {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         self.0.load_history(id).await
     }
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.0.load_history_page(id, from, limit).await
+    }
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         assert!(commit.timers.is_empty(), "a store bug: timers panic");
         self.0.commit_turn(commit).await
@@ -257,6 +265,14 @@ impl Store for PanicsOnTimers {
     ) -> Result<(), StoreError> {
         self.0.complete_activity(lease, result).await
     }
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.renew_activity(lease, now, lease_for).await
+    }
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.0.abandon_activity(lease).await
     }
@@ -266,30 +282,14 @@ impl Store for PanicsOnTimers {
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.0.list(query).await
     }
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.0.count(query).await
+    }
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
         self.0.purge(id).await
     }
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
         self.0.next_wakeup().await
-    }
-    async fn load_history_page(
-        &self,
-        id: &InstanceId,
-        from: u64,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.0.load_history_page(id, from, limit).await
-    }
-    async fn renew_activity(
-        &self,
-        lease: &ActivityLease,
-        now: SystemTime,
-        lease_for: Duration,
-    ) -> Result<(), StoreError> {
-        self.0.renew_activity(lease, now, lease_for).await
-    }
-    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
-        self.0.count(query).await
     }
     async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
         self.0.next_timer(now).await

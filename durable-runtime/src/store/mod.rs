@@ -1,9 +1,67 @@
 //! The store contract: what the runtime needs from durable storage, and nothing of user types.
 //!
-//! Every method that writes resolves only once the write is durable; many calls may be in
-//! flight at once. Turns are fenced by a lease token and the expected history length, so two
-//! workers (in one process or many) never both commit a turn of one instance.
-//! [`conformance`] is the test kit every implementation runs.
+//! A store keeps, per instance, a status, a history (the current generation's events), an
+//! inbox of messages, at most one instance lease, and the activity attempts its turns
+//! scheduled; it knows bytes, ids, versions, times and lease tokens, never user types.
+//! [`MemoryStore`], [`FileStore`] and `durable-postgres`'s store implement it; [`conformance`]
+//! is the test kit every implementation runs, and what it checks is what is written here.
+//!
+//! # Durability and visibility
+//!
+//! - Every call that writes resolves only once the write is durable (for the in-memory
+//!   store: applied). Many calls may be in flight at once, from one process or many.
+//! - A read never reports what a crash could take back: `status`, `list` and `count` show
+//!   only durable changes; an activity attempt is handed out only once the turn that
+//!   scheduled it is durable.
+//! - Every write is atomic: a [`TurnCommit`] is applied whole or not at all, and a write that
+//!   fails with anything but [`StoreError::Unavailable`] changed nothing.
+//! - Leases, queues and due times are not durable: a restarted store owns nothing, and
+//!   whatever was leased is ready again (at once, or when its lease would have expired, for a
+//!   store several processes share).
+//!
+//! # Leases
+//!
+//! - **Instances.** [`fetch_orchestration`](Store::fetch_orchestration) and
+//!   [`lease_orchestration`](Store::lease_orchestration) lease an instance for `lease_for`
+//!   with a new [`LeaseToken`]; while it runs nobody else gets the instance. The holder
+//!   commits one turn ([`commit_turn`](Store::commit_turn), which releases the lease) or
+//!   gives it back ([`abandon_orchestration`](Store::abandon_orchestration)). A commit is
+//!   fenced twice: by the lease token and by the history length the work was fetched with,
+//!   so two workers never both commit a turn of one instance from the same history, even
+//!   when one of them stalled past its lease.
+//! - **Activity attempts.** [`fetch_activity`](Store::fetch_activity) leases an attempt for
+//!   `lease_for`; the worker renews it ([`renew_activity`](Store::renew_activity)) for as
+//!   long as the attempt runs, so an attempt is owned however long it takes. If the worker
+//!   dies the renewals stop and the attempt is handed out again once the lease has run
+//!   out, with a new token and the same attempt number. The last token handed out for an
+//!   attempt decides: its holder may complete the attempt (or renew it) even after the
+//!   lease expired, as long as nobody has taken the attempt since; any other token is
+//!   refused with `Conflict`.
+//! - Tokens are never handed out twice by one store (the in-memory and file stores: within
+//!   the process that holds them; PostgreSQL: ever, from one sequence).
+//!
+//! # The calls
+//!
+//! | call | guarantees | fails with |
+//! |---|---|---|
+//! | [`create_instance`](Store::create_instance) | the instance and its start message, or nothing | `AlreadyExists` (a finished one is replaced only with `replace_finished`) |
+//! | [`send`](Store::send) | the event in a live instance's inbox, deliverable from `visible_at` | `NotFound`, `Finished` |
+//! | [`fetch_orchestration`](Store::fetch_orchestration) | an unleased live instance with deliverable messages, leased, with them in send order | — |
+//! | [`lease_orchestration`](Store::lease_orchestration) | that instance leased if it is live and unleased, even with an empty inbox | `NotFound` |
+//! | [`load_history`](Store::load_history) · [`load_history_page`](Store::load_history_page) | the current generation's events (all, or a range of positions read alone) | `NotFound` |
+//! | [`commit_turn`](Store::commit_turn) | the turn applied whole and the lease released, if the lease and history length hold | `Conflict` (nothing changed, lease kept), `NotFound` |
+//! | [`abandon_orchestration`](Store::abandon_orchestration) | the lease released; its messages deliverable again | `Conflict` for a stale lease (or `Ok`, ignoring it) |
+//! | [`fetch_activity`](Store::fetch_activity) | a ready attempt, leased, once the turn that scheduled it is durable | — |
+//! | [`renew_activity`](Store::renew_activity) | the attempt held until `now + lease_for` | `Conflict` once taken by another or no longer wanted |
+//! | [`complete_activity`](Store::complete_activity) | the result in the instance's inbox and the attempt done; dropped for a finished or missing instance | `Conflict` for a token that is not the attempt's last |
+//! | [`abandon_activity`](Store::abandon_activity) | the attempt ready again, if the lease was the last one | — (a stale lease changes nothing) |
+//! | [`status`](Store::status) · [`list`](Store::list) · [`count`](Store::count) | durable statuses; pages in (created, id) order, each instance once across pages | `InvalidQuery` for a token not made by this store |
+//! | [`purge`](Store::purge) | a finished instance, its history and inbox gone; its id reusable | `NotFound`, `NotFinished` |
+//! | [`next_wakeup`](Store::next_wakeup) · [`has_work`](Store::has_work) | the earliest due time (timer, scheduled message, lease expiry); whether anything is ready now | — |
+//! | [`signals`](Store::signals) · [`watch_status`](Store::watch_status) | a push after every write that makes work ready; a change after every status change | — |
+//!
+//! Any call may also fail with `Unavailable` (storage failed: try again; a write may have
+//! been applied, see below) or `Corrupt` (stored data is damaged).
 //!
 //! # Duplicated and reordered deliveries
 //!
@@ -24,12 +82,17 @@
 //!   deliverable ones of the same instance.
 //! - **No order across instances.** Which ready instance or activity attempt is leased first
 //!   is up to the store.
-//! - **An activity attempt may run more than once.** An attempt whose lease expired or was
-//!   abandoned is leased again with the same [`ActivityTask::attempt`]; of its results the
-//!   store accepts one only: the first whose lease is still current (by
+//! - **An activity attempt may run more than once.** An attempt whose lease expired (its
+//!   worker died or stopped renewing) or was abandoned is leased again with the same
+//!   [`ActivityTask::attempt`]; of its results the store accepts one only: the first that
+//!   comes with the attempt's last token, expired or not (by
 //!   [`complete_activity`](Store::complete_activity) or in a turn's
 //!   [`TurnCommit::completed_activities`]); every other is refused with `Conflict`. An attempt
-//!   whose result was accepted is never leased again.
+//!   whose result was accepted is never leased again. A renewal that finds the lease taken
+//!   tells the worker it no longer owns the attempt; its result will be refused.
+//! - **A status change may be seen late, never early.** A watcher
+//!   ([`watch_status`](Store::watch_status)) may miss intermediate changes (it sees the
+//!   latest), and a change is announced only once durable.
 //! - **An error may hide an applied write.** A write that fails with
 //!   [`StoreError::Unavailable`] may have been applied (the commit reached the disk or the
 //!   database and the answer was lost). Turns are safe to retry: they are fenced by the lease
@@ -40,6 +103,15 @@
 //!   that was not applied dropped, two turns of one instance both committed from the same
 //!   history length, an attempt's result accepted twice, or any of it acknowledged before it
 //!   is durable.
+//!
+//! # Freezing it
+//!
+//! This is the contract a store implements, and the runtime assumes nothing beyond it. A
+//! method added to [`Store`] breaks every implementation outside this workspace, and a
+//! guarantee weakened breaks the runtime: either needs a new check in [`conformance`] and a
+//! note in the changelog. What may change freely: the stores' internals. A new filter of
+//! [`InstanceQuery`] must default to selecting everything, and every store must apply it
+//! (never ignore it) before it is offered.
 
 use std::fmt;
 use std::sync::Arc;
@@ -552,7 +624,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         lease: LeaseToken,
     ) -> Result<(), StoreError>;
 
-    /// Leases an activity attempt that is ready at `now`.
+    /// Leases an activity attempt that is ready at `now` (scheduled by a durable turn, and
+    /// never leased, abandoned, or its last lease expired) for `lease_for`, with a new token.
     async fn fetch_activity(
         &self,
         now: SystemTime,
@@ -560,8 +633,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Option<ActivityWork>, StoreError>;
 
     /// Completes an attempt with its `TaskCompleted`/`TaskFailed` event, delivered to the
-    /// instance's inbox. Fails with `Conflict` if the lease was lost; a result for a finished
-    /// instance is dropped.
+    /// instance's inbox. Accepted while `lease` is the last one handed out for the attempt,
+    /// even after it expired; fails with `Conflict` once another worker took the attempt (or
+    /// it was completed or abandoned). A result for a finished or purged instance is dropped.
     async fn complete_activity(
         &self,
         lease: &ActivityLease,
@@ -580,7 +654,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         lease_for: Duration,
     ) -> Result<(), StoreError>;
 
-    /// Releases an activity lease without a result: the attempt will run again.
+    /// Releases an activity lease without a result: the attempt will run again. A lease that
+    /// is not the attempt's last changes nothing.
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError>;
 
     /// What is known of an instance: `Ok(None)` if it does not exist.
@@ -596,8 +671,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes a finished instance and its history. Fails with `NotFound` or `NotFinished`.
     async fn purge(&self, instance_id: &InstanceId) -> Result<(), StoreError>;
 
-    /// The earliest time at which a timer falls due or a lease expires, if any: workers sleep
-    /// until then unless signalled.
+    /// The earliest time at which a timer or scheduled message falls due or an instance or
+    /// attempt lease expires, if any: workers sleep until then unless signalled.
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError>;
 
     /// The earliest time after `now` at which a delayed message falls due: a timer, a

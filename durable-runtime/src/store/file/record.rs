@@ -580,7 +580,10 @@ mod tests {
         let NewStatus::Logged { json, .. } = &back.status else {
             panic!("{:?}", back.status)
         };
-        assert_eq!(serde_json::from_str::<InstanceStatus>(json).unwrap(), status);
+        assert_eq!(
+            serde_json::from_str::<InstanceStatus>(json).unwrap(),
+            status
+        );
         assert_eq!(*back.subs[0].status.get().unwrap(), status);
         // Written again, the record is the same bytes.
         back.history = Events::Mem(vec![r#"{"v":1}"#.into(), "[2]".into()]);
