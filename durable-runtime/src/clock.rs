@@ -29,6 +29,12 @@ pub struct TimeOutOfRange {
     pub at: String,
 }
 
+/// Real elapsed time, whatever the runtime's clock (a virtual one stands still): how long a
+/// poll has held its thread.
+pub(crate) fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// The latest time the runtime accepts; see [`LATEST_TIME_NANOS`].
 pub(crate) fn latest_time() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(LATEST_TIME_NANOS)

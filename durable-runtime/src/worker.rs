@@ -1,6 +1,6 @@
 //! The loops: take work from the store, run turns and activities, commit, sleep until pushed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -12,12 +12,16 @@ use tokio::task::JoinSet;
 
 use crate::activity::ActivityContext;
 use crate::clock::VirtualClock;
+use crate::command::Outcome;
+use crate::effects;
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
-use crate::shared::Shared;
+use crate::instance_id::InstanceId;
+use crate::shared::{Shared, TurnGuard};
 use crate::stats::Counters;
 use crate::store::{
-    ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
+    ActivityLease, ActivityWork, OrchestrationWork, RuntimeStatus, StatusUpdate, StoreError,
+    TurnCommit,
 };
 
 /// How long a loop waits before trying a store again after an error.
@@ -56,6 +60,7 @@ async fn back_off(shared: &Shared, error: &StoreError) {
 }
 
 pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
+    let watchdog = tokio::spawn(watch_for_stuck_turns(Arc::clone(&shared)));
     let signals = shared.store.signals();
     let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_turns));
     while !shared.is_stopping() {
@@ -94,10 +99,35 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
             }
         }
     }
-    // Let running turns commit before reporting the loop stopped.
-    let _ = permits
-        .acquire_many(shared.options.max_concurrent_turns as u32)
-        .await;
+    // Let running turns commit before reporting the loop stopped; a stuck one never will.
+    let all_done = permits.acquire_many(shared.options.max_concurrent_turns as u32);
+    let _ = tokio::time::timeout(shared.options.shutdown_grace, all_done).await;
+    watchdog.abort();
+}
+
+/// Reports every turn whose code has been polled longer than `stuck_after`, once: a
+/// warning naming the instance, and a counter.
+async fn watch_for_stuck_turns(shared: Arc<Shared>) {
+    let every = (shared.options.stuck_after / 4).max(Duration::from_millis(5));
+    while !shared.is_stopping() {
+        let stop = shared.stop.notified();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop => break,
+        }
+        for (id, polling_for) in shared.newly_stuck() {
+            Counters::add(&shared.counters.stuck_turns, 1);
+            tracing::warn!(
+                target: "durable::worker",
+                instance_id = %id,
+                polling_ms = polling_for.as_millis() as u64,
+                "orchestration `{id}` is stuck: one poll of its code has run for {polling_for:?} \
+                 without returning (a loop without `.await`, or blocking code: move that into \
+                 an activity). Its thread stays blocked until the poll returns; the instance is \
+                 not run again in this process meanwhile, and can be terminated"
+            );
+        }
+    }
 }
 
 /// An activity result handed straight to the turn it triggers.
@@ -110,7 +140,14 @@ struct Delivered {
 /// lease is then handed back). A panic of the runtime itself while it works on the turn (a
 /// bug in durable or in a store; user code's panics are caught closer) fails the instance:
 /// retried, the same panic would come back at every lease, forever.
-async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
+async fn run_turn(
+    shared: &Arc<Shared>,
+    work: OrchestrationWork,
+    delivered: Option<Delivered>,
+) -> bool {
+    let Some(running) = shared.enter_turn(&work.instance_id) else {
+        return end_while_running(shared, work, delivered).await;
+    };
     let fence = Fence {
         instance_id: work.instance_id.clone(),
         lease: work.lease,
@@ -123,7 +160,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
             .find(|m| matches!(m.event.event, Event::ExecutionStarted { .. }))
             .map(|m| m.event.clone()),
     };
-    match AssertUnwindSafe(turn(shared, work, delivered))
+    match AssertUnwindSafe(turn(shared, work, delivered, running))
         .catch_unwind()
         .await
     {
@@ -144,7 +181,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
 
 /// What a turn's commit is fenced by, kept to fail the instance if the turn panics.
 struct Fence {
-    instance_id: crate::instance_id::InstanceId,
+    instance_id: InstanceId,
     lease: crate::store::LeaseToken,
     history_len: u64,
     consumed: Vec<crate::store::MessageId>,
@@ -155,31 +192,100 @@ struct Fence {
 }
 
 /// Fails the instance whose turn panicked: the turn's messages are consumed (of them only a
-/// generation's start is recorded), its parent is told. A second panic, or a failing store,
-/// hands the lease back.
-async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
+/// generation's start is recorded), its parent is told.
+async fn fail_after_panic(shared: &Shared, mut fence: Fence, failure: Failure) {
     let id = fence.instance_id.clone();
     tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the runtime panicked; the instance fails");
     shared.cache.remove(&id);
+    let inputs = fence.started.take().into_iter().collect();
+    end_without_execution(shared, fence, inputs, Outcome::Failed(failure)).await;
+}
+
+/// A turn of an instance whose earlier turn still runs in this process (its poll has not
+/// returned): only a terminate is acted on, without the execution the stuck turn holds.
+/// Otherwise the lease is left to expire, and the instance is looked at again a lease later.
+async fn end_while_running(
+    shared: &Shared,
+    work: OrchestrationWork,
+    delivered: Option<Delivered>,
+) -> bool {
+    let id = work.instance_id.clone();
+    let terminate = work.messages.iter().find_map(|m| match &m.event.event {
+        Event::ExecutionTerminated { output, recursive } => Some((output.clone(), *recursive)),
+        _ => None,
+    });
+    let Some((output, recursive)) = terminate else {
+        tracing::debug!(target: "durable::worker", instance_id = %id, "a turn of this instance is still running here; it is not run twice");
+        return false;
+    };
+    tracing::warn!(target: "durable::worker", instance_id = %id, "terminating an instance whose code is still running: its thread stays blocked until that poll returns");
+    let fence = Fence {
+        instance_id: id,
+        lease: work.lease,
+        history_len: work.history_len,
+        consumed: work.messages.iter().map(|m| m.id).collect(),
+        completed: delivered.map(|d| d.lease),
+        started: None,
+    };
+    let inputs = work.messages.into_iter().map(|m| m.event).collect();
+    let outcome = Outcome::Terminated { output, recursive };
+    end_without_execution(shared, fence, inputs, outcome).await
+}
+
+/// Ends an instance without its execution (lost to a panic, or held by a poll that does not
+/// return): one turn that records `inputs` and `outcome`, tells the parent, and for a
+/// recursive terminate the running children, as the history names them. `false`, with the
+/// lease handed back, if that cannot be committed.
+async fn end_without_execution(
+    shared: &Shared,
+    fence: Fence,
+    inputs: Vec<HistoryEvent>,
+    outcome: Outcome,
+) -> bool {
+    let (id, lease) = (fence.instance_id.clone(), fence.lease);
     let commit = async {
-        // The parent, if any, is named by the generation's start.
-        let history = match &fence.started {
-            Some(started) => vec![started.clone()],
-            None => shared.store.load_history(&id).await.unwrap_or_default(),
-        };
-        let parent = history.iter().rev().find_map(|e| match &e.event {
+        let history = shared.store.load_history(&id).await.unwrap_or_default();
+        let recorded = || history.iter().chain(&inputs).map(|e| &e.event);
+        let parent = recorded().find_map(|e| match e {
             Event::ExecutionStarted { parent, .. } => Some(parent.clone()),
             _ => None,
         });
+        let answered: HashSet<u64> = recorded()
+            .filter_map(|e| match e {
+                Event::SubOrchestrationCompleted { id, .. }
+                | Event::SubOrchestrationFailed { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let children: Vec<InstanceId> = recorded()
+            .filter_map(|e| match e {
+                Event::SubOrchestrationCreated {
+                    id, instance_id, ..
+                } if !answered.contains(id) => Some(instance_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut status = StatusUpdate::running();
+        match &outcome {
+            Outcome::Failed(failure) => {
+                status.runtime_status = RuntimeStatus::Failed;
+                status.failure = Some(failure.clone());
+            }
+            Outcome::Terminated { output, .. } => {
+                status.runtime_status = RuntimeStatus::Terminated;
+                status.output = Some(output.clone());
+            }
+            Outcome::Completed(_) | Outcome::ContinuedAsNew { .. } => {}
+        }
         let mut commit = TurnCommit {
             instance_id: id.clone(),
-            lease: fence.lease,
+            lease,
             expected_history_len: fence.history_len,
             history: [HistoryEvent::new(Event::OrchestratorStarted {
                 timestamp: shared.clock.now(),
             })]
             .into_iter()
-            .chain(fence.started)
+            .chain(inputs.iter().cloned())
             .collect(),
             replace_history: false,
             consumed: fence.consumed,
@@ -189,29 +295,33 @@ async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
             cancelled_timers: Vec::new(),
             sub_instances: Vec::new(),
             messages: Vec::new(),
-            status: StatusUpdate {
-                runtime_status: crate::store::RuntimeStatus::Failed,
-                failure: Some(failure.clone()),
-                ..StatusUpdate::running()
-            },
+            status,
         };
-        let outcome = crate::command::Outcome::Failed(failure);
-        crate::effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), []);
+        effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), &children);
         shared.store.commit_turn(commit).await
     };
     match AssertUnwindSafe(commit).catch_unwind().await {
-        Ok(Ok(())) => Counters::add(&shared.counters.commits, 1),
+        Ok(Ok(())) => {
+            Counters::add(&shared.counters.commits, 1);
+            true
+        }
         _ => {
-            let _ = shared.store.abandon_orchestration(&id, fence.lease).await;
+            let _ = shared.store.abandon_orchestration(&id, lease).await;
+            false
         }
     }
 }
 
-async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
+async fn turn(
+    shared: &Shared,
+    work: OrchestrationWork,
+    delivered: Option<Delivered>,
+    running: TurnGuard,
+) -> bool {
     let _busy = shared.busy();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
-    let Some(mut execution) = execution_for(shared, &work).await else {
+    let Some(mut execution) = execution_for(shared, &work, &running).await else {
         shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
         return false;
@@ -231,7 +341,10 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     // Late messages for a finished instance are consumed, not delivered.
     let retries = if execution.is_reusable() && inputs.peek().is_some() {
         let now = shared.clock.now();
+        before_polling().await;
+        let polling = running.polling();
         let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
+        drop(polling);
         if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
@@ -250,6 +363,9 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     } else {
         shared.cache.remove(&id);
     }
+    // Until the commit releases the lease nobody else can take the instance; from then on
+    // another turn of it may start here at once.
+    drop(running);
     let committed = shared.store.commit_turn(commit).await;
     if committed.is_err() {
         shared.cache.remove(&id);
@@ -294,9 +410,20 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     }
 }
 
+/// Lets this thread run whatever this task has just woken (tokio keeps the last task a
+/// worker wakes in a slot no other worker may steal) before it polls orchestration code,
+/// which might never return: a store connection's task left there would be stuck with it.
+async fn before_polling() {
+    tokio::task::yield_now().await;
+}
+
 /// The live execution of a leased instance: from the cache, or rebuilt by replaying its
 /// history. `None` if the history cannot be read or moved on meanwhile.
-async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Execution> {
+async fn execution_for(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    running: &TurnGuard,
+) -> Option<Execution> {
     let counters = &shared.counters;
     let id = &work.instance_id;
     if let Some(execution) = shared
@@ -319,6 +446,8 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
     if !history.is_empty() {
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
+        before_polling().await;
+        let _polling = running.polling();
         if let Err(failure) = execution.replay(&shared.registry, &history) {
             tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
         }
@@ -391,7 +520,7 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn run_activity(shared: &Shared, work: ActivityWork) {
+async fn run_activity(shared: &Arc<Shared>, work: ActivityWork) {
     let busy = shared.busy();
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;
