@@ -70,6 +70,13 @@ pub(crate) fn after(
     }
 }
 
+/// `base + after`, or the latest time the runtime accepts if that is later (a lease of a
+/// century given as a builder option, say): never a panic on overflow.
+pub(crate) fn saturating_after(base: SystemTime, after: Duration) -> SystemTime {
+    base.checked_add(after)
+        .map_or_else(latest_time, |at| at.min(latest_time().max(base)))
+}
+
 /// A time written out: RFC 3339 where humantime can write it (1970 to 9999), otherwise
 /// as seconds from the epoch.
 pub(crate) fn describe(at: SystemTime) -> String {
@@ -256,6 +263,13 @@ mod tests {
             far.unwrap_err().at,
             "300000000000s after 1970-01-01T00:00:00Z"
         );
+        assert_eq!(saturating_after(epoch, Duration::MAX), latest_time());
+        assert_eq!(
+            saturating_after(latest_time(), Duration::from_secs(1)),
+            latest_time()
+        );
+        let soon = epoch + Duration::from_secs(5);
+        assert_eq!(saturating_after(epoch, Duration::from_secs(5)), soon);
         let overflow = after(epoch, Duration::MAX, || "the timer".into()).unwrap_err();
         assert!(
             overflow

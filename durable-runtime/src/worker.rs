@@ -544,7 +544,8 @@ async fn run_activity(shared: &Arc<Shared>, work: ActivityWork) {
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {
-                    let deadline = shared.clock.now() + timeout;
+                    // Checked when the call was made; saturated for older histories.
+                    let deadline = crate::clock::saturating_after(shared.clock.now(), timeout);
                     tokio::select! {
                         outcome = run => Some(outcome),
                         _ = shared.clock.sleep_until(deadline) => None,
