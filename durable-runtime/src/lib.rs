@@ -106,6 +106,7 @@ mod history;
 mod instance_id;
 mod orchestration;
 mod registry;
+mod rescue;
 mod retry;
 mod runtime;
 mod shared;
