@@ -29,6 +29,12 @@ pub struct TimeOutOfRange {
     pub at: String,
 }
 
+/// Real elapsed time, whatever the runtime's clock (a virtual one stands still): how long a
+/// poll has held its thread.
+pub(crate) fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// The latest time the runtime accepts; see [`LATEST_TIME_NANOS`].
 pub(crate) fn latest_time() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(LATEST_TIME_NANOS)
@@ -62,6 +68,13 @@ pub(crate) fn after(
             at: format!("{} + {after:?}", describe(base)),
         }),
     }
+}
+
+/// `base + after`, or the latest time the runtime accepts if that is later (a lease of a
+/// century given as a builder option, say): never a panic on overflow.
+pub(crate) fn saturating_after(base: SystemTime, after: Duration) -> SystemTime {
+    base.checked_add(after)
+        .map_or_else(latest_time, |at| at.min(latest_time().max(base)))
 }
 
 /// A time written out: RFC 3339 where humantime can write it (1970 to 9999), otherwise
@@ -266,6 +279,13 @@ mod tests {
             far.unwrap_err().at,
             "300000000000s after 1970-01-01T00:00:00Z"
         );
+        assert_eq!(saturating_after(epoch, Duration::MAX), latest_time());
+        assert_eq!(
+            saturating_after(latest_time(), Duration::from_secs(1)),
+            latest_time()
+        );
+        let soon = epoch + Duration::from_secs(5);
+        assert_eq!(saturating_after(epoch, Duration::from_secs(5)), soon);
         let overflow = after(epoch, Duration::MAX, || "the timer".into()).unwrap_err();
         assert!(
             overflow

@@ -116,6 +116,7 @@ pub mod limits;
 pub mod metric;
 mod orchestration;
 mod registry;
+mod rescue;
 mod retry;
 mod runtime;
 mod scripted;

@@ -198,6 +198,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long one poll of an orchestration's code may run before the turn is reported
+    /// stuck (default 10 s): a warning naming the instance, and
+    /// [`Stats::stuck_turns`](crate::Stats::stuck_turns). Orchestration code should return
+    /// from a poll in microseconds; one that loops without `.await` blocks its thread until
+    /// it returns. Such an instance is never run twice at once in this process, and can be
+    /// terminated meanwhile (see the guide, "Runaway orchestrator code").
+    pub fn stuck_after(mut self, after: Duration) -> Self {
+        self.options.stuck_after = after;
+        self
+    }
+
     /// Starts the workers on the current tokio runtime.
     pub fn start(mut self) -> Result<Runtime, BuildError> {
         if let Some(error) = self.errors.pop() {

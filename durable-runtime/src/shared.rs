@@ -1,15 +1,17 @@
 //! What the loops, the client and the test clock share, and the guards of work in flight.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::cache::Cache;
-use crate::clock::{Clock, VirtualClock};
+use crate::clock::{self, Clock, VirtualClock};
+use crate::instance_id::InstanceId;
 use crate::limits::PayloadLimits;
 use crate::registry::Registry;
 use crate::stats::Counters;
@@ -30,6 +32,7 @@ pub(crate) struct Options {
     pub(crate) activity_lease: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) limits: PayloadLimits,
+    pub(crate) stuck_after: Duration,
 }
 
 impl Default for Options {
@@ -42,6 +45,7 @@ impl Default for Options {
             activity_lease: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             limits: PayloadLimits::default(),
+            stuck_after: Duration::from_secs(10),
         }
     }
 }
@@ -68,7 +72,27 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Signalled once when the runtime stops.
     pub(crate) stop: Notify,
+    /// Turns under way in this process, by instance.
+    turns: Mutex<HashMap<InstanceId, TurnState>>,
 }
+
+/// A turn under way: whether its code is being polled, since when, and whether it was
+/// reported stuck.
+#[derive(Default)]
+struct TurnState {
+    polling_since: Option<Instant>,
+    reported: bool,
+}
+
+/// Marks a turn of one instance under way in this process for as long as it lives; see
+/// [`Shared::enter_turn`].
+pub(crate) struct TurnGuard {
+    shared: Arc<Shared>,
+    id: InstanceId,
+}
+
+/// Marks the turn's code being polled (replayed or run) for as long as it lives.
+pub(crate) struct Polling<'a>(&'a TurnGuard);
 
 /// Marks work in flight for as long as it lives.
 pub(crate) struct Busy<'a>(&'a Shared);
@@ -100,7 +124,46 @@ impl Shared {
             settled: Notify::new(),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
+            turns: Mutex::default(),
         }
+    }
+
+    fn turns(&self) -> MutexGuard<'_, HashMap<InstanceId, TurnState>> {
+        self.turns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a turn of `id` under way; `None` while another turn of it still runs in this
+    /// process. That happens when a poll of the code does not return (a loop without
+    /// `.await`) and its lease expires: running it again would block one more thread, so
+    /// the instance is not run here until that poll returns.
+    pub(crate) fn enter_turn(self: &Arc<Self>, id: &InstanceId) -> Option<TurnGuard> {
+        let mut turns = self.turns();
+        if turns.contains_key(id) {
+            return None;
+        }
+        turns.insert(id.clone(), TurnState::default());
+        Some(TurnGuard {
+            shared: Arc::clone(self),
+            id: id.clone(),
+        })
+    }
+
+    /// Turns whose code has been polled longer than `stuck_after` and were not reported yet,
+    /// with how long: each is reported once.
+    pub(crate) fn newly_stuck(&self) -> Vec<(InstanceId, Duration)> {
+        let now = clock::stopwatch();
+        let mut stuck = Vec::new();
+        for (id, turn) in self.turns().iter_mut() {
+            let Some(since) = turn.polling_since else {
+                continue;
+            };
+            let polling_for = now.saturating_duration_since(since);
+            if !turn.reported && polling_for > self.options.stuck_after {
+                turn.reported = true;
+                stuck.push((id.clone(), polling_for));
+            }
+        }
+        stuck
     }
 
     pub(crate) fn busy(&self) -> Busy<'_> {
@@ -183,6 +246,30 @@ impl Shared {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl TurnGuard {
+    /// Marks the turn's code being polled until the returned guard drops.
+    pub(crate) fn polling(&self) -> Polling<'_> {
+        if let Some(turn) = self.shared.turns().get_mut(&self.id) {
+            turn.polling_since = Some(clock::stopwatch());
+        }
+        Polling(self)
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        if let Some(turn) = self.0.shared.turns().get_mut(&self.0.id) {
+            turn.polling_since = None;
+        }
+    }
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        self.shared.turns().remove(&self.id);
     }
 }
 

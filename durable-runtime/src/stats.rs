@@ -26,6 +26,11 @@ pub struct Stats {
     pub events_committed: u64,
     /// Executions live in the cache now.
     pub cached: u64,
+    /// Turns whose code was polled longer than
+    /// [`stuck_after`](crate::RuntimeBuilder::stuck_after) (a loop without `.await`, or a
+    /// very long replay), each counted once, when found; each was also reported by a
+    /// warning naming its instance.
+    pub stuck_turns: u64,
 }
 
 #[derive(Default)]
@@ -39,6 +44,7 @@ pub(crate) struct Counters {
     pub(crate) activities: AtomicU64,
     pub(crate) commits: AtomicU64,
     pub(crate) events_committed: AtomicU64,
+    pub(crate) stuck_turns: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +65,7 @@ impl Counters {
             commits: get(&self.commits),
             events_committed: get(&self.events_committed),
             cached: cached as u64,
+            stuck_turns: get(&self.stuck_turns),
         }
     }
 }

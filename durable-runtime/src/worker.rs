@@ -16,7 +16,8 @@ use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::limits::unreadable;
 use crate::metric;
-use crate::shared::Shared;
+use crate::rescue;
+use crate::shared::{Shared, TurnGuard};
 use crate::stats::Counters;
 use crate::store::{
     ActivityLease, ActivityWork, OrchestrationWork, StatusUpdate, StoreError, TurnCommit,
@@ -69,6 +70,7 @@ async fn back_off(shared: &Shared, error: &StoreError) {
 }
 
 pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
+    let watchdog = tokio::spawn(rescue::watch_for_stuck_turns(Arc::clone(&shared)));
     let signals = shared.store.signals();
     let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_turns));
     while !shared.is_stopping() {
@@ -107,10 +109,10 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
             }
         }
     }
-    // Let running turns commit before reporting the loop stopped.
-    let _ = permits
-        .acquire_many(shared.options.max_concurrent_turns as u32)
-        .await;
+    // Let running turns commit before reporting the loop stopped; a stuck one never will.
+    let all_done = permits.acquire_many(shared.options.max_concurrent_turns as u32);
+    let _ = tokio::time::timeout(shared.options.shutdown_grace, all_done).await;
+    watchdog.abort();
 }
 
 /// An activity result handed straight to the turn it triggers.
@@ -123,8 +125,15 @@ struct Delivered {
 /// lease is then handed back). A panic of the runtime itself while it works on the turn (a
 /// bug in durable or in a store; user code's panics are caught closer) fails the instance:
 /// retried, the same panic would come back at every lease, forever.
-async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
-    let fence = Fence {
+async fn run_turn(
+    shared: &Arc<Shared>,
+    work: OrchestrationWork,
+    delivered: Option<Delivered>,
+) -> bool {
+    let Some(running) = shared.enter_turn(&work.instance_id) else {
+        return rescue::end_while_running(shared, work, delivered.map(|d| d.lease)).await;
+    };
+    let fence = rescue::Fence {
         instance_id: work.instance_id.clone(),
         lease: work.lease,
         history_len: work.history_len,
@@ -136,7 +145,7 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
             .find(|m| matches!(m.event.event, Event::ExecutionStarted { .. }))
             .map(|m| m.event.clone()),
     };
-    match AssertUnwindSafe(turn(shared, work, delivered))
+    match AssertUnwindSafe(turn(shared, work, delivered, running))
         .catch_unwind()
         .await
     {
@@ -149,83 +158,23 @@ async fn run_turn(shared: &Shared, work: OrchestrationWork, delivered: Option<De
                     Failure::panic(&*panic).message
                 ),
             );
-            fail_after_panic(shared, fence, failure).await;
+            rescue::fail_after_panic(shared, fence, failure).await;
             false
         }
     }
 }
 
-/// What a turn's commit is fenced by, kept to fail the instance if the turn panics.
-struct Fence {
-    instance_id: crate::instance_id::InstanceId,
-    lease: crate::store::LeaseToken,
-    history_len: u64,
-    consumed: Vec<crate::store::MessageId>,
-    completed: Option<ActivityLease>,
-    /// The generation's start, when this turn delivers it: recorded, so that the failed
-    /// history still says what ran and who the parent is.
-    started: Option<HistoryEvent>,
-}
-
-/// Fails the instance whose turn panicked: the turn's messages are consumed (of them only a
-/// generation's start is recorded), its parent is told. A second panic, or a failing store,
-/// hands the lease back.
-async fn fail_after_panic(shared: &Shared, fence: Fence, failure: Failure) {
-    let id = fence.instance_id.clone();
-    tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the runtime panicked; the instance fails");
-    shared.cache.remove(&id);
-    let commit = async {
-        // The parent, if any, is named by the generation's start.
-        let history = match &fence.started {
-            Some(started) => vec![started.clone()],
-            None => shared.store.load_history(&id).await.unwrap_or_default(),
-        };
-        let parent = history.iter().rev().find_map(|e| match &e.event {
-            Event::ExecutionStarted { parent, .. } => Some(parent.clone()),
-            _ => None,
-        });
-        let mut commit = TurnCommit {
-            instance_id: id.clone(),
-            lease: fence.lease,
-            expected_history_len: fence.history_len,
-            history: [HistoryEvent::new(Event::OrchestratorStarted {
-                timestamp: shared.clock.now(),
-            })]
-            .into_iter()
-            .chain(fence.started)
-            .collect(),
-            replace_history: false,
-            consumed: fence.consumed,
-            completed_activities: fence.completed.into_iter().collect(),
-            activities: Vec::new(),
-            timers: Vec::new(),
-            cancelled_timers: Vec::new(),
-            sub_instances: Vec::new(),
-            messages: Vec::new(),
-            status: StatusUpdate {
-                runtime_status: crate::store::RuntimeStatus::Failed,
-                failure: Some(failure.clone()),
-                ..StatusUpdate::running()
-            },
-        };
-        let outcome = crate::command::Outcome::Failed(failure);
-        crate::effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), []);
-        shared.store.commit_turn(commit).await
-    };
-    match AssertUnwindSafe(commit).catch_unwind().await {
-        Ok(Ok(())) => Counters::add(&shared.counters.commits, 1),
-        _ => {
-            let _ = shared.store.abandon_orchestration(&id, fence.lease).await;
-        }
-    }
-}
-
-async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delivered>) -> bool {
+async fn turn(
+    shared: &Shared,
+    work: OrchestrationWork,
+    delivered: Option<Delivered>,
+    running: TurnGuard,
+) -> bool {
     let _busy = shared.busy();
     let took = Stopwatch::start();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
-    let Some(mut execution) = execution_for(shared, &work).await else {
+    let Some(mut execution) = execution_for(shared, &work, &running).await else {
         shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
         return false;
@@ -245,7 +194,10 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     // Late messages for a finished instance are consumed, not delivered.
     let (retries, report) = if execution.is_reusable() && inputs.peek().is_some() {
         let now = shared.clock.now();
+        before_polling().await;
+        let polling = running.polling();
         let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
+        drop(polling);
         if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
             tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
         }
@@ -266,6 +218,9 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     } else {
         shared.cache.remove(&id);
     }
+    // Until the commit releases the lease nobody else can take the instance; from then on
+    // another turn of it may start here at once.
+    drop(running);
     let commit_took = Stopwatch::start();
     let committed = shared.store.commit_turn(commit).await;
     metric::store_commit(commit_took.elapsed());
@@ -317,9 +272,20 @@ async fn turn(shared: &Shared, work: OrchestrationWork, delivered: Option<Delive
     }
 }
 
+/// Lets this thread run whatever this task has just woken (tokio keeps the last task a
+/// worker wakes in a slot no other worker may steal) before it polls orchestration code,
+/// which might never return: a store connection's task left there would be stuck with it.
+async fn before_polling() {
+    tokio::task::yield_now().await;
+}
+
 /// The live execution of a leased instance: from the cache, or rebuilt by replaying its
 /// history. `None` if the history cannot be read or moved on meanwhile.
-async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Execution> {
+async fn execution_for(
+    shared: &Shared,
+    work: &OrchestrationWork,
+    running: &TurnGuard,
+) -> Option<Execution> {
     let counters = &shared.counters;
     let id = &work.instance_id;
     if let Some(execution) = shared
@@ -352,6 +318,8 @@ async fn execution_for(shared: &Shared, work: &OrchestrationWork) -> Option<Exec
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
         let took = Stopwatch::start();
+        before_polling().await;
+        let _polling = running.polling();
         if let Err(failure) = execution.replay(&shared.registry, &history) {
             tracing::error!(target: "durable::replay", instance_id = %id, %failure, "replay failed");
         }
@@ -446,7 +414,7 @@ async fn fail_unreadable_task(shared: &Shared, lease: ActivityLease, error: Stri
     }
 }
 
-async fn run_activity(shared: &Shared, work: ActivityWork) {
+async fn run_activity(shared: &Arc<Shared>, work: ActivityWork) {
     let busy = shared.busy();
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;
@@ -481,9 +449,10 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
             let outcome = match task.timeout {
                 None => Some(run.await),
                 Some(timeout) => {
-                    let deadline = shared.clock.now() + timeout;
+                    // Checked when the call was made; saturated for older histories.
                     // `biased`: an attempt that finished in the poll its timeout fell due
                     // counts as finished, whatever the seed.
+                    let deadline = crate::clock::saturating_after(shared.clock.now(), timeout);
                     tokio::select! {
                         biased;
                         outcome = run => Some(outcome),

@@ -196,6 +196,27 @@ matrix!(
     }
 );
 
+// Leases as long as a `Duration` holds (builder options) saturate instead of panicking in
+// the store at every fetch.
+matrix!(huge_leases_do_not_panic, |setup: Setup| async move {
+    let runtime = setup
+        .builder()
+        .orchestration_lease(Duration::MAX)
+        .activity_lease(Duration::MAX)
+        .orchestrator(huge_timeouts)
+        .activity(quick)
+        .start()
+        .unwrap();
+    let client = runtime.client();
+    let id = client.start(huge_timeouts, ()).await.unwrap();
+    let status = finished(&client, &id).await;
+    assert_eq!(
+        status.runtime_status,
+        RuntimeStatus::Completed,
+        "{status:?}"
+    );
+});
+
 /// A store that panics on any commit that starts a timer: a bug in the runtime or a store
 /// while it works on an instance.
 #[derive(Debug)]

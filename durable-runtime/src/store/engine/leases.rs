@@ -92,7 +92,7 @@ impl<H: History> Engine<H> {
         lease_for: Duration,
     ) -> Result<OrchestrationWork, StoreError> {
         let token = self.token();
-        let expires = now + lease_for;
+        let expires = crate::clock::saturating_after(now, lease_for);
         let instance = self
             .instances
             .get_mut(id)
@@ -186,7 +186,7 @@ impl<H: History> Engine<H> {
         self.promote_due(now);
         while let Some((id, seq)) = self.activity_queue.pop_front() {
             let token = self.token();
-            let expires = now + lease_for;
+            let expires = crate::clock::saturating_after(now, lease_for);
             let Some(attempt) = self
                 .instances
                 .get_mut(&id)
