@@ -30,7 +30,9 @@ const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [
   --full           the published sizes (about 15-30 minutes with --features duroxide)
   --only <w>       one workload: 1|chains, 2|sequential, 3|latency, 4|paused, 5|reopen, 6|nocache
                    (5 runs 4 first: it reopens the directory 4 leaves)
-  --dir <path>     where the file stores live (default: the system's temporary directory)";
+  --dir <path>     where the file stores live (default: the system's temporary directory)
+  --no-export      with --features telemetry, skip workload 1's run exporting spans (to
+                   count the instructions of the features compiled in but unused)";
 
 fn main() {
     tracing_subscriber::fmt()
@@ -50,11 +52,13 @@ fn main() {
     let mut full = false;
     let mut only = None;
     let mut dir = std::env::temp_dir();
+    let mut export = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => full = false,
             "--full" => full = true,
+            "--no-export" => export = false,
             "--only" => {
                 let w = it.next().map(String::as_str).unwrap_or("");
                 only = Some(parse_workload(w).unwrap_or_else(|| {
@@ -79,11 +83,12 @@ fn main() {
         }
     }
     std::fs::create_dir_all(&dir).expect("create the data directory");
-    let config = if full {
+    let mut config = if full {
         Config::full()
     } else {
         Config::quick()
     };
+    config.export_spans = export;
     run(&config, only, &dir);
 }
 
@@ -116,6 +121,8 @@ struct Config {
     /// The same for workload 6 (cache off grows with the square of the steps).
     nocache_budget: Duration,
     fdatasync_samples: usize,
+    /// Whether workload 1 runs again exporting spans (`--features telemetry`).
+    export_spans: bool,
 }
 
 impl Config {
@@ -133,6 +140,7 @@ impl Config {
             peer_budget: Duration::from_secs(30),
             nocache_budget: Duration::from_secs(20),
             fdatasync_samples: 50,
+            export_spans: true,
         }
     }
 
@@ -150,6 +158,7 @@ impl Config {
             peer_budget: Duration::from_secs(240),
             nocache_budget: Duration::from_secs(120),
             fdatasync_samples: 200,
+            export_spans: true,
         }
     }
 }
@@ -365,7 +374,9 @@ fn peer_kind(engine: Engine) -> peer::StoreKind {
     }
 }
 
-/// Workload 1 on one engine, one run: (elapsed, instances not completed).
+/// Workload 1 on one engine, one run: (elapsed, instances not completed). Never inlined:
+/// callgrind's inclusive count of this function is the workload's cost in instructions.
+#[inline(never)]
 fn chains_once(engine: Engine, dir: &Path, n: usize) -> (Duration, usize) {
     if !engine.is_peer() {
         return block(durable::chains(durable_kind(engine), dir, n));

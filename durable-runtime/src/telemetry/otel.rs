@@ -118,11 +118,17 @@ impl Tracing {
             if let Some(first) = commit.history.first_mut() {
                 first.span = Some(record);
                 span.record = Some(record);
+                out.fresh = true;
             }
         }
         let Some(record) = span.record else {
             return out;
         };
+        if !out.fresh {
+            // Known before the commit, so that the attempts it schedules find their parent
+            // here even if they start before the commit's caller hears back.
+            self.parents().put(commit.instance_id.clone(), record);
+        }
         for child in &mut commit.sub_instances {
             child.start.span = Some(SpanRecord {
                 trace_id: record.trace_id,
@@ -380,6 +386,8 @@ impl Ending {
 #[derive(Default)]
 pub(crate) struct TurnSpans {
     record: Option<SpanRecord>,
+    /// Whether the record was made by this turn (not yet durable).
+    fresh: bool,
     name: String,
     timers: Vec<Timer>,
     ended: Option<(SystemTime, Ending)>,
