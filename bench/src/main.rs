@@ -550,6 +550,43 @@ fn workload_chains(config: &Config, dir: &Path, report: &mut Report) {
             );
             report.set(row, engine, Some(median(&rates)), note);
         }
+        #[cfg(feature = "telemetry")]
+        if config.export_spans {
+            chains_exported(config, dir, report, n);
+        }
+    }
+}
+
+/// Workload 1 again on durable's stores, every span exported (`--features telemetry`).
+#[cfg(feature = "telemetry")]
+fn chains_exported(config: &Config, dir: &Path, report: &mut Report, n: usize) {
+    let row = report.row(1, format!("N={n} chains, spans exported"), "orch/s", false);
+    for engine in ENGINES.into_iter().filter(|e| !e.is_peer()) {
+        let mut rates = Vec::new();
+        for i in 0..config.chains_runs {
+            let (t, failed, spans) = block(durable::chains_exported(durable_kind(engine), dir, n));
+            let rate = n as f64 / t.as_secs_f64();
+            rates.push(rate);
+            println!(
+                "  {:13} N={n} spans exported, run {}: {:.3} s = {:.0} orch/s, {spans} spans{}",
+                engine.label(),
+                i + 1,
+                t.as_secs_f64(),
+                rate,
+                if failed > 0 {
+                    format!(", {failed} not completed")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        println!(
+            "  {:13} N={n} spans exported: median {:.0} orch/s (runs {})",
+            engine.label(),
+            median(&rates),
+            spread(&rates, |v| format!("{v:.0}"))
+        );
+        report.set(row, engine, Some(median(&rates)), String::new());
     }
 }
 
