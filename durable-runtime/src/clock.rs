@@ -159,6 +159,20 @@ impl Drop for ForgetSleeper {
     }
 }
 
+/// A stopwatch for latency metrics: it reads the monotonic clock only when metrics are
+/// compiled in, and its readings never steer the runtime.
+pub(crate) struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    pub(crate) fn start() -> Self {
+        Stopwatch(cfg!(feature = "metrics").then(std::time::Instant::now))
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.0.map(|start| start.elapsed()).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,19 +190,5 @@ mod tests {
         clock.advance(Duration::from_secs(3));
         late.await.unwrap();
         assert_eq!(clock.elapsed_since(start), Duration::from_secs(4));
-    }
-}
-
-/// A stopwatch for latency metrics: it reads the monotonic clock only when metrics are
-/// compiled in, and its readings never steer the runtime.
-pub(crate) struct Stopwatch(Option<std::time::Instant>);
-
-impl Stopwatch {
-    pub(crate) fn start() -> Self {
-        Stopwatch(cfg!(feature = "metrics").then(std::time::Instant::now))
-    }
-
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.0.map(|start| start.elapsed()).unwrap_or_default()
     }
 }

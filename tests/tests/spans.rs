@@ -192,14 +192,14 @@ fn traced_blocking(_ctx: ActivityContext, n: u32) -> Result<u32, String> {
 
 #[orchestrator]
 async fn child_flow(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
-    Ok(ctx.call(traced_step, n).await?)
+    ctx.call(traced_step, n).await
 }
 
 #[orchestrator]
 async fn parent_flow(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
     let first = ctx.call(child_flow, n).await?;
     let second = ctx.call(traced_step, first).await?;
-    Ok(ctx.call(traced_blocking, second).await?)
+    ctx.call(traced_blocking, second).await
 }
 
 matrix!(

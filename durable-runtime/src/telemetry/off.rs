@@ -56,12 +56,17 @@ pub(crate) enum TurnSpans {}
 
 pub(crate) struct AttemptSpan;
 
+/// What `enter` returns: nothing to leave.
+pub(crate) struct Entered;
+
 impl AttemptSpan {
     pub(crate) fn instrument<F: Future>(&self, attempt: F) -> F {
         attempt
     }
 
-    pub(crate) fn enter(&self) {}
+    pub(crate) fn enter(&self) -> Entered {
+        Entered
+    }
 
     pub(crate) fn end(self, _: &Result<Value, Failure>, _: SystemTime) {}
 }
