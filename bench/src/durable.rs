@@ -146,7 +146,55 @@ async fn finished(client: &Client, id: &InstanceId) -> bool {
 /// next), timed from the first start to the last completion. Returns the time and how many
 /// instances did not complete.
 pub async fn chains(kind: StoreKind, root: &Path, n: usize) -> (Duration, usize) {
-    let env = Env::new(kind, root, None).await;
+    chains_on(Env::new(kind, root, None).await, n).await
+}
+
+/// Workload 1 with spans exported: the runtime given a tracer whose provider hands every
+/// span, in batches, to an exporter that counts them (as an OTLP exporter would receive
+/// them, without the network). Returns the time, the instances not completed, and the
+/// spans exported.
+#[cfg(feature = "telemetry")]
+pub async fn chains_exported(kind: StoreKind, root: &Path, n: usize) -> (Duration, usize, u64) {
+    use opentelemetry::trace::TracerProvider as _;
+
+    let counter = spans::Counting::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(counter.clone())
+        .build();
+    let tracer = provider.tracer("durable");
+    let env = Env::with(kind, root, None, |b| b.tracer(tracer)).await;
+    let (elapsed, failed) = chains_on(env, n).await;
+    let _ = provider.shutdown();
+    (elapsed, failed, counter.count())
+}
+
+#[cfg(feature = "telemetry")]
+mod spans {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+    /// Counts the spans it is handed.
+    #[derive(Debug, Default, Clone)]
+    pub struct Counting(Arc<AtomicU64>);
+
+    impl Counting {
+        pub fn count(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    impl SpanExporter for Counting {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+}
+
+async fn chains_on(env: Env, n: usize) -> (Duration, usize) {
     let client = env.client.clone();
     let t = Instant::now();
     let starts: Vec<_> = (0..n as u64)

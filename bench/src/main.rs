@@ -33,7 +33,10 @@ const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [
   --dir <path>     where the file stores live (default: the system's temporary directory)
   --chains <n>     workload 1's size (instead of the mode's)
   --store <s>      durable's store only: memory|file (no peer; e.g. to count instructions
-                   per chain under callgrind)";
+                   per chain under callgrind)
+
+  --no-export      with --features telemetry, skip workload 1's run exporting spans (to
+                   count the instructions of the features compiled in but unused)";
 
 fn main() {
     tracing_subscriber::fmt()
@@ -54,11 +57,13 @@ fn main() {
     let mut only = None;
     let mut chains_n = None;
     let mut dir = std::env::temp_dir();
+    let mut export = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => full = false,
             "--full" => full = true,
+            "--no-export" => export = false,
             "--only" => {
                 let w = it.next().map(String::as_str).unwrap_or("");
                 only = Some(parse_workload(w).unwrap_or_else(|| {
@@ -109,6 +114,7 @@ fn main() {
     if let Some(n) = chains_n {
         config.chains_n = vec![n];
     }
+    config.export_spans = export;
     run(&config, only, &dir);
 }
 
@@ -141,6 +147,8 @@ struct Config {
     /// The same for workload 6 (cache off grows with the square of the steps).
     nocache_budget: Duration,
     fdatasync_samples: usize,
+    /// Whether workload 1 runs again exporting spans (`--features telemetry`).
+    export_spans: bool,
 }
 
 impl Config {
@@ -158,6 +166,7 @@ impl Config {
             peer_budget: Duration::from_secs(30),
             nocache_budget: Duration::from_secs(20),
             fdatasync_samples: 50,
+            export_spans: true,
         }
     }
 
@@ -175,6 +184,7 @@ impl Config {
             peer_budget: Duration::from_secs(240),
             nocache_budget: Duration::from_secs(120),
             fdatasync_samples: 200,
+            export_spans: true,
         }
     }
 }
@@ -396,7 +406,9 @@ fn peer_kind(engine: Engine) -> peer::StoreKind {
     }
 }
 
-/// Workload 1 on one engine, one run: (elapsed, instances not completed).
+/// Workload 1 on one engine, one run: (elapsed, instances not completed). Never inlined:
+/// callgrind's inclusive count of this function is the workload's cost in instructions.
+#[inline(never)]
 fn chains_once(engine: Engine, dir: &Path, n: usize) -> (Duration, usize) {
     if !engine.is_peer() {
         return block(durable::chains(durable_kind(engine), dir, n));
@@ -570,6 +582,43 @@ fn workload_chains(config: &Config, dir: &Path, report: &mut Report) {
             );
             report.set(row, engine, Some(median(&rates)), note);
         }
+        #[cfg(feature = "telemetry")]
+        if config.export_spans {
+            chains_exported(config, dir, report, n);
+        }
+    }
+}
+
+/// Workload 1 again on durable's stores, every span exported (`--features telemetry`).
+#[cfg(feature = "telemetry")]
+fn chains_exported(config: &Config, dir: &Path, report: &mut Report, n: usize) {
+    let row = report.row(1, format!("N={n} chains, spans exported"), "orch/s", false);
+    for engine in ENGINES.into_iter().filter(|e| !e.is_peer()) {
+        let mut rates = Vec::new();
+        for i in 0..config.chains_runs {
+            let (t, failed, spans) = block(durable::chains_exported(durable_kind(engine), dir, n));
+            let rate = n as f64 / t.as_secs_f64();
+            rates.push(rate);
+            println!(
+                "  {:13} N={n} spans exported, run {}: {:.3} s = {:.0} orch/s, {spans} spans{}",
+                engine.label(),
+                i + 1,
+                t.as_secs_f64(),
+                rate,
+                if failed > 0 {
+                    format!(", {failed} not completed")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        println!(
+            "  {:13} N={n} spans exported: median {:.0} orch/s (runs {})",
+            engine.label(),
+            median(&rates),
+            spread(&rates, |v| format!("{v:.0}"))
+        );
+        report.set(row, engine, Some(median(&rates)), String::new());
     }
 }
 

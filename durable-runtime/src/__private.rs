@@ -51,7 +51,14 @@ where
         // Read when first polled, inside the activity's span: the pool's threads have neither.
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
-        let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(body));
+        // And the attempt's OpenTelemetry span, so that the body's spans are its children.
+        #[cfg(feature = "opentelemetry")]
+        let otel = opentelemetry::Context::current();
+        let run = move || {
+            #[cfg(feature = "opentelemetry")]
+            let _otel = otel.attach();
+            tracing::dispatcher::with_default(&dispatch, || span.in_scope(body))
+        };
         match tokio::task::spawn_blocking(run).await {
             Ok(output) => output,
             Err(error) => match error.try_into_panic() {

@@ -90,6 +90,14 @@
 //! Write plain `tracing` events in orchestrator code: they are emitted when the code runs
 //! live and suppressed while it replays, and they carry an `orchestration` span with the
 //! instance id and name.
+//!
+//! # Traces and metrics
+//! Two features, off by default, report what the runtime does (`docs/guide.md`,
+//! "Operating"): `opentelemetry` sends spans following the Durable Task conventions (one
+//! per instance, however many turns, replays and processes it takes; one per activity
+//! attempt; one per durable timer) to the tracer given to `RuntimeBuilder::tracer`; `metrics`
+//! records the counters, gauges and histograms named in [`metric::names`] through the
+//! `metrics` facade, to whatever recorder the application installs.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]

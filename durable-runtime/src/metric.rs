@@ -31,10 +31,10 @@ pub mod names {
     pub const TURN_SECONDS: &str = "durable_turn_seconds";
     /// How long rebuilding an instance from its history took (seconds).
     pub const REPLAY_SECONDS: &str = "durable_replay_seconds";
-    /// How long an activity attempt ran, by `activity` and `outcome` (seconds).
+    /// How long an activity attempt ran, by `activity` and `outcome` (`completed`, `failed`,
+    /// `panicked`, `timed_out`, `not_registered`), in seconds. Its count
+    /// (`durable_activity_seconds_count` in Prometheus) is the attempts by name and outcome.
     pub const ACTIVITY_SECONDS: &str = "durable_activity_seconds";
-    /// Activity attempts, by `activity` and `outcome`.
-    pub const ACTIVITY_ATTEMPTS: &str = "durable_activity_attempts_total";
     /// Turns served by a cached execution.
     pub const CACHE_HITS: &str = "durable_cache_hits_total";
     /// Turns that had to replay the history.
@@ -84,8 +84,11 @@ mod on {
             );
             describe_histogram!(TURN_SECONDS, Unit::Seconds, "Turns, lease to commit");
             describe_histogram!(REPLAY_SECONDS, Unit::Seconds, "Replays of a history");
-            describe_histogram!(ACTIVITY_SECONDS, Unit::Seconds, "Activity attempts");
-            describe_counter!(ACTIVITY_ATTEMPTS, "Activity attempts by outcome");
+            describe_histogram!(
+                ACTIVITY_SECONDS,
+                Unit::Seconds,
+                "Activity attempts, by outcome"
+            );
             describe_counter!(CACHE_HITS, "Turns served by a cached execution");
             describe_counter!(CACHE_MISSES, "Turns that replayed the history");
             describe_counter!(CACHE_EVICTIONS, "Executions evicted from the cache");
@@ -121,9 +124,8 @@ mod on {
     }
 
     pub(crate) fn activity(name: &str, outcome: &'static str, took: Duration) {
-        let labels = [("activity", name.to_string()), ("outcome", outcome.into())];
-        histogram!(ACTIVITY_SECONDS, &labels).record(took);
-        counter!(ACTIVITY_ATTEMPTS, &labels).increment(1);
+        histogram!(ACTIVITY_SECONDS, "activity" => name.to_string(), "outcome" => outcome)
+            .record(took);
     }
 
     pub(crate) fn cache(hit: bool) {

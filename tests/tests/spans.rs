@@ -183,15 +183,23 @@ async fn traced_step(_ctx: ActivityContext, n: u32) -> Result<u32, String> {
     Ok(n + 1)
 }
 
+#[activity(blocking)]
+fn traced_blocking(_ctx: ActivityContext, n: u32) -> Result<u32, String> {
+    // On tokio's blocking pool: the attempt's span still holds.
+    let _entered = tracing::info_span!("inside the blocking step").entered();
+    Ok(n * 10)
+}
+
 #[orchestrator]
 async fn child_flow(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
-    Ok(ctx.call(traced_step, n).await?)
+    ctx.call(traced_step, n).await
 }
 
 #[orchestrator]
 async fn parent_flow(ctx: OrchestrationContext, n: u32) -> Result<u32, TaskError> {
     let first = ctx.call(child_flow, n).await?;
-    Ok(ctx.call(traced_step, first).await?)
+    let second = ctx.call(traced_step, first).await?;
+    ctx.call(traced_blocking, second).await
 }
 
 matrix!(
@@ -219,6 +227,7 @@ matrix!(
             .orchestrator(parent_flow)
             .orchestrator(child_flow)
             .activity(traced_step)
+            .activity(traced_blocking)
             .start()
             .unwrap();
         let client = runtime.client();
@@ -234,7 +243,7 @@ matrix!(
         };
         drop(request);
         let status = finished(&client, &id).await;
-        assert_eq!(status.output_as::<u32>().unwrap(), Some(3));
+        assert_eq!(status.output_as::<u32>().unwrap(), Some(30), "{status:?}");
         runtime.shutdown().await;
 
         let spans = exporter.get_finished_spans().unwrap();

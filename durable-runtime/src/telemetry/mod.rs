@@ -49,7 +49,8 @@ pub(crate) struct TurnReport {
     started: bool,
     ended: Option<&'static str>,
     name: Option<String>,
-    spans: spans::TurnSpans,
+    /// Only with a tracer.
+    spans: Option<Box<spans::TurnSpans>>,
 }
 
 /// Reads a live turn's commit before it is written: stamps the span records it must carry

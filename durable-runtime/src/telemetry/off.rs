@@ -29,11 +29,11 @@ impl Tracing {
         _: &str,
         _: &mut TurnCommit,
         _: SystemTime,
-    ) -> TurnSpans {
-        TurnSpans
+    ) -> Option<Box<TurnSpans>> {
+        None
     }
 
-    pub(crate) fn committed(&self, _: &InstanceId, _: TurnSpans) {}
+    pub(crate) fn committed(&self, _: &InstanceId, _: Option<Box<TurnSpans>>) {}
 
     pub(crate) async fn attempt(
         &self,
@@ -52,16 +52,21 @@ impl InstanceSpan {
     pub(crate) fn replayed(&mut self, _: &[HistoryEvent]) {}
 }
 
-pub(crate) struct TurnSpans;
+pub(crate) enum TurnSpans {}
 
 pub(crate) struct AttemptSpan;
+
+/// What `enter` returns: nothing to leave.
+pub(crate) struct Entered;
 
 impl AttemptSpan {
     pub(crate) fn instrument<F: Future>(&self, attempt: F) -> F {
         attempt
     }
 
-    pub(crate) fn enter(&self) {}
+    pub(crate) fn enter(&self) -> Entered {
+        Entered
+    }
 
     pub(crate) fn end(self, _: &Result<Value, Failure>, _: SystemTime) {}
 }

@@ -94,11 +94,9 @@ impl Tracing {
         name: &str,
         commit: &mut TurnCommit,
         now: SystemTime,
-    ) -> TurnSpans {
-        let mut out = TurnSpans::default();
-        if self.tracer.is_none() {
-            return out;
-        }
+    ) -> Option<Box<TurnSpans>> {
+        self.tracer.as_ref()?;
+        let mut out = Box::<TurnSpans>::default();
         span.observe_turn(&commit.history, now, |created, fire_at, seq| {
             out.timers.push(Timer {
                 seq,
@@ -118,11 +116,17 @@ impl Tracing {
             if let Some(first) = commit.history.first_mut() {
                 first.span = Some(record);
                 span.record = Some(record);
+                out.fresh = true;
             }
         }
         let Some(record) = span.record else {
-            return out;
+            return Some(out);
         };
+        if !out.fresh {
+            // Known before the commit, so that the attempts it schedules find their parent
+            // here even if they start before the commit's caller hears back.
+            self.parents().put(commit.instance_id.clone(), record);
+        }
         for child in &mut commit.sub_instances {
             child.start.span = Some(SpanRecord {
                 trace_id: record.trace_id,
@@ -163,22 +167,32 @@ impl Tracing {
             };
             out.ended = Some((now, ending));
         }
-        out
+        Some(out)
     }
 
     /// Ends the spans of a turn whose commit is durable.
-    pub(crate) fn committed(&self, id: &InstanceId, spans: TurnSpans) {
-        let (Some(tracer), Some(record)) = (&self.tracer, spans.record) else {
+    pub(crate) fn committed(&self, id: &InstanceId, spans: Option<Box<TurnSpans>>) {
+        let (Some(tracer), Some(spans)) = (&self.tracer, spans) else {
+            return;
+        };
+        let TurnSpans {
+            record,
+            name,
+            timers,
+            ended,
+            ..
+        } = *spans;
+        let Some(record) = record else {
             return;
         };
         let parent = parent_context(record.trace_id, record.span_id);
-        for timer in spans.timers {
-            let builder = SpanBuilder::from_name(format!("orchestration:{}:timer", spans.name))
+        for timer in timers {
+            let builder = SpanBuilder::from_name(format!("orchestration:{name}:timer"))
                 .with_kind(SpanKind::Internal)
                 .with_start_time(timer.created)
                 .with_attributes([
                     KeyValue::new("durabletask.type", "timer"),
-                    KeyValue::new("durabletask.task.name", spans.name.clone()),
+                    KeyValue::new("durabletask.task.name", name.clone()),
                     KeyValue::new("durabletask.task.instance_id", id.to_string()),
                     KeyValue::new("durabletask.task.task_id", timer.seq as i64),
                     KeyValue::new(
@@ -190,13 +204,13 @@ impl Tracing {
             let mut span = tracer.build_with_context(builder, &parent);
             span.end_with_timestamp(timer.fire_at.max(timer.created));
         }
-        match spans.ended {
+        match ended {
             None => {
                 self.parents().put(id.clone(), record);
             }
             Some((at, ending)) => {
                 self.parents().pop(id);
-                self.orchestration(tracer, id, &spans.name, record, at, ending);
+                self.orchestration(tracer, id, &name, record, at, ending);
             }
         }
     }
@@ -247,10 +261,11 @@ impl Tracing {
         let known = self.parents().get(&task.instance_id).copied();
         let record = match known {
             Some(record) => Some(record),
-            None => match store.load_history(&task.instance_id).await {
-                Ok(history) => InstanceSpan::of(&history).record,
-                Err(_) => None,
-            },
+            // Boxed: the common case keeps the attempt's future small.
+            None => Box::pin(store.load_history(&task.instance_id))
+                .await
+                .ok()
+                .and_then(|history| InstanceSpan::of(&history).record),
         };
         let parent = match record {
             Some(record) => parent_context(record.trace_id, record.span_id),
@@ -380,6 +395,8 @@ impl Ending {
 #[derive(Default)]
 pub(crate) struct TurnSpans {
     record: Option<SpanRecord>,
+    /// Whether the record was made by this turn (not yet durable).
+    fresh: bool,
     name: String,
     timers: Vec<Timer>,
     ended: Option<(SystemTime, Ending)>,

@@ -77,6 +77,10 @@ impl<H: History> Engine<H> {
             }
             metric::lease_takeover("activity");
         }
+    }
+
+    /// The queues' depths, as a worker leaves them.
+    fn report_queues(&self) {
         metric::queues(
             self.ready.len(),
             self.activity_queue.len(),
@@ -136,6 +140,16 @@ impl<H: History> Engine<H> {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
+        let work = self.next_orchestration(now, lease_for);
+        self.report_queues();
+        work
+    }
+
+    fn next_orchestration(
+        &mut self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<OrchestrationWork>, StoreError> {
         self.promote_due(now);
         while let Some(id) = self.ready.pop_front() {
             let Some(instance) = self.instances.get_mut(&id) else {
@@ -179,6 +193,16 @@ impl<H: History> Engine<H> {
     /// Leases an attempt ready at `now`; also returns the position of the turn that
     /// scheduled it.
     pub(crate) fn fetch_activity(
+        &mut self,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Option<(ActivityWork, Lsn)>, StoreError> {
+        let work = self.next_activity(now, lease_for);
+        self.report_queues();
+        work
+    }
+
+    fn next_activity(
         &mut self,
         now: SystemTime,
         lease_for: Duration,
