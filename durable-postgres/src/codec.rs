@@ -162,6 +162,24 @@ pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>
     }))
 }
 
+/// The instances a claim leased, from its rows (one per message, ordered by instance).
+pub(crate) fn works_from_rows(rows: Vec<Row>) -> Result<Vec<OrchestrationWork>, StoreError> {
+    let mut works = Vec::new();
+    let mut group: Vec<Row> = Vec::new();
+    for row in rows {
+        let id: String = col(&row, 0, "?")?;
+        if group
+            .first()
+            .is_some_and(|first| first.get::<_, &str>(0) != id)
+        {
+            works.extend(work_from_rows(std::mem::take(&mut group))?);
+        }
+        group.push(row);
+    }
+    works.extend(work_from_rows(group)?);
+    Ok(works)
+}
+
 /// An instance's status from a row of `STATUS_COLUMNS`.
 pub(crate) fn status_from_row(row: &Row) -> Result<InstanceStatus, StoreError> {
     let raw_id: String = col(row, 0, "?")?;

@@ -141,10 +141,12 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod claims;
 mod codec;
 mod create;
 mod db;
 mod error;
+mod group_commit;
 mod migrate;
 mod options;
 mod pipeline;

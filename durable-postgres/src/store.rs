@@ -18,16 +18,18 @@ use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use crate::claims::Claimed;
 use crate::codec::{
     self, col, deadline, decode, encode, nanos, parse_status, status_from_row, time, to_i64,
-    to_u64, work_from_rows, IMMEDIATE,
+    to_u64, work_from_rows, works_from_rows, IMMEDIATE,
 };
-use crate::create::{CreateStatements, NewRow};
+use crate::create::NewRow;
 use crate::db::{self, redact, unavailable, write_failed};
 use crate::error::ConnectError;
+use crate::group_commit::{Completion, GroupCommit, Write};
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
-use crate::pipeline::{pipeline, prepare};
+use crate::pipeline::prepare;
 use crate::sql::{ListQuery, Sql};
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
@@ -38,6 +40,8 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 /// [crate docs](crate) for the design.
 pub struct PostgresStore {
     pool: Pool,
+    /// This process's writes, committed in batches.
+    pub(crate) group: GroupCommit,
     pub(crate) sql: Arc<Sql>,
     pub(crate) wake: Arc<Wake>,
     schema: String,
@@ -45,6 +49,11 @@ pub struct PostgresStore {
     last_now: AtomicI64,
     /// `host:pid`, recorded with every lease this store takes.
     owner: String,
+    /// Claims nothing: see [`PostgresOptions::client_only`].
+    client_only: bool,
+    /// Instances and attempts leased by a claim and not yet handed out.
+    claimed_turns: Claimed<OrchestrationWork>,
+    claimed_attempts: Claimed<ActivityWork>,
     tasks: Vec<AbortHandle>,
     /// A test's schema, dropped after the pool (fields drop in order).
     test_schema: Option<crate::testing::TestSchema>,
@@ -66,7 +75,55 @@ impl Drop for PostgresStore {
         for task in &self.tasks {
             task.abort();
         }
-        self.pool.close();
+        // Claims never handed out are released, so that the fleet need not wait for their
+        // leases to expire; without a runtime to do it on, they expire.
+        let turns = self.claimed_turns.drain();
+        let attempts = self.claimed_attempts.drain();
+        let handle = tokio::runtime::Handle::try_current();
+        match handle {
+            Ok(handle) if !turns.is_empty() || !attempts.is_empty() => {
+                let pool = self.pool.clone();
+                let sql = Arc::clone(&self.sql);
+                handle.spawn(async move {
+                    release(&pool, &sql, turns, attempts).await;
+                    pool.close();
+                });
+            }
+            _ => self.pool.close(),
+        }
+    }
+}
+
+/// Releases the leases of claims never handed out (best effort: they expire anyway).
+async fn release(
+    pool: &Pool,
+    sql: &Sql,
+    turns: Vec<OrchestrationWork>,
+    attempts: Vec<ActivityWork>,
+) {
+    let Ok(client) = db::connection(pool).await else {
+        return;
+    };
+    for work in turns {
+        if let Ok(token) = to_i64(work.lease, "the lease token") {
+            let _ = client
+                .execute(
+                    &sql.abandon_orchestration,
+                    &[&work.instance_id.as_str(), &token],
+                )
+                .await;
+        }
+    }
+    for work in attempts {
+        let lease = &work.lease;
+        if let (Ok(seq), Ok(token)) = (to_i64(lease.id, "seq"), to_i64(lease.token, "token")) {
+            let _ = client
+                .execute(
+                    &sql.abandon_activity,
+                    &[&lease.instance_id.as_str(), &seq, &token],
+                )
+                .await;
+        }
     }
 }
 
@@ -77,6 +134,28 @@ fn valid_schema(name: &str) -> bool {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A lease's length in nanoseconds, saturated.
+fn to_nanos(lease: Duration) -> i64 {
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// An attempt a claim leased, from its row.
+fn activity_from_row(row: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
+    let raw_id: String = col(row, 0, "?")?;
+    let seq: i64 = col(row, 1, &raw_id)?;
+    let what = || format!("activity attempt {seq} of instance `{raw_id}`");
+    let token = to_u64(col(row, 2, &raw_id)?, what)?;
+    let task: ActivityTask = decode(&col::<Vec<u8>>(row, 3, &raw_id)?, what)?;
+    Ok(ActivityWork {
+        task,
+        lease: ActivityLease {
+            instance_id: codec::instance_id(&raw_id)?,
+            id: to_u64(seq, what)?,
+            token,
+        },
+    })
 }
 
 /// This process as a lease owner: `host:pid`.
@@ -165,7 +244,8 @@ impl PostgresStore {
 
         let sql = Arc::new(Sql::new(&quoted));
         let wake = Arc::new(Wake::new(&schema));
-        let tasks = vec![
+        let (group, lanes) = GroupCommit::start(&pool, &sql, (options.pool_size / 2).clamp(1, 4));
+        let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),
                 pool.clone(),
@@ -186,13 +266,18 @@ impl PostgresStore {
             ))
             .abort_handle(),
         ];
+        tasks.extend(lanes);
         Ok(PostgresStore {
             pool,
+            group,
             sql,
             wake,
             schema,
             last_now: AtomicI64::new(i64::MIN),
             owner: owner_name(),
+            client_only: options.client_only,
+            claimed_turns: Claimed::default(),
+            claimed_attempts: Claimed::default(),
             tasks,
             test_schema: None,
         })
@@ -240,26 +325,11 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         let row = NewRow::new(&new);
-        let mut client = self.client().await?;
-        let statements = CreateStatements::prepare(&client, &self.sql).await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| unavailable("cannot begin creating the instance", e))?;
-        let mut created = false;
-        for result in pipeline(row.steps(&tx, &statements)).await {
-            // The last step inserts: a row back means created.
-            created = !result
-                .map_err(|e| unavailable("cannot create the instance", e))?
-                .is_empty();
+        let id = row.id.clone();
+        if !self.group.write(Write::Create(Box::new(row))).await? {
+            return Err(StoreError::AlreadyExists(id));
         }
-        if !created {
-            return Err(StoreError::AlreadyExists(row.id));
-        }
-        tx.commit()
-            .await
-            .map_err(|e| write_failed("creating the instance", e))?;
-        self.wake.status_changed(&row.id);
+        self.wake.status_changed(&id);
         self.wake.announce(ORCHESTRATIONS | STATUSES);
         Ok(())
     }
@@ -297,15 +367,34 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let at = self.saw(now);
+        let lease = to_nanos(lease_for);
+        let (ready, stale) = self.claimed_turns.take(at, lease);
+        for work in stale {
+            let _ = self
+                .abandon_orchestration(&work.instance_id, work.lease)
+                .await;
+        }
+        if ready.is_some() {
+            return Ok(ready);
+        }
         let until = deadline(now, lease_for);
+        let size = self.claimed_turns.size();
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
         let rows = client
-            .query(&statement, &[&at, &until, &self.owner])
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
             .await
-            .map_err(|e| write_failed("leasing an instance", e))?;
-        work_from_rows(rows)
+            .map_err(|e| write_failed("leasing instances", e))?;
+        let mut works = works_from_rows(rows)?.into_iter();
+        let first = works.next();
+        let rest: Vec<_> = works.collect();
+        let found = rest.len() + usize::from(first.is_some());
+        self.claimed_turns.refill(size, found, rest, until);
+        Ok(first)
     }
 
     async fn lease_orchestration(
@@ -314,6 +403,9 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let at = self.saw(now);
         let until = deadline(now, lease_for);
         let client = self.client().await?;
@@ -384,30 +476,35 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let at = self.saw(now);
+        let (ready, stale) = self.claimed_attempts.take(at, to_nanos(lease_for));
+        for work in stale {
+            let _ = self.abandon_activity(&work.lease).await;
+        }
+        if ready.is_some() {
+            return Ok(ready);
+        }
         let until = deadline(now, lease_for);
+        let size = self.claimed_attempts.size();
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.fetch_activity).await?;
-        let row = client
-            .query_opt(&statement, &[&at, &until, &self.owner])
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
             .await
-            .map_err(|e| write_failed("leasing an activity attempt", e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let raw_id: String = col(&row, 0, "?")?;
-        let seq: i64 = col(&row, 1, &raw_id)?;
-        let what = || format!("activity attempt {seq} of instance `{raw_id}`");
-        let token = to_u64(col(&row, 2, &raw_id)?, what)?;
-        let task: ActivityTask = decode(&col::<Vec<u8>>(&row, 3, &raw_id)?, what)?;
-        Ok(Some(ActivityWork {
-            task,
-            lease: ActivityLease {
-                instance_id: codec::instance_id(&raw_id)?,
-                id: to_u64(seq, what)?,
-                token,
-            },
-        }))
+            .map_err(|e| write_failed("leasing activity attempts", e))?;
+        let mut works = Vec::with_capacity(rows.len());
+        for row in &rows {
+            works.push(activity_from_row(row)?);
+        }
+        let mut works = works.into_iter();
+        let first = works.next();
+        let rest: Vec<_> = works.collect();
+        let found = rest.len() + usize::from(first.is_some());
+        self.claimed_attempts.refill(size, found, rest, until);
+        Ok(first)
     }
 
     async fn complete_activity(
@@ -419,16 +516,17 @@ impl Store for PostgresStore {
         let seq = to_i64(lease.id, "an activity's sequence number")?;
         let token = to_i64(lease.token, "an activity's lease token")?;
         let result = encode(&result);
-        let client = self.client().await?;
-        let statement = prepare(&client, &self.sql.complete_activity).await?;
-        let row = client
-            .query_one(&statement, &[&id.as_str(), &seq, &token, &result])
-            .await
-            .map_err(|e| write_failed("completing the activity attempt", e))?;
-        if col::<i64>(&row, 0, id)? == 1 {
+        let done = Completion {
+            id: id.to_string(),
+            seq,
+            token,
+            result,
+        };
+        if self.group.write(Write::Complete(Box::new(done))).await? {
             self.wake.announce(ORCHESTRATIONS);
             return Ok(());
         }
+        let client = self.client().await?;
         match self.why_not_live(&client, id).await? {
             // Purged or finished: nobody waits for the result.
             None => Ok(()),
@@ -518,6 +616,9 @@ impl Store for PostgresStore {
     }
 
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let after = self.last_now.load(Ordering::Acquire);
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.next_wakeup).await?;
@@ -533,6 +634,9 @@ impl Store for PostgresStore {
     }
 
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
+        if !self.claimed_turns.is_empty() || !self.claimed_attempts.is_empty() {
+            return Ok(true);
+        }
         let at = self.saw(now);
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.has_work).await?;
