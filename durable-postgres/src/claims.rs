@@ -5,13 +5,13 @@
 //! The batch grows with the backlog (twice what the last claim found, up to [`MAX_CLAIM`])
 //! and falls back to one when little is waiting, so an idle fleet shares work evenly and no
 //! process hoards. A claim handed out has at least half its lease left; an older one is
-//! released instead (its lease ran down while the runtime was busy).
+//! released instead, in the background (its lease ran down while the process was busy).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 /// The most a claim leases at once.
-pub(crate) const MAX_CLAIM: usize = 32;
+pub(crate) const MAX_CLAIM: usize = 16;
 
 /// Claims leased and not yet handed out, with their lease expiry (nanoseconds).
 #[derive(Debug)]

@@ -80,6 +80,10 @@ pub(crate) struct Sql {
     pub(crate) complete_activity: String,
     /// $1 id, $2 seq, $3 token.
     pub(crate) abandon_activity: String,
+    /// $1 ids, $2 tokens: releases claims never handed out.
+    pub(crate) release_orchestrations: String,
+    /// $1 ids, $2 sequence numbers, $3 tokens: the same for attempts.
+    pub(crate) release_activities: String,
     /// $1 id.
     pub(crate) status: String,
     /// $1 id: a finished instance, then its history and attempts.
@@ -267,6 +271,17 @@ impl Sql {
             abandon_activity: format!(
                 "UPDATE {s}.activities SET token = 0, due_at = {min}
                  WHERE instance_id = $1 AND seq = $2 AND token = $3",
+                min = i64::MIN
+            ),
+            release_orchestrations: format!(
+                "UPDATE {s}.instances i SET lease_until = NULL
+                 FROM unnest($1::text[], $2::bigint[]) AS r(id, token)
+                 WHERE i.id = r.id COLLATE \"C\" AND i.fence = r.token AND i.lease_until IS NOT NULL"
+            ),
+            release_activities: format!(
+                "UPDATE {s}.activities a SET token = 0, due_at = {min}
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(id, seq, token)
+                 WHERE a.instance_id = r.id COLLATE \"C\" AND a.seq = r.seq AND a.token = r.token",
                 min = i64::MIN
             ),
             status: format!("SELECT {STATUS_COLUMNS} FROM {s}.instances WHERE id = $1"),

@@ -36,10 +36,15 @@ use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 
+/// The connections that take claims (leases), besides the pool's.
+const CLAIM_CONNECTIONS: usize = 4;
+
 /// A store on PostgreSQL, shared by any number of runtime processes. See the
 /// [crate docs](crate) for the design.
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections whose commits do not wait for the WAL flush, for claims only.
+    claim_pool: Pool,
     /// This process's writes, committed in batches.
     pub(crate) group: GroupCommit,
     pub(crate) sql: Arc<Sql>,
@@ -91,10 +96,12 @@ impl Drop for PostgresStore {
             }
             _ => self.pool.close(),
         }
+        self.claim_pool.close();
     }
 }
 
-/// Releases the leases of claims never handed out (best effort: they expire anyway).
+/// Releases the leases of claims never handed out, in one statement per kind (best effort:
+/// they expire anyway).
 async fn release(
     pool: &Pool,
     sql: &Sql,
@@ -104,26 +111,23 @@ async fn release(
     let Ok(client) = db::connection(pool).await else {
         return;
     };
-    for work in turns {
-        if let Ok(token) = to_i64(work.lease, "the lease token") {
-            let _ = client
-                .execute(
-                    &sql.abandon_orchestration,
-                    &[&work.instance_id.as_str(), &token],
-                )
-                .await;
-        }
+    if !turns.is_empty() {
+        let ids: Vec<&str> = turns.iter().map(|w| w.instance_id.as_str()).collect();
+        let tokens: Vec<i64> = turns.iter().map(|w| w.lease as i64).collect();
+        let _ = client
+            .execute(&sql.release_orchestrations, &[&ids, &tokens])
+            .await;
     }
-    for work in attempts {
-        let lease = &work.lease;
-        if let (Ok(seq), Ok(token)) = (to_i64(lease.id, "seq"), to_i64(lease.token, "token")) {
-            let _ = client
-                .execute(
-                    &sql.abandon_activity,
-                    &[&lease.instance_id.as_str(), &seq, &token],
-                )
-                .await;
-        }
+    if !attempts.is_empty() {
+        let ids: Vec<&str> = attempts
+            .iter()
+            .map(|w| w.lease.instance_id.as_str())
+            .collect();
+        let seqs: Vec<i64> = attempts.iter().map(|w| w.lease.id as i64).collect();
+        let tokens: Vec<i64> = attempts.iter().map(|w| w.lease.token as i64).collect();
+        let _ = client
+            .execute(&sql.release_activities, &[&ids, &seqs, &tokens])
+            .await;
     }
 }
 
@@ -225,6 +229,22 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| unreachable(e.to_string()))?;
+        // Claims commit without waiting for the WAL flush: see the crate docs, "Claims".
+        let mut claim_config = config.clone();
+        claim_config.options(&format!("{session} -c synchronous_commit=off"));
+        let claim_pool = Pool::builder(Manager::from_config(
+            claim_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(CLAIM_CONNECTIONS.min(options.pool_size))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| {
             unreachable(match e {
                 deadpool_postgres::PoolError::Backend(e) => db::describe(&e),
@@ -269,6 +289,7 @@ impl PostgresStore {
         tasks.extend(lanes);
         Ok(PostgresStore {
             pool,
+            claim_pool,
             group,
             sql,
             wake,
@@ -296,6 +317,27 @@ impl PostgresStore {
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         db::connection(&self.pool).await
+    }
+
+    /// Releases stale claims in the background, on the claims' connections.
+    fn release_later(&self, turns: Vec<OrchestrationWork>, attempts: Vec<ActivityWork>) {
+        if turns.is_empty() && attempts.is_empty() {
+            return;
+        }
+        let (pool, sql, wake) = (
+            self.claim_pool.clone(),
+            Arc::clone(&self.sql),
+            Arc::clone(&self.wake),
+        );
+        tokio::spawn(async move {
+            release(&pool, &sql, turns, attempts).await;
+            wake.announce(ORCHESTRATIONS | ACTIVITIES);
+        });
+    }
+
+    /// A connection for claims: its commits do not wait for the WAL flush.
+    async fn claim_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        db::connection(&self.claim_pool).await
     }
 
     /// `now` in nanoseconds, remembered as seen.
@@ -373,17 +415,13 @@ impl Store for PostgresStore {
         let at = self.saw(now);
         let lease = to_nanos(lease_for);
         let (ready, stale) = self.claimed_turns.take(at, lease);
-        for work in stale {
-            let _ = self
-                .abandon_orchestration(&work.instance_id, work.lease)
-                .await;
-        }
+        self.release_later(stale, Vec::new());
         if ready.is_some() {
             return Ok(ready);
         }
         let until = deadline(now, lease_for);
         let size = self.claimed_turns.size();
-        let client = self.client().await?;
+        let client = self.claim_client().await?;
         let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
         let rows = client
             .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
@@ -408,7 +446,7 @@ impl Store for PostgresStore {
         }
         let at = self.saw(now);
         let until = deadline(now, lease_for);
-        let client = self.client().await?;
+        let client = self.claim_client().await?;
         let statement = prepare(&client, &self.sql.lease_orchestration).await?;
         let rows = client
             .query(&statement, &[&at, &until, &self.owner, &id.as_str()])
@@ -481,15 +519,13 @@ impl Store for PostgresStore {
         }
         let at = self.saw(now);
         let (ready, stale) = self.claimed_attempts.take(at, to_nanos(lease_for));
-        for work in stale {
-            let _ = self.abandon_activity(&work.lease).await;
-        }
+        self.release_later(Vec::new(), stale);
         if ready.is_some() {
             return Ok(ready);
         }
         let until = deadline(now, lease_for);
         let size = self.claimed_attempts.size();
-        let client = self.client().await?;
+        let client = self.claim_client().await?;
         let statement = prepare(&client, &self.sql.fetch_activity).await?;
         let rows = client
             .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
