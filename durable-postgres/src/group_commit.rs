@@ -1,13 +1,15 @@
 //! Group commit: the writes of this process's concurrent calls (turns, new instances,
-//! activity results) committed together, one transaction, one WAL flush and two round trips
+//! activity results) committed together, one transaction, one WAL flush and one round trip
 //! per batch, however many it holds.
 //!
-//! A few lanes each take every write waiting (up to [`MAX_BATCH`]) and commit them in one
-//! transaction: `BEGIN`, then every turn's fence, new instance and activity result,
-//! pipelined; then, for the turns whose fence held, their other effects and `COMMIT`,
-//! pipelined. A turn whose fence fails changes nothing (its fence updated no row) and does
-//! not hold up the others. If a statement fails, the server rolls the whole batch back and
-//! each write is tried again alone, so that one bad write fails only its own call.
+//! A few lanes each take every write waiting (up to [`MAX_BATCH`]) and send `BEGIN`, each
+//! write's statements (a turn's fence first, then its effects) and `COMMIT`, pipelined: the
+//! server runs them back to back, and no transaction stays open while the process is busy
+//! elsewhere. A fence that does not hold fails its statement, so the batch rolls back; so does
+//! any failed statement. Each write of a rolled-back batch is then committed alone, where a
+//! failed fence is reported as such and changes nothing, so one stale or bad write fails only
+//! its own call. (Fences fail only for workers that lost their lease: rare, and then a batch
+//! costs one more round trip per write.)
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::AbortHandle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
 use crate::create::{CreateStatements, NewRow};
@@ -154,21 +157,17 @@ fn run<'a>(pool: &'a Pool, sql: &'a Sql, mut jobs: Vec<Job>) -> BoxFuture<'a, ()
     .boxed()
 }
 
-/// A statement failed before the COMMIT was sent: if the server answered, it rolled the
-/// transaction back; if the connection failed, nothing was committed either.
-fn failed(error: &tokio_postgres::Error) -> Failure {
-    let store_error = StoreError::Unavailable(format!("cannot commit: {}", describe(error)));
-    if error.as_db_error().is_some() {
-        Failure::Statement(store_error)
-    } else {
-        Failure::All(store_error)
-    }
+/// Whether `error` is a fence that did not hold (see `Sql::commit_fence`).
+fn fence_failed(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::DIVISION_BY_ZERO)
 }
 
-/// One transaction for `writes`: each one's outcome, in order.
+/// One transaction for `writes`, in one round trip: `BEGIN`, every write's statements (a
+/// turn's fence first, then its effects), `COMMIT`, all pipelined. Each write's outcome, in
+/// order.
 async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, Failure> {
     let object = db::connection(pool).await.map_err(Failure::All)?;
-    // Statements are prepared through the pool's wrapper, which caches them per connection.
+    // Statements are prepared through the pool's object, which caches them per connection.
     let cache = &object;
     let client: &tokio_postgres::Client = &object;
     let prepared = async {
@@ -190,44 +189,58 @@ async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, 
     };
     let (begin, commit, turn, create, complete) = prepared.await.map_err(Failure::All)?;
 
-    // Round trip 1: BEGIN, then each write's first statements.
     let mut steps: Vec<Step<'_>> = vec![step(client, &begin, &[])];
+    // Per write: the step that tells its outcome, and its fence's if a turn.
     let mut ends = Vec::with_capacity(writes.len());
+    let mut fences = Vec::new();
     for write in writes {
         match write {
-            Write::Turn(t) => steps.push(t.fence_step(client, &turn)),
-            Write::Create(row) => {
-                steps.extend(row.steps(client, create.as_ref().expect("prepared for creations")))
+            Write::Turn(t) => {
+                fences.push(steps.len());
+                steps.push(t.fence_step(client, &turn));
+                ends.push(steps.len() - 1);
+                steps.extend(t.effect_steps(client, &turn, create.as_ref()));
             }
-            Write::Complete(done) => steps.push(step(
-                client,
-                &complete,
-                &[&done.id, &done.seq, &done.token, &done.result],
-            )),
-        }
-        // The last step of each write tells its outcome.
-        ends.push(steps.len() - 1);
-    }
-    let results = pipeline(steps).await;
-    let rollback = |failure: Failure| async {
-        // The server has already rolled back after a failed statement; this ends the
-        // transaction block. A lost connection is dropped by the pool.
-        let _ = client.batch_execute("ROLLBACK").await;
-        failure
-    };
-    let mut first_error = None;
-    for result in &results {
-        if let Err(error) = result {
-            first_error.get_or_insert_with(|| failed(error));
+            Write::Create(row) => {
+                steps.extend(row.steps(client, create.as_ref().expect("prepared for creations")));
+                ends.push(steps.len() - 1);
+            }
+            Write::Complete(done) => {
+                steps.push(step(
+                    client,
+                    &complete,
+                    &[&done.id, &done.seq, &done.token, &done.result],
+                ));
+                ends.push(steps.len() - 1);
+            }
         }
     }
-    if let Some(failure) = first_error {
-        return Err(rollback(failure).await);
+    steps.push(step(client, &commit, &[]));
+    let mut results = pipeline(steps).await;
+    let committed = results.pop().expect("the COMMIT step");
+    for (i, result) in results.iter().enumerate() {
+        let Err(error) = result else { continue };
+        if error.as_db_error().is_none() {
+            // The connection failed with the COMMIT already sent: the outcome is unknown.
+            return Err(Failure::All(db::write_failed_ref("committing", error)));
+        }
+        // The server refused a statement: the COMMIT that followed rolled everything back.
+        if writes.len() == 1 && fences.contains(&i) && fence_failed(error) {
+            return Ok(vec![false]);
+        }
+        return Err(Failure::Statement(StoreError::Unavailable(format!(
+            "cannot commit: {}",
+            describe(error)
+        ))));
+    }
+    if let Err(error) = committed {
+        return Err(Failure::All(db::write_failed("committing", error)));
     }
     let rows = |i: usize| -> &Vec<Row> { results[i].as_ref().expect("checked above") };
-    let mut outcomes = Vec::with_capacity(writes.len());
-    for (write, &end) in writes.iter().zip(&ends) {
-        outcomes.push(match write {
+    Ok(writes
+        .iter()
+        .zip(&ends)
+        .map(|(write, &end)| match write {
             Write::Turn(_) | Write::Create(_) => !rows(end).is_empty(),
             Write::Complete(_) => {
                 rows(end)
@@ -235,30 +248,6 @@ async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, 
                     .and_then(|row| row.try_get::<_, i64>(0).ok())
                     == Some(1)
             }
-        });
-    }
-
-    // Round trip 2: the effects of the turns that hold, then COMMIT.
-    let mut steps: Vec<Step<'_>> = Vec::new();
-    for (write, &held) in writes.iter().zip(&outcomes) {
-        if let (Write::Turn(t), true) = (write, held) {
-            steps.extend(t.effect_steps(client, &turn, create.as_ref()));
-        }
-    }
-    steps.push(step(client, &commit, &[]));
-    let mut results = pipeline(steps).await;
-    let committed = results.pop().expect("the COMMIT step");
-    for result in results {
-        match result {
-            Ok(_) => {}
-            // The server refused a statement: the COMMIT that followed rolled it all back.
-            Err(error) if error.as_db_error().is_some() => return Err(failed(&error)),
-            // The connection failed with the COMMIT already sent: the outcome is unknown.
-            Err(error) => return Err(Failure::All(db::write_failed("committing", error))),
-        }
-    }
-    match committed {
-        Ok(_) => Ok(outcomes),
-        Err(error) => Err(Failure::All(db::write_failed("committing", error))),
-    }
+        })
+        .collect())
 }

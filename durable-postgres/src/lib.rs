@@ -84,12 +84,13 @@
 //!   crash, the history length admits only one of the two turns). This saves a WAL flush per
 //!   claim, three of the eight a three-step chain waits for.
 //! - **Group commit.** The writes of a process's concurrent calls (turns, new instances,
-//!   activity results) are committed together: one transaction and one WAL flush per batch
-//!   of up to 64, in two round trips. The first sends `BEGIN` and every write's fence (or
-//!   insert) pipelined; the second, the effects of the turns whose fence held, and `COMMIT`.
-//!   A turn whose fence fails updated no row and changes nothing; if a statement fails, the
-//!   batch is rolled back and each write is committed alone, so one bad write fails only its
-//!   own call. Batches take their row locks in instance-id order.
+//!   activity results) are committed together: one transaction, one WAL flush and one round
+//!   trip per batch of up to 64. `BEGIN`, every write's statements (a turn's fence first, then
+//!   its effects) and `COMMIT` go out pipelined, so no transaction waits on the process
+//!   between statements. A fence that does not hold fails its statement and rolls the batch
+//!   back; so does any failed statement; each write of the batch is then committed alone, so
+//!   one stale or bad write fails only its own call. Batches take their row locks in
+//!   instance-id order.
 //! - **History** rows are keyed by instance, generation and position. Continue-as-new moves
 //!   the instance to a new generation and deletes the old one's rows in the same turn.
 //! - **Indexes** serve every read the runtime and its clients make: the claim
@@ -133,8 +134,8 @@
 //! The store talks to PostgreSQL through `tokio-postgres`, pooled by `deadpool-postgres`,
 //! rather than `sqlx`:
 //! - **Pipelining.** `tokio-postgres` sends a query as soon as its future is first polled,
-//!   without waiting for the previous answer. A batch of turns (fences, then history, inbox,
-//!   timers, attempts, children, messages) goes out in two round trips whatever it contains.
+//!   without waiting for the previous answer. A batch of turns (fences, history, inbox,
+//!   timers, attempts, children, messages) goes out in one round trip whatever it contains.
 //!   `sqlx` runs one statement at a time per connection.
 //! - **Connection loss is visible.** Its errors tell a server's answer (the transaction was
 //!   rolled back) from a lost connection (a COMMIT's outcome is unknown), which the store

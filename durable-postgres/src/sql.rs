@@ -169,14 +169,16 @@ impl Sql {
             // $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10 replace
             // history, $11 events appended, $12 and $13 the sequence numbers and tokens of
             // the activity attempts the turn completes: all must still be held (they are
-            // locked here, and deleted with the turn's other effects).
+            // locked here, and deleted with the turn's other effects). Fails with
+            // division_by_zero when the fence does not hold.
             commit_fence: format!(
                 "WITH held AS (
                      SELECT a.seq FROM {s}.activities a
                      JOIN unnest($12::bigint[], $13::bigint[]) AS done(seq, token)
                          ON a.seq = done.seq AND a.token = done.token
                      WHERE a.instance_id = $1
-                     FOR UPDATE OF a)
+                     FOR UPDATE OF a),
+                 fenced AS (
                  UPDATE {s}.instances SET
                      status_rev = status_rev + CASE WHEN
                          status IS DISTINCT FROM $4 OR output IS DISTINCT FROM $5
@@ -191,7 +193,10 @@ impl Sql {
                      lease_until = NULL
                  WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL AND history_len = $3
                    AND (SELECT count(*) FROM held) = cardinality($12::bigint[])
-                 RETURNING status_rev"
+                 RETURNING status_rev)
+                 -- A fence that does not hold fails the statement (division by zero,
+                 -- SQLSTATE 22012), so that the batch it is part of rolls back.
+                 SELECT 1 / (SELECT count(*)::int FROM fenced)"
             ),
             complete_with_turn: format!(
                 "DELETE FROM {s}.activities a
