@@ -377,7 +377,7 @@ impl WaitSampler {
         self.stop.store(true, Ordering::Relaxed);
         let (counts, samples) = self.task.await.unwrap_or_default();
         let mut waits: Vec<(String, usize)> = counts.into_iter().collect();
-        waits.sort_by(|a, b| b.1.cmp(&a.1));
+        waits.sort_by_key(|w| std::cmp::Reverse(w.1));
         (waits, samples)
     }
 }

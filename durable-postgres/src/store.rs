@@ -231,7 +231,7 @@ impl PostgresStore {
             .map_err(|e| unreachable(e.to_string()))?;
         // Claims commit without waiting for the WAL flush: see the crate docs, "Claims".
         let mut claim_config = config.clone();
-        claim_config.options(&format!("{session} -c synchronous_commit=off"));
+        claim_config.options(format!("{session} -c synchronous_commit=off"));
         let claim_pool = Pool::builder(Manager::from_config(
             claim_config,
             NoTls,
