@@ -16,13 +16,13 @@ const WAIT: Duration = Duration::from_secs(3600);
 
 /// A trivial activity.
 #[activity]
-async fn noop(_ctx: ActivityContext, n: u64) -> Result<u64, String> {
+pub async fn noop(_ctx: ActivityContext, n: u64) -> Result<u64, String> {
     Ok(n + 1)
 }
 
 /// Workloads 1 and 3: a chain of 3 trivial activities.
 #[orchestrator]
-async fn chain3(ctx: OrchestrationContext, n: u64) -> Result<u64, TaskError> {
+pub async fn chain3(ctx: OrchestrationContext, n: u64) -> Result<u64, TaskError> {
     let a = ctx.call(noop, n).await?;
     let b = ctx.call(noop, a).await?;
     ctx.call(noop, b).await
@@ -30,7 +30,7 @@ async fn chain3(ctx: OrchestrationContext, n: u64) -> Result<u64, TaskError> {
 
 /// Workloads 2 and 6: `steps` sequential activities.
 #[orchestrator]
-async fn sequential(ctx: OrchestrationContext, steps: u64) -> Result<u64, TaskError> {
+pub async fn sequential(ctx: OrchestrationContext, steps: u64) -> Result<u64, TaskError> {
     let mut x = 0;
     for _ in 0..steps {
         x = ctx.call(noop, x).await?;

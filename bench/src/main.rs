@@ -13,6 +13,7 @@
 mod durable;
 #[cfg(feature = "duroxide")]
 mod peer;
+mod postgres;
 mod stats;
 mod sys;
 
@@ -25,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use stats::{median, percentile, spread};
 
-const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [--dir <path>] [--chains <n>] [--store memory|file]
+const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [--dir <path>] [--chains <n>] [--store memory|file] [--postgres <url>]
   --quick          a smoke run with small sizes (the default)
   --full           the published sizes (about 15-30 minutes with --features duroxide)
-  --only <w>       one workload: 1|chains, 2|sequential, 3|latency, 4|paused, 5|reopen, 6|nocache
+  --only <w>       one workload: 1|chains, 2|sequential, 3|latency, 4|paused, 5|reopen, 6|nocache,
+                   postgres (workloads 1-3 on PostgreSQL with 1, 2 and 4 worker processes, and DBOS)
                    (5 runs 4 first: it reopens the directory 4 leaves)
   --dir <path>     where the file stores live (default: the system's temporary directory)
   --chains <n>     workload 1's size (instead of the mode's)
@@ -36,7 +38,10 @@ const USAGE: &str = "usage: durable-bench [--quick|--full] [--only <workload>] [
                    per chain under callgrind)
 
   --no-export      with --features telemetry, skip workload 1's run exporting spans (to
-                   count the instructions of the features compiled in but unused)";
+                   count the instructions of the features compiled in but unused)
+
+  --postgres <url> the server of the PostgreSQL section (default: DURABLE_TEST_POSTGRES_URL;
+                   the section is skipped with one line when neither is given)";
 
 fn main() {
     tracing_subscriber::fmt()
@@ -58,6 +63,7 @@ fn main() {
     let mut chains_n = None;
     let mut dir = std::env::temp_dir();
     let mut export = true;
+    let mut pg_url = durable_postgres::testing::url();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -95,6 +101,12 @@ fn main() {
                     std::process::exit(2)
                 }))
             }
+            "--postgres" => {
+                pg_url = Some(it.next().cloned().unwrap_or_else(|| {
+                    eprintln!("{USAGE}");
+                    std::process::exit(2)
+                }))
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -115,7 +127,7 @@ fn main() {
         config.chains_n = vec![n];
     }
     config.export_spans = export;
-    run(&config, only, &dir);
+    run(&config, only, &dir, pg_url.as_deref());
 }
 
 fn parse_workload(w: &str) -> Option<u8> {
@@ -126,6 +138,7 @@ fn parse_workload(w: &str) -> Option<u8> {
         "4" | "paused" => 4,
         "5" | "reopen" => 5,
         "6" | "nocache" => 6,
+        "postgres" => 7,
         _ => return None,
     })
 }
@@ -149,6 +162,7 @@ struct Config {
     fdatasync_samples: usize,
     /// Whether workload 1 runs again exporting spans (`--features telemetry`).
     export_spans: bool,
+    postgres: postgres::PgConfig,
 }
 
 impl Config {
@@ -167,6 +181,16 @@ impl Config {
             nocache_budget: Duration::from_secs(20),
             fdatasync_samples: 50,
             export_spans: true,
+            postgres: postgres::PgConfig {
+                chains_n: 1_000,
+                chains_runs: 1,
+                dbos_chains_n: 300,
+                seq_n: vec![100],
+                dbos_seq_n: vec![100],
+                latency_runs: 100,
+                dbos_latency_runs: 20,
+                warmup: 10,
+            },
         }
     }
 
@@ -185,6 +209,16 @@ impl Config {
             nocache_budget: Duration::from_secs(120),
             fdatasync_samples: 200,
             export_spans: true,
+            postgres: postgres::PgConfig {
+                chains_n: 5_000,
+                chains_runs: 3,
+                dbos_chains_n: 1_000,
+                seq_n: vec![100, 1_000],
+                dbos_seq_n: vec![100],
+                latency_runs: 500,
+                dbos_latency_runs: 100,
+                warmup: 20,
+            },
         }
     }
 }
@@ -460,7 +494,7 @@ fn latency_once(engine: Engine, dir: &Path, runs: usize, warmup: usize) -> Vec<f
     unreachable!("duroxide is not built")
 }
 
-fn run(config: &Config, only: Option<u8>, dir: &Path) {
+fn run(config: &Config, only: Option<u8>, dir: &Path, pg_url: Option<&str>) {
     let started = Instant::now();
     println!("# durable-bench ({} mode)\n", config.name);
     println!(
@@ -485,6 +519,20 @@ fn run(config: &Config, only: Option<u8>, dir: &Path) {
     );
 
     let wants = |w: u8| only.is_none_or(|o| o == w || (o == 5 && w == 4));
+    if only == Some(7) {
+        match pg_url {
+            Some(url) => block(postgres::section(
+                url,
+                &config.postgres,
+                sys::ms(machine.fdatasync_median),
+            )),
+            None => println!(
+                "PostgreSQL: skipped (pass --postgres <url> or set DURABLE_TEST_POSTGRES_URL)"
+            ),
+        }
+        println!("\n(total time {:.0} s)", started.elapsed().as_secs_f64());
+        return;
+    }
     let mut report = Report::default();
     if wants(1) {
         workload_chains(config, dir, &mut report);
@@ -503,6 +551,16 @@ fn run(config: &Config, only: Option<u8>, dir: &Path) {
     }
     targets(config, &mut report);
     report.print();
+    match pg_url {
+        Some(url) => block(postgres::section(
+            url,
+            &config.postgres,
+            sys::ms(machine.fdatasync_median),
+        )),
+        None => println!(
+            "\nPostgreSQL: skipped (pass --postgres <url> or set DURABLE_TEST_POSTGRES_URL)"
+        ),
+    }
     println!(
         "\n(total time {:.0} s; fdatasync median {:.3} ms on {})",
         started.elapsed().as_secs_f64(),
@@ -784,6 +842,9 @@ fn child(args: &[String]) {
             n.parse().expect("a count"),
         )),
         [w, dir] if w == "reopen" => block(durable::reopen_child(PathBuf::from(dir))),
+        [w, url, schema] if w == "pg-worker" => {
+            block(postgres::worker_child(url.clone(), schema.clone()))
+        }
         _ => panic!("unknown child {args:?}"),
     }
 }

@@ -168,6 +168,24 @@ pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>
     }))
 }
 
+/// The instances a claim leased, from its rows (one per message, ordered by instance).
+pub(crate) fn works_from_rows(rows: Vec<Row>) -> Result<Vec<OrchestrationWork>, StoreError> {
+    let mut works = Vec::new();
+    let mut group: Vec<Row> = Vec::new();
+    for row in rows {
+        let id: String = col(&row, 0, "?")?;
+        if group
+            .first()
+            .is_some_and(|first| first.get::<_, &str>(0) != id)
+        {
+            works.extend(work_from_rows(std::mem::take(&mut group))?);
+        }
+        group.push(row);
+    }
+    works.extend(work_from_rows(group)?);
+    Ok(works)
+}
+
 /// An instance's status from a row of `STATUS_COLUMNS`. A payload that cannot be read
 /// (written before the payload limits, or damaged) is left out, and the status says why
 /// ([`InstanceStatus::unreadable`]): it never blocks a status or a listing page.

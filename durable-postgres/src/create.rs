@@ -54,7 +54,7 @@ impl NewRow {
     /// The steps creating it; the last returns a row if it was created.
     pub(crate) fn steps<'a>(
         &'a self,
-        tx: &'a deadpool_postgres::Transaction<'_>,
+        tx: &'a tokio_postgres::Client,
         statements: &'a CreateStatements,
     ) -> Vec<Step<'a>> {
         let mut steps: Vec<Step<'a>> = Vec::new();

@@ -37,14 +37,19 @@ pub(crate) fn unavailable(what: &str, error: tokio_postgres::Error) -> StoreErro
 /// the transaction back; if the connection was lost instead, the write may or may not have
 /// become durable.
 pub(crate) fn write_failed(what: &str, error: tokio_postgres::Error) -> StoreError {
+    write_failed_ref(what, &error)
+}
+
+/// [`write_failed`], for an error the caller keeps.
+pub(crate) fn write_failed_ref(what: &str, error: &tokio_postgres::Error) -> StoreError {
     if error.as_db_error().is_some() {
-        StoreError::Unavailable(format!("{what} was rolled back: {}", describe(&error)))
+        StoreError::Unavailable(format!("{what} was rolled back: {}", describe(error)))
     } else {
         StoreError::Unavailable(format!(
             "{what}: the connection was lost before PostgreSQL confirmed the commit, so the \
              outcome is unknown (it may or may not be durable); read it back once the store \
              is reachable again ({})",
-            describe(&error)
+            describe(error)
         ))
     }
 }

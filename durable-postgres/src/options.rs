@@ -16,6 +16,7 @@ pub struct PostgresOptions {
     pub(crate) notify_interval: Duration,
     pub(crate) idle_in_transaction_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) client_only: bool,
 }
 
 impl Default for PostgresOptions {
@@ -27,6 +28,7 @@ impl Default for PostgresOptions {
             notify_interval: Duration::from_millis(5),
             idle_in_transaction_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            client_only: false,
         }
     }
 }
@@ -78,6 +80,15 @@ impl PostgresOptions {
     /// `StoreError::Unavailable` after it.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether this process only starts, signals, queries and purges instances (default
+    /// `false`): a client of a fleet, such as a web front end, that claims no turns and no
+    /// activity attempts. Its runtime's loops stay idle (it registers the orchestrators it
+    /// starts by type, but never runs them); the fleet's worker processes run everything.
+    pub fn client_only(mut self, client_only: bool) -> Self {
+        self.client_only = client_only;
         self
     }
 }

@@ -27,14 +27,21 @@ pub(crate) async fn prepare(
 
 pub(crate) type Step<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
-/// `statement` with `params` on `tx`, as a step of a [`pipeline`].
+/// `statement` with `params` on `client`, as a step of a [`pipeline`] (inside the
+/// transaction the pipeline's `BEGIN` step opened, if any).
 pub(crate) fn step<'a>(
-    tx: &'a deadpool_postgres::Transaction<'_>,
+    client: &'a tokio_postgres::Client,
     statement: &'a Statement,
     params: &[&'a (dyn ToSql + Sync)],
 ) -> Step<'a> {
     let params = params.to_vec();
-    Box::pin(async move { tx.query_raw(statement, params).await?.try_collect().await })
+    Box::pin(async move {
+        client
+            .query_raw(statement, params)
+            .await?
+            .try_collect()
+            .await
+    })
 }
 
 /// Runs `steps` pipelined: each is sent on its first poll, in order, before any answer is

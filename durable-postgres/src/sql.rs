@@ -24,6 +24,10 @@ pub(crate) const STATUS_COLUMNS: &str =
 pub(crate) struct Sql {
     /// The quoted schema name, for the queries built per call (`list`).
     pub(crate) schema: String,
+    /// Transaction control, prepared so that it is pipelined with the statements it
+    /// surrounds.
+    pub(crate) begin: String,
+    pub(crate) commit: String,
     /// $1 id: drops a finished instance (its inbox goes with it).
     pub(crate) delete_finished: String,
     /// $1 id: drops history and activity rows of an id that has no instance (any more).
@@ -36,8 +40,8 @@ pub(crate) struct Sql {
     pub(crate) send: String,
     /// $1 id: the status, to say why a write found no live instance.
     pub(crate) status_of: String,
-    /// $1 now, $2 lease expiry, $3 owner: leases the instance with the oldest deliverable
-    /// message.
+    /// $1 now, $2 lease expiry, $3 owner, $4 how many messages to walk: leases the instances
+    /// with the oldest deliverable messages (at most $4), a row per message, by instance.
     pub(crate) fetch_orchestration: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
     pub(crate) lease_orchestration: String,
@@ -50,7 +54,8 @@ pub(crate) struct Sql {
     pub(crate) load_history_page: String,
     /// The fence and the new status of a turn; see `commit_turn`.
     pub(crate) commit_fence: String,
-    /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn.
+    /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn (the fence
+    /// locked them).
     pub(crate) complete_with_turn: String,
     /// $1 id: continue-as-new drops the older generations, timers and attempts.
     pub(crate) drop_old_generations: String,
@@ -72,7 +77,8 @@ pub(crate) struct Sql {
     pub(crate) send_many: String,
     /// $1 id, $2 token.
     pub(crate) abandon_orchestration: String,
-    /// $1 now, $2 lease expiry, $3 owner.
+    /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the attempts due
+    /// first.
     pub(crate) fetch_activity: String,
     /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
     pub(crate) complete_activity: String,
@@ -80,6 +86,10 @@ pub(crate) struct Sql {
     pub(crate) renew_activity: String,
     /// $1 id, $2 seq, $3 token.
     pub(crate) abandon_activity: String,
+    /// $1 ids, $2 tokens: releases claims never handed out.
+    pub(crate) release_orchestrations: String,
+    /// $1 ids, $2 sequence numbers, $3 tokens: the same for attempts.
+    pub(crate) release_activities: String,
     /// $1 id.
     pub(crate) status: String,
     /// $1 id: a finished instance, then its history and attempts.
@@ -108,10 +118,12 @@ impl Sql {
                  RETURNING i.id, i.fence, i.history_len)
              SELECT l.id, l.fence, l.history_len, m.id, m.event
              FROM leased l LEFT JOIN {s}.messages m ON m.instance_id = l.id AND m.visible_at <= $1
-             ORDER BY m.id"
+             ORDER BY l.id, m.id"
         );
         Sql {
             schema: s.to_string(),
+            begin: "BEGIN".to_string(),
+            commit: "COMMIT".to_string(),
             delete_finished: format!("DELETE FROM {s}.instances WHERE id = $1 AND {FINISHED}"),
             delete_orphan_history: format!(
                 "DELETE FROM {s}.history WHERE instance_id = $1
@@ -144,7 +156,7 @@ impl Sql {
                      WHERE m.visible_at <= $1
                        AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE}
                      ORDER BY m.visible_at, m.id
-                     LIMIT 1
+                     LIMIT $4
                      FOR NO KEY UPDATE OF i SKIP LOCKED),
                  {leased_with_messages}"
             ),
@@ -170,9 +182,19 @@ impl Sql {
             ),
             // $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom status,
             // $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10 replace
-            // history, $11 events appended.
+            // history, $11 events appended, $12 and $13 the sequence numbers and tokens of
+            // the activity attempts the turn completes: all must still be held (they are
+            // locked here, and deleted with the turn's other effects). Fails with
+            // division_by_zero when the fence does not hold.
             commit_fence: format!(
-                "UPDATE {s}.instances SET
+                "WITH held AS (
+                     SELECT a.seq FROM {s}.activities a
+                     JOIN unnest($12::bigint[], $13::bigint[]) AS done(seq, token)
+                         ON a.seq = done.seq AND a.token = done.token
+                     WHERE a.instance_id = $1
+                     FOR UPDATE OF a),
+                 fenced AS (
+                 UPDATE {s}.instances SET
                      status_rev = status_rev + CASE WHEN
                          status IS DISTINCT FROM $4 OR output IS DISTINCT FROM $5
                          OR custom_status IS DISTINCT FROM $6 OR failure IS DISTINCT FROM $7
@@ -185,7 +207,11 @@ impl Sql {
                      history_len = CASE WHEN $10 THEN 0 ELSE history_len END + $11,
                      lease_until = NULL
                  WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL AND history_len = $3
-                 RETURNING status_rev"
+                   AND (SELECT count(*) FROM held) = cardinality($12::bigint[])
+                 RETURNING status_rev)
+                 -- A fence that does not hold fails the statement (division by zero,
+                 -- SQLSTATE 22012), so that the batch it is part of rolls back.
+                 SELECT 1 / (SELECT count(*)::int FROM fenced)"
             ),
             complete_with_turn: format!(
                 "DELETE FROM {s}.activities a
@@ -242,7 +268,7 @@ impl Sql {
             fetch_activity: format!(
                 "WITH candidate AS (
                      SELECT instance_id, seq FROM {s}.activities WHERE due_at <= $1
-                     ORDER BY due_at LIMIT 1
+                     ORDER BY due_at LIMIT $4
                      FOR UPDATE SKIP LOCKED)
                  UPDATE {s}.activities a
                  SET token = nextval('{s}.lease_tokens'), due_at = $2, lease_owner = $3
@@ -270,6 +296,17 @@ impl Sql {
             abandon_activity: format!(
                 "UPDATE {s}.activities SET token = 0, due_at = {min}
                  WHERE instance_id = $1 AND seq = $2 AND token = $3",
+                min = i64::MIN
+            ),
+            release_orchestrations: format!(
+                "UPDATE {s}.instances i SET lease_until = NULL
+                 FROM unnest($1::text[], $2::bigint[]) AS r(id, token)
+                 WHERE i.id = r.id COLLATE \"C\" AND i.fence = r.token AND i.lease_until IS NOT NULL"
+            ),
+            release_activities: format!(
+                "UPDATE {s}.activities a SET token = 0, due_at = {min}
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(id, seq, token)
+                 WHERE a.instance_id = r.id COLLATE \"C\" AND a.seq = r.seq AND a.token = r.token",
                 min = i64::MIN
             ),
             status: format!("SELECT {STATUS_COLUMNS} FROM {s}.instances WHERE id = $1"),
@@ -517,7 +554,7 @@ mod tests {
             (
                 "fetch_orchestration",
                 &sql.fetch_orchestration,
-                vec![&0i64, &1i64, &id],
+                vec![&0i64, &1i64, &id, &8i64],
             ),
             (
                 "lease_orchestration",
@@ -527,7 +564,7 @@ mod tests {
             (
                 "fetch_activity",
                 &sql.fetch_activity,
-                vec![&0i64, &1i64, &id],
+                vec![&0i64, &1i64, &id, &8i64],
             ),
             (
                 "complete_activity",

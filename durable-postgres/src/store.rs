@@ -19,26 +19,35 @@ use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use crate::claims::Claimed;
 use crate::codec::{
     self, col, deadline, decode, encode, nanos, parse_status, status_from_row, time, to_i64,
-    to_u64, work_from_rows, IMMEDIATE,
+    to_u64, work_from_rows, works_from_rows, IMMEDIATE,
 };
-use crate::create::{CreateStatements, NewRow};
+use crate::create::NewRow;
 use crate::db::{self, redact, unavailable, write_failed};
 use crate::error::ConnectError;
+use crate::group_commit::{Completion, GroupCommit, Write};
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
-use crate::pipeline::{pipeline, prepare};
+use crate::pipeline::prepare;
 use crate::sql::{Built, ListQuery, Sql};
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 
+/// The connections that take claims (leases), besides the pool's.
+const CLAIM_CONNECTIONS: usize = 4;
+
 /// A store on PostgreSQL, shared by any number of runtime processes. See the
 /// [crate docs](crate) for the design.
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections whose commits do not wait for the WAL flush, for claims only.
+    claim_pool: Pool,
+    /// This process's writes, committed in batches.
+    pub(crate) group: GroupCommit,
     pub(crate) sql: Arc<Sql>,
     pub(crate) wake: Arc<Wake>,
     schema: String,
@@ -46,6 +55,11 @@ pub struct PostgresStore {
     last_now: AtomicI64,
     /// `host:pid`, recorded with every lease this store takes.
     owner: String,
+    /// Claims nothing: see [`PostgresOptions::client_only`].
+    client_only: bool,
+    /// Instances and attempts leased by a claim and not yet handed out.
+    claimed_turns: Claimed<OrchestrationWork>,
+    claimed_attempts: Claimed<ActivityWork>,
     tasks: Vec<AbortHandle>,
     /// A test's schema, dropped after the pool (fields drop in order).
     test_schema: Option<crate::testing::TestSchema>,
@@ -67,7 +81,54 @@ impl Drop for PostgresStore {
         for task in &self.tasks {
             task.abort();
         }
-        self.pool.close();
+        // Claims never handed out are released, so that the fleet need not wait for their
+        // leases to expire; without a runtime to do it on, they expire.
+        let turns = self.claimed_turns.drain();
+        let attempts = self.claimed_attempts.drain();
+        let handle = tokio::runtime::Handle::try_current();
+        match handle {
+            Ok(handle) if !turns.is_empty() || !attempts.is_empty() => {
+                let pool = self.pool.clone();
+                let sql = Arc::clone(&self.sql);
+                handle.spawn(async move {
+                    release(&pool, &sql, turns, attempts).await;
+                    pool.close();
+                });
+            }
+            _ => self.pool.close(),
+        }
+        self.claim_pool.close();
+    }
+}
+
+/// Releases the leases of claims never handed out, in one statement per kind (best effort:
+/// they expire anyway).
+async fn release(
+    pool: &Pool,
+    sql: &Sql,
+    turns: Vec<OrchestrationWork>,
+    attempts: Vec<ActivityWork>,
+) {
+    let Ok(client) = db::connection(pool).await else {
+        return;
+    };
+    if !turns.is_empty() {
+        let ids: Vec<&str> = turns.iter().map(|w| w.instance_id.as_str()).collect();
+        let tokens: Vec<i64> = turns.iter().map(|w| w.lease as i64).collect();
+        let _ = client
+            .execute(&sql.release_orchestrations, &[&ids, &tokens])
+            .await;
+    }
+    if !attempts.is_empty() {
+        let ids: Vec<&str> = attempts
+            .iter()
+            .map(|w| w.lease.instance_id.as_str())
+            .collect();
+        let seqs: Vec<i64> = attempts.iter().map(|w| w.lease.id as i64).collect();
+        let tokens: Vec<i64> = attempts.iter().map(|w| w.lease.token as i64).collect();
+        let _ = client
+            .execute(&sql.release_activities, &[&ids, &seqs, &tokens])
+            .await;
     }
 }
 
@@ -78,6 +139,31 @@ fn valid_schema(name: &str) -> bool {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A lease's length in nanoseconds, saturated.
+fn to_nanos(lease: Duration) -> i64 {
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// An attempt a claim leased, from its row.
+fn activity_from_row(row: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
+    let raw_id: String = col(row, 0, "?")?;
+    let seq: i64 = col(row, 1, &raw_id)?;
+    let what = || format!("activity attempt {seq} of instance `{raw_id}`");
+    let token = to_u64(col(row, 2, &raw_id)?, what)?;
+    let lease = ActivityLease {
+        instance_id: codec::instance_id(&raw_id)?,
+        id: to_u64(seq, what)?,
+        token,
+    };
+    match serde_json::from_slice::<ActivityTask>(&col::<Vec<u8>>(row, 3, &raw_id)?) {
+        Ok(task) => Ok(ActivityWork { task, lease }),
+        Err(error) => Err(StoreError::UnreadableTask {
+            lease,
+            error: error.to_string(),
+        }),
+    }
 }
 
 /// This process as a lease owner: `host:pid`.
@@ -147,6 +233,22 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| unreachable(e.to_string()))?;
+        // Claims commit without waiting for the WAL flush: see the crate docs, "Claims".
+        let mut claim_config = config.clone();
+        claim_config.options(format!("{session} -c synchronous_commit=off"));
+        let claim_pool = Pool::builder(Manager::from_config(
+            claim_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(CLAIM_CONNECTIONS.min(options.pool_size))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| {
             unreachable(match e {
                 deadpool_postgres::PoolError::Backend(e) => db::describe(&e),
@@ -166,7 +268,8 @@ impl PostgresStore {
 
         let sql = Arc::new(Sql::new(&quoted));
         let wake = Arc::new(Wake::new(&schema));
-        let tasks = vec![
+        let (group, lanes) = GroupCommit::start(&pool, &sql, (options.pool_size / 2).clamp(1, 4));
+        let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),
                 pool.clone(),
@@ -187,13 +290,19 @@ impl PostgresStore {
             ))
             .abort_handle(),
         ];
+        tasks.extend(lanes);
         Ok(PostgresStore {
             pool,
+            claim_pool,
+            group,
             sql,
             wake,
             schema,
             last_now: AtomicI64::new(i64::MIN),
             owner: owner_name(),
+            client_only: options.client_only,
+            claimed_turns: Claimed::default(),
+            claimed_attempts: Claimed::default(),
             tasks,
             test_schema: None,
         })
@@ -212,6 +321,27 @@ impl PostgresStore {
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         db::connection(&self.pool).await
+    }
+
+    /// Releases stale claims in the background, on the claims' connections.
+    fn release_later(&self, turns: Vec<OrchestrationWork>, attempts: Vec<ActivityWork>) {
+        if turns.is_empty() && attempts.is_empty() {
+            return;
+        }
+        let (pool, sql, wake) = (
+            self.claim_pool.clone(),
+            Arc::clone(&self.sql),
+            Arc::clone(&self.wake),
+        );
+        tokio::spawn(async move {
+            release(&pool, &sql, turns, attempts).await;
+            wake.announce(ORCHESTRATIONS | ACTIVITIES);
+        });
+    }
+
+    /// A connection for claims: its commits do not wait for the WAL flush.
+    async fn claim_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        db::connection(&self.claim_pool).await
     }
 
     /// `now` in nanoseconds, remembered as seen.
@@ -241,26 +371,11 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         let row = NewRow::new(&new);
-        let mut client = self.client().await?;
-        let statements = CreateStatements::prepare(&client, &self.sql).await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| unavailable("cannot begin creating the instance", e))?;
-        let mut created = false;
-        for result in pipeline(row.steps(&tx, &statements)).await {
-            // The last step inserts: a row back means created.
-            created = !result
-                .map_err(|e| unavailable("cannot create the instance", e))?
-                .is_empty();
+        let id = row.id.clone();
+        if !self.group.write(Write::Create(Box::new(row))).await? {
+            return Err(StoreError::AlreadyExists(id));
         }
-        if !created {
-            return Err(StoreError::AlreadyExists(row.id));
-        }
-        tx.commit()
-            .await
-            .map_err(|e| write_failed("creating the instance", e))?;
-        self.wake.status_changed(&row.id);
+        self.wake.status_changed(&id);
         self.wake.announce(ORCHESTRATIONS | STATUSES);
         Ok(())
     }
@@ -298,15 +413,30 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let at = self.saw(now);
+        let lease = to_nanos(lease_for);
+        let (ready, stale) = self.claimed_turns.take(at, lease);
+        self.release_later(stale, Vec::new());
+        if ready.is_some() {
+            return Ok(ready);
+        }
         let until = deadline(now, lease_for);
-        let client = self.client().await?;
+        let size = self.claimed_turns.size();
+        let client = self.claim_client().await?;
         let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
         let rows = client
-            .query(&statement, &[&at, &until, &self.owner])
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
             .await
-            .map_err(|e| write_failed("leasing an instance", e))?;
-        work_from_rows(rows)
+            .map_err(|e| write_failed("leasing instances", e))?;
+        let mut works = works_from_rows(rows)?.into_iter();
+        let first = works.next();
+        let rest: Vec<_> = works.collect();
+        let found = rest.len() + usize::from(first.is_some());
+        self.claimed_turns.refill(size, found, rest, until);
+        Ok(first)
     }
 
     async fn lease_orchestration(
@@ -315,9 +445,12 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<OrchestrationWork>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let at = self.saw(now);
         let until = deadline(now, lease_for);
-        let client = self.client().await?;
+        let client = self.claim_client().await?;
         let statement = prepare(&client, &self.sql.lease_orchestration).await?;
         let rows = client
             .query(&statement, &[&at, &until, &self.owner, &id.as_str()])
@@ -420,34 +553,46 @@ impl Store for PostgresStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<Option<ActivityWork>, StoreError> {
-        let at = self.saw(now);
-        let until = deadline(now, lease_for);
-        let client = self.client().await?;
-        let statement = prepare(&client, &self.sql.fetch_activity).await?;
-        let row = client
-            .query_opt(&statement, &[&at, &until, &self.owner])
-            .await
-            .map_err(|e| write_failed("leasing an activity attempt", e))?;
-        let Some(row) = row else {
+        if self.client_only {
             return Ok(None);
-        };
-        let raw_id: String = col(&row, 0, "?")?;
-        let seq: i64 = col(&row, 1, &raw_id)?;
-        let what = || format!("activity attempt {seq} of instance `{raw_id}`");
-        let token = to_u64(col(&row, 2, &raw_id)?, what)?;
-        let lease = ActivityLease {
-            instance_id: codec::instance_id(&raw_id)?,
-            id: to_u64(seq, what)?,
-            token,
-        };
-        // One that cannot be read is handed back, leased, for the runtime to fail.
-        match serde_json::from_slice::<ActivityTask>(&col::<Vec<u8>>(&row, 3, &raw_id)?) {
-            Ok(task) => Ok(Some(ActivityWork { task, lease })),
-            Err(error) => Err(StoreError::UnreadableTask {
-                lease,
-                error: error.to_string(),
-            }),
         }
+        let at = self.saw(now);
+        let (ready, stale) = self.claimed_attempts.take(at, to_nanos(lease_for));
+        self.release_later(Vec::new(), stale);
+        if ready.is_some() {
+            return Ok(ready);
+        }
+        let until = deadline(now, lease_for);
+        let size = self.claimed_attempts.size();
+        let client = self.claim_client().await?;
+        let statement = prepare(&client, &self.sql.fetch_activity).await?;
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
+            .await
+            .map_err(|e| write_failed("leasing activity attempts", e))?;
+        let mut works = Vec::with_capacity(rows.len());
+        // One that cannot be read is handed back, leased, for the runtime to fail; the
+        // others claimed with it wait in the claim.
+        let mut unreadable = None;
+        for row in &rows {
+            match activity_from_row(row) {
+                Ok(work) => works.push(work),
+                Err(error @ StoreError::UnreadableTask { .. }) if unreadable.is_none() => {
+                    unreadable = Some(error)
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let found = works.len() + usize::from(unreadable.is_some());
+        if let Some(error) = unreadable {
+            self.claimed_attempts.refill(size, found, works, until);
+            return Err(error);
+        }
+        let mut works = works.into_iter();
+        let first = works.next();
+        let rest: Vec<_> = works.collect();
+        self.claimed_attempts.refill(size, found, rest, until);
+        Ok(first)
     }
 
     async fn complete_activity(
@@ -459,16 +604,17 @@ impl Store for PostgresStore {
         let seq = to_i64(lease.id, "an activity's sequence number")?;
         let token = to_i64(lease.token, "an activity's lease token")?;
         let result = encode(&result);
-        let client = self.client().await?;
-        let statement = prepare(&client, &self.sql.complete_activity).await?;
-        let row = client
-            .query_one(&statement, &[&id.as_str(), &seq, &token, &result])
-            .await
-            .map_err(|e| write_failed("completing the activity attempt", e))?;
-        if col::<i64>(&row, 0, id)? == 1 {
+        let done = Completion {
+            id: id.to_string(),
+            seq,
+            token,
+            result,
+        };
+        if self.group.write(Write::Complete(Box::new(done))).await? {
             self.wake.announce(ORCHESTRATIONS);
             return Ok(());
         }
+        let client = self.client().await?;
         match self.why_not_live(&client, id).await? {
             // Purged or finished: nobody waits for the result.
             None => Ok(()),
@@ -612,6 +758,9 @@ impl Store for PostgresStore {
     }
 
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
+        if self.client_only {
+            return Ok(None);
+        }
         let after = self.last_now.load(Ordering::Acquire);
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.next_wakeup).await?;
@@ -637,6 +786,9 @@ impl Store for PostgresStore {
     }
 
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
+        if !self.claimed_turns.is_empty() || !self.claimed_attempts.is_empty() {
+            return Ok(true);
+        }
         let at = self.saw(now);
         let client = self.client().await?;
         let statement = prepare(&client, &self.sql.has_work).await?;

@@ -9,14 +9,15 @@ use tokio_postgres::Statement;
 
 use crate::codec::{col, encode, encode_text, nanos, status_name, to_i64};
 use crate::create::{CreateStatements, NewRow};
-use crate::db::{unavailable, write_failed};
-use crate::pipeline::{pipeline, prepare, step, Step};
+use crate::db::unavailable;
+use crate::group_commit::Write;
+use crate::pipeline::{prepare, step, Step};
 use crate::sql::Sql;
 use crate::store::PostgresStore;
 use crate::wake::{ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// The statements of a turn, prepared together.
-struct TurnStatements {
+pub(crate) struct TurnStatements {
     fence: Statement,
     complete_with_turn: Statement,
     drop_old_generations: Statement,
@@ -32,7 +33,10 @@ struct TurnStatements {
 }
 
 impl TurnStatements {
-    async fn prepare(client: &impl GenericClient, sql: &Sql) -> Result<Self, StoreError> {
+    pub(crate) async fn prepare(
+        client: &impl GenericClient,
+        sql: &Sql,
+    ) -> Result<Self, StoreError> {
         let texts = [
             &sql.commit_fence,
             &sql.complete_with_turn,
@@ -71,8 +75,8 @@ impl TurnStatements {
 
 /// A turn as statement parameters, encoded before a connection is taken: encoding is most
 /// of a turn's CPU.
-struct EncodedTurn {
-    id: String,
+pub(crate) struct EncodedTurn {
+    pub(crate) id: String,
     token: i64,
     expected: i64,
     status: &'static str,
@@ -100,7 +104,7 @@ struct EncodedTurn {
 }
 
 impl EncodedTurn {
-    fn new(commit: &TurnCommit) -> Result<Self, StoreError> {
+    pub(crate) fn new(commit: &TurnCommit) -> Result<Self, StoreError> {
         let ids = |values: &[u64], what: &str| -> Result<Vec<i64>, StoreError> {
             values.iter().map(|&v| to_i64(v, what)).collect()
         };
@@ -166,20 +170,19 @@ impl EncodedTurn {
         Ok(turn)
     }
 
-    /// The turn's statements: the fence first, then the completions it carries (if any),
-    /// then every other effect.
-    fn steps<'a>(
+    /// The fence: moves the instance's status and history length and releases its lease if
+    /// the lease, the history length and the attempts the turn completes are still this
+    /// turn's. A row back means it held.
+    pub(crate) fn fence_step<'a>(
         &'a self,
-        tx: &'a deadpool_postgres::Transaction<'_>,
+        client: &'a tokio_postgres::Client,
         st: &'a TurnStatements,
-        create: Option<&'a CreateStatements>,
-    ) -> Vec<Step<'a>> {
-        let id = &self.id;
-        let mut steps: Vec<Step<'a>> = vec![step(
-            tx,
+    ) -> Step<'a> {
+        step(
+            client,
             &st.fence,
             &[
-                id,
+                &self.id,
                 &self.token,
                 &self.expected,
                 &self.status,
@@ -190,8 +193,22 @@ impl EncodedTurn {
                 &self.turn_started,
                 &self.replace_history,
                 &self.appended,
+                &self.done_seqs,
+                &self.done_tokens,
             ],
-        )];
+        )
+    }
+
+    /// Every other effect of a turn whose fence held, in the same transaction.
+    pub(crate) fn effect_steps<'a>(
+        &'a self,
+        client: &'a tokio_postgres::Client,
+        st: &'a TurnStatements,
+        create: Option<&'a CreateStatements>,
+    ) -> Vec<Step<'a>> {
+        let tx = client;
+        let id = &self.id;
+        let mut steps: Vec<Step<'a>> = Vec::new();
         if !self.done_seqs.is_empty() {
             steps.push(step(
                 tx,
@@ -241,72 +258,34 @@ impl EncodedTurn {
         }
         steps
     }
+
+    /// Whether its effects create instances (and so need the creation statements).
+    pub(crate) fn creates_children(&self) -> bool {
+        !self.children.is_empty()
+    }
 }
 
 impl PostgresStore {
-    /// Applies `commit` in one transaction: the fence first, then every effect, pipelined.
+    /// Applies `commit` with the other writes of this process committing now (group
+    /// commit): one transaction for the batch, the fence first.
     pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let turn = EncodedTurn::new(&commit)?;
-        let mut client = self.client().await?;
-        let st = TurnStatements::prepare(&client, &self.sql).await?;
-        let create = if turn.children.is_empty() {
-            None
-        } else {
-            Some(CreateStatements::prepare(&client, &self.sql).await?)
-        };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| unavailable("cannot begin the turn's transaction", e))?;
-        let mut results = pipeline(turn.steps(&tx, &st, create.as_ref()))
-            .await
-            .into_iter();
-        let fenced = match results.next().expect("the fence is the first step") {
-            Ok(rows) => !rows.is_empty(),
-            Err(error) => return Err(unavailable("cannot commit the turn", error)),
-        };
-        let completed = if turn.done_seqs.is_empty() {
-            None
-        } else {
-            Some(results.next().expect("the completions follow the fence"))
-        };
-        if !fenced {
-            drop(results);
-            let _ = tx.rollback().await;
-            return Err(self
-                .turn_conflict(&client, &commit.instance_id, turn.token, turn.expected)
-                .await);
-        }
-        if let Some(completed) = completed {
-            let rows = completed.map_err(|e| unavailable("cannot commit the turn", e))?;
-            if rows.len() != turn.done_seqs.len() {
-                let held: Vec<i64> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
-                let lost = turn
-                    .done_seqs
-                    .iter()
-                    .find(|seq| !held.contains(seq))
-                    .copied()
-                    .unwrap_or_default();
-                return Err(StoreError::Conflict {
-                    id: commit.instance_id.clone(),
-                    reason: format!("the lease on activity attempt {lost} was lost"),
-                });
-            }
-        }
-        for result in results {
-            result.map_err(|e| unavailable("cannot commit the turn", e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| write_failed("committing the turn", e))?;
-
-        self.wake.status_changed(&commit.instance_id);
-        for child in &turn.children {
-            self.wake.status_changed(&child.id);
-        }
+        let (token, expected) = (turn.token, turn.expected);
+        let completes = !turn.done_seqs.is_empty();
+        let children: Vec<InstanceId> = turn.children.iter().map(|c| c.id.clone()).collect();
         let mut what = ORCHESTRATIONS | STATUSES;
         if !turn.tasks.is_empty() {
             what |= ACTIVITIES;
+        }
+        if !self.group.write(Write::Turn(Box::new(turn))).await? {
+            let client = self.client().await?;
+            return Err(self
+                .turn_conflict(&client, &commit.instance_id, token, expected, completes)
+                .await);
+        }
+        self.wake.status_changed(&commit.instance_id);
+        for child in &children {
+            self.wake.status_changed(child);
         }
         self.wake.announce(what);
         Ok(())
@@ -319,6 +298,7 @@ impl PostgresStore {
         id: &InstanceId,
         token: i64,
         expected: i64,
+        completes: bool,
     ) -> StoreError {
         let read = async {
             let statement = prepare(client, &self.sql.lease_state).await?;
@@ -346,6 +326,8 @@ impl PostgresStore {
             "the instance lease was lost to another worker".to_string()
         } else if length != expected {
             format!("the history has {length} events, the turn expected {expected}")
+        } else if completes {
+            "the lease on an activity attempt the turn completes was lost".to_string()
         } else {
             "the instance changed while the turn committed".to_string()
         };

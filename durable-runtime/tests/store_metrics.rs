@@ -7,9 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::metric::names;
 use durable_runtime::store::{FileStore, InstanceStatus, MemoryStore, NewInstance, Store};
-use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::{InstanceId, RuntimeStatus};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;

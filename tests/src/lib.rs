@@ -224,6 +224,8 @@ macro_rules! matrix {
     };
 }
 
+pub mod fleet;
+
 /// Counts executions per key (an instance id and a label), safely across parallel tests.
 pub mod tally {
     use std::collections::HashMap;
