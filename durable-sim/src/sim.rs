@@ -624,6 +624,20 @@ impl Sim {
     }
 }
 
+/// Whether the instance `id` exists, asked until the store answers.
+async fn started(client: &durable_runtime::Client, world: &Arc<World>, id: &str) -> bool {
+    loop {
+        match client.status(id).await {
+            Ok(_) => return true,
+            Err(ClientError::NotFound(_)) => return false,
+            Err(_) => {
+                let at = world.clock.now() + CLIENT_RETRY;
+                world.clock.sleep_until(at).await;
+            }
+        }
+    }
+}
+
 fn unavailable(error: &ClientError) -> bool {
     matches!(error, ClientError::Store(StoreError::Unavailable(_)))
 }
@@ -638,6 +652,11 @@ async fn client_action(
     ops: Vec<Op>,
 ) {
     let id = root_id(action.root());
+    // A start made again after a crash may have been applied by the life before.
+    if matches!(action, Action::Start(_)) && started(client, world, &id).await {
+        book.lock().unwrap().started.insert(action.root());
+        return;
+    }
     loop {
         let result = match action {
             Action::Start(_) => client
@@ -687,6 +706,12 @@ async fn client_action(
             Err(e) if unavailable(&e) => {
                 let at = world.clock.now() + CLIENT_RETRY;
                 world.clock.sleep_until(at).await;
+                // A start that may have been applied is not sent again blindly: a start
+                // replaces a *finished* instance of its id, so the program would run twice.
+                if matches!(action, Action::Start(_)) && started(client, world, &id).await {
+                    book.lock().unwrap().started.insert(action.root());
+                    return;
+                }
             }
             Err(e) => {
                 book.lock()
