@@ -20,11 +20,8 @@ fn describe(report: &Report) -> String {
     )
 }
 
-/// Seeds run by `cargo test` (CI). The goal is 10,000 within 5 minutes on 2 cores; in the
-/// test profile the simulator runs about 22 seeds/s on 2 threads of a busy machine, so CI
-/// runs 2,000 (about 90 s) until it is faster. Seed 3273 fails (an open runtime bug,
-/// docs/testing.md), so a larger count fails until that is fixed.
-const SEEDS_IN_CI: u64 = 2_000;
+/// Seeds run by `cargo test` (CI): 10,000 on 2 threads.
+const SEEDS_IN_CI: u64 = 10_000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
