@@ -60,6 +60,13 @@ pub struct Scenario {
     pub cache_capacity: usize,
     /// The runtime's concurrency limits (turns and activities).
     pub concurrency: usize,
+    /// How often an activity run outlives its lease (so the attempt runs twice).
+    #[serde(default = "default_long_activities")]
+    pub long_activities: f64,
+}
+
+fn default_long_activities() -> f64 {
+    0.03
 }
 
 impl Scenario {
@@ -103,6 +110,40 @@ impl Scenario {
             jumps: rng.below(3) as u32,
             cache_capacity: [0, 2, 1_000][rng.below(3) as usize],
             concurrency: [1, 2, 256][rng.below(3) as usize],
+            long_activities: default_long_activities(),
+        }
+    }
+
+    /// A scenario aimed at lease fencing across generations: each generation opens with an
+    /// activity call (sequence number 0 in every generation), and half the activity runs
+    /// outlive their lease, so an old run finishes while the next generation awaits its own
+    /// call at the same sequence number.
+    pub fn generation_aba(seed: u64) -> Scenario {
+        let mut rng = Rng::new(seed ^ 0xaba0_aba0);
+        let mut ops = Vec::new();
+        for k in 1..=rng.range(2, 5) as u32 {
+            if k > 1 {
+                ops.push(Op::ContinueAsNew { keep_events: false });
+            }
+            ops.push(Op::Call(program::CallSpec {
+                k,
+                fail_until: 0,
+                attempts: 1,
+            }));
+        }
+        Scenario {
+            roots: vec![Root {
+                ops,
+                start_ms: 0,
+                suspend: None,
+                terminate_ms: None,
+            }],
+            faults: FaultPlan::Random(FaultRates::NONE),
+            crashes: 0,
+            jumps: 0,
+            cache_capacity: 1_000,
+            concurrency: 256,
+            long_activities: 0.5,
         }
     }
 }
@@ -146,6 +187,7 @@ pub fn run_seed(seed: u64) -> Report {
 /// Runs `scenario`, drawing everything it leaves open from `seed`.
 pub fn run(seed: u64, scenario: &Scenario) -> Report {
     let world = World::new(seed, scenario.faults.clone());
+    world.lock().long_activities = scenario.long_activities;
     let _enter = world::Enter::new(&world);
     let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let store = FaultStore::new(Arc::clone(&inner), Arc::clone(&world));

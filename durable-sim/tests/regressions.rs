@@ -20,6 +20,7 @@ fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
         jumps: 0,
         cache_capacity: 1_000,
         concurrency: 256,
+        long_activities: 0.03,
     }
 }
 
