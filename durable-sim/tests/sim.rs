@@ -50,7 +50,7 @@ fn seeds() {
                     }
                     seed += threads;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n % 10_000 == 0 {
+                    if n % 1_000 == 0 {
                         let secs = started.elapsed().as_secs_f64();
                         eprintln!(
                             "{n} seeds in {secs:.0} s ({:.0} seeds/s), {} failed",
