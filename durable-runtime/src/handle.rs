@@ -48,8 +48,37 @@ pub(crate) struct Issued {
 }
 
 enum Op {
-    Pending(Option<Waker>),
+    /// Awaited: the kind of result it takes (`None`: any, for one polled before it was
+    /// issued), and who to wake.
+    Pending(Option<Awaits>, Option<Waker>),
     Ready(OpResult),
+}
+
+/// The kind of result an operation takes (an event wait takes none: events stay buffered
+/// in `waits.rs` until a wait is polled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaits {
+    Task,
+    Timer,
+    Event,
+}
+
+impl Awaits {
+    fn of(command: &Command) -> Option<Awaits> {
+        match command {
+            Command::Task { .. } | Command::SubOrchestration { .. } => Some(Awaits::Task),
+            Command::Timer { .. } => Some(Awaits::Timer),
+            Command::Wait { .. } => Some(Awaits::Event),
+            Command::Patch { .. } => None,
+        }
+    }
+
+    fn takes(self, result: &OpResult) -> bool {
+        matches!(
+            (self, result),
+            (Awaits::Task, OpResult::Task(_)) | (Awaits::Timer, OpResult::Timer)
+        )
+    }
 }
 
 /// What code and engine share for one generation of one instance.
@@ -167,8 +196,9 @@ impl HandleGuard<'_> {
         if let Command::SubOrchestration { instance_id, .. } = &command {
             inner.children.insert(seq, instance_id.clone());
         }
+        let awaits = Awaits::of(&command);
         inner.commands.push(command);
-        inner.ops.insert(seq, Op::Pending(None));
+        inner.ops.insert(seq, Op::Pending(awaits, None));
         seq
     }
 
@@ -180,7 +210,7 @@ impl HandleGuard<'_> {
                 Some(Op::Ready(result)) => Poll::Ready(result),
                 _ => unreachable!("operation {seq} was ready"),
             },
-            Some(Op::Pending(waker)) => {
+            Some(Op::Pending(_, waker)) => {
                 match waker {
                     Some(waker) if waker.will_wake(cx.waker()) => {}
                     _ => *waker = Some(cx.waker().clone()),
@@ -188,7 +218,7 @@ impl HandleGuard<'_> {
                 Poll::Pending
             }
             None => {
-                ops.insert(seq, Op::Pending(Some(cx.waker().clone())));
+                ops.insert(seq, Op::Pending(None, Some(cx.waker().clone())));
                 Poll::Pending
             }
         }
@@ -200,7 +230,7 @@ impl HandleGuard<'_> {
         if inner.closed {
             return;
         }
-        if let Some(Op::Pending(_)) = inner.ops.remove(&seq) {
+        if let Some(Op::Pending(..)) = inner.ops.remove(&seq) {
             inner.cancelled_timers.push(seq);
         }
     }
@@ -286,14 +316,22 @@ impl HandleGuard<'_> {
 
 /// Wakes whoever awaits operation `seq`, leaving it pending.
 fn wake(inner: &Inner, seq: u64) {
-    if let Some(Op::Pending(Some(waker))) = inner.ops.get(&seq) {
+    if let Some(Op::Pending(_, Some(waker))) = inner.ops.get(&seq) {
         waker.wake_by_ref();
     }
 }
 
 fn resolve(inner: &mut Inner, seq: u64, result: OpResult) {
     if let Some(op) = inner.ops.get_mut(&seq) {
-        if let Op::Pending(Some(waker)) = std::mem::replace(op, Op::Ready(result)) {
+        // A result of another kind than the operation takes is not its own: an activity
+        // attempt of an earlier generation, delivered with the turn it would trigger before
+        // the store checked its lease (the commit is refused). Ignored, not a panic.
+        if let Op::Pending(Some(awaits), _) = op {
+            if !awaits.takes(&result) {
+                return;
+            }
+        }
+        if let Op::Pending(_, Some(waker)) = std::mem::replace(op, Op::Ready(result)) {
             waker.wake();
         }
     }
@@ -410,7 +448,7 @@ impl FeedGuard<'_> {
 
     /// Whether anything durable is still awaited.
     pub(crate) fn has_pending_ops(&self) -> bool {
-        self.0.ops.values().any(|op| matches!(op, Op::Pending(_)))
+        self.0.ops.values().any(|op| matches!(op, Op::Pending(..)))
     }
 
     pub(crate) fn custom_status(&self) -> Option<Value> {

@@ -61,6 +61,13 @@ pub struct Scenario {
     pub cache_capacity: usize,
     /// The runtime's concurrency limits (turns and activities).
     pub concurrency: usize,
+    /// How often an activity run outlives its lease (so the attempt runs twice).
+    #[serde(default = "default_long_activities")]
+    pub long_activities: f64,
+}
+
+fn default_long_activities() -> f64 {
+    0.03
 }
 
 impl Scenario {
@@ -104,6 +111,40 @@ impl Scenario {
             jumps: rng.below(3) as u32,
             cache_capacity: [0, 2, 1_000][rng.below(3) as usize],
             concurrency: [1, 2, 256][rng.below(3) as usize],
+            long_activities: default_long_activities(),
+        }
+    }
+
+    /// A scenario aimed at lease fencing across generations: each generation opens with an
+    /// activity call (sequence number 0 in every generation), and half the activity runs
+    /// outlive their lease, so an old run finishes while the next generation awaits its own
+    /// call at the same sequence number.
+    pub fn generation_aba(seed: u64) -> Scenario {
+        let mut rng = Rng::new(seed ^ 0xaba0_aba0);
+        let mut ops = Vec::new();
+        for k in 1..=rng.range(2, 5) as u32 {
+            if k > 1 {
+                ops.push(Op::ContinueAsNew { keep_events: false });
+            }
+            ops.push(Op::Call(program::CallSpec {
+                k,
+                fail_until: 0,
+                attempts: 1,
+            }));
+        }
+        Scenario {
+            roots: vec![Root {
+                ops,
+                start_ms: 0,
+                suspend: None,
+                terminate_ms: None,
+            }],
+            faults: FaultPlan::Random(FaultRates::NONE),
+            crashes: 0,
+            jumps: 0,
+            cache_capacity: 1_000,
+            concurrency: 256,
+            long_activities: 0.5,
         }
     }
 }
@@ -147,6 +188,7 @@ pub fn run_seed(seed: u64) -> Report {
 /// Runs `scenario`, drawing everything it leaves open from `seed`.
 pub fn run(seed: u64, scenario: &Scenario) -> Report {
     let world = World::new(seed, scenario.faults.clone());
+    world.lock().long_activities = scenario.long_activities;
     let _enter = world::Enter::new(&world);
     let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let store = FaultStore::new(Arc::clone(&inner), Arc::clone(&world));
@@ -625,6 +667,20 @@ impl Sim {
     }
 }
 
+/// Whether the instance `id` exists, asked until the store answers.
+async fn started(client: &durable_runtime::Client, world: &Arc<World>, id: &str) -> bool {
+    loop {
+        match client.status(id).await {
+            Ok(_) => return true,
+            Err(ClientError::NotFound(_)) => return false,
+            Err(_) => {
+                let at = world.clock.now() + CLIENT_RETRY;
+                world.clock.sleep_until(at).await;
+            }
+        }
+    }
+}
+
 fn unavailable(error: &ClientError) -> bool {
     matches!(error, ClientError::Store(StoreError::Unavailable(_)))
 }
@@ -639,6 +695,11 @@ async fn client_action(
     ops: Vec<Op>,
 ) {
     let id = root_id(action.root());
+    // A start made again after a crash may have been applied by the life before.
+    if matches!(action, Action::Start(_)) && started(client, world, &id).await {
+        book.lock().unwrap().started.insert(action.root());
+        return;
+    }
     loop {
         let result = match action {
             Action::Start(_) => client
@@ -688,6 +749,12 @@ async fn client_action(
             Err(e) if unavailable(&e) => {
                 let at = world.clock.now() + CLIENT_RETRY;
                 world.clock.sleep_until(at).await;
+                // A start that may have been applied is not sent again blindly: a start
+                // replaces a *finished* instance of its id, so the program would run twice.
+                if matches!(action, Action::Start(_)) && started(client, world, &id).await {
+                    book.lock().unwrap().started.insert(action.root());
+                    return;
+                }
             }
             Err(e) => {
                 book.lock()

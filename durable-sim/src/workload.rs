@@ -130,10 +130,11 @@ async fn step(ctx: ActivityContext, input: StepInput) -> Result<String, String> 
             .entry(attempt)
             .or_default() += 1;
         state.epoch.activity_runs += 1;
+        let long = state.long_activities;
         let choices = &mut state.choices;
         // Mostly instant; some take a while; a few outlive their lease (10 s), so that the
         // attempt is leased and run again while the first run still goes on.
-        let delay = if choices.chance(0.03) {
+        let delay = if choices.chance(long) {
             12_000
         } else if choices.chance(0.2) {
             choices.range(1, 2_000)

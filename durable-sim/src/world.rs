@@ -56,6 +56,8 @@ pub(crate) struct State {
     /// Activity leases handed out: token → attempt.
     pub(crate) leases: BTreeMap<u64, AttemptKey>,
     pub(crate) epoch: EpochCounts,
+    /// How often an activity run outlives its lease.
+    pub(crate) long_activities: f64,
     pub(crate) violations: Vec<String>,
     /// `DURABLE_SIM_TRACE` is set: print every traced step.
     print_trace: bool,
@@ -80,6 +82,7 @@ impl World {
                 accepted: BTreeSet::new(),
                 leases: BTreeMap::new(),
                 epoch: EpochCounts::default(),
+                long_activities: 0.03,
                 violations: Vec::new(),
                 print_trace: std::env::var_os("DURABLE_SIM_TRACE").is_some(),
             }),

@@ -20,6 +20,7 @@ fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
         jumps: 0,
         cache_capacity: 1_000,
         concurrency: 256,
+        long_activities: 0.03,
     }
 }
 
@@ -59,4 +60,14 @@ fn kept(file: &str, seed: u64) {
 #[test]
 fn work_fallen_due_inside_a_fetch_is_signalled() {
     kept("promoted_work_signalled.json", 937);
+}
+
+/// An attempt outlived its lease and ran twice; the second run's result was committed with
+/// the turn it triggered, which continued as new. When the first run finished, its worker
+/// leased the instance and fed the stale result to the new generation, whose sequence number
+/// 0 is an event wait: a panic (`unreachable!`) inside the turn (seed 7805, no faults; seed
+/// 3273 with faults, before the fix).
+#[test]
+fn a_stale_result_after_continue_as_new_is_ignored() {
+    kept("stale_result_after_continue_as_new.json", 7805);
 }

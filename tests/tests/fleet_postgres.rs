@@ -34,8 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::PostgresStore;
-use durable_runtime::store::StoreError;
 use durable_runtime::history::Event;
+use durable_runtime::store::StoreError;
 use durable_runtime::{Client, ClientError, Runtime, RuntimeStatus};
 use durable_tests::fleet::{
     expected_output, fleet_retry, fleet_step, FLAKY_STEP, FLAKY_SUCCEEDS_AT, RUN_LOG_VAR, STEPS,

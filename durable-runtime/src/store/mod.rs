@@ -138,6 +138,22 @@ pub use file::{
 };
 pub use memory::MemoryStore;
 
+/// Bugs planted on purpose: the simulator's mutation tests (`durable-sim`, feature
+/// `mutations`) switch one on and check that the simulation catches it. Compiled only with
+/// the hidden feature `__mutations`; off, nothing changes. Not public API.
+#[cfg(feature = "__mutations")]
+#[doc(hidden)]
+pub mod mutations {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A turn or an activity result fenced by a stale lease token is accepted.
+    pub static STALE_LEASE: AtomicBool = AtomicBool::new(false);
+
+    pub(crate) fn stale_lease() -> bool {
+        STALE_LEASE.load(Ordering::Relaxed)
+    }
+}
+
 /// A lease's token: whoever holds the current token may commit.
 pub type LeaseToken = u64;
 
