@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
-use durable_runtime::{stable_hash, Client, Event, HistoryEvent};
+use durable_runtime::history::{stable_hash, Event, HistoryEvent};
+use durable_runtime::Client;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

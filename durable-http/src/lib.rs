@@ -119,6 +119,8 @@
 //!    `text/plain` or no type at all without the browser asking the site, but not JSON.
 //!    curl needs `-H 'Content-Type: application/json'` beside `-d`; a `POST` without a body
 //!    needs no type.
+//!    A JSON payload over the runtime's payload limits (nesting depth 100, 16 MiB by default;
+//!    see `durable_runtime::limits`) is refused with 400 and a message naming the limit.
 //! 5. **Time.** A request that takes longer than [`RouterOptions::request_timeout`] (30 s)
 //!    from its headers to its answer, reading its body included, is answered 408.
 //!

@@ -37,10 +37,10 @@ use crate::options::RouterOptions;
 /// | `POST /instances/{id}/suspend?reason=…` | suspends it |
 /// | `POST /instances/{id}/resume?reason=…` | resumes it |
 /// | `DELETE /instances/{id}` | purges a finished instance |
+/// | `GET /metrics` | the metrics, in the Prometheus text format (with [`RouterOptions::metrics`]) |
 /// | `GET /counts` | how many instances the filters of `GET /instances` (and `instanceIdPrefix`, `customStatus`) select, per status |
 /// | `POST /bulk/terminate` | terminates what the filters select: `dryRun=true` counts it; otherwise one batch of at most `top` (default 100, at most 1000), with the `continuationToken` of the next |
 /// | `POST /bulk/purge` | purges what the filters select, the same way |
-/// | `GET /metrics` | the metrics, in the Prometheus text format (with [`RouterOptions::metrics`]) |
 /// | `GET /` | the web dashboard (unless [`RouterOptions::dashboard`] turns it off) |
 ///
 /// Other paths get 404 and other methods 405, and every error is `{"error": "…"}`. The

@@ -97,7 +97,7 @@ async fn pages_cover_the_history_exactly_once() {
     );
     // Each event reads as the history's JSON: its format version and kind, attempt times.
     let events = first["events"].as_array().unwrap();
-    assert_eq!(events[0]["v"], 1);
+    assert_eq!(events[0]["v"], durable_runtime::history::FORMAT_VERSION);
     assert_eq!(events[0]["kind"], "OrchestratorStarted");
     let result = events
         .iter()

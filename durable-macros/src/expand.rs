@@ -43,8 +43,17 @@ pub(crate) fn expand(kind: Kind, sig: &Signature, options: &Options) -> TokenStr
     let mut run = item.sig.clone();
     run.ident = Ident::new("run", ident.span());
     let block = &item.block;
-    let run_doc =
-        format!(" The body of `{ident}`, run directly without the runtime (for unit tests).");
+    let run_doc = match kind {
+        Kind::Activity => format!(
+            " The body of `{ident}`, run directly without the runtime (for unit tests, with \
+             `ActivityContext::for_test`)."
+        ),
+        // An `OrchestrationContext` exists only inside a turn: say how to test instead.
+        Kind::Orchestrator => format!(
+            " The body of `{ident}`. Its context exists only inside a turn: unit-test it with \
+             `durable_runtime::testing::OrchestrationTest`."
+        ),
+    };
 
     let name = options
         .name

@@ -58,8 +58,11 @@ use crate::entry::Kind;
 ///
 /// The function becomes a unit struct of the same name and visibility (so `charge_card` is a
 /// value you pass to `ctx.call` and to `Runtime::builder().activity(..)`), with the body
-/// moved to an associated `run` function that unit tests can call directly. The equivalent
-/// code without the macro:
+/// moved to an associated `run` function that unit tests can call directly (an activity's,
+/// with `ActivityContext::for_test`; an orchestrator's context exists only inside a turn, so
+/// unit-test an orchestrator with `durable_runtime::testing::OrchestrationTest`, which feeds it
+/// results and events and returns the commands it issues). The equivalent code without the
+/// macro:
 ///
 /// ```ignore
 /// /// Charges the card; the idempotency key makes a re-run harmless.

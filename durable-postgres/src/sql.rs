@@ -87,6 +87,8 @@ pub(crate) struct Sql {
     /// $1 the latest `now` seen.
     pub(crate) next_wakeup: String,
     /// $1 now.
+    pub(crate) next_timer: String,
+    /// $1 now.
     pub(crate) has_work: String,
     /// $1 id: why a turn's fence failed.
     pub(crate) lease_state: String,
@@ -284,6 +286,9 @@ impl Sql {
                      (SELECT min(visible_at) FROM {s}.messages WHERE visible_at > $1),
                      (SELECT min(lease_until) FROM {s}.instances WHERE lease_until > $1),
                      (SELECT min(due_at) FROM {s}.activities WHERE due_at > $1))"
+            ),
+            next_timer: format!(
+                "SELECT min(visible_at) FROM {s}.messages WHERE visible_at > $1"
             ),
             has_work: format!(
                 "SELECT EXISTS (

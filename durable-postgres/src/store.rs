@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
     ActivityLease, ActivityTask, ActivityWork, HistoryPage, InstancePage, InstanceQuery,
     InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, StatusCounts, Store,
     StoreError, TurnCommit, WorkSignals,
 };
-use durable_runtime::{HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
@@ -434,15 +435,19 @@ impl Store for PostgresStore {
         let seq: i64 = col(&row, 1, &raw_id)?;
         let what = || format!("activity attempt {seq} of instance `{raw_id}`");
         let token = to_u64(col(&row, 2, &raw_id)?, what)?;
-        let task: ActivityTask = decode(&col::<Vec<u8>>(&row, 3, &raw_id)?, what)?;
-        Ok(Some(ActivityWork {
-            task,
-            lease: ActivityLease {
-                instance_id: codec::instance_id(&raw_id)?,
-                id: to_u64(seq, what)?,
-                token,
-            },
-        }))
+        let lease = ActivityLease {
+            instance_id: codec::instance_id(&raw_id)?,
+            id: to_u64(seq, what)?,
+            token,
+        };
+        // One that cannot be read is handed back, leased, for the runtime to fail.
+        match serde_json::from_slice::<ActivityTask>(&col::<Vec<u8>>(&row, 3, &raw_id)?) {
+            Ok(task) => Ok(Some(ActivityWork { task, lease })),
+            Err(error) => Err(StoreError::UnreadableTask {
+                lease,
+                error: error.to_string(),
+            }),
+        }
     }
 
     async fn complete_activity(
@@ -614,6 +619,16 @@ impl Store for PostgresStore {
             .query_one(&statement, &[&after])
             .await
             .map_err(|e| unavailable("cannot read the next wake-up", e))?;
+        Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
+    }
+
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, &self.sql.next_timer).await?;
+        let row = client
+            .query_one(&statement, &[&nanos(now)])
+            .await
+            .map_err(|e| unavailable("cannot read the next timer", e))?;
         Ok(col::<Option<i64>>(&row, 0, "?")?.map(time))
     }
 

@@ -2,8 +2,9 @@
 //! statements pipelined.
 
 use deadpool_postgres::GenericClient;
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{StoreError, TurnCommit};
-use durable_runtime::{Event, HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use tokio_postgres::Statement;
 
 use crate::codec::{col, encode, encode_text, nanos, status_name, to_i64};

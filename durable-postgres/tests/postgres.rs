@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
     Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError,
     TurnCommit,
 };
-use durable_runtime::{Event, HistoryEvent, InstanceId};
+use durable_runtime::InstanceId;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -421,7 +422,7 @@ async fn damaged_rows_are_reported_not_panics() {
     assert_eq!(status.input, serde_json::Value::Null);
     assert_eq!(status.custom_status, None);
     let failure = status.failure.expect("the reason");
-    assert_eq!(failure.kind, durable_runtime::kinds::UNREADABLE);
+    assert_eq!(failure.kind, durable_runtime::history::kinds::UNREADABLE);
     assert!(failure.message.contains("cannot be read"), "{failure:?}");
     let page = store.list(&Default::default()).await.unwrap();
     assert_eq!(

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::callable::Orchestrator;
@@ -221,6 +220,17 @@ impl Client {
         })
     }
 
+    /// The earliest time, after the clock's now, at which something a workflow can observe
+    /// falls due: a durable timer (`ctx.sleep`, an event wait's timeout, a retry's back-off)
+    /// or a scheduled start. Leases and other internal deadlines are not counted.
+    ///
+    /// For tests on a virtual clock: `clock.advance_to(client.next_timer().await?.unwrap())`
+    /// fires the next timer and nothing later.
+    pub async fn next_timer(&self) -> Result<Option<SystemTime>, ClientError> {
+        let now = self.shared.clock.now();
+        Ok(self.shared.store.next_timer(now).await?)
+    }
+
     /// Starts the newest registered version of the orchestrator `name` with a JSON input
     /// (for callers without the Rust types, such as an HTTP API).
     pub async fn start_by_name(
@@ -277,7 +287,6 @@ impl Client {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceStatus, ClientError> {
-        let _waiting = self.shared.waiting_for_completion();
         self.wait_until(instance_id, timeout, |status| {
             status.runtime_status.is_finished()
         })
@@ -286,6 +295,10 @@ impl Client {
 
     /// Waits until the instance's status satisfies `done` (checked now and after every
     /// change), for at most `timeout` of real time.
+    ///
+    /// On a virtual clock with [`Advance::Auto`](crate::testing::Advance::Auto), time moves
+    /// while it waits, as in [`wait_for_completion`](Self::wait_for_completion): "run until it
+    /// waits for `shipped`" is one call, however many back-offs come first.
     pub async fn wait_until(
         &self,
         instance_id: &str,
@@ -293,21 +306,53 @@ impl Client {
         mut done: impl FnMut(&InstanceStatus) -> bool,
     ) -> Result<InstanceStatus, ClientError> {
         let id = parse_id(instance_id)?;
-        let mut changes = self.shared.store.watch_status(&id);
+        let shared = &self.shared;
+        let mut changes = shared.store.watch_status(&id);
+        let gone = || ClientError::NotFound(id.clone());
         let wait = async {
             loop {
                 changes.borrow_and_update();
-                let status = self
-                    .shared
-                    .store
-                    .status(&id)
-                    .await?
-                    .ok_or_else(|| ClientError::NotFound(id.clone()))?;
+                let status = shared.store.status(&id).await?.ok_or_else(gone)?;
                 if done(&status) {
                     return Ok(status);
                 }
-                if changes.changed().await.is_err() {
-                    return Err(ClientError::NotFound(id.clone()));
+                // Until the status changes. On a clock that moves for waiting clients, move
+                // it whenever nothing can run and no change is unseen: a change is committed
+                // under a busy guard and announced before the guard drops.
+                loop {
+                    let settled = shared.settled();
+                    let mut settled = std::pin::pin!(settled);
+                    settled.as_mut().enable();
+                    if changes.has_changed().map_err(|_| gone())? {
+                        break;
+                    }
+                    let Some(clock) = &shared.auto_clock else {
+                        changes.changed().await.map_err(|_| gone())?;
+                        break;
+                    };
+                    // Let tasks that were just woken take their work first.
+                    for _ in 0..4 {
+                        tokio::task::yield_now().await;
+                    }
+                    let now = clock.now();
+                    if shared.is_idle(now).await && !changes.has_changed().unwrap_or(true) {
+                        // The store's next wake-up, not the clock's earliest sleeper: a worker
+                        // may still be sleeping until the expiry of a lease released since.
+                        if let Ok(Some(next)) = shared.store.next_wakeup().await {
+                            if next > now && shared.in_flight() == 0 {
+                                clock.advance_to(next);
+                                continue;
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        biased;
+                        changed = changes.changed() => {
+                            changed.map_err(|_| gone())?;
+                            break;
+                        }
+                        () = shared.settle(settled) => {}
+                    }
                 }
             }
         };
@@ -560,20 +605,5 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
                 .create_started(id, O::NAME, O::VERSION, input, &self.options)
                 .await
         })
-    }
-}
-
-impl InstanceStatus {
-    /// The output deserialised as `T`, once completed.
-    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.output.clone().map(serde_json::from_value).transpose()
-    }
-
-    /// The custom status deserialised as `T`, if set.
-    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.custom_status
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
     }
 }

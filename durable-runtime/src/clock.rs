@@ -167,7 +167,9 @@ impl VirtualClock {
         }
     }
 
-    /// The earliest deadline anyone is sleeping until, if any.
+    /// The earliest deadline anyone is sleeping until, if any: the runtime's own deadlines
+    /// (lease expiries) included. For the next time a workflow will observe (a timer, a
+    /// back-off, a timeout), read `Client::next_timer`.
     pub fn next_deadline(&self) -> Option<SystemTime> {
         let state = self.inner.lock().unwrap();
         state.sleepers.keys().next().map(|(deadline, _)| *deadline)

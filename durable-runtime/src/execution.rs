@@ -299,13 +299,10 @@ impl Execution {
             }
             _ => Ok(()),
         });
-        let mut feed = self.feed.lock();
-        if let (Ok(()), Some(status)) = (&checked, feed.custom_status()) {
-            if let Err(failure) = limits.check_produced(&status, "the custom status") {
-                feed.clear_custom_status();
-                checked = Err(failure);
-            }
-        }
+        checked = checked.and_then(|()| {
+            let mut feed = self.feed.lock();
+            feed.refuse_custom_status(|status| limits.check_produced(status, "the custom status"))
+        });
         match checked {
             Ok(()) => outcome,
             Err(failure) => {

@@ -417,9 +417,15 @@ impl FeedGuard<'_> {
         self.0.custom_status.clone()
     }
 
-    /// Drops a custom status refused by the payload limits.
-    pub(crate) fn clear_custom_status(&mut self) {
-        self.0.custom_status = None;
+    /// Drops the custom status if `refuse` refuses it; returns why.
+    pub(crate) fn refuse_custom_status<E>(
+        &mut self,
+        refuse: impl FnOnce(&Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.0.custom_status {
+            Some(status) => refuse(status).inspect_err(|_| self.0.custom_status = None),
+            None => Ok(()),
+        }
     }
 
     /// Sub-orchestrations still running.

@@ -1,4 +1,8 @@
 //! The history: the typed events an orchestration is replayed from, and their format.
+//!
+//! What a client reads ([`Client::history`](crate::Client::history)), what a failure records
+//! ([`Failure`] and its [`kinds`]), the [`stable_hash`] of inputs that replay compares, and
+//! the [`ExportedHistory`] that the replay checker reads.
 
 use std::fmt;
 use std::time::SystemTime;

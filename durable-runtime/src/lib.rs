@@ -55,13 +55,13 @@
 //! # The model
 //! - An **orchestration** (`#[orchestrator]`) is deterministic code. Each `ctx.call`,
 //!   `ctx.sleep` and `ctx.wait_for_event` is a *command* with a sequence number (its seq);
-//!   results come back as events appended to the instance's [history](HistoryEvent), one
+//!   results come back as events appended to the instance's [history](history::HistoryEvent), one
 //!   *turn* at a time. After a restart the code runs again and is fed the recorded results,
 //!   turn by turn, instead of re-running anything. A live instance stays in memory between
 //!   turns ([`RuntimeBuilder::cache_capacity`]); replay happens only when it is cold.
 //! - Replayed code must issue the same commands: each is matched on kind, name and a
-//!   [stable hash](stable_hash) of its input, and a mismatch fails that instance with
-//!   "expected X at seq N, found Y" ([`kinds::NONDETERMINISM`]). `#[orchestrator]` rejects
+//!   [stable hash](history::stable_hash) of its input, and a mismatch fails that instance with
+//!   "expected X at seq N, found Y" ([`history::kinds::NONDETERMINISM`]). `#[orchestrator]` rejects
 //!   the usual sources of non-determinism (wall clocks, threads, randomness, I/O) at compile
 //!   time; use `ctx.now()`, `ctx.random()`, `ctx.new_uuid()` and activities instead.
 //! - An **activity** (`#[activity]`) does the real work and runs **at least once**: a crash
@@ -71,9 +71,17 @@
 //!   crash and the attempt number an activity sees is read from the history.
 //! - Nothing is acknowledged before it is durable in the [`store`]: a start, an event, an
 //!   activity result.
+//! - Payloads (inputs, outputs, event data, custom statuses) are JSON, held to the runtime's
+//!   [payload limits](limits): at most 100 levels of nesting and 16 MiB by default
+//!   ([`RuntimeBuilder::max_payload_depth`], [`RuntimeBuilder::max_payload_bytes`]), so that
+//!   whatever is acknowledged reads back on every store. A client call over a limit fails
+//!   with [`ClientError::PayloadLimit`]; an activity output fails its attempt; what an
+//!   orchestration produces fails its instance ([`kinds::PAYLOAD_LIMIT`]). A stored record
+//!   that still cannot be read fails its own instance ([`kinds::UNREADABLE`]) and blocks
+//!   nothing else.
 //!
 //! # Panics
-//! A panicking orchestrator fails its instance ([`kinds::PANIC`]); a panicking activity fails
+//! A panicking orchestrator fails its instance ([`history::kinds::PANIC`]); a panicking activity fails
 //! that attempt, which its retry policy may retry. The runtime itself keeps going. This relies
 //! on unwinding: building with `panic = "abort"` turns any panic in user code into the end of
 //! the process.
@@ -102,7 +110,7 @@ mod event_data;
 mod execution;
 pub mod future;
 mod handle;
-mod history;
+pub mod history;
 mod instance_id;
 pub mod limits;
 pub mod metric;
@@ -110,6 +118,7 @@ mod orchestration;
 mod registry;
 mod retry;
 mod runtime;
+mod scripted;
 mod shared;
 mod stats;
 pub mod store;
@@ -124,23 +133,20 @@ pub use durable_macros::{activity, orchestrator};
 
 pub use activity::ActivityContext;
 pub use call::Call;
-pub use callable::{
-    Activity, ActivityKind, Callable, FailureSource, Orchestrator, OrchestratorKind, Payload,
-};
+pub use callable::{Activity, Orchestrator, Payload};
+// What `ctx.call`'s bounds and the generated code name: not meant to be written by users.
+#[doc(hidden)]
+pub use callable::{ActivityKind, Callable, FailureSource, OrchestratorKind};
 pub use client::{Client, IdReuse, IfRunning, Start};
-pub use clock::{Clock, SystemClock, TimeOutOfRange, VirtualClock, LATEST_TIME_NANOS};
+pub use clock::{Clock, SystemClock, TimeOutOfRange, LATEST_TIME_NANOS};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
-pub use history::{
-    kinds, stable_hash, AttemptTimes, CompletionStatus, Event, ExportedHistory, Failure,
-    HistoryEvent, FORMAT_VERSION,
-};
 pub use instance_id::{InstanceId, InvalidInstanceId};
 pub use limits::PayloadLimitError;
 pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;
-pub use runtime::{Advance, BuildError, Runtime, RuntimeBuilder};
+pub use runtime::{BuildError, Runtime, RuntimeBuilder};
 pub use stats::Stats;
 pub use store::{
     HistoryPage, InstancePage, InstanceQuery, InstanceStatus, RuntimeStatus, StatusCounts,

@@ -5,6 +5,22 @@
 //! serde_json writes values of any depth but reads at most 128 levels of nesting, and the
 //! stores wrap a payload in one or two more (an event's object, a status's object). A value
 //! within [`MAX_DEPTH_CEILING`] levels therefore always reads back, on every store.
+//!
+//! The limits ([`RuntimeBuilder::max_payload_depth`](crate::RuntimeBuilder::max_payload_depth),
+//! [`RuntimeBuilder::max_payload_bytes`](crate::RuntimeBuilder::max_payload_bytes)) are
+//! checked where a payload enters:
+//! - a client call (a start's input, an event's data, a terminate's output) fails with
+//!   [`ClientError::PayloadLimit`](crate::ClientError::PayloadLimit), storing nothing;
+//! - an activity's output fails that attempt ([`kinds::PAYLOAD_LIMIT`]);
+//! - what an orchestration produces in a turn (its output, its custom status, the input of
+//!   an activity call, a sub-orchestration or a continue-as-new) fails the instance
+//!   ([`kinds::PAYLOAD_LIMIT`]), keeping nothing else of that turn.
+//!
+//! A stored record that cannot be read anyway (written before the limits, or damaged) fails
+//! its own instance ([`kinds::UNREADABLE`], [`unreadable`]): a store delivers an inbox message
+//! it cannot read as [`unreadable_message`], shows a status whose payloads it cannot read
+//! without them ([`InstanceStatus::unreadable`](crate::InstanceStatus::unreadable)), and the
+//! runtime fails an instance whose history it cannot read at its next turn.
 
 use std::fmt;
 use std::io;
@@ -23,14 +39,13 @@ pub const MAX_DEPTH_CEILING: usize = 120;
 /// The default limit on a payload's size as compact JSON: 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// How deep and how large a payload may be: the input of a start, the data of an event, the
-/// output of an activity or an orchestration, a custom status, the input of a
-/// continue-as-new, of an activity call or of a sub-orchestration.
-///
-/// Set on [`RuntimeBuilder`](crate::RuntimeBuilder) with `max_payload_depth` and
-/// `max_payload_bytes`.
+/// The largest size limit a runtime accepts, 512 MiB: PostgreSQL keeps at most 1 GB in a
+/// field, and the file store at most 4 GiB in a record's field.
+pub const MAX_BYTES_CEILING: usize = 512 * 1024 * 1024;
+
+/// How deep and how large a payload may be (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PayloadLimits {
+pub(crate) struct PayloadLimits {
     /// Levels of nesting: a scalar is 0 deep, `[]` and `{}` are 1, `[[1]]` is 2.
     pub(crate) max_depth: usize,
     /// Bytes of compact JSON (`serde_json::to_vec`).
@@ -72,11 +87,11 @@ pub enum PayloadLimitError {
 }
 
 impl PayloadLimits {
-    /// Limits with `max_depth` clamped to [`MAX_DEPTH_CEILING`].
+    /// Limits clamped to [`MAX_DEPTH_CEILING`] and [`MAX_BYTES_CEILING`].
     pub(crate) fn new(max_depth: usize, max_bytes: usize) -> Self {
         PayloadLimits {
             max_depth: max_depth.min(MAX_DEPTH_CEILING),
-            max_bytes,
+            max_bytes: max_bytes.min(MAX_BYTES_CEILING),
         }
     }
 
@@ -229,8 +244,10 @@ mod tests {
     }
 
     #[test]
-    fn the_depth_limit_is_clamped_to_the_ceiling() {
-        assert_eq!(PayloadLimits::new(10_000, 1).max_depth, MAX_DEPTH_CEILING);
+    fn the_limits_are_clamped_to_their_ceilings() {
+        let limits = PayloadLimits::new(10_000, usize::MAX);
+        assert_eq!(limits.max_depth, MAX_DEPTH_CEILING);
+        assert_eq!(limits.max_bytes, MAX_BYTES_CEILING);
     }
 
     #[test]

@@ -21,12 +21,15 @@ use crate::worker;
 /// How a [`VirtualClock`] moves in a test runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {
-    /// While a client waits for an instance to finish (`wait_for_completion`) and nothing
-    /// else can run (no turn, activity or client write in flight, no work ready), jump to the
-    /// next due timer: back-offs and timeouts take no real time. Between client calls the
-    /// clock stands still, so a test can raise an event before a timeout it races.
+    /// While a client waits on an instance's status ([`Client::wait_for_completion`],
+    /// [`Client::wait_until`]) and nothing else can run (no turn, activity or client write in
+    /// flight, no work ready), jump to the next due time: back-offs and timeouts take no real
+    /// time. Between client calls the clock stands still, so a test can raise an event
+    /// before a timeout it races.
     Auto,
-    /// Only when the test calls [`VirtualClock::advance`].
+    /// Only when the test calls [`VirtualClock::advance`]. Run the work a start or an event
+    /// makes ready with [`Runtime::run_until_idle`] before advancing, so that timers are
+    /// created at the time the test expects.
     Manual,
 }
 
@@ -152,7 +155,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How large a payload may be, in bytes of compact JSON (default 16 MiB); checked where
+    /// How large a payload may be, in bytes of compact JSON (default 16 MiB, at most 512 MiB;
+    /// a larger value is taken as 512 MiB); checked where
     /// [`max_payload_depth`](Self::max_payload_depth) is.
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.options.limits = PayloadLimits::new(self.options.limits.max_depth, bytes);
@@ -206,15 +210,13 @@ impl RuntimeBuilder {
             self.registry,
             self.options,
             Tracing::new(self.tracer),
+            self.auto_advance,
         ));
         metric::describe();
-        let mut tasks = vec![
+        let tasks = vec![
             handle.spawn(worker::orchestration_loop(Arc::clone(&shared))),
             handle.spawn(worker::activity_loop(Arc::clone(&shared))),
         ];
-        if let Some(clock) = self.auto_advance {
-            tasks.push(handle.spawn(worker::advance_when_idle(Arc::clone(&shared), clock)));
-        }
         Ok(Runtime { shared, tasks })
     }
 }
@@ -243,6 +245,50 @@ impl Runtime {
     /// A client of this runtime.
     pub fn client(&self) -> Client {
         Client::new(Arc::clone(&self.shared))
+    }
+
+    /// Waits until the runtime is idle: no turn, activity attempt or client write under way,
+    /// and no work ready at the clock's current time. It never moves the clock, so it stops
+    /// where only time (a timer) or the test (an event) can move a workflow on: the place to
+    /// assert on an intermediate state. Read what falls due next with
+    /// [`Client::next_timer`].
+    ///
+    /// For the runtime's own work in this process: work ready in a store shared with other
+    /// processes is waited for only while this runtime can take it. Bound the wait with
+    /// `tokio::time::timeout` if a workflow may never settle (one that loops on zero-length
+    /// timers).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use durable_runtime::testing::{Advance, VirtualClock};
+    /// # use durable_runtime::{orchestrator, OrchestrationContext, Runtime, RuntimeStatus, TaskError};
+    /// #[orchestrator]
+    /// async fn reminder(ctx: OrchestrationContext) -> Result<(), TaskError> {
+    ///     ctx.set_custom_status("sleeping");
+    ///     ctx.sleep(Duration::from_secs(3600)).await;
+    ///     Ok(())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = VirtualClock::new();
+    /// let runtime = Runtime::builder()
+    ///     .virtual_clock(clock.clone(), Advance::Manual)
+    ///     .orchestrator(reminder)
+    ///     .start()?;
+    /// let client = runtime.client();
+    /// let id = client.start(reminder, ()).await?;
+    /// runtime.run_until_idle().await; // the first turn has run: the timer is set
+    /// let due = client.next_timer().await?.expect("the reminder's timer");
+    /// assert_eq!(due, clock.now() + Duration::from_secs(3600));
+    ///
+    /// clock.advance_to(due);
+    /// runtime.run_until_idle().await;
+    /// assert_eq!(client.status(&id).await?.runtime_status, RuntimeStatus::Completed);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_until_idle(&self) {
+        self.shared.until_idle().await
     }
 
     /// What the runtime has done so far.

@@ -1,18 +1,24 @@
 //! What the loops, the client and the test clock share, and the guards of work in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::cache::Cache;
-use crate::clock::Clock;
+use crate::clock::{Clock, VirtualClock};
 use crate::limits::PayloadLimits;
 use crate::registry::Registry;
 use crate::stats::Counters;
 use crate::store::Store;
 use crate::telemetry::Tracing;
+
+/// How long a wait for the runtime to go idle sleeps before checking again when no work
+/// ends.
+const IDLE_RECHECK: Duration = Duration::from_millis(10);
 
 /// Tunables of a runtime; every one has a sensible default.
 #[derive(Debug, Clone)]
@@ -51,10 +57,14 @@ pub(crate) struct Shared {
     pub(crate) tracing: Tracing,
     /// Turns, activity attempts and client writes under way.
     in_flight: AtomicUsize,
-    /// Clients waiting for an instance to finish: the test clock moves only for them.
-    completion_waiters: AtomicUsize,
-    /// Signalled when the runtime may have gone quiet.
-    pub(crate) quiet: Notify,
+    /// How many pieces of work have ever started: unchanged across a check, nothing started.
+    started: AtomicU64,
+    /// The virtual clock that clients waiting on a status move ([`Advance::Auto`]).
+    ///
+    /// [`Advance::Auto`]: crate::runtime::Advance::Auto
+    pub(crate) auto_clock: Option<VirtualClock>,
+    /// Signalled to every waiter whenever the work in flight drops to none.
+    settled: Notify,
     stopping: AtomicBool,
     /// Signalled once when the runtime stops.
     pub(crate) stop: Notify,
@@ -67,9 +77,6 @@ pub(crate) struct Busy<'a>(&'a Shared);
 /// until it is done, with no gap while the task waits to be scheduled.
 pub(crate) struct OwnedBusy(Arc<Shared>);
 
-/// See [`Shared::waiting_for_completion`].
-pub(crate) struct CompletionWait<'a>(&'a Shared);
-
 impl Shared {
     pub(crate) fn new(
         store: Arc<dyn Store>,
@@ -77,6 +84,7 @@ impl Shared {
         registry: Registry,
         options: Options,
         tracing: Tracing,
+        auto_clock: Option<VirtualClock>,
     ) -> Self {
         Shared {
             cache: Cache::new(options.cache_capacity),
@@ -87,43 +95,84 @@ impl Shared {
             counters: Counters::default(),
             tracing,
             in_flight: AtomicUsize::new(0),
-            completion_waiters: AtomicUsize::new(0),
-            quiet: Notify::new(),
+            started: AtomicU64::new(0),
+            auto_clock,
+            settled: Notify::new(),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
         }
     }
 
     pub(crate) fn busy(&self) -> Busy<'_> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.enter();
         Busy(self)
     }
 
     pub(crate) fn busy_owned(self: &Arc<Self>) -> OwnedBusy {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.enter();
         OwnedBusy(Arc::clone(self))
+    }
+
+    fn enter(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
     }
 
     fn leave(&self) {
         if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.quiet.notify_one();
+            self.settled.notify_waiters();
         }
+    }
+
+    /// How many pieces of work have started so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::SeqCst)
     }
 
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// Marks a client waiting for a completion for as long as the guard lives.
-    pub(crate) fn waiting_for_completion(&self) -> CompletionWait<'_> {
-        self.completion_waiters.fetch_add(1, Ordering::SeqCst);
-        self.quiet.notify_one();
-        CompletionWait(self)
+    /// Whether nothing has started since `epoch` (a [`started`](Self::started) count),
+    /// nothing is under way, and the store has no work ready at `now`: then nothing can run
+    /// until the clock moves or a client writes.
+    async fn idle_since(&self, epoch: u64, now: SystemTime) -> bool {
+        if self.in_flight() != 0 || self.started() != epoch {
+            return false;
+        }
+        // Every write happens under a busy guard: if none started or was under way while
+        // the store was asked, its answer still holds.
+        let ready = self.store.has_work(now).await;
+        matches!(ready, Ok(false)) && self.in_flight() == 0 && self.started() == epoch
     }
 
-    /// Whether a client waits for an instance to finish.
-    pub(crate) fn has_completion_waiters(&self) -> bool {
-        self.completion_waiters.load(Ordering::SeqCst) > 0
+    /// Waits until the work under way may have ended (or a short while, for work ready but
+    /// not yet taken, and a failing store).
+    pub(crate) async fn settle(&self, settled: Pin<&mut Notified<'_>>) {
+        let _ = tokio::time::timeout(IDLE_RECHECK, settled).await;
+    }
+
+    /// Waits until the runtime is idle: see `Runtime::run_until_idle`.
+    pub(crate) async fn until_idle(&self) {
+        loop {
+            let settled = self.settled.notified();
+            let mut settled = std::pin::pin!(settled);
+            settled.as_mut().enable();
+            if self.idle_since(self.started(), self.clock.now()).await {
+                return;
+            }
+            self.settle(settled).await;
+        }
+    }
+
+    /// A wake-up for when the work in flight drops to none; enable it before checking.
+    pub(crate) fn settled(&self) -> Notified<'_> {
+        self.settled.notified()
+    }
+
+    /// Whether nothing is under way and the store has no work ready at `now`.
+    pub(crate) async fn is_idle(&self, now: SystemTime) -> bool {
+        self.idle_since(self.started(), now).await
     }
 
     /// Tells every loop to stop taking work.
@@ -146,11 +195,5 @@ impl Drop for Busy<'_> {
 impl Drop for OwnedBusy {
     fn drop(&mut self) {
         self.0.leave();
-    }
-}
-
-impl Drop for CompletionWait<'_> {
-    fn drop(&mut self) {
-        self.0.completion_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }

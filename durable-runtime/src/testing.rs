@@ -4,7 +4,12 @@
 //!   [`RuntimeBuilder::virtual_clock`](crate::RuntimeBuilder::virtual_clock)) runs durable
 //!   timers, retry back-offs and event timeouts as soon as nothing else can run, so a workflow
 //!   with a 4 s back-off is tested in microseconds; [`Advance::Manual`] moves only on
-//!   [`VirtualClock::advance`], for tests that must act before a timeout fires.
+//!   [`VirtualClock::advance`], for tests that step through time themselves.
+//! - To stop at an intermediate state and assert on it:
+//!   [`Client::wait_until`](crate::Client::wait_until) (moves the clock in auto mode),
+//!   [`Runtime::run_until_idle`](crate::Runtime::run_until_idle) (runs what is ready, never
+//!   moves the clock) and [`Client::next_timer`](crate::Client::next_timer) (the next time a
+//!   workflow will observe).
 //! - [`ReplayChecker`] replays a recorded history (as exported by
 //!   [`Client::export_history`](crate::Client::export_history), with its instance id) against
 //!   the current code, under the instance's own id, and reports whether the code is still
@@ -20,6 +25,7 @@ use crate::registry::{DuplicateRegistration, Registry};
 
 pub use crate::clock::VirtualClock;
 pub use crate::runtime::Advance;
+pub use crate::scripted::OrchestrationTest;
 
 /// Replays recorded histories against the current orchestrator code.
 ///

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::activity::ActivityContext;
-use crate::clock::{Stopwatch, VirtualClock};
+use crate::clock::Stopwatch;
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::limits::unreadable;
@@ -43,10 +43,8 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
             None => std::future::pending().await,
         }
     };
-    // Only once the sleep is registered may the test clock see the runtime as quiet.
     let sleep = std::pin::pin!(sleep);
     let stop = shared.stop.notified();
-    shared.quiet.notify_one();
     if shared.is_stopping() {
         return;
     }
@@ -406,6 +404,11 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
                 drop(busy);
                 idle(&shared, signal).await;
             }
+            Err(StoreError::UnreadableTask { lease, error }) => {
+                drop(permit);
+                fail_unreadable_task(&shared, lease, error).await;
+                drop(busy);
+            }
             Err(error) => {
                 drop(permit);
                 drop(busy);
@@ -425,6 +428,21 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
             tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, "activity abandoned at shutdown; it will run again");
             let _ = shared.store.abandon_activity(&lease).await;
         }
+    }
+}
+
+/// Completes an attempt whose task cannot be read as failed: the instance decides what
+/// follows, as for any failed attempt.
+async fn fail_unreadable_task(shared: &Shared, lease: ActivityLease, error: String) {
+    tracing::error!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, %error, "an activity attempt cannot be read; it fails");
+    let failure = unreadable(format_args!("activity attempt {}", lease.id), error);
+    let event = HistoryEvent::new(Event::TaskFailed {
+        id: lease.id,
+        failure,
+    });
+    // If this fails, the lease expires and the attempt is handed out (and failed) again.
+    if let Err(error) = shared.store.complete_activity(&lease, event).await {
+        tracing::warn!(target: "durable::worker", instance_id = %lease.instance_id, %error, "cannot fail an unreadable activity attempt; it will be tried again");
     }
 }
 
@@ -546,7 +564,6 @@ async fn run_activity(shared: &Shared, work: ActivityWork) {
     }
     drop(busy);
 }
-
 /// An attempt's outcome, as the activity metrics label it.
 fn outcome(result: &Result<serde_json::Value, Failure>) -> &'static str {
     match result {
@@ -596,39 +613,6 @@ async fn keep_activity_lease(shared: &Shared, lease: &ActivityLease) -> std::con
                 // The lease still runs: try again soon, while it does.
                 tracing::warn!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, %error, "cannot renew the activity lease; trying again");
                 next = now + STORE_RETRY.min(every);
-            }
-        }
-    }
-}
-
-/// The test clock's driver: whenever the runtime is quiet while a client waits for an
-/// instance to finish, jump to the store's next due time.
-pub(crate) async fn advance_when_idle(shared: Arc<Shared>, clock: VirtualClock) {
-    while !shared.is_stopping() {
-        let stop = shared.stop.notified();
-        tokio::select! {
-            biased;
-            _ = stop => break,
-            _ = shared.quiet.notified() => {}
-        }
-        // Let tasks that were just woken take their work first.
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        let quiet = || shared.in_flight() == 0 && shared.has_completion_waiters();
-        if !quiet() {
-            continue;
-        }
-        let now = clock.now();
-        if !matches!(shared.store.has_work(now).await, Ok(false)) {
-            shared.quiet.notify_one();
-            continue;
-        }
-        // The store's next wake-up, not the clock's earliest sleeper: a worker may still be
-        // sleeping until the expiry of a lease released since.
-        if let Ok(Some(next)) = shared.store.next_wakeup().await {
-            if next > now && quiet() {
-                clock.advance_to(next);
             }
         }
     }

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
     FileStore, FileStoreOptions, FileSystem, StatusUpdate, Store, TurnCommit, WritableFile,
 };
-use durable_runtime::{Event, HistoryEvent};
 use serde_json::json;
 
 use support::mem_fs::MemFs;

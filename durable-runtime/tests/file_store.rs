@@ -197,11 +197,12 @@ mod scenarios {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
+    use durable_runtime::history::{Event, HistoryEvent};
     use durable_runtime::store::{
         FileStore, FileStoreOptions, InstanceQuery, NewInstance, OpenError, StatusUpdate, Store,
         StoreError, TurnCommit,
     };
-    use durable_runtime::{Event, HistoryEvent, InstanceId, InstanceStatus, RuntimeStatus};
+    use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
     use serde_json::json;
 
     use super::support::SimFs;

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use durable_runtime::stable_hash;
+use durable_runtime::history::stable_hash;
 use serde_json::{json, Value};
 
 fn parse(text: &str) -> Value {

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
     LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
     WorkSignals,
 };
-use durable_runtime::{Clock, HistoryEvent, InstanceId};
+use durable_runtime::{Clock, InstanceId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -87,21 +88,30 @@ enum Kind {
     Abandon,
     FetchActivity,
     Complete,
-    Renew,
     AbandonActivity,
     Status,
     List,
-    Count,
     Purge,
     Wakeup,
     HasWork,
+    Renew,
+    Count,
+    HistoryPage,
+    NextTimer,
 }
 
 impl Kind {
     fn writes(self) -> bool {
         !matches!(
             self,
-            Kind::History | Kind::Status | Kind::List | Kind::Count | Kind::Wakeup | Kind::HasWork
+            Kind::History
+                | Kind::Status
+                | Kind::List
+                | Kind::Wakeup
+                | Kind::HasWork
+                | Kind::Count
+                | Kind::HistoryPage
+                | Kind::NextTimer
         )
     }
 }
@@ -331,19 +341,6 @@ impl Store for FaultStore {
             .await
     }
 
-    async fn load_history_page(
-        &self,
-        instance_id: &InstanceId,
-        from: u64,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.call(
-            Kind::History,
-            self.inner.load_history_page(instance_id, from, limit),
-        )
-        .await
-    }
-
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let completed = commit.completed_activities.clone();
         let events = commit.history.len() as u64;
@@ -435,19 +432,6 @@ impl Store for FaultStore {
         .await
     }
 
-    async fn renew_activity(
-        &self,
-        lease: &ActivityLease,
-        now: SystemTime,
-        lease_for: Duration,
-    ) -> Result<(), StoreError> {
-        self.call(
-            Kind::Renew,
-            self.inner.renew_activity(lease, now, lease_for),
-        )
-        .await
-    }
-
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.call(Kind::AbandonActivity, self.inner.abandon_activity(lease))
             .await
@@ -462,8 +446,38 @@ impl Store for FaultStore {
         self.call(Kind::List, self.inner.list(query)).await
     }
 
+    async fn load_history_page(
+        &self,
+        instance_id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.call(
+            Kind::HistoryPage,
+            self.inner.load_history_page(instance_id, from, limit),
+        )
+        .await
+    }
+
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.call(
+            Kind::Renew,
+            self.inner.renew_activity(lease, now, lease_for),
+        )
+        .await
+    }
+
     async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
         self.call(Kind::Count, self.inner.count(query)).await
+    }
+
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        self.call(Kind::NextTimer, self.inner.next_timer(now)).await
     }
 
     async fn purge(&self, instance_id: &InstanceId) -> Result<(), StoreError> {

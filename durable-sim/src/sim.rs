@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::history::Event;
 use durable_runtime::store::{InstanceQuery, MemoryStore, Store, StoreError};
 use durable_runtime::testing::{Advance, ReplayChecker};
-use durable_runtime::{ClientError, Clock, Event, Runtime, RuntimeStatus};
+use durable_runtime::{ClientError, Clock, Runtime, RuntimeStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

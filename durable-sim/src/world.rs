@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
-use durable_runtime::VirtualClock;
+use durable_runtime::testing::VirtualClock;
 
 use crate::faults::FaultPlan;
 use crate::rng::Rng;

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_runtime::store::{FileStore, MemoryStore, Store};
-use durable_runtime::{
-    Advance, Client, ClientError, InstanceStatus, Runtime, RuntimeBuilder, VirtualClock,
-};
+use durable_runtime::testing::{Advance, VirtualClock};
+use durable_runtime::{Client, ClientError, InstanceStatus, Runtime, RuntimeBuilder};
 
 /// Real time allowed for anything a test waits for; virtual time is what tests assert on.
 pub const PATIENCE: Duration = Duration::from_secs(20);

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::history::{AttemptTimes, Event};
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, AttemptTimes, Event, OrchestrationContext,
-    RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{finished, matrix};
 

@@ -7,9 +7,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use durable_runtime::future::join;
+use durable_runtime::history::{kinds, Event};
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Advance, Event, OrchestrationContext,
-    RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{eventually, finished, matrix, tally, CapturedLog, PATIENCE};
 

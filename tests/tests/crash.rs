@@ -44,8 +44,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use durable_runtime::history::Event;
 use durable_runtime::store::{FileStore, Store};
-use durable_runtime::{Event, InstanceId, RuntimeStatus};
+use durable_runtime::{InstanceId, RuntimeStatus};
 
 // Must match `src/bin/crash_child.rs`.
 const STEPS: u32 = 3;

@@ -7,10 +7,10 @@
 //! were accepted and then broke purge (every store) and terminate, and the store-level ones
 //! broke leasing, so terminate never took effect.
 
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{InstanceStatus, NewInstance};
 use durable_runtime::{
-    orchestrator, ClientError, Event, HistoryEvent, InstanceQuery, OrchestrationContext,
-    RuntimeStatus, TaskError,
+    orchestrator, ClientError, InstanceQuery, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, matrix, Setup, PATIENCE};
 use serde_json::{json, Value};
@@ -292,6 +292,56 @@ matrix!(
             failure.message.contains("the history cannot be read"),
             "{failure:?}"
         );
+        still_manageable(&client, &id).await;
+        others_unaffected(&client).await;
+    }
+);
+
+matrix!(
+    a_stored_activity_task_that_cannot_be_read,
+    |setup: Setup| async move {
+        // An activity call scheduled before the limits existed, with an input no store reads
+        // back: the attempt fails instead of being handed out for ever, and the instance fails.
+        use durable_runtime::store::{ActivityTask, StatusUpdate, TurnCommit};
+        let id = durable_runtime::InstanceId::new("deep-task").unwrap();
+        let mut start = deep_start(&id);
+        start.status.input = Value::Null;
+        if let Event::ExecutionStarted { input, .. } = &mut start.start.event {
+            *input = Value::Null;
+        }
+        setup.store.create_instance(start.clone()).await.unwrap();
+        let now = setup.clock.now();
+        let work = setup
+            .store
+            .fetch_orchestration(now, std::time::Duration::from_secs(30))
+            .await
+            .unwrap()
+            .expect("the start");
+        let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
+        turn.history = vec![
+            HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }),
+            start.start,
+            HistoryEvent::new(Event::TaskScheduled {
+                id: 0,
+                name: "accept".into(),
+                input: nested(130),
+                attempt: 1,
+            }),
+        ];
+        turn.activities = vec![ActivityTask {
+            instance_id: id.clone(),
+            id: 0,
+            name: "accept".into(),
+            input: nested(130),
+            attempt: 1,
+            timeout: None,
+        }];
+        setup.store.commit_turn(turn).await.unwrap();
+
+        let runtime = setup.builder().orchestrator(echo_step2).start().unwrap();
+        let client = runtime.client();
+        let status = client.wait_for_completion(&id, PATIENCE).await.unwrap();
+        assert_eq!(status.runtime_status, RuntimeStatus::Failed);
         still_manageable(&client, &id).await;
         others_unaffected(&client).await;
     }

@@ -284,3 +284,43 @@ fn slow_clients_are_cut_off() {
     let id = demo.start_instance("/start-external-event");
     demo.send_event(&id, "step2", json!("ok"));
 }
+
+/// Issue 9, item 3, as reported: `step2` data 126 deep sent to an external-event instance
+/// was accepted (202), and then its status, every `/instances` page holding it and its purge
+/// answered 500 for good; an event 127 deep that nobody awaits made terminate never take
+/// effect. Now both are refused with 400 saying why, and everything keeps working.
+#[test]
+fn deep_event_data_is_a_400_and_breaks_nothing() {
+    let dir = TempDir::new();
+    let demo = Demo::start(dir.path());
+    let id = demo.start_instance("/start-external-event");
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+
+    let body = format!(r#"{{"eventName": "step2", "data": {}}}"#, nested(126));
+    let message = demo
+        .request("POST", &format!("/send-event/{id}"), Some(&body))
+        .error(400);
+    assert!(
+        message.contains("the data of event `step2` is refused: it is nested more than 100"),
+        "{message}"
+    );
+    let message = demo
+        .request(
+            "POST",
+            &format!("/instances/{id}/raiseEvent/other"),
+            Some(&nested(127)),
+        )
+        .error(400);
+    assert!(message.contains("nested more than 100"), "{message}");
+
+    let response = demo.request("GET", &format!("/status/{id}"), None);
+    assert_eq!(response.status, 200, "{response:?}");
+    let response = demo.request("GET", "/instances", None);
+    assert_eq!(response.status, 200, "{response:?}");
+    let response = demo.request("POST", &format!("/instances/{id}/terminate"), None);
+    assert_eq!(response.status, 202, "{response:?}");
+    let status = demo.finished(&id);
+    assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
+    let response = demo.request("DELETE", &format!("/instances/{id}"), None);
+    assert!(response.status < 300, "{response:?}");
+}

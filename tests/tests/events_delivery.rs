@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use durable_runtime::future::{select, Either};
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, Client, OrchestrationContext, RuntimeStatus,
-    TaskError,
+    activity, orchestrator, ActivityContext, Client, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally, Setup};
 use serde::{Deserialize, Serialize};
@@ -300,10 +300,11 @@ fn a_format_1_history_replays_under_the_format_1_rule() {
     let checker = durable_runtime::testing::ReplayChecker::new().orchestrator(stop_after_race);
     checker.check_json(recorded).unwrap();
 
-    let mut history: Vec<durable_runtime::HistoryEvent> = serde_json::from_str(recorded).unwrap();
+    let mut history: Vec<durable_runtime::history::HistoryEvent> =
+        serde_json::from_str(recorded).unwrap();
     assert!(history.iter().all(|e| e.format_version == 1));
     for event in &mut history {
-        event.format_version = durable_runtime::FORMAT_VERSION;
+        event.format_version = durable_runtime::history::FORMAT_VERSION;
     }
     let error = checker.check(&history).unwrap_err().to_string();
     assert!(error.contains("turn 4 of the history"), "{error}");

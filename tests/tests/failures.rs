@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use durable_runtime::history::kinds;
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Advance, ClientError, OrchestrationContext,
-    RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, ClientError, OrchestrationContext, RetryPolicy,
+    RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally};
 
@@ -51,7 +53,7 @@ async fn evolving_timer_first(ctx: OrchestrationContext) -> Result<u32, TaskErro
 fn hash(input: u32) -> String {
     format!(
         "{:#018x}",
-        durable_runtime::stable_hash(&serde_json::json!(input))
+        durable_runtime::history::stable_hash(&serde_json::json!(input))
     )
 }
 
@@ -353,7 +355,7 @@ matrix!(
         let history = client.history(&id).await.unwrap();
         let fired = history
             .iter()
-            .filter(|e| matches!(e.event, durable_runtime::Event::TimerFired { .. }))
+            .filter(|e| matches!(e.event, durable_runtime::history::Event::TimerFired { .. }))
             .count();
         assert_eq!(fired, 0, "the cancelled timer must not fire");
     }

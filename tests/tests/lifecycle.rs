@@ -3,9 +3,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use durable_runtime::history::kinds;
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Advance, OrchestrationContext, RetryPolicy,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{custom_status_is, eventually, finished, matrix, tally, PATIENCE};
 
@@ -45,7 +47,12 @@ async fn back_offs_recorded(client: &durable_runtime::Client, id: &str, count: u
         let history = client.history(id).await.unwrap();
         let timers = history
             .iter()
-            .filter(|e| matches!(e.event, durable_runtime::Event::TimerCreated { .. }))
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    durable_runtime::history::Event::TimerCreated { .. }
+                )
+            })
             .count();
         if timers >= count {
             return;
@@ -206,7 +213,7 @@ matrix!(
     );
         let history = client.history(&id).await.unwrap();
         let timed_out = history.iter().any(|e| {
-        matches!(&e.event, durable_runtime::Event::TaskFailed { failure, .. } if failure.kind == kinds::TIMEOUT)
+        matches!(&e.event, durable_runtime::history::Event::TaskFailed { failure, .. } if failure.kind == kinds::TIMEOUT)
     });
         assert!(timed_out, "the attempt is recorded as timed out");
     }

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use durable_runtime::store::Store;
+use durable_runtime::testing::{Advance, VirtualClock};
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, Client, OrchestrationContext, RuntimeStatus,
-    TaskError, VirtualClock,
+    activity, orchestrator, ActivityContext, Client, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::{finished, matrix, tally, CapturedLog, PATIENCE};
 

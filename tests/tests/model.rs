@@ -6,14 +6,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use durable_runtime::future::{join_all, select, Either};
+use durable_runtime::history::{kinds, Event};
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, Advance, ClientError, Event, IdReuse,
-    IfRunning, InstanceQuery, OrchestrationContext, RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, ClientError, IdReuse, IfRunning, InstanceQuery,
+    OrchestrationContext, RetryPolicy, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally, Setup, PATIENCE};
 use tokio::sync::Barrier;
 
-fn count(history: &[durable_runtime::HistoryEvent], name: &str) -> usize {
+fn count(history: &[durable_runtime::history::HistoryEvent], name: &str) -> usize {
     history.iter().filter(|e| e.event.name() == name).count()
 }
 

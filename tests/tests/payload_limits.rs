@@ -3,9 +3,10 @@
 //! it enters, with a typed error (a client call) or a failure that says why (an activity
 //! attempt, an instance).
 
+use durable_runtime::history::kinds;
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, ClientError, InstanceQuery,
-    OrchestrationContext, PayloadLimitError, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, ClientError, InstanceQuery, OrchestrationContext,
+    PayloadLimitError, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, Setup};
 use serde_json::{json, Value};

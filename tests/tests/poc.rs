@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::history::Event;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Event, OrchestrationContext, RetryPolicy,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally};
 
@@ -186,7 +187,7 @@ matrix!(
     retry_backoffs_on_a_manual_clock,
     |setup: durable_tests::Setup| async move {
         let runtime = setup
-            .builder_with(durable_runtime::Advance::Manual)
+            .builder_with(durable_runtime::testing::Advance::Manual)
             .orchestrator(retry_orchestrator)
             .activity(reliable_activity)
             .activity(unreliable_activity)
@@ -195,7 +196,7 @@ matrix!(
         let client = runtime.client();
         let id = client.start(retry_orchestrator, ()).await.unwrap();
         let attempts = |id: &str| tally::get(&format!("{id}/Step 3: Critical operation"));
-        let timers = |history: &[durable_runtime::HistoryEvent]| {
+        let timers = |history: &[durable_runtime::history::HistoryEvent]| {
             history
                 .iter()
                 .filter(|e| matches!(e.event, Event::TimerCreated { .. }))

@@ -1,10 +1,9 @@
 //! The replay checker: a recorded history, replayed against changed code, reports whether the
 //! change is safe for running instances, with the runtime's own message.
 
+use durable_runtime::history::{kinds, stable_hash};
 use durable_runtime::testing::{ReplayChecker, ReplayError};
-use durable_runtime::{
-    activity, kinds, orchestrator, stable_hash, ActivityContext, OrchestrationContext, TaskError,
-};
+use durable_runtime::{activity, orchestrator, ActivityContext, OrchestrationContext, TaskError};
 use durable_tests::{finished, matrix, Setup};
 
 #[activity]
@@ -164,7 +163,7 @@ matrix!(
 /// under the id `replay-check`.
 mod replays_under_the_instance_id {
     use super::*;
-    use durable_runtime::{ExportedHistory, HistoryEvent};
+    use durable_runtime::history::{ExportedHistory, HistoryEvent};
 
     #[activity]
     async fn tag(_ctx: ActivityContext, owner: String) -> Result<String, String> {

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use durable_runtime::history::Event;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Event, OrchestrationContext, RetryPolicy,
-    RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, OrchestrationContext, RetryPolicy, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{finished, matrix, tally};
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::*;
+use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Advance, Event, HistoryEvent, InstanceId,
-    OrchestrationContext, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, InstanceId, OrchestrationContext, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{finished, matrix, tally};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -130,6 +132,9 @@ impl Store for StallingStore {
     }
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
         self.inner.next_wakeup().await
+    }
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        self.inner.next_timer(now).await
     }
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
         self.inner.has_work(now).await

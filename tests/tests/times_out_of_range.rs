@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use durable_runtime::history::{kinds, HistoryEvent};
 use durable_runtime::store::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
     LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
     WorkSignals,
 };
 use durable_runtime::{
-    activity, kinds, orchestrator, ActivityContext, ClientError, HistoryEvent, InstanceId,
-    OrchestrationContext, Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
+    activity, orchestrator, ActivityContext, ClientError, InstanceId, OrchestrationContext,
+    Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
 };
 use durable_tests::{finished, matrix, Setup, PATIENCE};
 use tokio::sync::watch;
@@ -96,7 +97,7 @@ matrix!(
         loop {
             let history = client.history(&id).await.unwrap();
             let timer = history.iter().find_map(|e| match e.event {
-                durable_runtime::Event::TimerCreated { fire_at, .. } => Some(fire_at),
+                durable_runtime::history::Event::TimerCreated { fire_at, .. } => Some(fire_at),
                 _ => None,
             });
             if let Some(fire_at) = timer {
@@ -231,14 +232,6 @@ impl Store for PanicsOnTimers {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         self.0.load_history(id).await
     }
-    async fn load_history_page(
-        &self,
-        id: &InstanceId,
-        from: u64,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.0.load_history_page(id, from, limit).await
-    }
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         assert!(commit.timers.is_empty(), "a store bug: timers panic");
         self.0.commit_turn(commit).await
@@ -264,14 +257,6 @@ impl Store for PanicsOnTimers {
     ) -> Result<(), StoreError> {
         self.0.complete_activity(lease, result).await
     }
-    async fn renew_activity(
-        &self,
-        lease: &ActivityLease,
-        now: SystemTime,
-        lease_for: Duration,
-    ) -> Result<(), StoreError> {
-        self.0.renew_activity(lease, now, lease_for).await
-    }
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {
         self.0.abandon_activity(lease).await
     }
@@ -281,14 +266,33 @@ impl Store for PanicsOnTimers {
     async fn list(&self, query: &InstanceQuery) -> Result<InstancePage, StoreError> {
         self.0.list(query).await
     }
-    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
-        self.0.count(query).await
-    }
     async fn purge(&self, id: &InstanceId) -> Result<(), StoreError> {
         self.0.purge(id).await
     }
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError> {
         self.0.next_wakeup().await
+    }
+    async fn load_history_page(
+        &self,
+        id: &InstanceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.0.load_history_page(id, from, limit).await
+    }
+    async fn renew_activity(
+        &self,
+        lease: &ActivityLease,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<(), StoreError> {
+        self.0.renew_activity(lease, now, lease_for).await
+    }
+    async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
+        self.0.count(query).await
+    }
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        self.0.next_timer(now).await
     }
     fn signals(&self) -> Arc<WorkSignals> {
         self.0.signals()
@@ -323,7 +327,7 @@ matrix!(
         let store = Arc::new(PanicsOnTimers(Arc::clone(&setup.store)));
         let runtime = Runtime::builder()
             .shared_store(store)
-            .virtual_clock(setup.clock.clone(), durable_runtime::Advance::Auto)
+            .virtual_clock(setup.clock.clone(), durable_runtime::testing::Advance::Auto)
             .cache_capacity(if setup.cached() { 1_000 } else { 0 })
             .orchestrator(child_sleeps)
             .orchestrator(parent_of_sleeper)

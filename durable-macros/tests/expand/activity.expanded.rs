@@ -9,7 +9,7 @@ use durable_runtime::{activity, ActivityContext};
 )]
 pub struct reliable_activity;
 impl reliable_activity {
-    /// The body of `reliable_activity`, run directly without the runtime (for unit tests).
+    /// The body of `reliable_activity`, run directly without the runtime (for unit tests, with `ActivityContext::for_test`).
     pub async fn run(
         ctx: ActivityContext,
         step: String,

@@ -9,7 +9,7 @@ use durable_runtime::{activity, ActivityContext};
 )]
 pub struct resize;
 impl resize {
-    /// The body of `resize`, run directly without the runtime (for unit tests).
+    /// The body of `resize`, run directly without the runtime (for unit tests, with `ActivityContext::for_test`).
     pub fn run(
         ctx: ActivityContext,
         (width, height): (u32, u32),
@@ -50,7 +50,7 @@ impl ::durable_runtime::__private::Activity for resize {
 )]
 struct checksum;
 impl checksum {
-    /// The body of `checksum`, run directly without the runtime (for unit tests).
+    /// The body of `checksum`, run directly without the runtime (for unit tests, with `ActivityContext::for_test`).
     fn run(_ctx: ActivityContext) -> Result<u32, String> {
         Ok(0)
     }

@@ -11,7 +11,7 @@ use durable::{
 )]
 pub(crate) struct charge;
 impl charge {
-    /// The body of `charge`, run directly without the runtime (for unit tests).
+    /// The body of `charge`, run directly without the runtime (for unit tests, with `ActivityContext::for_test`).
     pub(crate) async fn run(
         _ctx: ActivityContext,
         (order, cents): (u64, u64),
@@ -49,7 +49,7 @@ impl ::durable::__private::Activity for charge {
 )]
 pub struct checkout;
 impl checkout {
-    /// The body of `checkout`, run directly without the runtime (for unit tests).
+    /// The body of `checkout`. Its context exists only inside a turn: unit-test it with `durable_runtime::testing::OrchestrationTest`.
     pub async fn run(ctx: OrchestrationContext, order: u64) -> Result<u64, String> {
         let _started = std::time::SystemTime::now();
         ctx.call(charge, (order, 100)).await.map_err(|e| e.to_string())

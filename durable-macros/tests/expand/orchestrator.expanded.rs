@@ -9,7 +9,7 @@ use durable_runtime::{orchestrator, OrchestrationContext};
 )]
 struct two_steps;
 impl two_steps {
-    /// The body of `two_steps`, run directly without the runtime (for unit tests).
+    /// The body of `two_steps`. Its context exists only inside a turn: unit-test it with `durable_runtime::testing::OrchestrationTest`.
     async fn run(ctx: OrchestrationContext) -> anyhow::Result<Vec<String>> {
         let first = ctx.call(reliable_activity, "first".to_string()).await?;
         let second = ctx.call(reliable_activity, "second".to_string()).await?;

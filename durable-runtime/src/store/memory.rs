@@ -223,6 +223,10 @@ impl Store for MemoryStore {
         Ok(self.lock().next_wakeup())
     }
 
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self.lock().next_timer(now))
+    }
+
     async fn has_work(&self, now: SystemTime) -> Result<bool, StoreError> {
         Ok(self.promoting(|engine| engine.has_work(now)))
     }

@@ -51,7 +51,7 @@
 //! | [`load_history`](Store::load_history) · [`load_history_page`](Store::load_history_page) | the current generation's events (all, or a range of positions read alone) | `NotFound` |
 //! | [`commit_turn`](Store::commit_turn) | the turn applied whole and the lease released, if the lease and history length hold | `Conflict` (nothing changed, lease kept), `NotFound` |
 //! | [`abandon_orchestration`](Store::abandon_orchestration) | the lease released; its messages deliverable again | `Conflict` for a stale lease (or `Ok`, ignoring it) |
-//! | [`fetch_activity`](Store::fetch_activity) | a ready attempt, leased, once the turn that scheduled it is durable | — |
+//! | [`fetch_activity`](Store::fetch_activity) | a ready attempt, leased, once the turn that scheduled it is durable | `UnreadableTask` (leased: the caller fails the attempt) |
 //! | [`renew_activity`](Store::renew_activity) | the attempt held until `now + lease_for` | `Conflict` once taken by another or no longer wanted |
 //! | [`complete_activity`](Store::complete_activity) | the result in the instance's inbox and the attempt done; dropped for a finished or missing instance | `Conflict` for a token that is not the attempt's last |
 //! | [`abandon_activity`](Store::abandon_activity) | the attempt ready again, if the lease was the last one | — (a stale lease changes nothing) |
@@ -61,7 +61,8 @@
 //! | [`signals`](Store::signals) · [`watch_status`](Store::watch_status) | a push after every write that makes work ready; a change after every status change | — |
 //!
 //! Any call may also fail with `Unavailable` (storage failed: try again; a write may have
-//! been applied, see below) or `Corrupt` (stored data is damaged).
+//! been applied, see below) or `Corrupt` (stored data is damaged); a write of a time the
+//! store cannot represent fails with `TimeOutOfRange` and changes nothing.
 //!
 //! # Duplicated and reordered deliveries
 //!
@@ -118,6 +119,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
@@ -195,6 +197,21 @@ pub struct InstanceStatus {
     /// The orchestration that started this one as a sub-orchestration, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<InstanceId>,
+}
+
+impl InstanceStatus {
+    /// The output deserialised as `T`, once completed.
+    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.output.clone().map(serde_json::from_value).transpose()
+    }
+
+    /// The custom status deserialised as `T`, if set.
+    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.custom_status
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+    }
 }
 
 /// An instance to create.
@@ -524,6 +541,16 @@ pub enum StoreError {
     /// The caller's mistake: nothing was written.
     #[error(transparent)]
     TimeOutOfRange(#[from] crate::clock::TimeOutOfRange),
+    /// [`Store::fetch_activity`] leased an attempt whose task it cannot read (written before
+    /// the payload limits, or damaged): the caller completes it as failed, so that it blocks
+    /// neither its instance nor the queue.
+    #[error("activity attempt {} of `{}` cannot be read: {error}", lease.id, lease.instance_id)]
+    UnreadableTask {
+        /// The attempt, leased.
+        lease: ActivityLease,
+        /// serde_json's message.
+        error: String,
+    },
 }
 
 /// Push notifications of new work: a store signals them after every write that makes work
@@ -648,6 +675,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The earliest time at which a timer or scheduled message falls due or an instance or
     /// attempt lease expires, if any: workers sleep until then unless signalled.
     async fn next_wakeup(&self) -> Result<Option<SystemTime>, StoreError>;
+
+    /// The earliest time after `now` at which a delayed message falls due: a timer, a
+    /// scheduled start, an event sent to appear later. Unlike
+    /// [`next_wakeup`](Store::next_wakeup) it counts no lease expiry: it is what a workflow
+    /// can observe (read by tests through `Client::next_timer`).
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError>;
 
     /// The store's work signals.
     fn signals(&self) -> Arc<WorkSignals>;

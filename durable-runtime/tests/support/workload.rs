@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
     ActivityTask, Delivery, FileStore, FileStoreOptions, InstanceQuery, NewInstance, NewTimer,
     StatusUpdate, Store, TurnCommit,
 };
-use durable_runtime::{Event, HistoryEvent, InstanceId, InstanceStatus, RuntimeStatus};
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use serde_json::{json, Value};
 
 use super::mem_fs::MemFs;
@@ -171,7 +172,7 @@ pub async fn step(store: &FileStore, i: usize) {
         }
         6 => {
             let commands = vec![Event::ExecutionCompleted {
-                status: durable_runtime::CompletionStatus::Completed,
+                status: durable_runtime::history::CompletionStatus::Completed,
                 output: Some(json!(-1.5e-300)),
                 failure: None,
             }];

@@ -58,6 +58,7 @@ mod selection;
 mod signals;
 mod support;
 mod time;
+mod unreadable;
 
 pub use activities::*;
 pub use clients::*;
@@ -71,6 +72,7 @@ pub use renewal::*;
 pub use selection::*;
 pub use signals::*;
 pub use time::*;
+pub use unreadable::*;
 
 /// One named check of the kit.
 pub struct Check<S> {
@@ -156,11 +158,15 @@ macro_rules! __durable_store_checks {
             concurrent_orchestration_workers_commit_each_turn_once,
             concurrent_activity_workers_run_each_attempt_once,
             scheduled_start_is_delivered_at_start_at,
+            next_timer_reports_timers_not_leases,
             replace_finished_recreates_only_finished_instances,
             create_without_replace_finished_refuses_finished_instances,
             sub_instances_are_created_with_the_turn,
             messages_reach_other_instances_with_the_turn,
             replace_history_drops_the_old_generation,
+            unreadable_message_is_delivered_as_a_failure,
+            unreadable_task_is_handed_back_to_be_failed,
+            unreadable_payloads_never_block_status_list_or_purge,
         }
     };
 }

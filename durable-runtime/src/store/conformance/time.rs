@@ -253,3 +253,60 @@ pub async fn scheduled_start_is_delivered_at_start_at<S: Store>(store: Arc<S>) {
         work.messages
     );
 }
+
+/// `next_timer(now)` is the earliest due time after `now` of a timer, a scheduled start or a
+/// delayed send, never a lease's expiry; cancelled and fired timers no longer count.
+pub async fn next_timer_reports_timers_not_leases<S: Store>(store: Arc<S>) {
+    let next = |now| {
+        let store = Arc::clone(&store);
+        async move { ok(store.next_timer(now).await, "next_timer") }
+    };
+    assert_eq!(next(t(0)).await, None, "an empty store has no timer");
+    let later = iid("scheduled");
+    let mut scheduled = new_instance(&later, NAME, t(0));
+    scheduled.start_at = Some(t(500));
+    ok(store.create_instance(scheduled).await, "scheduled create");
+    let id = create(&*store, "timers", t(0)).await;
+    let work = lease(&*store, &id, t(0), "first turn").await;
+    assert_eq!(
+        next(t(0)).await,
+        Some(t(500)),
+        "a lease (until {:?}) is no timer; the scheduled start is",
+        t(0) + LEASE
+    );
+    commit(
+        &*store,
+        with_timers(turn(&work, t(0)), &[(1, t(300)), (2, t(100))]),
+        "turn starting two timers",
+    )
+    .await;
+    assert_eq!(next(t(0)).await, Some(t(100)), "the earliest timer");
+    assert_eq!(
+        next(t(100)).await,
+        Some(t(300)),
+        "a time due at `now` is not after it"
+    );
+    ok(
+        store.send(&id, raised("soon", json!(1)), Some(t(50))).await,
+        "delayed send",
+    );
+    assert_eq!(next(t(0)).await, Some(t(50)), "a delayed send counts");
+    let work = fetch(&*store, t(60), "the delayed send").await;
+    assert_eq!(events(&work), vec![raised("soon", json!(1))]);
+    let mut cancelling = turn(&work, t(60));
+    cancelling.cancelled_timers = vec![2];
+    commit(&*store, cancelling, "turn cancelling timer 2").await;
+    assert_eq!(
+        next(t(60)).await,
+        Some(t(300)),
+        "a cancelled timer no longer counts"
+    );
+    let work = fetch(&*store, t(300), "timer 1").await;
+    assert_eq!(events(&work), vec![timer_fired(1, t(300))]);
+    commit(&*store, turn(&work, t(300)), "turn after timer 1").await;
+    assert_eq!(
+        next(t(300)).await,
+        Some(t(500)),
+        "a fired timer no longer counts"
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use super::{decode, Engine, History, Lsn, Woken};
+use super::{Engine, History, Lsn, Woken};
 use crate::instance_id::InstanceId;
 use crate::limits::unreadable_message;
 use crate::metric;
@@ -200,14 +200,20 @@ impl<H: History> Engine<H> {
             attempt.token = token;
             attempt.expires = Some(expires);
             let scheduled = attempt.lsn;
-            let task = decode(&attempt.task)?;
+            let task = serde_json::from_str(&attempt.task);
             self.activity_leases.insert((expires, id.clone(), seq));
             let lease = ActivityLease {
                 instance_id: id,
                 id: seq,
                 token,
             };
-            return Ok(Some((ActivityWork { task, lease }, scheduled)));
+            return match task {
+                Ok(task) => Ok(Some((ActivityWork { task, lease }, scheduled))),
+                Err(error) => Err(StoreError::UnreadableTask {
+                    lease,
+                    error: error.to_string(),
+                }),
+            };
         }
         Ok(None)
     }
@@ -287,6 +293,13 @@ impl<H: History> Engine<H> {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The earliest due time after `now` of a delayed message (a timer, a scheduled start,
+    /// a delayed send).
+    pub(crate) fn next_timer(&self, now: SystemTime) -> Option<SystemTime> {
+        // Those due by `now` leave `delayed` at the next promotion: few are ever skipped.
+        self.delayed.iter().map(|d| d.0).find(|&due| due > now)
     }
 
     /// Whether an instance or an attempt could be handed out at `now`.

@@ -826,6 +826,10 @@ impl Store for FileStore {
         Ok(self.shared.state().engine.next_wakeup())
     }
 
+    async fn next_timer(&self, now: SystemTime) -> Result<Option<SystemTime>, StoreError> {
+        Ok(self.shared.state().engine.next_timer(now))
+    }
+
     fn signals(&self) -> Arc<WorkSignals> {
         Arc::clone(&self.shared.signals)
     }
