@@ -51,7 +51,7 @@
 //! | [`load_history`](Store::load_history) · [`load_history_page`](Store::load_history_page) | the current generation's events (all, or a range of positions read alone) | `NotFound` |
 //! | [`commit_turn`](Store::commit_turn) | the turn applied whole and the lease released, if the lease and history length hold | `Conflict` (nothing changed, lease kept), `NotFound` |
 //! | [`abandon_orchestration`](Store::abandon_orchestration) | the lease released; its messages deliverable again | `Conflict` for a stale lease (or `Ok`, ignoring it) |
-//! | [`fetch_activity`](Store::fetch_activity) | a ready attempt, leased, once the turn that scheduled it is durable | — |
+//! | [`fetch_activity`](Store::fetch_activity) | a ready attempt, leased, once the turn that scheduled it is durable | `UnreadableTask` (leased: the caller fails the attempt) |
 //! | [`renew_activity`](Store::renew_activity) | the attempt held until `now + lease_for` | `Conflict` once taken by another or no longer wanted |
 //! | [`complete_activity`](Store::complete_activity) | the result in the instance's inbox and the attempt done; dropped for a finished or missing instance | `Conflict` for a token that is not the attempt's last |
 //! | [`abandon_activity`](Store::abandon_activity) | the attempt ready again, if the lease was the last one | — (a stale lease changes nothing) |
@@ -61,7 +61,8 @@
 //! | [`signals`](Store::signals) · [`watch_status`](Store::watch_status) | a push after every write that makes work ready; a change after every status change | — |
 //!
 //! Any call may also fail with `Unavailable` (storage failed: try again; a write may have
-//! been applied, see below) or `Corrupt` (stored data is damaged).
+//! been applied, see below) or `Corrupt` (stored data is damaged); a write of a time the
+//! store cannot represent fails with `TimeOutOfRange` and changes nothing.
 //!
 //! # Duplicated and reordered deliveries
 //!
