@@ -96,7 +96,8 @@
 //! - **Indexes** serve every read the runtime and its clients make: the claim
 //!   (`messages (visible_at, id)`, `activities (due_at)`), inbox reads and deletes
 //!   (`messages (instance_id, id)`), `next_wakeup` (those two and
-//!   `instances (lease_until) WHERE lease_until IS NOT NULL`), `status` and `purge` (the
+//!   `instances (lease_until) WHERE lease_until IS NOT NULL`), `next_timer` (the tests' next
+//!   due time: `messages (visible_at, id)`), `status` and `purge` (the
 //!   primary keys), `list` by creation time, status or name (`instances (created_at, id)`,
 //!   `(status, created_at, id)`, `(name, created_at, id)`). A list of several statuses merges
 //!   one ordered index scan per status. No call scans histories. The id's `C` collation makes
