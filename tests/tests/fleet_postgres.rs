@@ -164,7 +164,7 @@ async fn run_instance(client: Client, n: usize) -> Result<(), String> {
     loop {
         match client.wait_for_completion(&id, DEADLINE).await {
             Ok(status) if status.runtime_status == RuntimeStatus::Completed => {
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     println!("fleet: {id} completed");
                 }
                 return Ok(());
