@@ -77,15 +77,14 @@ async fn long_work(ctx: ActivityContext, _input: ()) -> Result<u32, String> {
 
 #[orchestrator]
 async fn calls_long_work(ctx: OrchestrationContext) -> Result<u32, TaskError> {
-    Ok(ctx.call(long_work, ()).await?)
+    ctx.call(long_work, ()).await
 }
 
 #[orchestrator]
 async fn calls_long_work_with_timeout(ctx: OrchestrationContext) -> Result<u32, TaskError> {
-    Ok(ctx
-        .call(long_work, ())
+    ctx.call(long_work, ())
         .timeout(LEASE * LEASES_OF_WORK * 2)
-        .await?)
+        .await
 }
 
 async fn runs_once(setup: durable_tests::Setup, with_timeout: bool) {
@@ -191,7 +190,7 @@ async fn loses_its_lease(ctx: ActivityContext, _input: ()) -> Result<u32, String
 
 #[orchestrator]
 async fn calls_loses_its_lease(ctx: OrchestrationContext) -> Result<u32, TaskError> {
-    Ok(ctx.call(loses_its_lease, ()).await?)
+    ctx.call(loses_its_lease, ()).await
 }
 
 matrix!(
