@@ -1,6 +1,6 @@
 //! The POC's two workflows and their activities, written in the DSL.
 //!
-//! Orchestrators narrate through [`say`]: a line is logged once, when the code runs live, and
+//! Orchestrators narrate through `say`: a line is logged once, when the code runs live, and
 //! with `--show-replays` the lines a replay re-runs are printed too, marked `↺ replay:`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

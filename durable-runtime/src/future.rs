@@ -98,7 +98,7 @@
 //! ```
 //!
 //! Histories recorded before this rule (format 1, see
-//! [`FORMAT_VERSION`](crate::FORMAT_VERSION)) replay under the rule they ran with: there
+//! [`FORMAT_VERSION`](crate::history::FORMAT_VERSION)) replay under the rule they ran with: there
 //! an event went to the oldest open wait the moment it was raised, and was lost with that
 //! wait if it was dropped.
 //!

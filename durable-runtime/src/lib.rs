@@ -76,8 +76,8 @@
 //!   ([`RuntimeBuilder::max_payload_depth`], [`RuntimeBuilder::max_payload_bytes`]), so that
 //!   whatever is acknowledged reads back on every store. A client call over a limit fails
 //!   with [`ClientError::PayloadLimit`]; an activity output fails its attempt; what an
-//!   orchestration produces fails its instance ([`kinds::PAYLOAD_LIMIT`]). A stored record
-//!   that still cannot be read fails its own instance ([`kinds::UNREADABLE`]) and blocks
+//!   orchestration produces fails its instance ([`history::kinds::PAYLOAD_LIMIT`]). A stored record
+//!   that still cannot be read fails its own instance ([`history::kinds::UNREADABLE`]) and blocks
 //!   nothing else.
 //!
 //! # Panics
