@@ -326,10 +326,12 @@ fn resolve(inner: &mut Inner, seq: u64, result: OpResult) {
         // A result of another kind than the operation takes is not its own: an activity
         // attempt of an earlier generation, delivered with the turn it would trigger before
         // the store checked its lease (the commit is refused). Ignored, not a panic.
-        if let Op::Pending(Some(awaits), _) = op {
-            if !awaits.takes(&result) {
-                return;
-            }
+        // Nor is a second result for an operation already resolved in this turn (the
+        // event it awaited came first): the first one stands.
+        match op {
+            Op::Pending(Some(awaits), _) if !awaits.takes(&result) => return,
+            Op::Ready(_) => return,
+            Op::Pending(..) => {}
         }
         if let Op::Pending(_, Some(waker)) = std::mem::replace(op, Op::Ready(result)) {
             waker.wake();

@@ -71,3 +71,10 @@ fn work_fallen_due_inside_a_fetch_is_signalled() {
 fn a_stale_result_after_continue_as_new_is_ignored() {
     kept("stale_result_after_continue_as_new.json", 7805);
 }
+
+/// As above, but the new generation's event wait had received its event earlier in the same
+/// turn: the stale result replaced it (seed 42825 before the fix).
+#[test]
+fn a_stale_result_does_not_replace_a_result_of_the_same_turn() {
+    kept("stale_result_after_an_event.json", 42825);
+}
