@@ -172,8 +172,6 @@ impl ReplayChecker {
                 version,
             });
         }
-        // Without an id, a child created under its default id "{parent}:{seq}" names it.
-        let instance_id = instance_id.or_else(|| recorded_instance_id(history));
         let known = instance_id.is_some();
         let id = instance_id
             .unwrap_or_else(|| InstanceId::new(STAND_IN_ID).expect("a valid instance id"));
@@ -190,20 +188,6 @@ impl ReplayChecker {
 
 /// The id a history of unknown instance replays under.
 const STAND_IN_ID: &str = "replay-check";
-
-/// The recorded instance's id, if the history names it: a sub-orchestration created under
-/// its default id `"{parent}:{seq}"`.
-fn recorded_instance_id(history: &[HistoryEvent]) -> Option<InstanceId> {
-    history.iter().find_map(|e| match &e.event {
-        Event::SubOrchestrationCreated {
-            id, instance_id, ..
-        } => {
-            let parent = instance_id.as_str().strip_suffix(&format!(":{id}"))?;
-            InstanceId::new(parent).ok()
-        }
-        _ => None,
-    })
-}
 
 impl fmt::Debug for ReplayChecker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -77,7 +77,9 @@ async fn a_format_1_directory_opens_and_moves_on_to_the_current_format() {
     // keep the version they were written with.
     let mut expected = expected(Some(FIXTURE_CHECKPOINT_AFTER)).await;
     for (_, history, inbox) in expected.instances.values_mut() {
-        let events = history.iter_mut().chain(inbox.iter_mut().map(|d| &mut d.event));
+        let events = history
+            .iter_mut()
+            .chain(inbox.iter_mut().map(|d| &mut d.event));
         for event in events {
             event.format_version = 1;
         }
