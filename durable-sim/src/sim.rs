@@ -642,7 +642,7 @@ impl Sim {
                         continue;
                     }
                 };
-                if let Err(e) = checker.check(&history) {
+                if let Err(e) = checker.check_instance(id.as_str(), &history) {
                     out.push(format!("{id}: the history does not replay: {e}"));
                 }
                 let mut turn_at = SystemTime::UNIX_EPOCH;
