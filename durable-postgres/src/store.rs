@@ -323,6 +323,26 @@ impl PostgresStore {
         db::connection(&self.pool).await
     }
 
+    /// Runs a query built with its parameters (a list or a count), prepared on a pooled
+    /// connection; `what` names it in the error.
+    async fn query_built(
+        &self,
+        text: &str,
+        params: &[Box<dyn ToSql + Sync + Send>],
+        what: &str,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = prepare(&client, text).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        client
+            .query(&statement, &refs)
+            .await
+            .map_err(|e| unavailable(what, e))
+    }
+
     /// Releases stale claims in the background, on the claims' connections.
     fn release_later(&self, turns: Vec<OrchestrationWork>, attempts: Vec<ActivityWork>) {
         if turns.is_empty() && attempts.is_empty() {
@@ -687,23 +707,15 @@ impl Store for PostgresStore {
             params,
             page_size,
         } = self.sql.list(query)?;
-        let client = self.client().await?;
-        let statement = prepare(&client, &text).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = client
-            .query(&statement, &refs)
-            .await
-            .map_err(|e| unavailable("cannot list the instances", e))?;
+        let rows = self
+            .query_built(&text, &params, "cannot list the instances")
+            .await?;
         let more = rows.len() > page_size;
-        let mut instances = rows
+        let instances = rows
             .iter()
             .take(page_size)
             .map(status_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        instances.truncate(page_size);
         let continuation = more
             .then(|| {
                 instances
@@ -719,16 +731,9 @@ impl Store for PostgresStore {
 
     async fn count(&self, query: &InstanceQuery) -> Result<StatusCounts, StoreError> {
         let Built { text, params } = self.sql.count(query);
-        let client = self.client().await?;
-        let statement = prepare(&client, &text).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = client
-            .query(&statement, &refs)
-            .await
-            .map_err(|e| unavailable("cannot count the instances", e))?;
+        let rows = self
+            .query_built(&text, &params, "cannot count the instances")
+            .await?;
         let mut counts = StatusCounts::default();
         for row in &rows {
             let name: String = col(row, 0, "?")?;
