@@ -519,17 +519,18 @@ fn run(config: &Config, only: Option<u8>, dir: &Path, pg_url: Option<&str>) {
     );
 
     let wants = |w: u8| only.is_none_or(|o| o == w || (o == 5 && w == 4));
-    if only == Some(7) {
-        match pg_url {
-            Some(url) => block(postgres::section(
-                url,
-                &config.postgres,
-                sys::ms(machine.fdatasync_median),
-            )),
-            None => println!(
-                "PostgreSQL: skipped (pass --postgres <url> or set DURABLE_TEST_POSTGRES_URL)"
-            ),
+    let postgres_section = || match pg_url {
+        Some(url) => block(postgres::section(
+            url,
+            &config.postgres,
+            sys::ms(machine.fdatasync_median),
+        )),
+        None => {
+            println!("PostgreSQL: skipped (pass --postgres <url> or set DURABLE_TEST_POSTGRES_URL)")
         }
+    };
+    if only == Some(7) {
+        postgres_section();
         println!("\n(total time {:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
@@ -551,16 +552,8 @@ fn run(config: &Config, only: Option<u8>, dir: &Path, pg_url: Option<&str>) {
     }
     targets(config, &mut report);
     report.print();
-    match pg_url {
-        Some(url) => block(postgres::section(
-            url,
-            &config.postgres,
-            sys::ms(machine.fdatasync_median),
-        )),
-        None => println!(
-            "\nPostgreSQL: skipped (pass --postgres <url> or set DURABLE_TEST_POSTGRES_URL)"
-        ),
-    }
+    println!();
+    postgres_section();
     println!(
         "\n(total time {:.0} s; fdatasync median {:.3} ms on {})",
         started.elapsed().as_secs_f64(),
@@ -821,10 +814,15 @@ fn run_child(args: &[&str]) -> BTreeMap<String, String> {
         .stderr(Stdio::inherit())
         .output()
         .expect("run the child");
+    results(&output, &format!("child {args:?}"))
+}
+
+/// The `RESULT key=value` lines a child printed; panics, showing its output, if it failed.
+pub(crate) fn results(output: &std::process::Output, what: &str) -> BTreeMap<String, String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "child {args:?} failed: {}\n{stdout}",
+        "{what} failed: {}\n{stdout}",
         output.status
     );
     stdout

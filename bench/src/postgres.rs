@@ -471,18 +471,7 @@ impl Dbos {
             .stderr(Stdio::inherit())
             .output()
             .expect("run the DBOS script");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "the DBOS script {args:?} failed: {}\n{stdout}",
-            output.status
-        );
-        stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("RESULT "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        crate::results(&output, &format!("the DBOS script {args:?}"))
     }
 
     /// Workload 1 on DBOS: the times of `runs` runs of `n` chains, and how many failed.
