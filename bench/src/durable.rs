@@ -194,9 +194,8 @@ mod spans {
     }
 }
 
-async fn chains_on(env: Env, n: usize) -> (Duration, usize) {
-    let client = env.client.clone();
-    let t = Instant::now();
+/// Starts chains `0..n` together (each start spawned, none awaited before the next).
+pub async fn start_chains(client: &Client, n: usize) -> Vec<InstanceId> {
     let starts: Vec<_> = (0..n as u64)
         .map(|i| {
             let client = client.clone();
@@ -207,6 +206,13 @@ async fn chains_on(env: Env, n: usize) -> (Duration, usize) {
     for start in starts {
         ids.push(start.await.expect("start task").expect("start"));
     }
+    ids
+}
+
+async fn chains_on(env: Env, n: usize) -> (Duration, usize) {
+    let client = env.client.clone();
+    let t = Instant::now();
+    let ids = start_chains(&client, n).await;
     let mut failed = 0;
     for id in &ids {
         if !finished(&client, id).await {

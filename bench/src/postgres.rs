@@ -19,7 +19,7 @@ use durable_postgres::testing::TestSchema;
 use durable_postgres::{PostgresOptions, PostgresStore};
 use durable_runtime::{Client, Runtime};
 
-use crate::durable::{chain3, noop, sequential};
+use crate::durable::{chain3, noop, sequential, start_chains};
 use crate::stats::{median, percentile};
 
 const WAIT: Duration = Duration::from_secs(600);
@@ -152,16 +152,7 @@ pub async fn chains(url: &str, workers: usize, n: usize) -> ChainsRun {
     let sampler = WaitSampler::start(url).await;
     let cpu = CpuMeter::start(&fleet.pids());
     let t = Instant::now();
-    let starts: Vec<_> = (0..n as u64)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move { client.start(chain3, i).await })
-        })
-        .collect();
-    let mut ids = Vec::with_capacity(n);
-    for start in starts {
-        ids.push(start.await.expect("start task").expect("start"));
-    }
+    let ids = start_chains(&client, n).await;
     let mut failed = 0;
     for (i, id) in ids.iter().enumerate() {
         if !completed(&client, id, i as u64 + 3).await {
