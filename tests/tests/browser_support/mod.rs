@@ -130,7 +130,19 @@ impl Browser {
     }
 
     async fn start_as(test: &str, screen: Screen) -> Option<Browser> {
-        match Browser::launch(screen).await {
+        // A loaded machine now and then loses a fresh chromedriver (its port taken between
+        // `free_port` and its bind, or a slow start): a new driver on a new port, twice more.
+        let mut launched = Browser::launch(screen).await;
+        for _ in 0..2 {
+            match &launched {
+                Err(why) if !why.starts_with("no ") => {
+                    eprintln!("{test}: retrying the browser start ({why})");
+                    launched = Browser::launch(screen).await;
+                }
+                _ => break,
+            }
+        }
+        match launched {
             Ok(browser) => Some(browser),
             Err(why) if std::env::var(REQUIRE).as_deref() == Ok("require") => {
                 panic!("{test}: no browser: {why} (install it: {INSTALL})")
