@@ -84,7 +84,7 @@ pub(crate) async fn end_while_running(
         tracing::debug!(target: "durable::worker", instance_id = %id, "a turn of this instance is still running here; it is not run twice");
         return false;
     };
-    tracing::warn!(target: "durable::worker", instance_id = %id, "terminating an instance whose code is still running: its thread stays blocked until that poll returns");
+    tracing::warn!(target: "durable::worker", instance_id = %id, "terminating an instance while a turn of it still runs here (its code's poll, or its commit): that turn's commit will be refused");
     let fence = Fence {
         instance_id: id,
         lease: work.lease,
@@ -164,11 +164,16 @@ async fn end_without_execution(
             status,
         };
         effects::record_ending(&mut commit, &outcome, parent.flatten().as_ref(), &children);
-        shared.store.commit_turn(commit).await
+        let appended = commit.history.len() as u64;
+        shared.store.commit_turn(commit).await.map(|()| appended)
     };
     match AssertUnwindSafe(commit).catch_unwind().await {
-        Ok(Ok(())) => {
-            Counters::add(&shared.counters.commits, 1);
+        Ok(Ok(appended)) => {
+            let counters = &shared.counters;
+            Counters::add(&counters.turns_without_code, 1);
+            Counters::add(&counters.turns, 1);
+            Counters::add(&counters.commits, 1);
+            Counters::add(&counters.events_committed, appended);
             true
         }
         _ => {

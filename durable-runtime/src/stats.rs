@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Turns run and committed.
+    /// Turns run and committed (those without the code included).
     pub turns: u64,
     /// Turns that found their instance live in the cache.
     pub cache_hits: u64,
@@ -31,6 +31,10 @@ pub struct Stats {
     /// very long replay), each counted once, when found; each was also reported by a
     /// warning naming its instance.
     pub stuck_turns: u64,
+    /// Turns committed without the instance's code, to end it: a terminate that arrived
+    /// while a poll of its code still ran here, or a panic of the runtime in a turn. They
+    /// count in `turns` and `commits`, not in the cache's hits and misses.
+    pub turns_without_code: u64,
 }
 
 #[derive(Default)]
@@ -45,6 +49,7 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) events_committed: AtomicU64,
     pub(crate) stuck_turns: AtomicU64,
+    pub(crate) turns_without_code: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +71,7 @@ impl Counters {
             events_committed: get(&self.events_committed),
             cached: cached as u64,
             stuck_turns: get(&self.stuck_turns),
+            turns_without_code: get(&self.turns_without_code),
         }
     }
 }

@@ -200,6 +200,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Report {
         book: Arc::new(Mutex::new(Book::new(scenario, world.clock.now()))),
         crashes: 0,
         steps: 0,
+        tokio_at: world.clock.now(),
     };
     loop {
         let tokio = tokio::runtime::Builder::new_current_thread()
@@ -319,11 +320,14 @@ struct Sim {
     book: Arc<Mutex<Book>>,
     crashes: u32,
     steps: u32,
+    /// The virtual time the tokio clock of this life shows (it starts with each life).
+    tokio_at: SystemTime,
 }
 
 impl Sim {
     /// One life of the runtime: until every root has ended, or a crash.
     async fn life(&mut self) -> End {
+        self.tokio_at = self.world.clock.now();
         let runtime = Runtime::builder()
             .shared_store(Arc::new(self.store.clone()))
             .virtual_clock(self.world.clock.clone(), Advance::Manual)
@@ -511,13 +515,20 @@ impl Sim {
         next
     }
 
-    /// Moves the virtual clock and the (paused) tokio clock together.
-    async fn advance_to(&self, to: SystemTime) {
+    /// Moves the virtual clock and the (paused) tokio clock together. Tokio's timers tick in
+    /// whole milliseconds, rounded up: its clock moves in whole milliseconds too, to the first
+    /// at or after the virtual one, so that a tokio sleep of 100 ms (the runtime's back-off)
+    /// has ended once the virtual clock is 100 ms on, whatever fractions the virtual
+    /// deadlines (a third of a lease) left.
+    async fn advance_to(&mut self, to: SystemTime) {
         let now = self.world.clock.now();
         let by = to.duration_since(now).unwrap_or_default();
         self.world.record(&format!("advance {}", by.as_millis()));
         self.world.clock.advance_to(to);
-        tokio::time::advance(by).await;
+        let behind = to.duration_since(self.tokio_at).unwrap_or_default();
+        let whole_ms = Duration::from_millis(behind.as_nanos().div_ceil(1_000_000) as u64);
+        self.tokio_at += whole_ms;
+        tokio::time::advance(whole_ms).await;
     }
 
     /// The runtime's counters against what the store saw in this life.
@@ -550,7 +561,9 @@ impl Sim {
                 stats.activities, seen.activity_runs
             ));
         }
-        if stats.cache_hits + stats.cache_misses < stats.commits + stats.conflicts {
+        if stats.cache_hits + stats.cache_misses + stats.turns_without_code
+            < stats.commits + stats.conflicts
+        {
             wrong.push(format!("fewer turns begun than ended: {stats:?}"));
         }
         if stats.cached > self.scenario.cache_capacity as u64 {
