@@ -96,6 +96,7 @@ enum Kind {
     Wakeup,
     HasWork,
     NextTimer,
+    Renew,
 }
 
 impl Kind {
@@ -448,10 +449,57 @@ impl Store for FaultStore {
         now: SystemTime,
         lease_for: Duration,
     ) -> Result<(), StoreError> {
-        // Passed through, unnumbered and without faults: the recorded fault schedules of the
-        // regressions number calls as they were before leases were renewed. Faults on
-        // renewals are not simulated yet (docs/testing.md).
-        self.inner.renew_activity(lease, now, lease_for).await
+        // Numbered apart, with faults from a stream of their own (random plans only): the
+        // recorded schedules of the regressions number calls as they were before leases
+        // were renewed.
+        let (renewal, fault) = {
+            let mut state = self.world.lock();
+            state.renewals += 1;
+            let renewal = state.renewals;
+            let cut_off = state
+                .leases
+                .get(&lease.token)
+                .is_some_and(|key| state.cut_off.contains(key));
+            let fault = match state.plan {
+                _ if cut_off => Some(Fault::FailBefore),
+                FaultPlan::Script(_) => None,
+                FaultPlan::Random(rates) => {
+                    let rng = &mut state.renewal_faults;
+                    if rng.chance(rates.fail_before) {
+                        Some(Fault::FailBefore)
+                    } else if rng.chance(rates.fail_after) {
+                        Some(Fault::FailAfter)
+                    } else if rng.chance(rates.delay) {
+                        let ms = rng.range(1, u64::from(rates.max_delay_ms.max(1))) as u32;
+                        Some(Fault::Delay(ms))
+                    } else {
+                        None
+                    }
+                }
+            };
+            state.record(&format!("renew {renewal} {fault:?}"));
+            (renewal, fault)
+        };
+        if let Some(Fault::Delay(ms)) = fault {
+            let until = self.world.clock.now() + Duration::from_millis(u64::from(ms));
+            self.world.clock.sleep_until(until).await;
+        }
+        let result = match fault {
+            Some(Fault::FailBefore) => Err(unavailable(Kind::Renew, "failed")),
+            _ => self.inner.renew_activity(lease, now, lease_for).await,
+        };
+        let result = match (fault, result) {
+            (Some(Fault::FailAfter), Ok(())) => {
+                Err(unavailable(Kind::Renew, "applied, answer lost"))
+            }
+            (_, result) => result,
+        };
+        let tag = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("err {e}"),
+        };
+        self.world.record(&format!("renewed {renewal} {tag}"));
+        result
     }
 
     async fn abandon_activity(&self, lease: &ActivityLease) -> Result<(), StoreError> {

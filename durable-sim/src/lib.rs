@@ -8,7 +8,7 @@
 //! virtual clock. At the end an oracle (a reference interpreter of the same programs)
 //! and invariants judge the run. See `docs/testing.md`.
 //!
-//! ```no_run
+//! ```
 //! let report = durable_sim::run_seed(7);
 //! assert!(report.passed(), "{:?}", report.violations);
 //! assert_eq!(report.trace, durable_sim::run_seed(7).trace); // bit for bit

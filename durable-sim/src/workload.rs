@@ -132,16 +132,21 @@ async fn step(ctx: ActivityContext, input: StepInput) -> Result<String, String> 
         state.epoch.activity_runs += 1;
         let long = state.long_activities;
         let choices = &mut state.choices;
-        // Mostly instant; some take a while; a few outlive their lease (10 s), so that the
-        // attempt is leased and run again while the first run still goes on.
+        // Mostly instant; some take a while, their lease renewed meanwhile; a few outlive
+        // their lease (10 s): their worker is cut off from the store for renewals (a pause,
+        // a partition), so the attempt is leased and run again while the first run goes on.
         let delay = if choices.chance(long) {
             12_000
         } else if choices.chance(0.2) {
-            choices.range(1, 2_000)
+            choices.range(1, 8_000)
         } else {
             0
         };
-        (delay, choices.chance(0.3))
+        if delay == 12_000 {
+            let key = (ctx.instance_id().to_string(), input.generation, k, attempt);
+            state.cut_off.insert(key);
+        }
+        (delay, state.choices.chance(0.3))
     };
     if delay > 0 {
         let until = world.clock.now() + Duration::from_millis(delay);

@@ -36,6 +36,10 @@ pub(crate) struct State {
     pub(crate) faults: Rng,
     /// Everything else the run decides: activities, client, crashes, jumps.
     pub(crate) choices: Rng,
+    /// Faults on lease renewals, a stream and a count of their own: renewals came after the
+    /// recorded schedules of the regressions, which number the other calls.
+    pub(crate) renewal_faults: Rng,
+    pub(crate) renewals: u64,
     pub(crate) plan: FaultPlan,
     /// Store calls so far (numbers the fault schedule).
     pub(crate) calls: u64,
@@ -55,6 +59,8 @@ pub(crate) struct State {
     pub(crate) accepted: BTreeSet<AttemptKey>,
     /// Activity leases handed out: token → attempt.
     pub(crate) leases: BTreeMap<u64, AttemptKey>,
+    /// Attempts whose worker cannot renew their lease (it outlives it on purpose).
+    pub(crate) cut_off: BTreeSet<AttemptKey>,
     pub(crate) epoch: EpochCounts,
     /// How often an activity run outlives its lease.
     pub(crate) long_activities: f64,
@@ -71,6 +77,8 @@ impl World {
             state: Mutex::new(State {
                 faults: root.fork(),
                 choices: root.fork(),
+                renewal_faults: root.fork(),
+                renewals: 0,
                 plan,
                 calls: 0,
                 injected: Vec::new(),
@@ -81,6 +89,7 @@ impl World {
                 runs: BTreeMap::new(),
                 accepted: BTreeSet::new(),
                 leases: BTreeMap::new(),
+                cut_off: BTreeSet::new(),
                 epoch: EpochCounts::default(),
                 long_activities: 0.03,
                 violations: Vec::new(),

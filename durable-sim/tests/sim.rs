@@ -30,9 +30,6 @@ fn env_u64(name: &str) -> Option<u64> {
 /// Seeds `first..first + count` (`DURABLE_SIM_FIRST`, `DURABLE_SIM_SEEDS`; `DURABLE_SIM_SEEDS=0`
 /// runs until stopped), on `DURABLE_SIM_THREADS` threads (2), printing seeds per second.
 #[test]
-#[ignore = "open: on main since the merge of lease renewal, the turn guard and the simulator, \
-            seeds stall under store faults (work ready, no wake-up due; seeds 7, 567, 877) and \
-            one miscounts stats (165): issue 15's note; run with --ignored"]
 fn seeds() {
     let first = env_u64("DURABLE_SIM_FIRST").unwrap_or(0);
     let count = env_u64("DURABLE_SIM_SEEDS").unwrap_or(SEEDS_IN_CI);
