@@ -20,10 +20,12 @@
 pub mod faults;
 pub mod program;
 mod rng;
+mod shrink;
 mod sim;
 mod workload;
 mod world;
 
 pub use rng::Rng;
+pub use shrink::{shrink, shrink_run, shrink_seed};
 pub use sim::{reproduce_command, run, run_seed, Report, Root, Scenario};
 pub use workload::{sim_program, sim_step, StepInput};

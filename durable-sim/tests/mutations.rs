@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use durable_runtime::store::mutations;
-use durable_sim::{run, run_seed, Scenario};
+use durable_sim::{run, run_seed, shrink_run, Scenario};
 
 /// The first failing seed in `0..bound`.
 fn first_failure(bound: u64) -> Option<(u64, Vec<String>)> {
@@ -45,6 +45,28 @@ fn a_stale_lease_accepted_is_caught_across_generations() {
         panic!("no aimed seed in 0..{ABA_BOUND} caught a stale lease token accepted")
     });
     eprintln!("stale lease accepted: caught by aimed seed {seed}: {violations:#?}");
+
+    // The shrinker keeps the failure while it cuts the scenario down; unmutated, the shrunk
+    // scenario passes: it still points at the planted bug.
+    mutations::STALE_LEASE.store(true, Ordering::Relaxed);
+    let aimed = Scenario::generation_aba(seed);
+    let shrunk = shrink_run(seed, &aimed, 500);
+    mutations::STALE_LEASE.store(false, Ordering::Relaxed);
+    let (shrunk, report) = shrunk.expect("the caught seed shrinks");
+    assert!(!report.passed(), "the shrunk scenario no longer fails");
+    assert!(
+        shrunk.roots[0].ops.len() < aimed.roots[0].ops.len(),
+        "nothing was cut: {shrunk:#?}"
+    );
+    assert!(
+        run(seed, &shrunk).passed(),
+        "the shrunk scenario fails unmutated"
+    );
+    eprintln!(
+        "shrunk from {} ops to {:?}",
+        aimed.roots[0].ops.len(),
+        shrunk.roots[0].ops
+    );
 }
 
 /// Aimed scenarios within which the mutation must be caught.

@@ -9,7 +9,8 @@ use durable_sim::{reproduce_command, run_seed, Report};
 fn describe(report: &Report) -> String {
     format!(
         "seed {} failed ({} store calls, {} faults, {} crashes, trace {:016x}):\n  - {}\n\
-         reproduce it bit for bit with:\n  {}",
+         reproduce it bit for bit with:\n  {}\nshrink it for a regression test with:\n  \
+         DURABLE_SIM_SHRINK={} cargo test -p durable-sim --test sim -- shrink --nocapture",
         report.seed,
         report.store_calls,
         report.injected.len(),
@@ -17,6 +18,7 @@ fn describe(report: &Report) -> String {
         report.trace,
         report.violations.join("\n  - "),
         reproduce_command(report.seed),
+        report.seed,
     )
 }
 
@@ -90,6 +92,28 @@ fn one_seed() {
     assert_eq!(first.trace, second.trace, "the seed did not reproduce");
     assert!(first.passed(), "{}", describe(&first));
 }
+
+/// Shrinks the failing seed `DURABLE_SIM_SHRINK` and prints the smallest scenario that still
+/// fails the same way, as JSON, for a regression test (`tests/regressions/*.json`).
+#[test]
+fn shrink() {
+    let Some(seed) = env_u64("DURABLE_SIM_SHRINK") else {
+        return;
+    };
+    match durable_sim::shrink_seed(seed, SHRINK_BUDGET) {
+        Ok((scenario, report)) => {
+            eprintln!(
+                "seed {seed} shrunk; it fails with:\n  - {}",
+                report.violations.join("\n  - ")
+            );
+            println!("{}", serde_json::to_string_pretty(&scenario).unwrap());
+        }
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// Candidate scenarios a shrink tries at most.
+const SHRINK_BUDGET: usize = 2_000;
 
 /// Prints the scenario of `DURABLE_SIM_SEED` with its fault schedule written out, as a
 /// regression test keeps it (`tests/regressions/*.json`).
