@@ -158,9 +158,11 @@ impl VirtualClock {
         self.inner.lock().unwrap().now
     }
 
-    /// Moves the clock forward by `by`, waking every sleeper that is then due.
+    /// Moves the clock forward by `by`, waking every sleeper that is then due. It stops at
+    /// the latest time the runtime accepts ([`LATEST_TIME_NANOS`](crate::LATEST_TIME_NANOS),
+    /// in 2262): `advance(Duration::MAX)` wakes every sleeper rather than overflow.
     pub fn advance(&self, by: Duration) {
-        let target = self.now() + by;
+        let target = saturating_after(self.now(), by);
         self.advance_to(target);
     }
 
@@ -308,5 +310,13 @@ mod tests {
         clock.advance(Duration::from_secs(3));
         late.await.unwrap();
         assert_eq!(clock.elapsed_since(start), Duration::from_secs(4));
+        // No overflow: it stops at the latest time, every sleeper woken.
+        let last = tokio::spawn(clock.sleep_until(latest_time()));
+        tokio::task::yield_now().await;
+        clock.advance(Duration::MAX);
+        last.await.unwrap();
+        assert_eq!(clock.now(), latest_time());
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), latest_time());
     }
 }
