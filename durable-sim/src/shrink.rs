@@ -4,7 +4,7 @@
 //! actions, crashes, clock jumps, operations (inner ones too) and single faults removed.
 
 use crate::faults::FaultPlan;
-use crate::program::Op;
+use crate::program::{self, Op};
 use crate::sim::{run, Report, Scenario};
 
 /// The smallest scenario the greedy passes reach from `scenario` for which `fails` still
@@ -64,7 +64,10 @@ fn reductions(s: &Scenario) -> Vec<Scenario> {
         for path in op_paths(&root.ops) {
             let mut c = s.clone();
             remove_op(&mut c.roots[i].ops, &path);
-            out.push(c);
+            // Not a cut that leaves a wait for a gate that never opens.
+            if program::ends(&c.roots[i].ops) {
+                out.push(c);
+            }
         }
     }
     if let FaultPlan::Script(faults) = &s.faults {
@@ -173,7 +176,7 @@ mod tests {
     }
 
     /// A scenario "fails" while some root sleeps inside a child and fault 7 is scheduled:
-    /// everything else goes.
+    /// everything else goes, and no cut leaves a wait for a gate that never opens.
     #[test]
     fn shrinking_keeps_only_what_the_failure_needs() {
         let root = |ops| Root {
@@ -191,6 +194,11 @@ mod tests {
                         ops: vec![call(2), Op::Sleep { secs: 3 }, Op::Status { s: 1 }],
                     },
                     Op::Sleep { secs: 1 },
+                    Op::Gate { g: 2 },
+                    Op::Wait {
+                        g: 2,
+                        timeout_secs: None,
+                    },
                 ]),
             ],
             faults: FaultPlan::Script(BTreeMap::from([
@@ -205,6 +213,8 @@ mod tests {
             long_activities: 0.03,
         };
         let fails = |s: &Scenario| {
+            // A gate is never cut from under its wait.
+            assert!(s.roots.iter().all(|r| program::ends(&r.ops)), "{s:#?}");
             let sleeps_in_child = s.roots.iter().any(|r| {
                 r.ops.iter().any(
                     |op| matches!(op, Op::Child { ops } if ops.contains(&Op::Sleep { secs: 3 })),

@@ -78,3 +78,29 @@ fn a_stale_result_after_continue_as_new_is_ignored() {
 fn a_stale_result_does_not_replace_a_result_of_the_same_turn() {
     kept("stale_result_after_an_event.json", 42825);
 }
+
+/// The worker renews an attempt's lease every third of a lease, so virtual deadlines fell
+/// between milliseconds; tokio's timers tick in whole milliseconds, rounded up, so the
+/// runtime's 100 ms back-off after a store error ended a fraction of a millisecond after
+/// the simulator had moved both clocks past it, and the run stalled with work ready (seed 40,
+/// shrunk; seeds 7, 567, 877 and 1490 before the fix, in the simulator's `advance_to`).
+#[test]
+fn a_back_off_ends_when_the_clock_passes_it() {
+    kept("backoff_after_a_fraction_of_a_millisecond.json", 40);
+}
+
+/// A terminate arrived while a slow commit of the same instance was in flight here: the
+/// turn that ended the instance without its code was counted as a commit but not as a turn,
+/// and `Stats` did not add up (seed 165, shrunk).
+#[test]
+fn a_turn_without_the_code_counts_as_a_turn() {
+    kept("turn_without_code_counted.json", 165);
+}
+
+/// A child started as its root was terminated had an empty history (its first turn had not
+/// committed) when the run ended, and the end-of-run check handed it to the replay checker,
+/// which refused it as "not a history" (seed 8498, shrunk).
+#[test]
+fn a_child_before_its_first_turn_has_nothing_to_replay() {
+    kept("child_before_its_first_turn.json", 8498);
+}
