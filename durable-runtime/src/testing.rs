@@ -162,6 +162,17 @@ impl ReplayChecker {
             _ => None,
         });
         let Some((name, version)) = started else {
+            // Ended before its code ever ran (a terminate delivered ahead of its start, or of
+            // a new generation's): what it recorded came from outside, nothing to replay.
+            let ended_unstarted = history
+                .iter()
+                .any(|e| matches!(e.event, Event::ExecutionTerminated { .. }))
+                && !history.iter().any(|e| {
+                    e.event.is_command() && !matches!(e.event, Event::ExecutionCompleted { .. })
+                });
+            if ended_unstarted {
+                return Ok(());
+            }
             return Err(ReplayError::NotAHistory(
                 "it has no ExecutionStarted event".into(),
             ));
@@ -192,5 +203,44 @@ const STAND_IN_ID: &str = "replay-check";
 impl fmt::Debug for ReplayChecker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplayChecker").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn events(list: Vec<Event>) -> Vec<HistoryEvent> {
+        list.into_iter().map(HistoryEvent::new).collect()
+    }
+
+    #[test]
+    fn only_an_instance_ended_before_its_code_ran_may_lack_its_start() {
+        let at = SystemTime::UNIX_EPOCH;
+        let turn = Event::OrchestratorStarted { timestamp: at };
+        let terminated = Event::ExecutionTerminated {
+            output: serde_json::Value::Null,
+            recursive: false,
+        };
+        let checker = ReplayChecker::new();
+        assert_eq!(
+            checker.check(&events(vec![turn.clone(), terminated.clone()])),
+            Ok(())
+        );
+        let timer = Event::TimerCreated { id: 0, fire_at: at };
+        assert!(matches!(
+            checker.check(&events(vec![turn.clone(), timer, terminated])),
+            Err(ReplayError::NotAHistory(_))
+        ));
+        assert!(matches!(
+            checker.check(&events(vec![turn])),
+            Err(ReplayError::NotAHistory(_))
+        ));
+        assert!(matches!(
+            checker.check(&[]),
+            Err(ReplayError::NotAHistory(_))
+        ));
     }
 }

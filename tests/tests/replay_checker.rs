@@ -341,3 +341,33 @@ matrix!(
             .unwrap();
     }
 );
+
+matrix!(
+    // Found by the simulator (durable-sim, seed 180063): a terminate delivered ahead of a
+    // new generation's start ends the instance before its code runs; the history it leaves
+    // has no ExecutionStarted, and the checker refused it as "not a history". A scheduled
+    // start terminated before it is due leaves the same history.
+    a_history_ended_before_its_code_ran_has_nothing_to_replay,
+    |setup: Setup| async move {
+        let runtime = setup.builder().orchestrator(parcel).start().unwrap();
+        let client = runtime.client();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3_600);
+        let id = client
+            .start(parcel, "lamp".to_string())
+            .start_at(later)
+            .await
+            .unwrap();
+        client.terminate(&id, ()).await.unwrap();
+        let status = finished(&client, &id).await;
+        assert_eq!(
+            status.runtime_status,
+            durable_runtime::RuntimeStatus::Terminated
+        );
+        let recorded = client.export_history(&id).await.unwrap();
+        assert!(!recorded.contains("ExecutionStarted"), "{recorded}");
+        ReplayChecker::new()
+            .orchestrator(parcel)
+            .check_json(&recorded)
+            .unwrap();
+    }
+);
