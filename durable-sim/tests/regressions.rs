@@ -104,3 +104,13 @@ fn a_turn_without_the_code_counts_as_a_turn() {
 fn a_child_before_its_first_turn_has_nothing_to_replay() {
     kept("child_before_its_first_turn.json", 8498);
 }
+
+/// A terminate was sent while a turn that continued as new was being committed: the new
+/// generation's start landed behind it in the inbox, a work carried the terminate alone, and
+/// the instance ended before its code ran, with a history without `ExecutionStarted` that
+/// the replay checker refused as "not a history" (seed 180063 of the long mode, shrunk; 282919
+/// too). Such a history has nothing to replay (fixed in `ReplayChecker`).
+#[test]
+fn an_instance_ended_before_a_new_generation_started_replays() {
+    kept("terminated_before_a_new_generation_started.json", 180063);
+}
