@@ -90,6 +90,44 @@ pub struct SpanRecord {
     pub started_at: SystemTime,
 }
 
+/// The span an activity attempt's span is a child of, as its task carries it: the
+/// orchestration span's trace and span ids ([`SpanRecord::trace_id`],
+/// [`SpanRecord::span_id`]), so that an attempt in any process knows its parent without
+/// reading the history. Written `{"trace_id": "...", "span_id": "..."}`; one that cannot be
+/// read is no parent (the attempt then reads it from the history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanParent {
+    /// The trace.
+    #[serde(with = "hex_id")]
+    pub trace_id: u128,
+    /// The orchestration span.
+    #[serde(with = "hex_id")]
+    pub span_id: u64,
+}
+
+impl SpanParent {
+    /// Reads an optional parent leniently: a damaged one is none (see [`SpanParent`]).
+    pub(crate) fn read_lenient<'de, D>(d: D) -> Result<Option<SpanParent>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            trace_id: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            span_id: std::borrow::Cow<'a, str>,
+        }
+        type Lenient = serde::de::value::Error;
+        Ok(Option::<Raw>::deserialize(d)?.and_then(|raw| {
+            Some(SpanParent {
+                trace_id: hex_id::parse::<_, Lenient>(&raw.trace_id).ok()?,
+                span_id: hex_id::parse::<_, Lenient>(&raw.span_id).ok()?,
+            })
+        }))
+    }
+}
+
 /// Ids written as lowercase hex digits, as W3C trace context writes them (32 for a trace, 16
 /// for a span); zero is no id and fails to read.
 mod hex_id {
@@ -121,7 +159,9 @@ mod hex_id {
         }
     }
 
-    fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(text: &str) -> Result<T, E> {
+    pub(super) fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(
+        text: &str,
+    ) -> Result<T, E> {
         let valid =
             text.len() == T::DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         match T::from_hex(text).filter(|id| valid && *id != T::default()) {
@@ -826,6 +866,52 @@ mod tests {
             assert_eq!(read.span, None, "{bad}");
             assert_eq!(read.event, event.event);
         }
+    }
+
+    #[test]
+    fn a_tasks_parent_span_is_optional_and_a_damaged_one_is_none() {
+        use crate::store::ActivityTask;
+
+        let old = r#"{"instance_id":"order-1","id":3,"name":"charge","input":{"cents":1999},"attempt":2}"#;
+        let read: ActivityTask = serde_json::from_str(old).unwrap();
+        assert_eq!(read.parent_span, None);
+        assert_eq!(serde_json::to_string(&read).unwrap(), old, "written as before");
+
+        let mut task = read.clone();
+        task.parent_span = Some(SpanParent {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        });
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(
+            json,
+            r#"{"instance_id":"order-1","id":3,"name":"charge","input":{"cents":1999},"attempt":2,"parent_span":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}}"#
+        );
+        assert_eq!(serde_json::from_str::<ActivityTask>(&json).unwrap(), task);
+        // From bytes too, as PostgreSQL reads it; an escaped id is still read.
+        let escaped = json.replace("00f067aa0ba902b7", "\\u00300f067aa0ba902b7");
+        assert_eq!(
+            serde_json::from_slice::<ActivityTask>(escaped.as_bytes()).unwrap(),
+            task
+        );
+
+        // A damaged parent is none: the task still runs, its span's parent read from the
+        // history.
+        for bad in [
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "4BF92F3577B34DA6A3CE929D0E0E4736",
+            ),
+            json.replace("00f067aa0ba902b7", "0000000000000000"),
+            json.replace("00f067aa0ba902b7", "f067aa0ba902b7"),
+            json.replace("00f067aa0ba902b7", &"9".repeat(10_000)),
+        ] {
+            let read: ActivityTask = serde_json::from_str(&bad).unwrap();
+            assert_eq!(read.parent_span, None, "{bad}");
+            assert_eq!(read.input, task.input);
+        }
+        let null = json.replace(&json[json.find("{\"trace_id").unwrap()..json.len() - 1], "null");
+        assert_eq!(serde_json::from_str::<ActivityTask>(&null).unwrap(), read);
     }
 
     #[test]

@@ -124,7 +124,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
-use crate::history::{Failure, HistoryEvent};
+use crate::history::{Failure, HistoryEvent, SpanParent};
 use crate::instance_id::InstanceId;
 
 pub mod conformance;
@@ -298,6 +298,15 @@ pub struct ActivityTask {
     /// The start-to-close timeout of the attempt, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// The orchestration span its attempts' spans are children of: set by the turn that
+    /// schedules it when tracing is on. `None` without tracing, and in tasks stored before
+    /// it was carried: an attempt then reads its parent from the instance's history.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "SpanParent::read_lenient"
+    )]
+    pub parent_span: Option<SpanParent>,
 }
 
 /// A leased activity attempt.
