@@ -12,8 +12,7 @@ use durable_http::RouterOptions;
 use durable_runtime::metric::{self, names};
 use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Client, OrchestrationContext, RuntimeStatus,
-    TaskError,
+    activity, orchestrator, ActivityContext, Client, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::roles::RoleStore;
 use durable_tests::{finished, tally, Cache, Setup};
@@ -316,7 +315,14 @@ async fn stale_writes(setup: Setup, handle: PrometheusHandle) {
     let paused_turns = worker(store);
     let paused_attempts = worker(role().activities_only().never_renews());
     let client = paused_turns.client();
-    let id = format!("stale-{}", if setup.dir.is_some() { "file" } else { "memory" });
+    let id = format!(
+        "stale-{}",
+        if setup.dir.is_some() {
+            "file"
+        } else {
+            "memory"
+        }
+    );
     client.start(stale_flow, ()).instance_id(&id).await.unwrap();
 
     // The first turn waits at its commit, holding the instance's lease; once the lease has
@@ -366,7 +372,9 @@ async fn stale_writes(setup: Setup, handle: PrometheusHandle) {
 
 /// Runs `work` on a runtime on this thread, with a Prometheus recorder of its own (the
 /// process's belongs to `metrics_after_a_few_workflows`).
-fn with_own_recorder<F: std::future::Future<Output = ()>>(work: impl FnOnce(PrometheusHandle) -> F) {
+fn with_own_recorder<F: std::future::Future<Output = ()>>(
+    work: impl FnOnce(PrometheusHandle) -> F,
+) {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let runtime = tokio::runtime::Builder::new_current_thread()
