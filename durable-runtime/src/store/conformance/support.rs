@@ -93,7 +93,7 @@ pub(super) fn task(instance: &InstanceId, id: u64) -> ActivityTask {
         attempt: 1,
         timeout: Some(Duration::from_secs(30)),
         // Both forms, with a parent span and without (as stored before it was carried).
-        parent_span: (id % 2 == 0).then_some(SpanParent {
+        parent_span: id.is_multiple_of(2).then_some(SpanParent {
             trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736 + u128::from(id),
             span_id: 0x00f0_67aa_0ba9_02b7,
         }),
