@@ -161,6 +161,8 @@ async fn run(args: Args, traces: Option<&SdkTracerProvider>) -> anyhow::Result<(
         bail!("--auth-token cannot be empty");
     }
 
+    // The metrics recorder first: what the store and the runtime record before it is lost.
+    let metrics = telemetry::prometheus()?;
     let store = open_store(&args).await?;
     workflows::show_replays(args.show_replays);
     let mut builder = Runtime::builder()
@@ -175,7 +177,6 @@ async fn run(args: Args, traces: Option<&SdkTracerProvider>) -> anyhow::Result<(
     if let Some(traces) = traces {
         builder = builder.tracer(traces.tracer("durable"));
     }
-    let metrics = telemetry::prometheus()?;
     let runtime = builder.start()?;
     announce_unfinished(&runtime.client()).await;
 

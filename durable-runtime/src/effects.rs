@@ -39,6 +39,8 @@ pub(crate) fn record_commands(
                 input: input.clone(),
                 attempt: *attempt,
                 timeout: *timeout,
+                // Stamped by the turn's telemetry once the turn is over.
+                parent_span: None,
             }),
             Command::Timer { seq, fire_at } => commit.timers.push(NewTimer {
                 id: *seq,

@@ -90,6 +90,44 @@ pub struct SpanRecord {
     pub started_at: SystemTime,
 }
 
+/// The span an activity attempt's span is a child of, as its task carries it: the
+/// orchestration span's trace and span ids ([`SpanRecord::trace_id`],
+/// [`SpanRecord::span_id`]), so that an attempt in any process knows its parent without
+/// reading the history. Written `{"trace_id": "...", "span_id": "..."}`; one that cannot be
+/// read is no parent (the attempt then reads it from the history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanParent {
+    /// The trace.
+    #[serde(with = "hex_id")]
+    pub trace_id: u128,
+    /// The orchestration span.
+    #[serde(with = "hex_id")]
+    pub span_id: u64,
+}
+
+impl SpanParent {
+    /// Reads an optional parent leniently: a damaged one is none (see [`SpanParent`]).
+    pub(crate) fn read_lenient<'de, D>(d: D) -> Result<Option<SpanParent>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            trace_id: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            span_id: std::borrow::Cow<'a, str>,
+        }
+        type Lenient = serde::de::value::Error;
+        Ok(Option::<Raw>::deserialize(d)?.and_then(|raw| {
+            Some(SpanParent {
+                trace_id: hex_id::parse::<_, Lenient>(&raw.trace_id).ok()?,
+                span_id: hex_id::parse::<_, Lenient>(&raw.span_id).ok()?,
+            })
+        }))
+    }
+}
+
 /// Ids written as lowercase hex digits, as W3C trace context writes them (32 for a trace, 16
 /// for a span); zero is no id and fails to read.
 mod hex_id {
@@ -121,7 +159,9 @@ mod hex_id {
         }
     }
 
-    fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(text: &str) -> Result<T, E> {
+    pub(super) fn parse<T: Id + PartialEq + Default, E: serde::de::Error>(
+        text: &str,
+    ) -> Result<T, E> {
         let valid =
             text.len() == T::DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         match T::from_hex(text).filter(|id| valid && *id != T::default()) {

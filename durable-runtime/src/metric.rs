@@ -4,6 +4,56 @@
 //!
 //! The application installs a recorder (the Prometheus exporter that `durable-http` serves
 //! at `/metrics`, for one); the runtime never installs one itself.
+//!
+//! # Install the recorder first
+//! The facade drops whatever is recorded while no recorder is installed, and the runtime
+//! describes its metrics (their help text) once per process, when its first runtime starts:
+//! install the recorder before opening the store and starting the runtime, or the counts
+//! start late and the help text is missing.
+//!
+#![cfg_attr(feature = "metrics", doc = "```")]
+#![cfg_attr(not(feature = "metrics"), doc = "```ignore")]
+//! use std::time::Duration;
+//!
+//! use durable_runtime::metric::{self, names};
+//! use durable_runtime::store::MemoryStore;
+//! use durable_runtime::{orchestrator, OrchestrationContext, Runtime};
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
+//! #[orchestrator]
+//! async fn checkout(ctx: OrchestrationContext) -> Result<(), String> {
+//!     let _ = ctx;
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // First the recorder, with histograms (not summaries) on the runtime's buckets...
+//! let prometheus = PrometheusBuilder::new()
+//!     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), metric::LATENCY_BUCKETS)?
+//!     .set_buckets_for_metric(
+//!         Matcher::Full(names::FILE_BATCH_WRITES.into()),
+//!         metric::BATCH_BUCKETS,
+//!     )?
+//!     .install_recorder()?;
+//! // ... then the store and the runtime.
+//! let runtime = Runtime::builder()
+//!     .store(MemoryStore::new())
+//!     .orchestrator(checkout)
+//!     .start()?;
+//! let client = runtime.client();
+//! let id = client.start(checkout, ()).await?;
+//! client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+//! runtime.shutdown().await;
+//!
+//! // What `durable-http` serves at `/metrics` with
+//! // `RouterOptions::default().metrics(move || prometheus.render())`.
+//! let text = prometheus.render();
+//! assert!(text.contains(r#"durable_instances_completed_total{orchestrator="checkout"} 1"#));
+//! assert!(text.contains("# HELP durable_instances_completed_total"));
+//! # Ok(())
+//! # }
+//! ```
 
 /// Bucket bounds (seconds) that suit the runtime's latency histograms (every `*_seconds`
 /// metric), from 100 µs to a minute.

@@ -225,6 +225,7 @@ macro_rules! matrix {
 }
 
 pub mod fleet;
+pub mod roles;
 
 /// Counts executions per key (an instance id and a label), safely across parallel tests.
 pub mod tally {

@@ -335,6 +335,7 @@ matrix!(
             input: nested(130),
             attempt: 1,
             timeout: None,
+            parent_span: None,
         }];
         setup.store.commit_turn(turn).await.unwrap();
 

@@ -384,3 +384,105 @@ matrix!(
             .all(|s| s.parent_span_id == roots[0].span_context.span_id()));
     }
 );
+
+/// The POC's child-orchestration workflow with its turns in one process and its attempts in
+/// another (as a fleet splits them), `strip` handing the tasks out without their parent span
+/// as tasks stored before it was carried: the spans the run ends, and how many histories the
+/// attempts' process loaded.
+async fn split_between_processes(
+    setup: durable_tests::Setup,
+    strip: bool,
+) -> (Vec<SpanData>, usize) {
+    use durable_runtime::testing::Advance;
+    use durable_tests::roles::RoleStore;
+
+    let (provider, exporter) = exporter();
+    let turns = setup
+        .builder_with(Advance::Manual)
+        .store(RoleStore::new(std::sync::Arc::clone(&setup.store)).turns_only())
+        .tracer(provider.tracer("durable"))
+        .orchestrator(parent_flow)
+        .orchestrator(child_flow)
+        .activity(traced_step)
+        .activity(traced_blocking)
+        .start()
+        .unwrap();
+    let mut store = RoleStore::new(setup.another_process().await).activities_only();
+    if strip {
+        store = store.strips_task_spans();
+    }
+    let loads = store.loads();
+    let attempts = setup
+        .builder_with(Advance::Manual)
+        .store(store)
+        .tracer(provider.tracer("durable"))
+        .orchestrator(parent_flow)
+        .orchestrator(child_flow)
+        .activity(traced_step)
+        .activity(traced_blocking)
+        .start()
+        .unwrap();
+    let client = turns.client();
+    let id = client
+        .start(parent_flow, 1)
+        .instance_id("split")
+        .await
+        .unwrap();
+    let status = finished(&client, &id).await;
+    assert_eq!(status.output_as::<u32>().unwrap(), Some(30), "{status:?}");
+    let stats = attempts.stats();
+    assert_eq!(stats.activities, 3, "every attempt ran there");
+    assert_eq!(stats.turns, 0, "and no turn");
+    attempts.shutdown().await;
+    turns.shutdown().await;
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let one = |name: &str| {
+        let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {spans:#?}");
+        found[0].span_context.span_id()
+    };
+    let (parent, child) = (
+        one("orchestration:parent_flow"),
+        one("orchestration:child_flow"),
+    );
+    let mut parents: Vec<_> = of_type(&spans, "activity")
+        .iter()
+        .map(|s| {
+            let of = match s.parent_span_id {
+                p if p == parent => "parent",
+                p if p == child => "child",
+                _ => "neither",
+            };
+            format!("{} in {of}", s.name)
+        })
+        .collect();
+    parents.sort();
+    assert_eq!(
+        parents,
+        [
+            "activity:traced_blocking in parent",
+            "activity:traced_step in child",
+            "activity:traced_step in parent",
+        ],
+        "each attempt a child of its instance's span: {spans:#?}"
+    );
+    let loads = loads.load(std::sync::atomic::Ordering::SeqCst);
+    (spans, loads)
+}
+
+matrix!(
+    an_attempt_in_another_process_reads_its_parent_span_from_its_task,
+    |setup: durable_tests::Setup| async move {
+        let (_, loads) = split_between_processes(setup, false).await;
+        assert_eq!(loads, 0, "no attempt read a history for its parent span");
+    }
+);
+
+matrix!(
+    an_attempt_stored_without_its_parent_span_reads_it_from_the_history,
+    |setup: durable_tests::Setup| async move {
+        let (_, loads) = split_between_processes(setup, true).await;
+        assert_eq!(loads, 3, "each attempt read its instance's history once");
+    }
+);

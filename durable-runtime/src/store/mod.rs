@@ -124,7 +124,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
-use crate::history::{Failure, HistoryEvent};
+use crate::history::{Failure, HistoryEvent, SpanParent};
 use crate::instance_id::InstanceId;
 
 pub mod conformance;
@@ -298,6 +298,15 @@ pub struct ActivityTask {
     /// The start-to-close timeout of the attempt, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// The orchestration span its attempts' spans are children of: set by the turn that
+    /// schedules it when tracing is on. `None` without tracing, and in tasks stored before
+    /// it was carried: an attempt then reads its parent from the instance's history.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "SpanParent::read_lenient"
+    )]
+    pub parent_span: Option<SpanParent>,
 }
 
 /// A leased activity attempt.
@@ -707,4 +716,60 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// A receiver that changes whenever `instance_id`'s status does.
     fn watch_status(&self, instance_id: &InstanceId) -> watch::Receiver<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tasks_parent_span_is_optional_and_a_damaged_one_is_none() {
+        let old = r#"{"instance_id":"order-1","id":3,"name":"charge","input":{"cents":1999},"attempt":2}"#;
+        let read: ActivityTask = serde_json::from_str(old).unwrap();
+        assert_eq!(read.parent_span, None);
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            old,
+            "written as before"
+        );
+
+        let mut task = read.clone();
+        task.parent_span = Some(SpanParent {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        });
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(
+            json,
+            r#"{"instance_id":"order-1","id":3,"name":"charge","input":{"cents":1999},"attempt":2,"parent_span":{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}}"#
+        );
+        assert_eq!(serde_json::from_str::<ActivityTask>(&json).unwrap(), task);
+        // From bytes too, as PostgreSQL reads it; an escaped id is still read.
+        let escaped = json.replace("00f067aa0ba902b7", "\\u00300f067aa0ba902b7");
+        assert_eq!(
+            serde_json::from_slice::<ActivityTask>(escaped.as_bytes()).unwrap(),
+            task
+        );
+
+        // A damaged parent is none: the task still runs, its span's parent read from the
+        // history.
+        for bad in [
+            json.replace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "4BF92F3577B34DA6A3CE929D0E0E4736",
+            ),
+            json.replace("00f067aa0ba902b7", "0000000000000000"),
+            json.replace("00f067aa0ba902b7", "f067aa0ba902b7"),
+            json.replace("00f067aa0ba902b7", &"9".repeat(10_000)),
+        ] {
+            let read: ActivityTask = serde_json::from_str(&bad).unwrap();
+            assert_eq!(read.parent_span, None, "{bad}");
+            assert_eq!(read.input, task.input);
+        }
+        let null = json.replace(
+            &json[json.find("{\"trace_id").unwrap()..json.len() - 1],
+            "null",
+        );
+        assert_eq!(serde_json::from_str::<ActivityTask>(&null).unwrap(), read);
+    }
 }

@@ -5,15 +5,14 @@
 //! The orchestration span is built once, when the instance ends, from what its history
 //! recorded when it started (trace id, span id, parent, start time: the span builder takes
 //! them), so that it covers every turn, replay and process in between. Activity and timer
-//! spans are its children by those recorded ids.
+//! spans are its children by those recorded ids: a turn stamps them on the activity tasks
+//! it schedules, so that an attempt, in whatever process, knows its parent without reading
+//! the history.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
-use lru::LruCache;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{
@@ -24,39 +23,21 @@ use opentelemetry::{Context, KeyValue};
 use serde_json::Value;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::history::{Event, Failure, HistoryEvent, SpanRecord};
+use crate::history::{Event, Failure, HistoryEvent, SpanParent, SpanRecord};
 use crate::instance_id::InstanceId;
 use crate::store::{ActivityTask, RuntimeStatus, Store, TurnCommit};
 
 /// The tracer spans go to.
 pub(crate) type Tracer = BoxedTracer;
 
-/// How many instances' span records the activity workers keep at hand: an attempt of an
-/// instance beyond them reads its parent from the instance's history instead.
-const PARENTS_KEPT: usize = 10_000;
-
 /// A runtime's tracing: off unless it was given a tracer.
 pub(crate) struct Tracing {
     tracer: Option<BoxedTracer>,
-    /// The orchestration spans of instances whose turns ran here: the parents of their
-    /// activity attempts.
-    parents: Mutex<LruCache<InstanceId, SpanRecord, foldhash::fast::RandomState>>,
 }
 
 impl Tracing {
     pub(crate) fn new(tracer: Option<BoxedTracer>) -> Self {
-        let kept = NonZeroUsize::new(PARENTS_KEPT).expect("not zero");
-        Tracing {
-            tracer,
-            parents: Mutex::new(LruCache::with_hasher(kept, Default::default())),
-        }
-    }
-
-    fn parents(
-        &self,
-    ) -> std::sync::MutexGuard<'_, LruCache<InstanceId, SpanRecord, foldhash::fast::RandomState>>
-    {
-        self.parents.lock().unwrap_or_else(|p| p.into_inner())
+        Tracing { tracer }
     }
 
     /// The span record of an instance started now by a client: a child of the caller's
@@ -116,16 +97,18 @@ impl Tracing {
             if let Some(first) = commit.history.first_mut() {
                 first.span = Some(record);
                 span.record = Some(record);
-                out.fresh = true;
             }
         }
         let Some(record) = span.record else {
             return Some(out);
         };
-        if !out.fresh {
-            // Known before the commit, so that the attempts it schedules find their parent
-            // here even if they start before the commit's caller hears back.
-            self.parents().put(commit.instance_id.clone(), record);
+        // The attempts it schedules carry their parent, wherever they run.
+        let parent = SpanParent {
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+        };
+        for task in &mut commit.activities {
+            task.parent_span = Some(parent);
         }
         for child in &mut commit.sub_instances {
             child.start.span = Some(SpanRecord {
@@ -180,7 +163,6 @@ impl Tracing {
             name,
             timers,
             ended,
-            ..
         } = *spans;
         let Some(record) = record else {
             return;
@@ -204,14 +186,8 @@ impl Tracing {
             let mut span = tracer.build_with_context(builder, &parent);
             span.end_with_timestamp(timer.fire_at.max(timer.created));
         }
-        match ended {
-            None => {
-                self.parents().put(id.clone(), record);
-            }
-            Some((at, ending)) => {
-                self.parents().pop(id);
-                self.orchestration(tracer, id, &name, record, at, ending);
-            }
+        if let Some((at, ending)) = ended {
+            self.orchestration(tracer, id, &name, record, at, ending);
         }
     }
 
@@ -246,9 +222,9 @@ impl Tracing {
         span.end_with_timestamp(end.max(record.started_at));
     }
 
-    /// The span of an activity attempt starting now, a child of its instance's span. That
-    /// span is known here when the instance's turns ran in this process; otherwise it is
-    /// read from the instance's history.
+    /// The span of an activity attempt starting now, a child of its instance's span, which
+    /// its task carries; a task stored before it did (or scheduled by a runtime without a
+    /// tracer) has it read from the instance's history.
     pub(crate) async fn attempt(
         &self,
         store: &dyn Store,
@@ -258,17 +234,20 @@ impl Tracing {
         let Some(tracer) = &self.tracer else {
             return AttemptSpan(None);
         };
-        let known = self.parents().get(&task.instance_id).copied();
-        let record = match known {
-            Some(record) => Some(record),
+        let parent = match task.parent_span {
+            Some(parent) => Some(parent),
             // Boxed: the common case keeps the attempt's future small.
             None => Box::pin(store.load_history(&task.instance_id))
                 .await
                 .ok()
-                .and_then(|history| InstanceSpan::of(&history).record),
+                .and_then(|history| InstanceSpan::of(&history).record)
+                .map(|record| SpanParent {
+                    trace_id: record.trace_id,
+                    span_id: record.span_id,
+                }),
         };
-        let parent = match record {
-            Some(record) => parent_context(record.trace_id, record.span_id),
+        let parent = match parent {
+            Some(parent) => parent_context(parent.trace_id, parent.span_id),
             None => Context::new(),
         };
         let builder = SpanBuilder::from_name(format!("activity:{}", task.name))
@@ -395,8 +374,6 @@ impl Ending {
 #[derive(Default)]
 pub(crate) struct TurnSpans {
     record: Option<SpanRecord>,
-    /// Whether the record was made by this turn (not yet durable).
-    fresh: bool,
     name: String,
     timers: Vec<Timer>,
     ended: Option<(SystemTime, Ending)>,

@@ -121,6 +121,7 @@ pub async fn step(store: &FileStore, i: usize) {
                 input: json!({ "cents": 1999 }),
                 attempt: 1,
                 timeout: Some(Duration::from_secs(30)),
+                parent_span: None,
             };
             let commands = vec![
                 Event::TaskScheduled {

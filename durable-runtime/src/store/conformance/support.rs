@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
+use crate::history::{CompletionStatus, Event, Failure, HistoryEvent, SpanParent};
 use crate::instance_id::InstanceId;
 use crate::store::{
     ActivityTask, ActivityWork, InstanceStatus, NewInstance, NewTimer, OrchestrationWork,
@@ -92,6 +92,11 @@ pub(super) fn task(instance: &InstanceId, id: u64) -> ActivityTask {
         input: json!({ "n": id, "text": "ünïcødé" }),
         attempt: 1,
         timeout: Some(Duration::from_secs(30)),
+        // Both forms, with a parent span and without (as stored before it was carried).
+        parent_span: id.is_multiple_of(2).then_some(SpanParent {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736 + u128::from(id),
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        }),
     }
 }
 
