@@ -179,6 +179,7 @@ mod create;
 mod db;
 mod error;
 mod group_commit;
+mod metric;
 mod migrate;
 mod options;
 mod pipeline;

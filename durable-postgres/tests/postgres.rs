@@ -10,8 +10,8 @@ use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
-    Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError,
-    TurnCommit,
+    ActivityTask, Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store,
+    StoreError, TurnCommit,
 };
 use durable_runtime::InstanceId;
 use serde_json::json;
@@ -554,4 +554,158 @@ async fn two_processes_on_one_schema_hear_each_other() {
         .unwrap();
     let status = other.status(&id).await.unwrap().unwrap();
     assert_eq!(status.runtime_status, RuntimeStatus::Running);
+}
+
+/// Terminates every session whose `application_name` is `app`: how many.
+async fn cut(admin: &tokio_postgres::Client, app: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A client whose every connection the server cut (the listener's and the pool's) still
+/// sees another process complete an instance it watches: polling is the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_whose_connections_are_cut_still_sees_changes() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let app = format!("{}_w", schema.name());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{url}{separator}application_name={app}");
+    let worker = PostgresStore::connect_with(&url, schema.options())
+        .await
+        .unwrap();
+    let watcher = PostgresStore::connect_with(
+        &tagged,
+        schema
+            .options()
+            .client_only(true)
+            .poll_interval(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let admin = admin(&url).await;
+    let id = InstanceId::new("watched").unwrap();
+    for round in 0..3 {
+        let name = format!("watched-{round}");
+        let id = InstanceId::new(&name).unwrap();
+        let turn = leased_turn(&worker, &name).await;
+        let mut watching = watcher.watch_status(&id);
+        // The watcher has read the instance once (its first sighting) ...
+        tokio::time::timeout(PATIENCE, watching.changed())
+            .await
+            .expect("the watcher sees the instance")
+            .unwrap();
+        watching.borrow_and_update();
+        // ... then loses every connection, and the instance moves on meanwhile.
+        assert!(cut(&admin, &app).await >= 1, "the watcher's sessions were found");
+        worker.commit_turn(turn).await.unwrap();
+        tokio::time::timeout(PATIENCE, watching.changed())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the watcher never saw the change"))
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match watcher.status(&id).await {
+                Ok(status) => {
+                    assert_eq!(status.unwrap().runtime_status, RuntimeStatus::Running);
+                    break;
+                }
+                Err(StoreError::Unavailable(message)) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never recovered: {message}"
+                ),
+                Err(other) => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+    }
+    let _ = id;
+}
+
+/// An attempt of `id`'s activity `seq`.
+fn task(id: &str, seq: u64) -> ActivityTask {
+    ActivityTask {
+        instance_id: InstanceId::new(id).unwrap(),
+        id: seq,
+        name: "step".into(),
+        input: json!(seq),
+        attempt: 1,
+        timeout: None,
+    }
+}
+
+/// A worker that dies holding leases has them taken over as soon as they expire, ahead of
+/// any backlog of ready work: an instance whose deliverable message is a due timer (which
+/// sorts after every message sent "now") and an activity attempt (expired leases sort after
+/// ready attempts) are the first claims made after their expiry.
+#[tokio::test]
+async fn expired_leases_are_taken_over_before_a_backlog() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let dead = schema.store().await.unwrap();
+    let live = schema.store().await.unwrap();
+    let lease = Duration::from_secs(10);
+
+    // The dead worker's instance: started by a message due at a time (a scheduled start).
+    let mut stuck = new_instance("stuck", json!(0));
+    stuck.start_at = Some(at(0));
+    dead.create_instance(stuck).await.unwrap();
+    let work = dead
+        .fetch_orchestration(at(1), lease)
+        .await
+        .unwrap()
+        .expect("the scheduled start is due");
+    assert_eq!(work.instance_id.as_str(), "stuck");
+    // ... and its activity attempt.
+    let mut turn = leased_turn(&live, "slow").await;
+    turn.activities = vec![task("slow", 1)];
+    live.commit_turn(turn).await.unwrap();
+    let attempt = dead
+        .fetch_activity(at(1), lease)
+        .await
+        .unwrap()
+        .expect("the attempt is ready");
+    assert_eq!(attempt.lease.instance_id.as_str(), "slow");
+
+    // The backlog: ready instances and ready attempts.
+    let mut turn = leased_turn(&live, "busy").await;
+    turn.activities = (1..=40).map(|seq| task("busy", seq)).collect();
+    live.commit_turn(turn).await.unwrap();
+    for n in 0..40 {
+        live.create_instance(new_instance(&format!("ready-{n}"), json!(n)))
+            .await
+            .unwrap();
+    }
+
+    // Past the dead worker's leases (at 11): its work is claimed first, by a new worker
+    // (whose first claims take one each).
+    let taker = schema.store().await.unwrap();
+    let later = at(12);
+    let first = taker
+        .fetch_orchestration(later, lease)
+        .await
+        .unwrap()
+        .expect("work is ready");
+    assert_eq!(first.instance_id.as_str(), "stuck", "the expired lease first");
+    let first = taker
+        .fetch_activity(later, lease)
+        .await
+        .unwrap()
+        .expect("attempts are ready");
+    assert_eq!(
+        first.lease.instance_id.as_str(),
+        "slow",
+        "the expired attempt first"
+    );
+    // The dead worker's commit is refused.
+    let turn = TurnCommit::for_work(&work, StatusUpdate::running());
+    assert!(matches!(
+        dead.commit_turn(turn).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }
