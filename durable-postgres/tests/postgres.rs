@@ -709,3 +709,34 @@ async fn expired_leases_are_taken_over_before_a_backlog() {
         Err(StoreError::Conflict { .. })
     ));
 }
+
+/// A server with no connection slot left refuses the store with an error that says so and
+/// what to change (a role's CONNECTION LIMIT stands in for `max_connections` here: the same
+/// refusal, SQLSTATE 53300, without taking every slot of a shared server).
+#[tokio::test]
+async fn a_refused_connection_names_max_connections() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let admin = admin(&url).await;
+    let role = format!("{}_refused", schema.name());
+    admin
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 0"))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let refused =
+        PostgresStore::connect_with(&format!("{url}{separator}user={role}"), schema.options())
+            .await;
+    admin
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .await
+        .unwrap();
+    match refused {
+        Err(ConnectError::Unreachable { reason, .. }) => {
+            assert!(reason.contains("53300"), "{reason}");
+            assert!(reason.contains("max_connections"), "{reason}");
+            assert!(reason.contains("pool_size + 1"), "{reason}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
