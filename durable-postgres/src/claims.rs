@@ -143,7 +143,10 @@ mod tests {
     fn expired_leases_are_looked_for_once_per_interval_and_handed_out_first() {
         let claimed: Claimed<u32> = Claimed::default();
         claimed.refill(1_000, 4, 4, vec![1, 2, 3], 5_000);
-        assert!(!claimed.look_for_expired(1_500, 1_000), "a claim counts as a look");
+        assert!(
+            !claimed.look_for_expired(1_500, 1_000),
+            "a claim counts as a look"
+        );
         assert!(claimed.look_for_expired(2_000, 1_000));
         assert!(!claimed.look_for_expired(2_500, 1_000));
         claimed.push_front(vec![8, 9], 6_000);

@@ -124,6 +124,13 @@
 //! are not queued for a disconnected listener) delays work by at most one interval. Timers
 //! and lease expiries are found by `next_wakeup`, from the indexes above.
 //!
+//! A process whose connections are all cut (a server restart, `pg_terminate_backend`)
+//! reconnects the listener and the pool by itself, and its waits see what changed meanwhile
+//! at the next poll. While the server refuses it new connections (no slot left: see
+//! "Connections"), it can read nothing, so a wait for an instance another process runs
+//! returns only once a connection opens again; the poller warns once per such outage,
+//! naming the server's reason.
+//!
 //! # Connections
 //! A process opens at most [`pool_size`](PostgresOptions::pool_size) + 1 connections to the
 //! server, and only as it needs them: the pool (default 16), and one that listens for

@@ -315,7 +315,8 @@ impl PostgresStore {
         let wake = Arc::new(Wake::new(&schema));
         let (group, lanes) = GroupCommit::start(&pool, &sql, (pool_size / 2).clamp(1, 4));
         let last_now = Arc::new(AtomicI64::new(i64::MIN));
-        let depths_at = (crate::metric::DEPTHS && !options.client_only).then(|| Arc::clone(&last_now));
+        let depths_at =
+            (crate::metric::DEPTHS && !options.client_only).then(|| Arc::clone(&last_now));
         let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),

@@ -271,6 +271,8 @@ pub(crate) async fn poller(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut depths_read: Option<tokio::time::Instant> = None;
+    // Whether the last read of the watched statuses failed: warned once per outage.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tick.tick() => wake.wake_local(ORCHESTRATIONS | ACTIVITIES),
@@ -291,16 +293,24 @@ pub(crate) async fn poller(
             Ok(client) => client
                 .query(&sql.status_revisions, &[&ids])
                 .await
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                        .collect::<Result<HashMap<String, i64>, _>>()
+                })
                 .map_err(|e| db::describe(&e)),
             Err(error) => Err(error.to_string()),
         };
         match read {
-            Ok(rows) => {
-                let found = rows
-                    .iter()
-                    .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
-                    .collect();
+            Ok(found) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(target: "durable::postgres", "reading the watched statuses again");
+                }
                 wake.revisions_read(&ids, &found);
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(target: "durable::postgres", %error, "cannot read the watched statuses: waits for instances that other processes run see their changes once it can (tried again every poll interval)");
             }
             Err(error) => {
                 tracing::debug!(target: "durable::postgres", %error, "cannot read the watched statuses");

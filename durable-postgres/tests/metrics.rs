@@ -149,7 +149,11 @@ fn a_claim_that_takes_an_expired_lease_counts_a_takeover_by_kind() {
             assert_eq!(held.unwrap().lease.instance_id.as_str(), "slow");
             let taker = schema.store().await.unwrap();
             // Still held: nothing to take, nothing counted.
-            assert!(taker.fetch_orchestration(at(5), lease).await.unwrap().is_none());
+            assert!(taker
+                .fetch_orchestration(at(5), lease)
+                .await
+                .unwrap()
+                .is_none());
             assert!(taker.fetch_activity(at(5), lease).await.unwrap().is_none());
             let mut counters = Counters {
                 snapshotter,
@@ -190,8 +194,14 @@ fn the_queues_depths_are_read_into_gauges() {
             // One instance leased and turned (two attempts ready), two ready, one scheduled
             // for later (a message not yet due).
             with_attempts(&store, "a-turned", 2).await;
-            store.create_instance(new_instance("b-ready")).await.unwrap();
-            store.create_instance(new_instance("c-ready")).await.unwrap();
+            store
+                .create_instance(new_instance("b-ready"))
+                .await
+                .unwrap();
+            store
+                .create_instance(new_instance("c-ready"))
+                .await
+                .unwrap();
             let mut later = new_instance("d-later");
             later.start_at = Some(at(100));
             store.create_instance(later).await.unwrap();

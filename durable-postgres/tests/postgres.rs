@@ -556,6 +556,45 @@ async fn two_processes_on_one_schema_hear_each_other() {
     assert_eq!(status.runtime_status, RuntimeStatus::Running);
 }
 
+/// A login role made by a test, dropped (with its grants) when this is, even by a test that
+/// panics: best effort, after ending its sessions.
+struct TestRole {
+    url: String,
+    name: String,
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let Ok((client, connection)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(connection);
+                let _ = client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                        &[&name],
+                    )
+                    .await;
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP OWNED BY \"{name}\"; DROP ROLE IF EXISTS \"{name}\""
+                    ))
+                    .await;
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
 /// Terminates every session whose `application_name` is `app`: how many.
 async fn cut(admin: &tokio_postgres::Client, app: &str) -> i64 {
     admin
@@ -603,7 +642,10 @@ async fn a_watcher_whose_connections_are_cut_still_sees_changes() {
             .unwrap();
         watching.borrow_and_update();
         // ... then loses every connection, and the instance moves on meanwhile.
-        assert!(cut(&admin, &app).await >= 1, "the watcher's sessions were found");
+        assert!(
+            cut(&admin, &app).await >= 1,
+            "the watcher's sessions were found"
+        );
         worker.commit_turn(turn).await.unwrap();
         tokio::time::timeout(PATIENCE, watching.changed())
             .await
@@ -691,7 +733,11 @@ async fn expired_leases_are_taken_over_before_a_backlog() {
         .await
         .unwrap()
         .expect("work is ready");
-    assert_eq!(first.instance_id.as_str(), "stuck", "the expired lease first");
+    assert_eq!(
+        first.instance_id.as_str(),
+        "stuck",
+        "the expired lease first"
+    );
     let first = taker
         .fetch_activity(later, lease)
         .await
@@ -723,14 +769,14 @@ async fn a_refused_connection_names_max_connections() {
         .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 0"))
         .await
         .unwrap();
+    let _role = TestRole {
+        url: url.clone(),
+        name: role.clone(),
+    };
     let separator = if url.contains('?') { '&' } else { '?' };
     let refused =
         PostgresStore::connect_with(&format!("{url}{separator}user={role}"), schema.options())
             .await;
-    admin
-        .batch_execute(&format!("DROP ROLE \"{role}\""))
-        .await
-        .unwrap();
     match refused {
         Err(ConnectError::Unreachable { reason, .. }) => {
             assert!(reason.contains("53300"), "{reason}");
@@ -739,4 +785,92 @@ async fn a_refused_connection_names_max_connections() {
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
+}
+
+/// A watcher cut off and then refused new connections for a while (the server full: its
+/// slots taken by others) sees the change made meanwhile once it connects again. The role's
+/// CONNECTION LIMIT stands in for the server's `max_connections`, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_refused_connections_for_a_while_sees_changes_once_back() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let admin = admin(&url).await;
+    // Three slots: a client-only store with a pool of two, and its listener.
+    let role = format!("{}_few", schema.name());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 3 IN ROLE postgres;
+             DO $$ BEGIN
+                 EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), '{role}');
+             END $$"
+        ))
+        .await
+        .unwrap();
+    let _role = TestRole {
+        url: url.clone(),
+        name: role.clone(),
+    };
+    let app = format!("{}_w", schema.name());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let as_role = format!("{url}{separator}user={role}");
+    let worker = schema.store().await.unwrap();
+    let watcher = PostgresStore::connect_with(
+        &format!("{as_role}&application_name={app}"),
+        schema
+            .options()
+            .pool_size(2)
+            .client_only(true)
+            .poll_interval(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap();
+    let id = InstanceId::new("watched").unwrap();
+    let turn = leased_turn(&worker, "watched").await;
+    let mut watching = watcher.watch_status(&id);
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the watcher sees the instance")
+        .unwrap();
+    watching.borrow_and_update();
+
+    // Cut the watcher off and take its slots, until others hold all three.
+    let mut fillers = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fillers.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never took the role's slots"
+        );
+        cut(&admin, &app).await;
+        while fillers.len() < 3 {
+            match tokio_postgres::connect(&as_role, tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    fillers.push((client, tokio::spawn(connection)));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    worker.commit_turn(turn).await.unwrap();
+    // Refused meanwhile, it can read nothing: no change seen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !watching.has_changed().unwrap(),
+        "seen without a connection"
+    );
+    assert!(matches!(
+        watcher.status(&id).await,
+        Err(StoreError::Unavailable(message)) if message.contains("max_connections")
+    ));
+    // Slots free again: the change is seen.
+    for (client, connection) in fillers {
+        drop(client);
+        let _ = connection.await;
+    }
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the watcher sees the change once it connects again")
+        .unwrap();
+    let status = watcher.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Running);
 }

@@ -58,6 +58,10 @@ const TAKEOVER_SLACK: Duration = Duration::from_millis(750);
 /// The whole test fails past this.
 const DEADLINE: Duration = Duration::from_secs(400);
 
+/// After a kill: how long until the dead worker's leases were taken over (or the watcher gave
+/// up), how many were left then, and the last count seen before, as `held_by` returns it.
+type Takeover = (Duration, i64, (i64, i64));
+
 /// SplitMix64, for the kill points.
 struct Rng(u64);
 
@@ -299,7 +303,7 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
     let mut kills = 0;
     let mut cuts = 0;
     let mut pauses: Vec<u64> = Vec::new();
-    let takeovers: Arc<Mutex<Vec<(Duration, i64, (i64, i64))>>> = Arc::default();
+    let takeovers: Arc<Mutex<Vec<Takeover>>> = Arc::default();
     let mut watchers = Vec::new();
     let kill_gap = 4 * LEASE.as_millis() as u64 / 1_000;
     // DURABLE_FLEET_CHAOS=0 runs the fleet undisturbed (to tell a slow fleet from a stuck one).
@@ -331,7 +335,11 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
         } else if in_flight && cuts < 4 && rng.below(5) == 0 {
             // Every connection of a worker, or of the client (its listener and its pool),
             // cut by the server.
-            let target = if cuts % 2 == 1 { client_app.clone() } else { app(i) };
+            let target = if cuts % 2 == 1 {
+                client_app.clone()
+            } else {
+                app(i)
+            };
             rt.block_on(db.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
                 &[&target],
@@ -363,7 +371,10 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
                         let left = held_by(&db, &schema_name, &owner).await;
                         let after = killed_at.elapsed();
                         if left == (0, 0) || after > LEASE + TAKEOVER_SLACK + LEASE {
-                            takeovers.lock().unwrap().push((after, left.0 + left.1, last));
+                            takeovers
+                                .lock()
+                                .unwrap()
+                                .push((after, left.0 + left.1, last));
                             return;
                         }
                         last = left;

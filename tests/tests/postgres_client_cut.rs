@@ -100,9 +100,9 @@ async fn a_client_whose_connections_are_cut_still_sees_completions() {
     let cutter = tokio::spawn({
         let (admin, app) = (Arc::clone(&admin), Arc::clone(&app));
         async move {
-        let mut cuts = 0;
-        loop {
-            let cut: i64 = admin
+            let mut cuts = 0;
+            loop {
+                let cut: i64 = admin
                 .query_one(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
                     &[&*app],
@@ -110,11 +110,12 @@ async fn a_client_whose_connections_are_cut_still_sees_completions() {
                 .await
                 .unwrap()
                 .get(0);
-            cuts += 1;
-            println!("cut {cut} connections of the client");
-            tokio::time::sleep(Duration::from_millis(20 + 37 * (cuts % 5))).await;
+                cuts += 1;
+                println!("cut {cut} connections of the client");
+                tokio::time::sleep(Duration::from_millis(20 + 37 * (cuts % 5))).await;
+            }
         }
-    }});
+    });
     for wait in waits {
         wait.await.unwrap();
     }
