@@ -49,14 +49,14 @@ impl<T> Claimed<T> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next claim with at least `lease / 2` left at `now`, and the older ones passed over
-    /// (to release).
-    pub(crate) fn take(&self, now: i64, lease: i64) -> (Option<T>, Vec<T>) {
+    /// The next claim with at least `lease / 2` left at `now` (with its lease expiry), and
+    /// the older ones passed over (to release).
+    pub(crate) fn take(&self, now: i64, lease: i64) -> (Option<(T, i64)>, Vec<T>) {
         let mut inner = self.inner();
         let mut stale = Vec::new();
         while let Some((item, until)) = inner.ready.pop_front() {
             if until.saturating_sub(now) >= lease / 2 {
-                return (Some(item), stale);
+                return (Some((item, until)), stale);
             }
             stale.push(item);
         }
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(claimed.size(), 1, "an empty claim falls back to one");
         claimed.refill(0, 1, 1, vec![8], 200);
         // Lease 100: at 60, claim 7 (until 100) has 40 left, less than half: passed over.
-        assert_eq!(claimed.take(60, 100), (Some(8), vec![7]));
+        assert_eq!(claimed.take(60, 100), (Some((8, 200)), vec![7]));
         assert!(claimed.is_empty());
         assert_eq!(claimed.take(60, 100), (None, vec![]));
     }
@@ -151,7 +151,7 @@ mod tests {
         assert!(!claimed.look_for_expired(2_500, 1_000));
         claimed.push_front(vec![8, 9], 6_000);
         let order: Vec<u32> = (0..5)
-            .filter_map(|_| claimed.take(2_500, 1_000).0)
+            .filter_map(|_| claimed.take(2_500, 1_000).0.map(|(item, _)| item))
             .collect();
         assert_eq!(order, [8, 9, 1, 2, 3]);
         assert!(claimed.look_for_expired(3_000, 1_000));

@@ -543,13 +543,19 @@ impl Store for PostgresStore {
         self.release_later(stale, Vec::new());
         let until = deadline(now, lease_for);
         let size = self.claimed_turns.size();
-        if let Some(ready) = ready {
+        if let Some((ready, _)) = ready {
             // Busy with a batch: expired leases are looked for on their own, now and then.
+            // (A failed look costs nothing but the look: `ready` is handed out all the same.)
             if self.claimed_turns.look_for_expired(at, self.look_every) {
-                let taken = self
+                match self
                     .claim_turns(&self.sql.fetch_expired_orchestrations, at, until, size)
-                    .await?;
-                self.claimed_turns.push_front(taken, until);
+                    .await
+                {
+                    Ok(taken) => self.claimed_turns.push_front(taken, until),
+                    Err(error) => {
+                        tracing::debug!(target: "durable::postgres", %error, "cannot look for expired leases")
+                    }
+                }
             }
             return Ok(Some(ready));
         }
@@ -687,17 +693,26 @@ impl Store for PostgresStore {
         self.release_later(Vec::new(), stale);
         let until = deadline(now, lease_for);
         let size = self.claimed_attempts.size();
-        if let Some(ready) = ready {
+        if let Some((ready, ready_until)) = ready {
             // Busy with a batch: expired leases are looked for on their own, now and then.
+            // (A failed look costs nothing but the look: `ready` is handed out all the same.)
             if self.claimed_attempts.look_for_expired(at, self.look_every) {
-                let (taken, unreadable) = self
+                match self
                     .claim_attempts(&self.sql.fetch_expired_activities, at, until, size)
-                    .await?;
-                self.claimed_attempts.push_front(taken, until);
-                if let Some(error) = unreadable {
-                    // Handed back now, leased, for the runtime to fail; `ready` waits.
-                    self.claimed_attempts.push_front(vec![ready], until);
-                    return Err(error);
+                    .await
+                {
+                    Ok((taken, unreadable)) => {
+                        self.claimed_attempts.push_front(taken, until);
+                        if let Some(error) = unreadable {
+                            // Handed back now, leased, for the runtime to fail; `ready`
+                            // waits, first in line.
+                            self.claimed_attempts.push_front(vec![ready], ready_until);
+                            return Err(error);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(target: "durable::postgres", %error, "cannot look for expired leases")
+                    }
                 }
             }
             return Ok(Some(ready));

@@ -874,3 +874,43 @@ async fn a_watcher_refused_connections_for_a_while_sees_changes_once_back() {
     let status = watcher.status(&id).await.unwrap().unwrap();
     assert_eq!(status.runtime_status, RuntimeStatus::Running);
 }
+
+/// A process busy handing out a batch it claimed still takes over leases that expire
+/// meanwhile (it looks for them once per poll interval) and hands them out first.
+#[tokio::test]
+async fn a_busy_process_takes_expired_leases_before_the_rest_of_its_batch() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let dead = schema.store().await.unwrap();
+    let busy = schema.store().await.unwrap();
+    let mut stuck = new_instance("stuck", json!(0));
+    stuck.start_at = Some(at(0));
+    dead.create_instance(stuck).await.unwrap();
+    let held = dead
+        .fetch_orchestration(at(1), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(held.unwrap().instance_id.as_str(), "stuck");
+    for n in 0..20 {
+        busy.create_instance(new_instance(&format!("ready-{n:02}"), json!(n)))
+            .await
+            .unwrap();
+    }
+    // Claims of 1, 2 and 4 (each full claim doubles the next): three wait in its batch.
+    let lease = Duration::from_secs(20);
+    let mut handed = Vec::new();
+    for _ in 0..4 {
+        let work = busy.fetch_orchestration(at(2), lease).await.unwrap();
+        handed.push(work.unwrap().instance_id.to_string());
+    }
+    // At 12 the dead worker's lease (until 11) has expired; the batch (until 22) is fresh.
+    let next = busy.fetch_orchestration(at(12), lease).await.unwrap();
+    let next = next.unwrap().instance_id.to_string();
+    assert!(next.starts_with("ready-"), "the batch first: {next}");
+    let taken = busy.fetch_orchestration(at(12), lease).await.unwrap();
+    assert_eq!(
+        taken.unwrap().instance_id.as_str(),
+        "stuck",
+        "then the expired lease, before the rest of the batch (handed out: {handed:?})"
+    );
+}
