@@ -3,6 +3,14 @@
 
 use deadpool_postgres::{Object, Pool, PoolError};
 use durable_runtime::store::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// What a refused connection adds to the server's message.
+const TOO_MANY_CONNECTIONS: &str = ": PostgreSQL has no connection slot left for this \
+    process (its max_connections is reached, or a CONNECTION LIMIT of the role or the \
+    database); each process of the store opens at most pool_size + 1 connections \
+    (PostgresOptions::pool_size, and one that listens for notifications): lower pool_size, \
+    run fewer processes, or raise max_connections on the server";
 
 /// What went wrong, with the server's code and detail when the server answered.
 pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
@@ -12,6 +20,9 @@ pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
             if let Some(detail) = db.detail() {
                 text.push_str(": ");
                 text.push_str(detail);
+            }
+            if db.code() == &SqlState::TOO_MANY_CONNECTIONS {
+                text.push_str(TOO_MANY_CONNECTIONS);
             }
             text
         }

@@ -64,16 +64,23 @@
 //!   commit applies only if `fence`, `lease_until` and `history_len` are what the worker
 //!   leased. An expired lease can be taken by anyone, which moves `fence`: the old holder's
 //!   commit then finds another token and is refused.
-//! - **Claims** use `FOR NO KEY UPDATE SKIP LOCKED`: an orchestration claim walks
-//!   `messages` in `(visible_at, id)` order to the first deliverable messages whose instances
-//!   are live and not leased (or their lease expired), leases those instances and returns
-//!   their deliverable messages, in one statement. An activity claim takes the attempts with
-//!   the smallest `due_at` (ready ones first, then expired leases) and gives each a new
-//!   token. Neither ever blocks on a row another worker holds. (The lock is `NO KEY UPDATE`
-//!   so that sends to the instance, which hold a `KEY SHARE` lock through the reference, do
-//!   not hide it from claims.) A claim leases one instance (or attempt) when little is
-//!   waiting and up to 32 when a backlog is: the store hands them out one call at a time, each
-//!   with at least half its lease left, and releases those it never handed out when dropped.
+//! - **Claims** use `FOR NO KEY UPDATE SKIP LOCKED`, in one statement each. An orchestration
+//!   claim first takes instances whose leases expired (their worker died or stalled) and
+//!   that have deliverable messages, oldest expiry first (`instances (lease_until)`), then
+//!   walks `messages` in `(visible_at, id)` order to the first deliverable messages whose
+//!   instances are live and not leased; it leases those instances and returns their
+//!   deliverable messages. An activity claim first takes attempts whose leases expired
+//!   (`due_at` between the ready mark and now), then ready ones (`due_at` is the smallest
+//!   bigint), and gives each a new token. Each part is read only as far as the claim needs.
+//!   So a dead worker's work is taken over as soon as its leases expire, however long the
+//!   queue of ready work: within one lease of the crash, plus a poll interval. Neither ever
+//!   blocks on a row another worker holds. (The lock is `NO KEY UPDATE` so that sends to
+//!   the instance, which hold a `KEY SHARE` lock through the reference, do not hide it from
+//!   claims.) A claim leases one instance (or attempt) when little is waiting and up to 16
+//!   when a backlog is: the store hands them out one call at a time, each with at least half
+//!   its lease left, and releases those it never handed out when dropped. A process busy
+//!   handing out such a batch claims expired leases alone at most once per [poll
+//!   interval](PostgresOptions::poll_interval), and hands them out first.
 //! - **Claims do not wait for the WAL flush.** They run on connections of their own with
 //!   `synchronous_commit = off`: a lease acknowledges nothing to anyone, and everything that
 //!   does (a new instance, a turn, an activity result, an event) still waits for its flush.
@@ -117,6 +124,30 @@
 //! are not queued for a disconnected listener) delays work by at most one interval. Timers
 //! and lease expiries are found by `next_wakeup`, from the indexes above.
 //!
+//! A process whose connections are all cut (a server restart, `pg_terminate_backend`)
+//! reconnects the listener and the pool by itself, and its waits see what changed meanwhile
+//! at the next poll. While the server refuses it new connections (no slot left: see
+//! "Connections"), it can read nothing, so a wait for an instance another process runs
+//! returns only once a connection opens again; the poller warns once per such outage,
+//! naming the server's reason.
+//!
+//! # Connections
+//! A process opens at most [`pool_size`](PostgresOptions::pool_size) + 1 connections to the
+//! server, and only as it needs them: the pool (default 16), and one that listens for
+//! notifications. Of the pool, a quarter (at least one, at most four) takes claims, with
+//! `synchronous_commit = off`; the rest commits, reads and notifies. A process that claims
+//! work therefore uses at least two pooled connections, whatever the option says; a
+//! [client-only](PostgresOptions::client_only) process claims nothing and uses the whole pool
+//! for its calls.
+//!
+//! Budget for the server's `max_connections` (100 by default, of which
+//! `superuser_reserved_connections`, 3, are kept for superusers): the fleet's processes
+//! times `pool_size + 1`, plus whatever else connects. Four workers with the default pool
+//! take 68. When the server refuses a connection for want of a slot (SQLSTATE 53300), the
+//! call that needed it fails with `StoreError::Unavailable` (and `connect` with
+//! [`ConnectError::Unreachable`]) saying so and naming `max_connections` and `pool_size`; the
+//! runtime retries, and the store works again as soon as slots free up.
+//!
 //! # Stalled processes
 //! A lease bounds how long a crashed or paused worker keeps an instance. A worker paused in
 //! the middle of a transaction would also hold its row locks, so every session of the store
@@ -136,6 +167,20 @@
 //! its lease is given back or expires, and the instance replays from what was committed.
 //! (The fleet test, `tests/tests/fleet_postgres.rs`, cuts connections with
 //! `pg_terminate_backend` instead, which is what a restart does to each session.)
+//!
+//! # Metrics
+//! With the `metrics` feature, the store records through the `metrics` facade, under the
+//! names of [`durable_runtime::metric::names`] that the other stores use:
+//! - `durable_lease_takeovers_total{kind}`: a claim took over an expired lease (`kind`
+//!   `orchestration` or `activity`), counted by the process that took it. The claim's own
+//!   statement says which leases had expired: no extra round trip.
+//! - `durable_queue_ready_turns`, `durable_queue_ready_activities`, `durable_queue_timers`:
+//!   instances with deliverable messages and no live lease, attempts ready or expired, and
+//!   messages not yet due (timers, scheduled starts), for the whole schema. Each worker
+//!   process reads them in one indexed query at most once a second (by the latest `now` its
+//!   runtime passed), each counted up to 100,000; a client-only process does not read them.
+//!
+//! Without the feature none of this is compiled, and no query is made.
 //!
 //! # Migrations
 //! The schema's versions are embedded in the crate and applied by
@@ -166,8 +211,10 @@
 //!
 //! # Testing
 //! `tests/` runs the store conformance kit, one check per schema, and tests of its own
-//! (migrations raced by ten processes, a newer schema refused, a connection killed with
-//! `pg_terminate_backend`, hostile ids and payloads, listing). The end-to-end tests of the
+//! (migrations raced by ten processes, a newer schema refused, connections killed with
+//! `pg_terminate_backend` under a store and under a watcher, a refused connection, expired
+//! leases taken over before a backlog, hostile ids and payloads, listing), and, with the
+//! `metrics` feature, its metrics (`tests/metrics.rs`). The end-to-end tests of the
 //! workspace (`matrix!`) run on PostgreSQL too. They need `DURABLE_TEST_POSTGRES_URL`; see
 //! [`testing`].
 
@@ -179,6 +226,7 @@ mod create;
 mod db;
 mod error;
 mod group_commit;
+mod metric;
 mod migrate;
 mod options;
 mod pipeline;

@@ -34,8 +34,11 @@ impl Default for PostgresOptions {
 }
 
 impl PostgresOptions {
-    /// The most connections the store opens for its work (default 16; at least 1). One more
-    /// connection listens for notifications.
+    /// The most connections the store opens for its work (default 16; at least 1), claims
+    /// included: a quarter of them (at least one, at most four) take claims, so a process
+    /// that runs work uses at least two. One more connection listens for notifications: a
+    /// process opens at most `pool_size + 1` connections to the server. See the crate docs,
+    /// "Connections".
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self

@@ -40,9 +40,12 @@ pub(crate) struct Sql {
     pub(crate) send: String,
     /// $1 id: the status, to say why a write found no live instance.
     pub(crate) status_of: String,
-    /// $1 now, $2 lease expiry, $3 owner, $4 how many messages to walk: leases the instances
-    /// with the oldest deliverable messages (at most $4), a row per message, by instance.
+    /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the instances whose
+    /// leases expired first, then those with the oldest deliverable messages; a row per
+    /// message, by instance, the last column saying whether an expired lease was taken over.
     pub(crate) fetch_orchestration: String,
+    /// The same, for expired leases only.
+    pub(crate) fetch_expired_orchestrations: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
     pub(crate) lease_orchestration: String,
     /// $1 id: the current generation's events, in order; one row with NULL if none, no row
@@ -77,9 +80,12 @@ pub(crate) struct Sql {
     pub(crate) send_many: String,
     /// $1 id, $2 token.
     pub(crate) abandon_orchestration: String,
-    /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the attempts due
-    /// first.
+    /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the attempts whose
+    /// leases expired first, then ready ones; the last column says whether an expired lease
+    /// was taken over.
     pub(crate) fetch_activity: String,
+    /// The same, for expired leases only.
+    pub(crate) fetch_expired_activities: String,
     /// $1 id, $2 seq, $3 token, $4 result: completes and delivers in one statement.
     pub(crate) complete_activity: String,
     /// $1 id, $2 seq, $3 token, $4 new expiry: extends a lease nobody has taken since.
@@ -100,6 +106,10 @@ pub(crate) struct Sql {
     pub(crate) next_timer: String,
     /// $1 now.
     pub(crate) has_work: String,
+    /// $1 now: the queues' depths for the metrics (instances with deliverable messages and
+    /// no live lease, attempts ready or expired, messages not yet due), each counted among
+    /// at most `DEPTH_CAP` rows.
+    pub(crate) queue_depths: String,
     /// $1 id: why a turn's fence failed.
     pub(crate) lease_state: String,
     /// $1 ids: the status revisions of watched instances.
@@ -109,16 +119,42 @@ pub(crate) struct Sql {
 impl Sql {
     /// The statements of the schema quoted as `s`.
     pub(crate) fn new(s: &str) -> Sql {
-        // The claim's tail: the leased row and the messages deliverable at $1, oldest first.
+        // The claim's tail: the leased row and the messages deliverable at $1, oldest first,
+        // and whether the claim took an expired lease over (`candidate` says).
         let leased_with_messages = format!(
             "leased AS (
                  UPDATE {s}.instances i
                  SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
                  FROM candidate c WHERE i.id = c.id
-                 RETURNING i.id, i.fence, i.history_len)
-             SELECT l.id, l.fence, l.history_len, m.id, m.event
+                 RETURNING i.id, i.fence, i.history_len, c.took_over)
+             SELECT l.id, l.fence, l.history_len, m.id, m.event, l.took_over
              FROM leased l LEFT JOIN {s}.messages m ON m.instance_id = l.id AND m.visible_at <= $1
              ORDER BY l.id, m.id"
+        );
+        // Instances whose leases expired, with deliverable messages, oldest expiry first.
+        let expired_instances = format!(
+            "SELECT i.id, TRUE AS took_over FROM {s}.instances i
+             WHERE i.lease_until <= $1 AND i.{LIVE}
+               AND EXISTS (SELECT 1 FROM {s}.messages m
+                           WHERE m.instance_id = i.id AND m.visible_at <= $1)
+             ORDER BY i.lease_until
+             LIMIT $4
+             FOR NO KEY UPDATE OF i SKIP LOCKED"
+        );
+        // Attempts whose leases expired (`due_at` between the ready mark and now), oldest
+        // expiry first.
+        let expired_attempts = format!(
+            "SELECT instance_id, seq, TRUE AS took_over FROM {s}.activities
+             WHERE due_at > {min} AND due_at <= $1
+             ORDER BY due_at LIMIT $4
+             FOR UPDATE SKIP LOCKED",
+            min = i64::MIN
+        );
+        let lease_attempts = format!(
+            "UPDATE {s}.activities a
+             SET token = nextval('{s}.lease_tokens'), due_at = $2, lease_owner = $3
+             FROM candidate c WHERE a.instance_id = c.instance_id AND a.seq = c.seq
+             RETURNING a.instance_id, a.seq, a.token, a.task, c.took_over"
         );
         Sql {
             schema: s.to_string(),
@@ -150,19 +186,34 @@ impl Sql {
                  SELECT id, $2::bigint, $3::bytea FROM {s}.instances WHERE id = $1 AND {LIVE}"
             ),
             status_of: format!("SELECT status FROM {s}.instances WHERE id = $1"),
+            // Expired leases first, oldest expiry first: a dead worker's instances are taken
+            // over as soon as their leases run out, however many messages wait. Then the
+            // oldest deliverable messages. Each part is read only as far as the claim needs
+            // (the union's LIMIT stops it), so the messages are not walked when expired
+            // leases fill the claim. An instance found by both is leased once.
             fetch_orchestration: format!(
-                "WITH candidate AS (
-                     SELECT i.id FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
+                "WITH expired AS ({expired_instances}),
+                 waiting AS (
+                     SELECT i.id, i.lease_until IS NOT NULL AS took_over
+                     FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
                      WHERE m.visible_at <= $1
                        AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE}
                      ORDER BY m.visible_at, m.id
                      LIMIT $4
                      FOR NO KEY UPDATE OF i SKIP LOCKED),
+                 candidate AS (
+                     SELECT id, took_over FROM expired
+                     UNION ALL SELECT id, took_over FROM waiting
+                     LIMIT $4),
+                 {leased_with_messages}"
+            ),
+            fetch_expired_orchestrations: format!(
+                "WITH candidate AS ({expired_instances}),
                  {leased_with_messages}"
             ),
             lease_orchestration: format!(
                 "WITH candidate AS (
-                     SELECT id FROM {s}.instances
+                     SELECT id, lease_until IS NOT NULL AS took_over FROM {s}.instances
                      WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
                      FOR NO KEY UPDATE SKIP LOCKED),
                  {leased_with_messages}"
@@ -265,15 +316,26 @@ impl Sql {
                 "UPDATE {s}.instances SET lease_until = NULL
                  WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL"
             ),
+            // Expired leases first (`due_at` between the ready mark and now), oldest expiry
+            // first, then ready attempts: a dead worker's attempts are taken over as soon as
+            // their leases run out, however many attempts are ready. Read only as far as the
+            // claim needs, as in `fetch_orchestration`. (`ready` is a range in `due_at`
+            // order, not an equality, so that it always walks the index, wherever the ready
+            // attempts lie; the expired leases it may meet again are leased once.)
             fetch_activity: format!(
-                "WITH candidate AS (
-                     SELECT instance_id, seq FROM {s}.activities WHERE due_at <= $1
+                "WITH expired AS ({expired_attempts}),
+                 ready AS (
+                     SELECT instance_id, seq, due_at > {min} AS took_over FROM {s}.activities
+                     WHERE due_at <= $1
                      ORDER BY due_at LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE {s}.activities a
-                 SET token = nextval('{s}.lease_tokens'), due_at = $2, lease_owner = $3
-                 FROM candidate c WHERE a.instance_id = c.instance_id AND a.seq = c.seq
-                 RETURNING a.instance_id, a.seq, a.token, a.task"
+                     FOR UPDATE SKIP LOCKED),
+                 candidate AS (
+                     SELECT * FROM expired UNION ALL SELECT * FROM ready LIMIT $4)
+                 {lease_attempts}",
+                min = i64::MIN
+            ),
+            fetch_expired_activities: format!(
+                "WITH candidate AS ({expired_attempts}) {lease_attempts}"
             ),
             complete_activity: format!(
                 "WITH done AS (
@@ -333,6 +395,20 @@ impl Sql {
                      WHERE m.visible_at <= $1
                        AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE})
                  OR EXISTS (SELECT 1 FROM {s}.activities WHERE due_at <= $1)"
+            ),
+            queue_depths: format!(
+                "SELECT
+                     (SELECT count(DISTINCT r.instance_id) FROM (
+                          SELECT m.instance_id
+                          FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
+                          WHERE m.visible_at <= $1
+                            AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE}
+                          ORDER BY m.visible_at, m.id LIMIT {cap}) r),
+                     (SELECT count(*) FROM (
+                          SELECT 1 FROM {s}.activities WHERE due_at <= $1 LIMIT {cap}) a),
+                     (SELECT count(*) FROM (
+                          SELECT 1 FROM {s}.messages WHERE visible_at > $1 LIMIT {cap}) t)",
+                cap = crate::metric::DEPTH_CAP
             ),
             lease_state: format!(
                 "SELECT fence, lease_until, history_len FROM {s}.instances WHERE id = $1"
@@ -557,6 +633,16 @@ mod tests {
                 vec![&0i64, &1i64, &id, &8i64],
             ),
             (
+                "fetch_expired_orchestrations",
+                &sql.fetch_expired_orchestrations,
+                vec![&0i64, &1i64, &id, &8i64],
+            ),
+            (
+                "fetch_expired_activities",
+                &sql.fetch_expired_activities,
+                vec![&0i64, &1i64, &id, &8i64],
+            ),
+            (
                 "lease_orchestration",
                 &sql.lease_orchestration,
                 vec![&0i64, &1i64, &id, &id],
@@ -583,6 +669,7 @@ mod tests {
             ),
             ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
             ("has_work", &sql.has_work, vec![&0i64]),
+            ("queue_depths", &sql.queue_depths, vec![&0i64]),
         ];
         let mut plans = Vec::new();
         for (name, text, params) in fixed {

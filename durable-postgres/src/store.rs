@@ -28,6 +28,7 @@ use crate::create::NewRow;
 use crate::db::{self, redact, unavailable, write_failed};
 use crate::error::ConnectError;
 use crate::group_commit::{Completion, GroupCommit, Write};
+use crate::metric;
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
 use crate::pipeline::prepare;
@@ -37,8 +38,20 @@ use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 
-/// The connections that take claims (leases), besides the pool's.
+/// The most connections of the pool that take claims (leases): a quarter of it, at least
+/// one and at most this many.
 const CLAIM_CONNECTIONS: usize = 4;
+
+/// How a process's connections are shared, out of [`PostgresOptions::pool_size`]: the claims'
+/// connections (none for a client-only process) and the rest, for everything else. A process
+/// that claims work needs at least one of each, so it uses at least two.
+fn connection_budget(pool_size: usize, client_only: bool) -> (usize, usize) {
+    if client_only {
+        return (0, pool_size.max(1));
+    }
+    let claims = (pool_size / 4).clamp(1, CLAIM_CONNECTIONS);
+    (claims, pool_size.saturating_sub(claims).max(1))
+}
 
 /// A store on PostgreSQL, shared by any number of runtime processes. See the
 /// [crate docs](crate) for the design.
@@ -51,8 +64,12 @@ pub struct PostgresStore {
     pub(crate) sql: Arc<Sql>,
     pub(crate) wake: Arc<Wake>,
     schema: String,
-    /// The latest `now` the runtime passed: what `next_wakeup` counts as past.
-    last_now: AtomicI64,
+    /// The latest `now` the runtime passed: what `next_wakeup` counts as past (and when the
+    /// queues' depths are read).
+    last_now: Arc<AtomicI64>,
+    /// How often a process busy with a batch of claims looks for expired leases
+    /// (nanoseconds): the poll interval.
+    look_every: i64,
     /// `host:pid`, recorded with every lease this store takes.
     owner: String,
     /// Claims nothing: see [`PostgresOptions::client_only`].
@@ -166,6 +183,32 @@ fn activity_from_row(row: &tokio_postgres::Row) -> Result<ActivityWork, StoreErr
     }
 }
 
+/// Whether a claim's `row` took over an expired lease, as its column `column` says.
+fn took_over(row: &tokio_postgres::Row, column: usize) -> bool {
+    row.try_get::<_, bool>(column).unwrap_or(false)
+}
+
+/// How many instances an orchestration claim's rows (one per message, by instance; the
+/// sixth column says) took over from expired leases.
+fn instances_taken_over(rows: &[tokio_postgres::Row]) -> u64 {
+    let mut taken = 0;
+    let mut last = None;
+    for row in rows {
+        let id = row.try_get::<_, &str>(0).ok();
+        if id != last && took_over(row, 5) {
+            taken += 1;
+        }
+        last = id;
+    }
+    taken
+}
+
+/// How many attempts an activity claim's rows (the fifth column says) took over from
+/// expired leases.
+fn attempts_taken_over(rows: &[tokio_postgres::Row]) -> u64 {
+    rows.iter().filter(|row| took_over(row, 4)).count() as u64
+}
+
 /// This process as a lease owner: `host:pid`.
 fn owner_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -226,8 +269,9 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let (claim_size, pool_size) = connection_budget(options.pool_size, options.client_only);
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
+            .max_size(pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(options.connect_timeout))
@@ -243,7 +287,8 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         ))
-        .max_size(CLAIM_CONNECTIONS.min(options.pool_size))
+        // A client-only process never claims: its claim pool opens no connection.
+        .max_size(claim_size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT))
         .create_timeout(Some(options.connect_timeout))
@@ -268,7 +313,10 @@ impl PostgresStore {
 
         let sql = Arc::new(Sql::new(&quoted));
         let wake = Arc::new(Wake::new(&schema));
-        let (group, lanes) = GroupCommit::start(&pool, &sql, (options.pool_size / 2).clamp(1, 4));
+        let (group, lanes) = GroupCommit::start(&pool, &sql, (pool_size / 2).clamp(1, 4));
+        let last_now = Arc::new(AtomicI64::new(i64::MIN));
+        let depths_at =
+            (crate::metric::DEPTHS && !options.client_only).then(|| Arc::clone(&last_now));
         let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),
@@ -287,6 +335,7 @@ impl PostgresStore {
                 pool.clone(),
                 Arc::clone(&sql),
                 options.poll_interval,
+                depths_at,
             ))
             .abort_handle(),
         ];
@@ -298,7 +347,8 @@ impl PostgresStore {
             sql,
             wake,
             schema,
-            last_now: AtomicI64::new(i64::MIN),
+            last_now,
+            look_every: to_nanos(options.poll_interval),
             owner: owner_name(),
             client_only: options.client_only,
             claimed_turns: Claimed::default(),
@@ -362,6 +412,57 @@ impl PostgresStore {
     /// A connection for claims: its commits do not wait for the WAL flush.
     async fn claim_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         db::connection(&self.claim_pool).await
+    }
+
+    /// Runs an orchestration claim (`statement`: `fetch_orchestration` or
+    /// `fetch_expired_orchestrations`) of at most `size` instances, counting the expired
+    /// leases it took over.
+    async fn claim_turns(
+        &self,
+        statement: &str,
+        at: i64,
+        until: i64,
+        size: usize,
+    ) -> Result<Vec<OrchestrationWork>, StoreError> {
+        let client = self.claim_client().await?;
+        let statement = prepare(&client, statement).await?;
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
+            .await
+            .map_err(|e| write_failed("leasing instances", e))?;
+        metric::lease_takeovers("orchestration", instances_taken_over(&rows));
+        works_from_rows(rows)
+    }
+
+    /// Runs an activity claim (`fetch_activity` or `fetch_expired_activities`) of at most
+    /// `size` attempts, counting the expired leases it took over: the attempts, and the first
+    /// one whose task cannot be read, if any.
+    async fn claim_attempts(
+        &self,
+        statement: &str,
+        at: i64,
+        until: i64,
+        size: usize,
+    ) -> Result<(Vec<ActivityWork>, Option<StoreError>), StoreError> {
+        let client = self.claim_client().await?;
+        let statement = prepare(&client, statement).await?;
+        let rows = client
+            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
+            .await
+            .map_err(|e| write_failed("leasing activity attempts", e))?;
+        metric::lease_takeovers("activity", attempts_taken_over(&rows));
+        let mut works = Vec::with_capacity(rows.len());
+        let mut unreadable = None;
+        for row in &rows {
+            match activity_from_row(row) {
+                Ok(work) => works.push(work),
+                Err(error @ StoreError::UnreadableTask { .. }) if unreadable.is_none() => {
+                    unreadable = Some(error)
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((works, unreadable))
     }
 
     /// `now` in nanoseconds, remembered as seen.
@@ -440,22 +541,32 @@ impl Store for PostgresStore {
         let lease = to_nanos(lease_for);
         let (ready, stale) = self.claimed_turns.take(at, lease);
         self.release_later(stale, Vec::new());
-        if ready.is_some() {
-            return Ok(ready);
-        }
         let until = deadline(now, lease_for);
         let size = self.claimed_turns.size();
-        let client = self.claim_client().await?;
-        let statement = prepare(&client, &self.sql.fetch_orchestration).await?;
-        let rows = client
-            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
-            .await
-            .map_err(|e| write_failed("leasing instances", e))?;
-        let mut works = works_from_rows(rows)?.into_iter();
+        if let Some((ready, _)) = ready {
+            // Busy with a batch: expired leases are looked for on their own, now and then.
+            // (A failed look costs nothing but the look: `ready` is handed out all the same.)
+            if self.claimed_turns.look_for_expired(at, self.look_every) {
+                match self
+                    .claim_turns(&self.sql.fetch_expired_orchestrations, at, until, size)
+                    .await
+                {
+                    Ok(taken) => self.claimed_turns.push_front(taken, until),
+                    Err(error) => {
+                        tracing::debug!(target: "durable::postgres", %error, "cannot look for expired leases")
+                    }
+                }
+            }
+            return Ok(Some(ready));
+        }
+        let mut works = self
+            .claim_turns(&self.sql.fetch_orchestration, at, until, size)
+            .await?
+            .into_iter();
         let first = works.next();
         let rest: Vec<_> = works.collect();
         let found = rest.len() + usize::from(first.is_some());
-        self.claimed_turns.refill(size, found, rest, until);
+        self.claimed_turns.refill(at, size, found, rest, until);
         Ok(first)
     }
 
@@ -479,6 +590,7 @@ impl Store for PostgresStore {
         if rows.is_empty() && self.why_not_live(&client, id).await?.is_none() {
             return Err(StoreError::NotFound(id.clone()));
         }
+        metric::lease_takeovers("orchestration", instances_taken_over(&rows));
         work_from_rows(rows)
     }
 
@@ -579,39 +691,46 @@ impl Store for PostgresStore {
         let at = self.saw(now);
         let (ready, stale) = self.claimed_attempts.take(at, to_nanos(lease_for));
         self.release_later(Vec::new(), stale);
-        if ready.is_some() {
-            return Ok(ready);
-        }
         let until = deadline(now, lease_for);
         let size = self.claimed_attempts.size();
-        let client = self.claim_client().await?;
-        let statement = prepare(&client, &self.sql.fetch_activity).await?;
-        let rows = client
-            .query(&statement, &[&at, &until, &self.owner, &(size as i64)])
-            .await
-            .map_err(|e| write_failed("leasing activity attempts", e))?;
-        let mut works = Vec::with_capacity(rows.len());
-        // One that cannot be read is handed back, leased, for the runtime to fail; the
-        // others claimed with it wait in the claim.
-        let mut unreadable = None;
-        for row in &rows {
-            match activity_from_row(row) {
-                Ok(work) => works.push(work),
-                Err(error @ StoreError::UnreadableTask { .. }) if unreadable.is_none() => {
-                    unreadable = Some(error)
+        if let Some((ready, ready_until)) = ready {
+            // Busy with a batch: expired leases are looked for on their own, now and then.
+            // (A failed look costs nothing but the look: `ready` is handed out all the same.)
+            if self.claimed_attempts.look_for_expired(at, self.look_every) {
+                match self
+                    .claim_attempts(&self.sql.fetch_expired_activities, at, until, size)
+                    .await
+                {
+                    Ok((taken, unreadable)) => {
+                        self.claimed_attempts.push_front(taken, until);
+                        if let Some(error) = unreadable {
+                            // Handed back now, leased, for the runtime to fail; `ready`
+                            // waits, first in line.
+                            self.claimed_attempts.push_front(vec![ready], ready_until);
+                            return Err(error);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(target: "durable::postgres", %error, "cannot look for expired leases")
+                    }
                 }
-                Err(error) => return Err(error),
             }
+            return Ok(Some(ready));
         }
+        let (works, unreadable) = self
+            .claim_attempts(&self.sql.fetch_activity, at, until, size)
+            .await?;
         let found = works.len() + usize::from(unreadable.is_some());
         if let Some(error) = unreadable {
-            self.claimed_attempts.refill(size, found, works, until);
+            // One that cannot be read is handed back, leased, for the runtime to fail; the
+            // others claimed with it wait in the claim.
+            self.claimed_attempts.refill(at, size, found, works, until);
             return Err(error);
         }
         let mut works = works.into_iter();
         let first = works.next();
         let rest: Vec<_> = works.collect();
-        self.claimed_attempts.refill(size, found, rest, until);
+        self.claimed_attempts.refill(at, size, found, rest, until);
         Ok(first)
     }
 

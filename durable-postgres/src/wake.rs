@@ -4,7 +4,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -254,15 +254,36 @@ fn heard(wake: &Wake, payload: &str) {
     }
 }
 
+/// How often a process reads the queues' depths for the metrics, at most.
+const DEPTHS_EVERY: Duration = Duration::from_secs(1);
+
 /// Polling, the truth: every `interval` the loops look for work, and watched statuses are
-/// re-read (at once when a notification says some changed).
-pub(crate) async fn poller(wake: Arc<Wake>, pool: Pool, sql: Arc<Sql>, interval: Duration) {
+/// re-read (at once when a notification says some changed). With `depths_at` (a worker with
+/// the `metrics` feature), the queues' depths at the latest `now` the runtime passed are read
+/// at most once per [`DEPTHS_EVERY`].
+pub(crate) async fn poller(
+    wake: Arc<Wake>,
+    pool: Pool,
+    sql: Arc<Sql>,
+    interval: Duration,
+    depths_at: Option<Arc<AtomicI64>>,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut depths_read: Option<tokio::time::Instant> = None;
+    // Whether the last read of the watched statuses failed: warned once per outage.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tick.tick() => wake.wake_local(ORCHESTRATIONS | ACTIVITIES),
             _ = wake.refresh.notified() => {}
+        }
+        if let Some(at) = &depths_at {
+            let now = at.load(Ordering::Acquire);
+            if now != i64::MIN && depths_read.is_none_or(|last| last.elapsed() >= DEPTHS_EVERY) {
+                depths_read = Some(tokio::time::Instant::now());
+                read_depths(&pool, &sql, now).await;
+            }
         }
         let ids = wake.watched_ids();
         if ids.is_empty() {
@@ -272,20 +293,49 @@ pub(crate) async fn poller(wake: Arc<Wake>, pool: Pool, sql: Arc<Sql>, interval:
             Ok(client) => client
                 .query(&sql.status_revisions, &[&ids])
                 .await
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                        .collect::<Result<HashMap<String, i64>, _>>()
+                })
                 .map_err(|e| db::describe(&e)),
             Err(error) => Err(error.to_string()),
         };
         match read {
-            Ok(rows) => {
-                let found = rows
-                    .iter()
-                    .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
-                    .collect();
+            Ok(found) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(target: "durable::postgres", "reading the watched statuses again");
+                }
                 wake.revisions_read(&ids, &found);
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(target: "durable::postgres", %error, "cannot read the watched statuses: waits for instances that other processes run see their changes once it can (tried again every poll interval)");
             }
             Err(error) => {
                 tracing::debug!(target: "durable::postgres", %error, "cannot read the watched statuses");
             }
+        }
+    }
+}
+
+/// Reads the queues' depths at `now` into the metrics (best effort: a failure leaves the last
+/// values).
+async fn read_depths(pool: &Pool, sql: &Sql, now: i64) {
+    let read = match db::connection(pool).await {
+        Ok(client) => client
+            .query_one(&sql.queue_depths, &[&now])
+            .await
+            .map_err(|e| db::describe(&e)),
+        Err(error) => Err(error.to_string()),
+    };
+    match read {
+        Ok(row) => {
+            let depth = |i| row.try_get::<_, i64>(i).unwrap_or(0);
+            crate::metric::queues(depth(0), depth(1), depth(2));
+        }
+        Err(error) => {
+            tracing::debug!(target: "durable::postgres", %error, "cannot read the queues' depths")
         }
     }
 }

@@ -10,8 +10,8 @@ use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
-    Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, StoreError,
-    TurnCommit,
+    ActivityTask, Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store,
+    StoreError, TurnCommit,
 };
 use durable_runtime::InstanceId;
 use serde_json::json;
@@ -554,4 +554,363 @@ async fn two_processes_on_one_schema_hear_each_other() {
         .unwrap();
     let status = other.status(&id).await.unwrap().unwrap();
     assert_eq!(status.runtime_status, RuntimeStatus::Running);
+}
+
+/// A login role made by a test, dropped (with its grants) when this is, even by a test that
+/// panics: best effort, after ending its sessions.
+struct TestRole {
+    url: String,
+    name: String,
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let Ok((client, connection)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(connection);
+                let _ = client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                        &[&name],
+                    )
+                    .await;
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP OWNED BY \"{name}\"; DROP ROLE IF EXISTS \"{name}\""
+                    ))
+                    .await;
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// Terminates every session whose `application_name` is `app`: how many.
+async fn cut(admin: &tokio_postgres::Client, app: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A client whose every connection the server cut (the listener's and the pool's) still
+/// sees another process complete an instance it watches: polling is the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_whose_connections_are_cut_still_sees_changes() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let app = format!("{}_w", schema.name());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{url}{separator}application_name={app}");
+    let worker = PostgresStore::connect_with(&url, schema.options())
+        .await
+        .unwrap();
+    let watcher = PostgresStore::connect_with(
+        &tagged,
+        schema
+            .options()
+            .client_only(true)
+            .poll_interval(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let admin = admin(&url).await;
+    let id = InstanceId::new("watched").unwrap();
+    for round in 0..3 {
+        let name = format!("watched-{round}");
+        let id = InstanceId::new(&name).unwrap();
+        let turn = leased_turn(&worker, &name).await;
+        let mut watching = watcher.watch_status(&id);
+        // The watcher has read the instance once (its first sighting) ...
+        tokio::time::timeout(PATIENCE, watching.changed())
+            .await
+            .expect("the watcher sees the instance")
+            .unwrap();
+        watching.borrow_and_update();
+        // ... then loses every connection, and the instance moves on meanwhile.
+        assert!(
+            cut(&admin, &app).await >= 1,
+            "the watcher's sessions were found"
+        );
+        worker.commit_turn(turn).await.unwrap();
+        tokio::time::timeout(PATIENCE, watching.changed())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the watcher never saw the change"))
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match watcher.status(&id).await {
+                Ok(status) => {
+                    assert_eq!(status.unwrap().runtime_status, RuntimeStatus::Running);
+                    break;
+                }
+                Err(StoreError::Unavailable(message)) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never recovered: {message}"
+                ),
+                Err(other) => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+    }
+    let _ = id;
+}
+
+/// An attempt of `id`'s activity `seq`.
+fn task(id: &str, seq: u64) -> ActivityTask {
+    ActivityTask {
+        instance_id: InstanceId::new(id).unwrap(),
+        id: seq,
+        name: "step".into(),
+        input: json!(seq),
+        attempt: 1,
+        timeout: None,
+    }
+}
+
+/// A worker that dies holding leases has them taken over as soon as they expire, ahead of
+/// any backlog of ready work: an instance whose deliverable message is a due timer (which
+/// sorts after every message sent "now") and an activity attempt (expired leases sort after
+/// ready attempts) are the first claims made after their expiry.
+#[tokio::test]
+async fn expired_leases_are_taken_over_before_a_backlog() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let dead = schema.store().await.unwrap();
+    let live = schema.store().await.unwrap();
+    let lease = Duration::from_secs(10);
+
+    // The dead worker's instance: started by a message due at a time (a scheduled start).
+    let mut stuck = new_instance("stuck", json!(0));
+    stuck.start_at = Some(at(0));
+    dead.create_instance(stuck).await.unwrap();
+    let work = dead
+        .fetch_orchestration(at(1), lease)
+        .await
+        .unwrap()
+        .expect("the scheduled start is due");
+    assert_eq!(work.instance_id.as_str(), "stuck");
+    // ... and its activity attempt.
+    let mut turn = leased_turn(&live, "slow").await;
+    turn.activities = vec![task("slow", 1)];
+    live.commit_turn(turn).await.unwrap();
+    let attempt = dead
+        .fetch_activity(at(1), lease)
+        .await
+        .unwrap()
+        .expect("the attempt is ready");
+    assert_eq!(attempt.lease.instance_id.as_str(), "slow");
+
+    // The backlog: ready instances and ready attempts.
+    let mut turn = leased_turn(&live, "busy").await;
+    turn.activities = (1..=40).map(|seq| task("busy", seq)).collect();
+    live.commit_turn(turn).await.unwrap();
+    for n in 0..40 {
+        live.create_instance(new_instance(&format!("ready-{n}"), json!(n)))
+            .await
+            .unwrap();
+    }
+
+    // Past the dead worker's leases (at 11): its work is claimed first, by a new worker
+    // (whose first claims take one each).
+    let taker = schema.store().await.unwrap();
+    let later = at(12);
+    let first = taker
+        .fetch_orchestration(later, lease)
+        .await
+        .unwrap()
+        .expect("work is ready");
+    assert_eq!(
+        first.instance_id.as_str(),
+        "stuck",
+        "the expired lease first"
+    );
+    let first = taker
+        .fetch_activity(later, lease)
+        .await
+        .unwrap()
+        .expect("attempts are ready");
+    assert_eq!(
+        first.lease.instance_id.as_str(),
+        "slow",
+        "the expired attempt first"
+    );
+    // The dead worker's commit is refused.
+    let turn = TurnCommit::for_work(&work, StatusUpdate::running());
+    assert!(matches!(
+        dead.commit_turn(turn).await,
+        Err(StoreError::Conflict { .. })
+    ));
+}
+
+/// A server with no connection slot left refuses the store with an error that says so and
+/// what to change (a role's CONNECTION LIMIT stands in for `max_connections` here: the same
+/// refusal, SQLSTATE 53300, without taking every slot of a shared server).
+#[tokio::test]
+async fn a_refused_connection_names_max_connections() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let admin = admin(&url).await;
+    let role = format!("{}_refused", schema.name());
+    admin
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 0"))
+        .await
+        .unwrap();
+    let _role = TestRole {
+        url: url.clone(),
+        name: role.clone(),
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let refused =
+        PostgresStore::connect_with(&format!("{url}{separator}user={role}"), schema.options())
+            .await;
+    match refused {
+        Err(ConnectError::Unreachable { reason, .. }) => {
+            assert!(reason.contains("53300"), "{reason}");
+            assert!(reason.contains("max_connections"), "{reason}");
+            assert!(reason.contains("pool_size + 1"), "{reason}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+/// A watcher cut off and then refused new connections for a while (the server full: its
+/// slots taken by others) sees the change made meanwhile once it connects again. The role's
+/// CONNECTION LIMIT stands in for the server's `max_connections`, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_refused_connections_for_a_while_sees_changes_once_back() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let admin = admin(&url).await;
+    // Three slots: a client-only store with a pool of two, and its listener.
+    let role = format!("{}_few", schema.name());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 3 IN ROLE postgres;
+             DO $$ BEGIN
+                 EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), '{role}');
+             END $$"
+        ))
+        .await
+        .unwrap();
+    let _role = TestRole {
+        url: url.clone(),
+        name: role.clone(),
+    };
+    let app = format!("{}_w", schema.name());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let as_role = format!("{url}{separator}user={role}");
+    let worker = schema.store().await.unwrap();
+    let watcher = PostgresStore::connect_with(
+        &format!("{as_role}&application_name={app}"),
+        schema
+            .options()
+            .pool_size(2)
+            .client_only(true)
+            .poll_interval(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap();
+    let id = InstanceId::new("watched").unwrap();
+    let turn = leased_turn(&worker, "watched").await;
+    let mut watching = watcher.watch_status(&id);
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the watcher sees the instance")
+        .unwrap();
+    watching.borrow_and_update();
+
+    // Cut the watcher off and take its slots, until others hold all three.
+    let mut fillers = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fillers.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never took the role's slots"
+        );
+        cut(&admin, &app).await;
+        while fillers.len() < 3 {
+            match tokio_postgres::connect(&as_role, tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    fillers.push((client, tokio::spawn(connection)));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    worker.commit_turn(turn).await.unwrap();
+    // Refused meanwhile, it can read nothing: no change seen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !watching.has_changed().unwrap(),
+        "seen without a connection"
+    );
+    assert!(matches!(
+        watcher.status(&id).await,
+        Err(StoreError::Unavailable(message)) if message.contains("max_connections")
+    ));
+    // Slots free again: the change is seen.
+    for (client, connection) in fillers {
+        drop(client);
+        let _ = connection.await;
+    }
+    tokio::time::timeout(PATIENCE, watching.changed())
+        .await
+        .expect("the watcher sees the change once it connects again")
+        .unwrap();
+    let status = watcher.status(&id).await.unwrap().unwrap();
+    assert_eq!(status.runtime_status, RuntimeStatus::Running);
+}
+
+/// A process busy handing out a batch it claimed still takes over leases that expire
+/// meanwhile (it looks for them once per poll interval) and hands them out first.
+#[tokio::test]
+async fn a_busy_process_takes_expired_leases_before_the_rest_of_its_batch() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let dead = schema.store().await.unwrap();
+    let busy = schema.store().await.unwrap();
+    let mut stuck = new_instance("stuck", json!(0));
+    stuck.start_at = Some(at(0));
+    dead.create_instance(stuck).await.unwrap();
+    let held = dead
+        .fetch_orchestration(at(1), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(held.unwrap().instance_id.as_str(), "stuck");
+    for n in 0..20 {
+        busy.create_instance(new_instance(&format!("ready-{n:02}"), json!(n)))
+            .await
+            .unwrap();
+    }
+    // Claims of 1, 2 and 4 (each full claim doubles the next): three wait in its batch.
+    let lease = Duration::from_secs(20);
+    let mut handed = Vec::new();
+    for _ in 0..4 {
+        let work = busy.fetch_orchestration(at(2), lease).await.unwrap();
+        handed.push(work.unwrap().instance_id.to_string());
+    }
+    // At 12 the dead worker's lease (until 11) has expired; the batch (until 22) is fresh.
+    let next = busy.fetch_orchestration(at(12), lease).await.unwrap();
+    let next = next.unwrap().instance_id.to_string();
+    assert!(next.starts_with("ready-"), "the batch first: {next}");
+    let taken = busy.fetch_orchestration(at(12), lease).await.unwrap();
+    assert_eq!(
+        taken.unwrap().instance_id.as_str(),
+        "stuck",
+        "then the expired lease, before the rest of the batch (handed out: {handed:?})"
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
@@ -362,7 +362,7 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
                 drop(busy);
                 tasks.spawn(async move {
                     let token = work.lease.token;
-                    run_activity(&shared, work).await;
+                    run_activity(&shared, work, now).await;
                     running.lock().unwrap().remove(&token);
                     drop((permit, in_flight));
                 });
@@ -414,7 +414,16 @@ async fn fail_unreadable_task(shared: &Shared, lease: ActivityLease, error: Stri
     }
 }
 
-async fn run_activity(shared: &Arc<Shared>, work: ActivityWork) {
+/// Runs an attempt leased at `leased_at`. One that has not started half a lease later (the
+/// process stalled: paused, or starved of CPU) is not started but given back: another worker
+/// may have taken it over and run it since, and its result been committed.
+async fn run_activity(shared: &Arc<Shared>, work: ActivityWork, leased_at: SystemTime) {
+    let half_lease = shared.options.activity_lease / 2;
+    if shared.clock.now() >= crate::clock::saturating_after(leased_at, half_lease) {
+        tracing::info!(target: "durable::worker", instance_id = %work.lease.instance_id, seq = work.lease.id, "an activity attempt waited past half its lease to start; given back, it runs again");
+        let _ = shared.store.abandon_activity(&work.lease).await;
+        return;
+    }
     let busy = shared.busy();
     Counters::add(&shared.counters.activities, 1);
     let ActivityWork { task, lease } = work;

@@ -15,15 +15,18 @@
 //!   `(step, attempt)`; an equal neighbour is a run whose result was lost with its worker
 //!   (allowed), a decrease would be an acknowledged result run again.
 //! - **A killed worker's instances are taken over within one lease**: right after each kill,
-//!   the leases the dead process held (instances and activity attempts whose `lease_owner`
-//!   names it) are read, and each must have been taken over (leased by another, or finished
-//!   with) within one lease of the kill, plus a slack for the poll interval and the loaded
-//!   machine.
+//!   the leases the dead process held that keep work waiting (instances with a message to
+//!   deliver, and activity attempts, whose `lease_owner` names it) are read, and each must
+//!   have been taken over (leased by another, or finished with) within one lease of the
+//!   kill, plus [`TAKEOVER_SLACK`] (the poll interval and the loaded machine), however long
+//!   the queue of ready work.
 //! - **A worker paused past its lease has its commits refused**: after SIGCONT its
 //!   conflicts counter (commits the fence refused) moves, and nothing it applies is applied
 //!   twice (the history and run-log checks above).
-//! - **Losing the database connection is survived**: every connection of a worker is
-//!   terminated by the server (`pg_terminate_backend`) a few times; no instance fails.
+//! - **Losing the database connection is survived**: every connection of a worker, or of the
+//!   client (its listening connection and its pool), is terminated by the server
+//!   (`pg_terminate_backend`) a few times; no instance fails, and the client's waits still
+//!   return.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -45,14 +48,19 @@ const WORKERS: usize = 3;
 const INSTANCES: usize = 1_000;
 const MIN_KILLS: usize = 20;
 const LEASE: Duration = Duration::from_millis(1_000);
-/// How much later than one lease after a kill its leases may be taken over. Not just the poll
-/// interval: the store hands out ready activity attempts before expired leases, so under a
-/// backlog a dead worker's attempts wait for it to drain (6.1 s was seen, 1,000 workflows, a
-/// debug build on 2 busy cores). Taking over within one lease under load needs attempts
-/// ordered by when they became due (see the fleet branch's report).
-const TAKEOVER_SLACK: Duration = Duration::from_millis(15_000);
+/// How much later than one lease after a kill its leases may be taken over: the workers'
+/// poll interval (a twentieth of the lease, 50 ms, when no notification wakes them), the
+/// claim itself, and the moments a loaded machine (2 cores, a debug build, three workers and
+/// the client, other jobs beside) leaves a worker's loop unscheduled: 0.25 s past the lease
+/// was the most seen, at a load average of 13. Claims take expired leases before any backlog
+/// of ready work, so the backlog adds nothing.
+const TAKEOVER_SLACK: Duration = Duration::from_millis(750);
 /// The whole test fails past this.
 const DEADLINE: Duration = Duration::from_secs(400);
+
+/// After a kill: how long until the dead worker's leases were taken over (or the watcher gave
+/// up), how many were left then, and the last count seen before, as `held_by` returns it.
+type Takeover = (Duration, i64, (i64, i64));
 
 /// SplitMix64, for the kill points.
 struct Rng(u64);
@@ -128,21 +136,30 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
-/// The leases `owner` holds: instances and activity attempts.
-async fn held_by(db: &tokio_postgres::Client, schema: &str, owner: &str) -> i64 {
+/// The leases `owner` holds that keep work waiting: on instances with a message to deliver
+/// now, and on activity attempts. (An instance it leased with nothing to deliver, to commit an
+/// attempt's result with the turn it triggers, keeps nobody waiting: whoever has something
+/// for it takes the expired lease over at once.)
+async fn held_by(db: &tokio_postgres::Client, schema: &str, owner: &str) -> (i64, i64) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     let row = db
         .query_one(
             &format!(
-                "SELECT (SELECT count(*) FROM \"{schema}\".instances
-                         WHERE lease_owner = $1 AND lease_until IS NOT NULL)
-                      + (SELECT count(*) FROM \"{schema}\".activities
+                "SELECT (SELECT count(*) FROM \"{schema}\".instances i
+                         WHERE lease_owner = $1 AND lease_until IS NOT NULL
+                           AND EXISTS (SELECT 1 FROM \"{schema}\".messages m
+                                       WHERE m.instance_id = i.id AND m.visible_at <= $2)),
+                        (SELECT count(*) FROM \"{schema}\".activities
                          WHERE lease_owner = $1 AND token <> 0)"
             ),
-            &[&owner],
+            &[&owner, &now],
         )
         .await
         .expect("read the dead worker's leases");
-    row.get(0)
+    (row.get(0), row.get(1))
 }
 
 /// Whether `error` is one a client retries: the store was unreachable for a while.
@@ -286,7 +303,7 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
     let mut kills = 0;
     let mut cuts = 0;
     let mut pauses: Vec<u64> = Vec::new();
-    let takeovers: Arc<Mutex<Vec<(Duration, i64)>>> = Arc::default();
+    let takeovers: Arc<Mutex<Vec<Takeover>>> = Arc::default();
     let mut watchers = Vec::new();
     let kill_gap = 4 * LEASE.as_millis() as u64 / 1_000;
     // DURABLE_FLEET_CHAOS=0 runs the fleet undisturbed (to tell a slow fleet from a stuck one).
@@ -316,10 +333,13 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
             let after = workers[i].stats.lock().unwrap().1;
             pauses.push(after - before);
         } else if in_flight && cuts < 4 && rng.below(5) == 0 {
-            // Every connection of a worker cut by the server. (The client's are not cut:
-            // after that, a client-only store was seen never to observe a completion again;
-            // see the report of the fleet branch.)
-            let target = app(i);
+            // Every connection of a worker, or of the client (its listener and its pool),
+            // cut by the server.
+            let target = if cuts % 2 == 1 {
+                client_app.clone()
+            } else {
+                app(i)
+            };
             rt.block_on(db.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
                 &[&target],
@@ -334,7 +354,7 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
             workers[i] = spawn_worker(&worker_url(i), schema.name(), &run_log);
             kills += 1;
             let held = rt.block_on(held_by(&db, schema.name(), &owner));
-            if held > 0 {
+            if held != (0, 0) {
                 let (db, schema_name, takeovers) = (
                     // Each watcher reads on a session of its own.
                     url.clone(),
@@ -346,13 +366,18 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
                         .await
                         .expect("connect a watcher");
                     tokio::spawn(connection);
+                    let mut last = (0, 0);
                     loop {
                         let left = held_by(&db, &schema_name, &owner).await;
                         let after = killed_at.elapsed();
-                        if left == 0 || after > LEASE + TAKEOVER_SLACK + LEASE {
-                            takeovers.lock().unwrap().push((after, left));
+                        if left == (0, 0) || after > LEASE + TAKEOVER_SLACK + LEASE {
+                            takeovers
+                                .lock()
+                                .unwrap()
+                                .push((after, left.0 + left.1, last));
                             return;
                         }
+                        last = left;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }));
@@ -448,7 +473,10 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
     assert_eq!(runs.len(), INSTANCES, "seed {seed}: instances that ran");
 
     let takeovers = takeovers.lock().unwrap().clone();
-    let slowest = takeovers.iter().map(|t| t.0).max().unwrap_or_default();
+    let mut times: Vec<(Duration, (i64, i64))> = takeovers.iter().map(|t| (t.0, t.2)).collect();
+    times.sort();
+    let slowest = times.last().map(|t| t.0).unwrap_or_default();
+    println!("fleet: takeovers after (time, (instances, attempts) held before): {times:?}");
     println!(
         "fleet: {INSTANCES} workflows on {WORKERS} workers in {:.1} s; {kills} kills ({} found leases held, all taken over within {:?}, lease {LEASE:?}), {cuts} connection cuts, pauses saw {pauses:?} refused commits; {reruns} runs repeated (a kill lost their result or their lease ran out); seed {seed}",
         started.elapsed().as_secs_f64(),
@@ -459,26 +487,15 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
         return;
     }
     assert!(kills >= MIN_KILLS);
-    assert!(cuts >= 1, "seed {seed}: no connection was cut");
+    assert!(
+        cuts >= 2,
+        "seed {seed}: the connections of a worker and of the client were not both cut"
+    );
     assert!(
         !takeovers.is_empty(),
         "seed {seed}: no kill caught a worker holding a lease"
     );
-    // Known gap (see the fleet branch's report): some kills leave leases that no worker
-    // takes over within the slack, so the per-kill check is strict only on request.
-    let strict = std::env::var("DURABLE_FLEET_STRICT_TAKEOVER").is_ok_and(|v| v == "1");
-    let late = takeovers
-        .iter()
-        .filter(|(after, left)| *left != 0 || *after > LEASE + TAKEOVER_SLACK)
-        .count();
-    if late > 0 {
-        println!(
-            "fleet: KNOWN GAP: after {late} of {} kills, leases of the dead worker were still held past {:?}",
-            takeovers.len(),
-            LEASE + TAKEOVER_SLACK
-        );
-    }
-    for (after, left) in takeovers.iter().filter(|_| strict) {
+    for (after, left, _) in &takeovers {
         assert!(
             *left == 0 && *after <= LEASE + TAKEOVER_SLACK,
             "seed {seed}: a dead worker's leases were not taken over within one lease ({LEASE:?}, plus {TAKEOVER_SLACK:?} of slack): {left} still held after {after:?}"

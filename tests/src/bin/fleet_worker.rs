@@ -41,7 +41,7 @@ async fn main() {
     let lease = Duration::from_millis(lease_ms.parse().expect("LEASE_MS is a number"));
     let options = PostgresOptions::default()
         .schema(schema)
-        .pool_size(6)
+        .pool_size(8)
         .poll_interval(lease / 20)
         // Shorter than a lease: a worker paused inside a transaction loses it (and its row
         // locks) before its lease runs out.
