@@ -678,6 +678,7 @@ fn task(id: &str, seq: u64) -> ActivityTask {
         input: json!(seq),
         attempt: 1,
         timeout: None,
+        parent_span: None,
     }
 }
 
