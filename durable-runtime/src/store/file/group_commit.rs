@@ -80,18 +80,24 @@ pub(crate) struct Writer {
     pub(crate) _lock: Box<dyn Any + Send + Sync>,
 }
 
+/// Whether the writer has something to do.
+fn queued(queue: &Queue) -> bool {
+    !queue.buf.is_empty() || queue.closing || !queue.checkpoints.is_empty()
+}
+
 fn unavailable(message: &str) -> StoreError {
     StoreError::Unavailable(message.to_string())
 }
 
 impl Writer {
+    /// The writer thread.
     pub(crate) fn run(mut self) {
         let shared = Arc::clone(&self.shared);
         loop {
             let (checkpoints, closing) = {
                 let mut queue = shared.queue();
                 loop {
-                    if !queue.buf.is_empty() || queue.closing || !queue.checkpoints.is_empty() {
+                    if queued(&queue) {
                         break;
                     }
                     if self.failed.is_some() {
@@ -110,37 +116,82 @@ impl Writer {
                 self.take(&mut queue);
                 (mem::take(&mut queue.checkpoints), queue.closing)
             };
-            if let Some((placed, file)) = self.flush() {
-                shared.state().place(placed, &file);
-            }
-            let wanted = !checkpoints.is_empty() || self.checkpoint_due();
-            if wanted && self.failed.is_none() {
-                let outcome = self.checkpoint();
-                match &outcome {
-                    Ok(()) => self.checkpoint_retry_at = 0,
-                    Err(error) => {
-                        // Imaging the state costs about what the last checkpoint wrote: tried
-                        // once per threshold of log, a failing checkpoint costs what a
-                        // working one does, not one attempt per group commit.
-                        let wait = self.checkpoint_threshold();
-                        self.checkpoint_retry_at = self.since_checkpoint + wait;
-                        tracing::warn!(target: "durable::file_store", %error, retry_after_bytes = wait, "checkpoint failed; the log is kept and replayed instead, and the checkpoint is tried again after this much more log");
-                    }
-                }
-                for waiter in checkpoints {
-                    let _ = waiter.send(outcome.clone());
-                }
-            } else {
-                for waiter in checkpoints {
-                    let _ = waiter.send(Err(unavailable(
-                        self.failed.as_deref().unwrap_or("the store is closing"),
-                    )));
-                }
-            }
+            self.round(checkpoints);
             if closing {
                 break;
             }
         }
+        self.finish();
+    }
+
+    /// The writer as a task of the current tokio runtime (`FileStoreOptions::writer_on_task`):
+    /// the same rounds, woken by a `Notify`, retrying on the tokio clock.
+    pub(crate) async fn run_task(mut self) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            loop {
+                if queued(&shared.queue()) {
+                    break;
+                }
+                if self.failed.is_some() {
+                    let retry = self.shared.options.retry_interval;
+                    if tokio::time::timeout(retry, shared.wake_task.notified())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                } else {
+                    shared.wake_task.notified().await;
+                }
+            }
+            let (checkpoints, closing) = {
+                let mut queue = shared.queue();
+                self.take(&mut queue);
+                (mem::take(&mut queue.checkpoints), queue.closing)
+            };
+            self.round(checkpoints);
+            if closing {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    /// One round after taking the queue: write and sync it, then checkpoint if asked or due.
+    fn round(&mut self, checkpoints: Vec<Waiter>) {
+        let shared = Arc::clone(&self.shared);
+        if let Some((placed, file)) = self.flush() {
+            shared.state().place(placed, &file);
+        }
+        let wanted = !checkpoints.is_empty() || self.checkpoint_due();
+        if wanted && self.failed.is_none() {
+            let outcome = self.checkpoint();
+            match &outcome {
+                Ok(()) => self.checkpoint_retry_at = 0,
+                Err(error) => {
+                    // Imaging the state costs about what the last checkpoint wrote: tried
+                    // once per threshold of log, a failing checkpoint costs what a
+                    // working one does, not one attempt per group commit.
+                    let wait = self.checkpoint_threshold();
+                    self.checkpoint_retry_at = self.since_checkpoint + wait;
+                    tracing::warn!(target: "durable::file_store", %error, retry_after_bytes = wait, "checkpoint failed; the log is kept and replayed instead, and the checkpoint is tried again after this much more log");
+                }
+            }
+            for waiter in checkpoints {
+                let _ = waiter.send(outcome.clone());
+            }
+        } else {
+            for waiter in checkpoints {
+                let _ = waiter.send(Err(unavailable(
+                    self.failed.as_deref().unwrap_or("the store is closing"),
+                )));
+            }
+        }
+    }
+
+    /// Once the writer stops.
+    fn finish(&mut self) {
         // Anything still pending could not be written: say so rather than hang.
         for waiter in self.pending_waiters.drain(..) {
             let _ = waiter.send(Err(unavailable(
@@ -277,9 +328,16 @@ impl Writer {
     fn write_pending(&mut self) -> io::Result<u64> {
         let fs = &self.shared.fs;
         let sync = self.shared.options.durability == Durability::Fsync;
+        #[cfg(feature = "__mutations")]
+        let sync = sync && !crate::store::mutations::ack_before_fsync();
         match &mut self.segment {
             Some(file) => {
                 let start = self.segment_len;
+                #[cfg(feature = "__mutations")]
+                if crate::store::mutations::ack_before_fsync() {
+                    // The planted bug: the last batch is synced only now, after its ack.
+                    file.sync_data()?;
+                }
                 file.write_all(&self.pending)?;
                 if sync {
                     let took = Stopwatch::start();

@@ -229,6 +229,7 @@ pub struct FileStoreOptions {
     checkpoint_bytes: u64,
     retry_interval: Duration,
     file_system: Arc<dyn FileSystem>,
+    writer_task: bool,
 }
 
 impl Default for FileStoreOptions {
@@ -240,6 +241,7 @@ impl Default for FileStoreOptions {
             checkpoint_bytes: 256 << 20,
             retry_interval: Duration::from_millis(100),
             file_system: Arc::new(OsFileSystem),
+            writer_task: false,
         }
     }
 }
@@ -285,6 +287,19 @@ impl FileStoreOptions {
         self.file_system = file_system;
         self
     }
+
+    /// Not public API: for the deterministic simulator (`durable-sim`), whose
+    /// [`FileSystem`] is in memory and never blocks. The store opens on the calling task
+    /// (no `spawn_blocking`) and its writer runs as a task of the current tokio runtime
+    /// instead of a thread of its own, so that the simulator's single thread schedules it
+    /// like every other task, and dropping that runtime stops the writer wherever it was (a
+    /// power cut). It waits for retries on the tokio clock. `open_with` must then be
+    /// called inside a tokio runtime.
+    #[doc(hidden)]
+    pub fn writer_on_task(mut self) -> Self {
+        self.writer_task = true;
+        self
+    }
 }
 
 /// Why a directory could not be opened.
@@ -323,8 +338,11 @@ pub enum OpenError {
 pub(crate) struct Shared {
     state: Mutex<State>,
     queue: Mutex<Queue>,
-    /// Wakes the writer.
+    /// Wakes the writer thread.
     wake: Condvar,
+    /// Wakes the writer task (`FileStoreOptions::writer_on_task`); keeps a wake-up that
+    /// comes while the task is busy.
+    wake_task: tokio::sync::Notify,
     durable: watch::Sender<Durable>,
     /// Writes currently fail: calls are refused up front.
     failed: AtomicBool,
@@ -346,13 +364,28 @@ impl Shared {
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Wakes the writer, thread or task.
+    fn wake(&self) {
+        if self.options.writer_task {
+            self.wake_task.notify_one();
+        } else {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// A store in one directory that survives crashes and power cuts; see the [module
 /// docs](self) for the format, recovery, backups and upgrades.
 pub struct FileStore {
     shared: Arc<Shared>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: Mutex<Option<WriterHandle>>,
+}
+
+/// The writer: a thread of its own, or a task (`FileStoreOptions::writer_on_task`).
+enum WriterHandle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl fmt::Debug for FileStore {
@@ -376,6 +409,10 @@ impl FileStore {
         options: FileStoreOptions,
     ) -> Result<FileStore, OpenError> {
         let dir = dir.as_ref().to_path_buf();
+        if options.writer_task {
+            // The simulator's file system never blocks.
+            return Self::open_blocking(dir, options);
+        }
         tokio::task::spawn_blocking(move || Self::open_blocking(dir, options))
             .await
             .expect("opening a store does not panic")
@@ -405,6 +442,7 @@ impl FileStore {
             state: Mutex::new(recovered.state),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            wake_task: tokio::sync::Notify::new(),
             durable: watch::channel(Durable::default()).0,
             failed: AtomicBool::new(false),
             durable_lsn: AtomicU64::new(0),
@@ -439,17 +477,22 @@ impl FileStore {
                 source: std::io::Error::other(e.to_string()),
             })?;
         }
-        let thread = std::thread::Builder::new()
-            .name("durable-file-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|source| OpenError::Io {
-                action: "start the writer thread for",
-                path: shared.dir.clone(),
-                source,
-            })?;
+        let handle = if shared.options.writer_task {
+            WriterHandle::Task(tokio::spawn(writer.run_task()))
+        } else {
+            let thread = std::thread::Builder::new()
+                .name("durable-file-writer".into())
+                .spawn(move || writer.run())
+                .map_err(|source| OpenError::Io {
+                    action: "start the writer thread for",
+                    path: shared.dir.clone(),
+                    source,
+                })?;
+            WriterHandle::Thread(thread)
+        };
         Ok(FileStore {
             shared,
-            writer: Mutex::new(Some(thread)),
+            writer: Mutex::new(Some(handle)),
         })
     }
 
@@ -468,7 +511,7 @@ impl FileStore {
             }
             queue.checkpoints.push(tx);
         }
-        self.shared.wake.notify_one();
+        self.shared.wake();
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
@@ -476,17 +519,24 @@ impl FileStore {
     /// directory can be opened again; later calls fail with `Unavailable`. Dropping the
     /// store does the same.
     pub async fn close(&self) {
-        let Some(thread) = self.stop() else { return };
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match self.stop() {
+            None => {}
+            Some(WriterHandle::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(WriterHandle::Task(task)) => {
+                let _ = task.await;
+            }
+        }
     }
 
-    fn stop(&self) -> Option<std::thread::JoinHandle<()>> {
+    fn stop(&self) -> Option<WriterHandle> {
         {
             // Under the state lock no call is between its checks and its record.
             let _state = self.shared.state();
             self.shared.queue().closing = true;
         }
-        self.shared.wake.notify_one();
+        self.shared.wake();
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
@@ -548,7 +598,7 @@ impl FileStore {
         let first = start == 0;
         drop(queue);
         if first {
-            self.shared.wake.notify_one();
+            self.shared.wake();
         }
         Ok((rx, woken))
     }
@@ -605,7 +655,8 @@ fn closed() -> StoreError {
 
 impl Drop for FileStore {
     fn drop(&mut self) {
-        if let Some(thread) = self.stop() {
+        // A writer task finishes on its own (or dies with its runtime, as in a power cut).
+        if let Some(WriterHandle::Thread(thread)) = self.stop() {
             let _ = thread.join();
         }
     }
