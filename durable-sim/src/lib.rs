@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod disk;
 pub mod faults;
 pub mod program;
 mod rng;

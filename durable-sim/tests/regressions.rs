@@ -21,6 +21,7 @@ fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
         cache_capacity: 1_000,
         concurrency: 256,
         long_activities: 0.03,
+        store: durable_sim::disk::StoreChoice::Memory,
     }
 }
 
