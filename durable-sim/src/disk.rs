@@ -190,7 +190,11 @@ enum Op {
 
 struct Disk {
     plan: DiskPlan,
+    /// Draws the faults (with `DiskPlan::Random`).
     rng: Rng,
+    /// Draws what a crash keeps: a separate stream, so that a regression's written-down
+    /// faults replay with the same crashes.
+    cuts: Rng,
     /// Whether faults strike (off while the store opens).
     faults: bool,
     /// Operations that may fail, so far (numbers the fault schedule).
@@ -251,6 +255,7 @@ impl SimDisk {
             disk: Arc::new(Mutex::new(Disk {
                 plan,
                 rng: Rng::new(seed ^ 0xd15c_0000_d15c),
+                cuts: Rng::new(seed ^ 0xc075_0000_c075),
                 faults: true,
                 ops: 0,
                 injected: Vec::new(),
@@ -282,7 +287,7 @@ impl SimDisk {
 
     /// A crash: a power cut (seven in ten) or a process crash.
     pub(crate) fn crash_at_random(&self) {
-        let power = self.lock().rng.chance(0.7);
+        let power = self.lock().cuts.chance(0.7);
         self.crash(power);
     }
 
@@ -296,7 +301,7 @@ impl SimDisk {
         let mut what = String::new();
         if power {
             // The directory: its synced entries and a prefix of the changes since.
-            let keep = disk.rng.below(disk.dir_ops.len() as u64 + 1) as usize;
+            let keep = disk.cuts.below(disk.dir_ops.len() as u64 + 1) as usize;
             for op in disk.dir_ops.drain(..).take(keep) {
                 apply(&mut disk.durable, op);
             }
@@ -308,16 +313,16 @@ impl SimDisk {
                 let kept = if inode.lost || unsynced == 0 {
                     0
                 } else {
-                    match disk.rng.below(3) {
+                    match disk.cuts.below(3) {
                         0 => 0,
                         1 => unsynced,
-                        _ => disk.rng.below(unsynced as u64 + 1) as usize,
+                        _ => disk.cuts.below(unsynced as u64 + 1) as usize,
                     }
                 };
                 inode.data.truncate(inode.synced + kept);
                 // Now and then the file's size moved on but its data did not land: zeros
                 // (only after a synced header: see docs/testing.md).
-                let zeros = kept > 0 && inode.synced > 0 && disk.rng.chance(0.1);
+                let zeros = kept > 0 && inode.synced > 0 && disk.cuts.chance(0.1);
                 if zeros {
                     inode.data[inode.synced..].fill(0);
                 }
@@ -361,7 +366,7 @@ impl SimDisk {
             disk.full_for -= 1;
             Some(DiskFault::Full {
                 ops: 0,
-                permille: disk.rng.below(1000) as u32,
+                permille: 0,
             })
         } else {
             let drawn = match &disk.plan {

@@ -104,6 +104,9 @@ fn scenario_json() {
     let mut scenario = durable_sim::Scenario::generate(seed);
     let report = durable_sim::run(seed, &scenario);
     scenario.faults = durable_sim::faults::FaultPlan::Script(report.injected.into_iter().collect());
+    if let durable_sim::disk::StoreChoice::File(file) = &mut scenario.store {
+        file.disk = durable_sim::disk::DiskPlan::Script(report.disk_injected.into_iter().collect());
+    }
     println!("{}", serde_json::to_string_pretty(&scenario).unwrap());
 }
 

@@ -71,6 +71,13 @@ pub(crate) struct Writer {
     /// The file of segment `segment_no` was created by a write that failed: it holds nothing
     /// acknowledged, so the next attempt replaces it instead of adding a file at each retry.
     pub(crate) segment_unwritten: bool,
+    /// Segments a failed write or fsync left with bytes that may never become durable,
+    /// and the length to cut each back to (what was synced). Linux may report a later
+    /// fsync as successful after dropping them, while reads still show them: a restart
+    /// would replay them, and acknowledge later batches on top of a batch a power cut then
+    /// takes away (the simulator found this: a gap in the batches, and a store that no
+    /// longer opens). Cut back before anything else is written.
+    pub(crate) cut_back: Vec<(u64, u64)>,
     /// Log bytes written since the last checkpoint.
     pub(crate) since_checkpoint: u64,
     pub(crate) checkpoint_size: u64,
@@ -255,6 +262,7 @@ impl Writer {
                 // unknown, and a later fsync may report success for data it dropped.
                 tracing::warn!(target: "durable::file_store", %error, segment = self.segment_no, "write failed; rewriting the pending batches to a new segment");
                 self.segment = None;
+                self.must_cut_back(self.segment_no, self.segment_len);
                 outcome = self.write_pending();
             }
         }
@@ -296,6 +304,15 @@ impl Writer {
             }
             Err(error) => {
                 self.segment = None;
+                if self.segment_unwritten {
+                    // Its header was never synced: an empty file is skipped at open.
+                    self.must_cut_back(self.segment_no, 0);
+                }
+                // At once, so that a restart does not replay them; if it fails, before
+                // each retry.
+                if let Err(error) = self.cut_back() {
+                    tracing::warn!(target: "durable::file_store", %error, "cannot cut back a segment after a failed write; tried again before the next write");
+                }
                 let message = format!(
                     "cannot write to {}: {error}; the store stops taking work and retries every {:?}",
                     self.shared.dir.display(),
@@ -324,8 +341,32 @@ impl Writer {
         }
     }
 
+    fn must_cut_back(&mut self, segment: u64, len: u64) {
+        match self.cut_back.iter_mut().find(|(n, _)| *n == segment) {
+            Some(cut) => cut.1 = cut.1.min(len),
+            None => self.cut_back.push((segment, len)),
+        }
+    }
+
+    /// Cuts back the segments failed writes left (see `cut_back`).
+    fn cut_back(&mut self) -> io::Result<()> {
+        while let Some(&(segment, len)) = self.cut_back.first() {
+            let path = self.shared.dir.join(log::segment_name(segment));
+            match self.shared.fs.truncate(&path, len) {
+                // Never created (its creation failed): nothing to cut.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+            self.cut_back.remove(0);
+        }
+        Ok(())
+    }
+
     /// Returns the offset in the segment where `pending` starts.
     fn write_pending(&mut self) -> io::Result<u64> {
+        if self.segment.is_none() {
+            self.cut_back()?;
+        }
         let fs = &self.shared.fs;
         let sync = self.shared.options.durability == Durability::Fsync;
         #[cfg(feature = "__mutations")]

@@ -465,6 +465,7 @@ impl FileStore {
             pending_placed: Vec::new(),
             failed: None,
             segment_unwritten: false,
+            cut_back: Vec::new(),
             since_checkpoint: recovered.since_checkpoint,
             checkpoint_size: recovered.checkpoint_size,
             checkpoint_retry_at: 0,
