@@ -330,24 +330,16 @@ impl SimDisk {
                 inode.synced = inode.data.len();
                 inode.lost = false;
             }
-        } else {
-            // The page cache survives a process crash; a failed fsync's bytes still may not.
-            disk.dir_ops.clear();
-            disk.durable = disk.names.clone();
-            for &ino in disk.names.values() {
-                let inode = &mut disk.inodes[ino];
-                if !inode.lost {
-                    inode.synced = inode.data.len();
+            // Files no name reaches are gone.
+            let live: Vec<usize> = disk.names.values().copied().collect();
+            for (ino, inode) in disk.inodes.iter_mut().enumerate() {
+                if !live.contains(&ino) {
+                    *inode = Inode::default();
                 }
             }
         }
-        // Files no name reaches are gone.
-        let live: Vec<usize> = disk.names.values().copied().collect();
-        for (ino, inode) in disk.inodes.iter_mut().enumerate() {
-            if !live.contains(&ino) {
-                *inode = Inode::default();
-            }
-        }
+        // After a process crash the page cache still holds what was written: the next
+        // process reads it, and a later power cut may still take what was not synced.
         self.world.record(&format!(
             "disk {} crash{what}",
             if power { "power" } else { "process" }

@@ -728,8 +728,10 @@ impl Sim {
                         continue;
                     }
                 };
-                // A child whose first turn has not run yet has no events to replay.
-                let replayed = match history.is_empty() {
+                // A child whose first turn has not run yet (the run ends once its roots have;
+                // a terminated root's child may still be pending) has no events to replay.
+                let pending = status.runtime_status == RuntimeStatus::Pending;
+                let replayed = match history.is_empty() && pending {
                     true => Ok(()),
                     false => checker.check_instance(id.as_str(), &history),
                 };
