@@ -326,7 +326,11 @@ impl SimDisk {
                 if zeros {
                     inode.data[inode.synced..].fill(0);
                 }
-                what.push_str(&format!(" {name}:{}+{kept}{}", inode.synced, if zeros { "z" } else { "" }));
+                what.push_str(&format!(
+                    " {name}:{}+{kept}{}",
+                    inode.synced,
+                    if zeros { "z" } else { "" }
+                ));
                 inode.synced = inode.data.len();
                 inode.lost = false;
             }
@@ -370,12 +374,10 @@ impl SimDisk {
                         Op::Write if rng.chance(rates.torn_write) => Some(DiskFault::TornWrite {
                             permille: rng.below(1000) as u32,
                         }),
-                        Op::Write | Op::Create if rng.chance(rates.full) => {
-                            Some(DiskFault::Full {
-                                ops: rng.range(0, 6) as u32,
-                                permille: rng.below(1000) as u32,
-                            })
-                        }
+                        Op::Write | Op::Create if rng.chance(rates.full) => Some(DiskFault::Full {
+                            ops: rng.range(0, 6) as u32,
+                            permille: rng.below(1000) as u32,
+                        }),
                         Op::Sync | Op::SyncDir if rng.chance(rates.sync_error) => {
                             Some(DiskFault::SyncError)
                         }

@@ -118,6 +118,9 @@ fn a_batch_whose_fsync_failed_is_not_replayed_after_a_restart() {
     });
     // Seed 0 draws a process crash (not a power cut) while the disk is full.
     let report = run(0, &scenario);
-    assert_eq!(report.crashes, 1, "the crash the regression needs did not happen");
+    assert_eq!(
+        report.crashes, 1,
+        "the crash the regression needs did not happen"
+    );
     assert!(report.passed(), "{:#?}", report.violations);
 }

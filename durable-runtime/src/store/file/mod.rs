@@ -107,7 +107,9 @@
 //! # Failed writes
 //! A failed write or fsync is never retried on the same file (Linux may report a later fsync
 //! as successful after dropping the data). The pending batches, still in memory, are
-//! rewritten to a new segment at once. If that fails too, the store stops taking work: writes
+//! rewritten to a new segment at once, and the failed segment is cut back to what was synced:
+//! its page cache may still show bytes a failed fsync never wrote, which a restart would
+//! otherwise replay and build on, until a power cut took them away. If that fails too, the store stops taking work: writes
 //! and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
 //! error; it does not hang), workflows are not failed (the runtime's workers back off), and
 //! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval)
