@@ -32,6 +32,9 @@ pub struct DiskRates {
     pub full: f64,
     /// An fsync (of a file or of the directory) fails.
     pub sync_error: f64,
+    /// The process is killed just before an fsync of a file.
+    #[serde(default)]
+    pub kill: f64,
 }
 
 impl DiskRates {
@@ -40,6 +43,7 @@ impl DiskRates {
         torn_write: 0.0,
         full: 0.0,
         sync_error: 0.0,
+        kill: 0.0,
     };
 }
 
@@ -62,6 +66,10 @@ pub enum DiskFault {
     },
     /// The fsync fails with `EIO`; a file's unsynced bytes never become durable.
     SyncError,
+    /// The process is killed between a write and its fsync: the fsync does not happen,
+    /// nothing the process does afterwards reaches the disk, and the simulator crashes it
+    /// (a process crash: the page cache keeps the unsynced bytes, at risk until synced).
+    Kill,
 }
 
 /// Where a run's disk faults come from.
@@ -119,6 +127,7 @@ impl StoreChoice {
                 torn_write: scale,
                 full: scale / 2.0,
                 sync_error: scale,
+                kill: scale / 4.0,
             }
         };
         let choice = FileChoice {
@@ -204,6 +213,8 @@ struct Disk {
     full_for: u32,
     /// Grows at each crash: handles from before it fail.
     boot: u64,
+    /// The process was killed (`DiskFault::Kill`): nothing reaches the disk until the crash.
+    killed: bool,
     inodes: Vec<Inode>,
     /// The directory as calls see it.
     names: BTreeMap<String, usize>,
@@ -261,6 +272,7 @@ impl SimDisk {
                 injected: Vec::new(),
                 full_for: 0,
                 boot: 0,
+                killed: false,
                 inodes: Vec::new(),
                 names: BTreeMap::new(),
                 durable: BTreeMap::new(),
@@ -285,9 +297,17 @@ impl SimDisk {
         self.lock().faults = on;
     }
 
-    /// A crash: a power cut (seven in ten) or a process crash.
+    /// Whether the process was killed: the simulator must crash it now.
+    pub(crate) fn killed(&self) -> bool {
+        self.lock().killed
+    }
+
+    /// A crash: a power cut (seven in ten) or a process crash (always after a kill).
     pub(crate) fn crash_at_random(&self) {
-        let power = self.lock().cuts.chance(0.7);
+        let power = {
+            let mut disk = self.lock();
+            !disk.killed && disk.cuts.chance(0.7)
+        };
         self.crash(power);
     }
 
@@ -298,6 +318,7 @@ impl SimDisk {
         let disk = &mut *disk;
         disk.boot += 1;
         disk.full_for = 0;
+        disk.killed = false;
         let mut what = String::new();
         if power {
             // The directory: its synced entries and a prefix of the changes since.
@@ -381,6 +402,7 @@ impl SimDisk {
                         Op::Sync | Op::SyncDir if rng.chance(rates.sync_error) => {
                             Some(DiskFault::SyncError)
                         }
+                        Op::Sync if rng.chance(rates.kill) => Some(DiskFault::Kill),
                         _ => None,
                     }
                 }
@@ -390,6 +412,7 @@ impl SimDisk {
                 (Op::Write, Some(f @ DiskFault::TornWrite { .. })) => Some(f),
                 (Op::Write | Op::Create, Some(f @ DiskFault::Full { .. })) => Some(f),
                 (Op::Sync | Op::SyncDir, Some(f @ DiskFault::SyncError)) => Some(f),
+                (Op::Sync, Some(f @ DiskFault::Kill)) => Some(f),
                 _ => None,
             };
             if let Some(DiskFault::Full { ops, .. }) = fault {
@@ -441,7 +464,7 @@ struct SimWritable {
 impl WritableFile for SimWritable {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut disk = self.disk.lock();
-        if disk.boot != self.boot {
+        if disk.boot != self.boot || disk.killed {
             return Err(eio("a handle from before the crash"));
         }
         let fault = self.disk.decide(&mut disk, Op::Write);
@@ -464,12 +487,17 @@ impl WritableFile for SimWritable {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let mut disk = self.disk.lock();
-        if disk.boot != self.boot {
+        if disk.boot != self.boot || disk.killed {
             return Err(eio("a handle from before the crash"));
         }
         let fault = self.disk.decide(&mut disk, Op::Sync);
+        if fault == Some(DiskFault::Kill) {
+            disk.killed = true;
+        }
         let inode = &mut disk.inodes[self.ino];
-        let result = if fault.is_some() {
+        let result = if fault == Some(DiskFault::Kill) {
+            Err(eio("killed before this fsync"))
+        } else if fault.is_some() {
             inode.lost = true;
             Err(eio("fsync: input/output error"))
         } else {
@@ -495,7 +523,7 @@ struct SimReadable {
 impl FileExt for SimReadable {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let disk = self.disk.lock();
-        if disk.boot != self.boot {
+        if disk.boot != self.boot || disk.killed {
             return Err(eio("a handle from before the crash"));
         }
         let data = &disk.inodes[self.ino].data;
@@ -507,6 +535,14 @@ impl FileExt for SimReadable {
 
     fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<usize> {
         Err(error(io::ErrorKind::Unsupported, "read-only handle"))
+    }
+}
+
+/// Fails once the process was killed: nothing it does reaches the disk.
+fn alive(disk: &Disk) -> io::Result<()> {
+    match disk.killed {
+        true => Err(eio("the process was killed")),
+        false => Ok(()),
     }
 }
 
@@ -549,6 +585,7 @@ impl FileSystem for SimDisk {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let name = name_of(path);
         let mut disk = self.lock();
+        alive(&disk)?;
         let fault = self.decide(&mut disk, Op::Create);
         if fault.is_some() {
             drop(disk);
@@ -575,10 +612,15 @@ impl FileSystem for SimDisk {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let name = name_of(path);
         let mut disk = self.lock();
+        alive(&disk)?;
         let ino = *disk.names.get(&name).ok_or_else(|| not_found(&name))?;
+        // Cut (or extended with zeros) and synced; bytes a failed fsync lost stay lost.
         let inode = &mut disk.inodes[ino];
-        inode.data.truncate(len as usize);
-        inode.synced = inode.data.len();
+        inode.data.resize(len as usize, 0);
+        inode.synced = match inode.lost {
+            false => inode.data.len(),
+            true => inode.synced.min(inode.data.len()),
+        };
         drop(disk);
         self.record(format!("disk truncate {name} {len}"));
         Ok(())
@@ -587,6 +629,7 @@ impl FileSystem for SimDisk {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from, to) = (name_of(from), name_of(to));
         let mut disk = self.lock();
+        alive(&disk)?;
         let ino = disk.names.remove(&from).ok_or_else(|| not_found(&from))?;
         disk.names.insert(to.clone(), ino);
         disk.dir_ops.push(DirOp::Rename(from.clone(), to.clone()));
@@ -598,6 +641,7 @@ impl FileSystem for SimDisk {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let name = name_of(path);
         let mut disk = self.lock();
+        alive(&disk)?;
         disk.names.remove(&name).ok_or_else(|| not_found(&name))?;
         disk.dir_ops.push(DirOp::Unlink(name.clone()));
         drop(disk);
@@ -607,6 +651,7 @@ impl FileSystem for SimDisk {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         let mut disk = self.lock();
+        alive(&disk)?;
         let fault = self.decide(&mut disk, Op::SyncDir);
         let result = if fault.is_some() {
             Err(eio("fsync of the directory: input/output error"))

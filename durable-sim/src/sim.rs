@@ -423,9 +423,12 @@ impl Sim {
                     .violation(format!("the run did not end within {MAX_STEPS} steps"));
                 break End::Done;
             }
+            // A process killed by the disk (between a write and its fsync) is dead.
+            let killed = self.disk.as_ref().is_some_and(|(disk, _)| disk.killed());
             let (crash, jump) = {
                 let mut state = self.world.lock();
                 let crash = self.crashes < self.scenario.crashes && state.choices.chance(0.02);
+                let crash = crash || killed;
                 let jump = !crash && state.choices.chance(0.01);
                 (crash, jump)
             };
