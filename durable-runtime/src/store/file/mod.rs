@@ -76,7 +76,10 @@
 //!
 //! # Recovery: torn tails and damage
 //! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
-//! order; a batch is applied all or nothing. Whatever is wrong is one of two things:
+//! order; a batch is applied all or nothing. It then syncs every segment it replayed, and the
+//! directory, before it takes work: a process killed between a write and its fsync leaves
+//! batches in the page cache that were never synced, and what is acknowledged after the
+//! restart must not build on batches a power cut could still take away. Whatever is wrong is one of two things:
 //! - A **torn tail**: the last batch of the last segment is incomplete (the file ends inside
 //!   its header, or before the length its checksummed header gives), or the file ends in
 //!   zeros where a batch should start (space a file system allocated but never filled). Only
