@@ -8,11 +8,12 @@ use durable_sim::{reproduce_command, run_seed, Report};
 
 fn describe(report: &Report) -> String {
     format!(
-        "seed {} failed ({} store calls, {} faults, {} crashes, trace {:016x}):\n  - {}\n\
-         reproduce it bit for bit with:\n  {}",
+        "seed {} failed ({} store calls, {} faults, {} disk faults, {} crashes, trace \
+         {:016x}):\n  - {}\nreproduce it bit for bit with:\n  {}",
         report.seed,
         report.store_calls,
         report.injected.len(),
+        report.disk_injected.len(),
         report.crashes,
         report.trace,
         report.violations.join("\n  - "),
@@ -90,6 +91,7 @@ fn one_seed() {
         first.trace, second.trace, first.trace_len
     );
     eprintln!("faults: {:?}", first.injected);
+    eprintln!("disk faults: {:?}", first.disk_injected);
     assert_eq!(first.trace, second.trace, "the seed did not reproduce");
     assert!(first.passed(), "{}", describe(&first));
 }
