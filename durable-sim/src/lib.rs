@@ -2,9 +2,11 @@
 //!
 //! One seed drives everything: the workload (random programs that ONE generic orchestrator
 //! interprets, and a client that starts, raises, suspends, resumes and terminates), the
-//! store's faults (transient errors, unknown outcomes, delays, prefixes of works), crashes
-//! (the runtime dropped at any point and rebuilt on the same store), clock jumps that expire
-//! leases, and the scheduling order they cause. The real runtime runs on one thread on the
+//! store's faults (transient errors, unknown outcomes, delays, prefixes of works), the store
+//! itself (in memory, or the file store over a simulated disk with torn writes, a full disk,
+//! failed fsyncs and power cuts: [`disk`]), crashes (the runtime dropped at any point and
+//! rebuilt on the same store, or on the file store reopened over what the disk kept), clock
+//! jumps that expire leases, and the scheduling order they cause. The real runtime runs on one thread on the
 //! virtual clock. At the end an oracle (a reference interpreter of the same programs)
 //! and invariants judge the run. See `docs/testing.md`.
 //!
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod disk;
 pub mod faults;
 pub mod program;
 mod rng;

@@ -1,8 +1,10 @@
 //! Shrinking a failing scenario to a small one that still fails, for its regression test:
-//! with its fault schedule written out (so that it keeps reproducing after the random draws
-//! change: [`crate::shrink_seed`]), greedily and until nothing more can go, roots, client
-//! actions, crashes, clock jumps, operations (inner ones too) and single faults removed.
+//! with its store's and disk's fault schedules written out (so that it keeps reproducing after
+//! the random draws change: [`crate::shrink_seed`]), greedily and until nothing more can go,
+//! roots, client actions, crashes, clock jumps, operations (inner ones too) and single faults
+//! (of the store, of the disk) removed.
 
+use crate::disk::{DiskPlan, FileChoice, StoreChoice};
 use crate::faults::FaultPlan;
 use crate::program::{self, Op};
 use crate::sim::{run, Report, Scenario};
@@ -79,6 +81,23 @@ fn reductions(s: &Scenario) -> Vec<Scenario> {
             out.push(c);
         }
     }
+    if let StoreChoice::File(FileChoice {
+        disk: DiskPlan::Script(faults),
+        ..
+    }) = &s.store
+    {
+        for op in faults.keys() {
+            let mut c = s.clone();
+            if let StoreChoice::File(FileChoice {
+                disk: DiskPlan::Script(faults),
+                ..
+            }) = &mut c.store
+            {
+                faults.remove(op);
+            }
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -137,6 +156,9 @@ pub fn shrink_run(
             .any(|v| signature(v) == wanted)
     };
     scenario.faults = FaultPlan::Script(report.injected.iter().copied().collect());
+    if let StoreChoice::File(file) = &mut scenario.store {
+        file.disk = DiskPlan::Script(report.disk_injected.iter().copied().collect());
+    }
     if !same_failure(&scenario) {
         return Err(format!(
             "seed {seed} no longer fails with its faults written out as a schedule (a fault on \
@@ -211,6 +233,7 @@ mod tests {
             cache_capacity: 2,
             concurrency: 1,
             long_activities: 0.03,
+            store: StoreChoice::Memory,
         };
         let fails = |s: &Scenario| {
             // A gate is never cut from under its wait.

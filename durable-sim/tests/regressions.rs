@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use durable_sim::disk::{DiskFault, DiskPlan, FileChoice, StoreChoice};
 use durable_sim::faults::{Fault, FaultPlan};
-use durable_sim::program::Op;
+use durable_sim::program::{CallSpec, Op};
 use durable_sim::{run, Root, Scenario};
 
 fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
@@ -21,6 +22,7 @@ fn one_root(ops: Vec<Op>, faults: BTreeMap<u64, Fault>) -> Scenario {
         cache_capacity: 1_000,
         concurrency: 256,
         long_activities: 0.03,
+        store: durable_sim::disk::StoreChoice::Memory,
     }
 }
 
@@ -113,4 +115,76 @@ fn a_child_before_its_first_turn_has_nothing_to_replay() {
 #[test]
 fn an_instance_ended_before_a_new_generation_started_replays() {
     kept("terminated_before_a_new_generation_started.json", 180063);
+}
+
+/// A failed fsync left a batch in the page cache that never reached the disk (Linux may
+/// drop such pages and report later fsyncs as successful, while reads still show them);
+/// the rewrite to a new segment failed on a full disk; the process crashed. The store,
+/// reopened, replayed the batch from the cache and acknowledged later batches after it;
+/// the power cut at the end took it away: a gap in the batches, and the store refused to
+/// open (seeds 1124, 1588, 2073, ... of the file store before the fix). The writer now cuts
+/// a segment back to what was synced after a failed write or fsync.
+#[test]
+fn a_batch_whose_fsync_failed_is_not_replayed_after_a_restart() {
+    let call = |k| {
+        Op::Call(CallSpec {
+            k,
+            fail_until: 0,
+            attempts: 1,
+        })
+    };
+    let mut scenario = one_root(vec![call(1), call(2), call(3), call(4)], BTreeMap::new());
+    scenario.crashes = 1;
+    // Disk operations: the first batch creates, writes (header, batch), syncs the segment
+    // and the directory (1-5); the second writes (6) and fails its fsync (7); its rewrite
+    // finds the disk full from its creation on (8), until the crash.
+    scenario.store = StoreChoice::File(FileChoice {
+        disk: DiskPlan::Script(BTreeMap::from([
+            (7, DiskFault::SyncError),
+            (
+                8,
+                DiskFault::Full {
+                    ops: 1_000,
+                    permille: 0,
+                },
+            ),
+        ])),
+        segment_size: 1 << 20,
+        checkpoint_bytes: 1 << 30,
+    });
+    // Seed 0 draws a process crash (not a power cut) while the disk is full.
+    let report = run(0, &scenario);
+    assert_eq!(
+        report.crashes, 1,
+        "the crash the regression needs did not happen"
+    );
+    assert!(report.passed(), "{:#?}", report.violations);
+}
+
+/// The process was killed between a batch's write and its fsync. The store, restarted,
+/// replayed the batch from the page cache and acknowledged later batches after it; the
+/// power cut at the end took the unsynced batch away: a gap in the batches, and the store
+/// refused to open (file seeds 4, 8, 22, 24, 67, ... once the disk could kill, before the
+/// fix). Recovery now syncs what it replays before taking work.
+#[test]
+fn a_batch_never_synced_before_a_kill_is_synced_before_it_is_built_on() {
+    let call = |k| {
+        Op::Call(CallSpec {
+            k,
+            fail_until: 0,
+            attempts: 1,
+        })
+    };
+    let mut scenario = one_root(vec![call(1), call(2), call(3), call(4)], BTreeMap::new());
+    // Disk operations: the first batch creates, writes (header, batch), syncs the segment
+    // and the directory (1-5); the second is written (6), and the process is killed before
+    // its fsync (7).
+    scenario.store = StoreChoice::File(FileChoice {
+        disk: DiskPlan::Script(BTreeMap::from([(7, DiskFault::Kill)])),
+        segment_size: 1 << 20,
+        checkpoint_bytes: 1 << 30,
+    });
+    let report = run(0, &scenario);
+    assert_eq!(report.crashes, 1, "the kill did not crash the process");
+    assert!(report.passed(), "{:#?}", report.violations);
 }

@@ -8,12 +8,14 @@ use durable_sim::{reproduce_command, run_seed, Report};
 
 fn describe(report: &Report) -> String {
     format!(
-        "seed {} failed ({} store calls, {} faults, {} crashes, trace {:016x}):\n  - {}\n\
-         reproduce it bit for bit with:\n  {}\nshrink it for a regression test with:\n  \
-         DURABLE_SIM_SHRINK={} cargo test -p durable-sim --test sim -- shrink --nocapture",
+        "seed {} failed ({} store calls, {} faults, {} disk faults, {} crashes, trace \
+         {:016x}):\n  - {}\nreproduce it bit for bit with:\n  {}\nshrink it for a regression \
+         test with:\n  DURABLE_SIM_SHRINK={} cargo test -p durable-sim --test sim -- shrink \
+         --nocapture",
         report.seed,
         report.store_calls,
         report.injected.len(),
+        report.disk_injected.len(),
         report.crashes,
         report.trace,
         report.violations.join("\n  - "),
@@ -89,6 +91,7 @@ fn one_seed() {
         first.trace, second.trace, first.trace_len
     );
     eprintln!("faults: {:?}", first.injected);
+    eprintln!("disk faults: {:?}", first.disk_injected);
     assert_eq!(first.trace, second.trace, "the seed did not reproduce");
     assert!(first.passed(), "{}", describe(&first));
 }
@@ -125,6 +128,9 @@ fn scenario_json() {
     let mut scenario = durable_sim::Scenario::generate(seed);
     let report = durable_sim::run(seed, &scenario);
     scenario.faults = durable_sim::faults::FaultPlan::Script(report.injected.into_iter().collect());
+    if let durable_sim::disk::StoreChoice::File(file) = &mut scenario.store {
+        file.disk = durable_sim::disk::DiskPlan::Script(report.disk_injected.into_iter().collect());
+    }
     println!("{}", serde_json::to_string_pretty(&scenario).unwrap());
 }
 

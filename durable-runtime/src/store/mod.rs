@@ -153,6 +153,14 @@ pub mod mutations {
     pub(crate) fn stale_lease() -> bool {
         STALE_LEASE.load(Ordering::Relaxed)
     }
+
+    /// The file store acknowledges a batch once written, before its fsync: the fsync comes
+    /// with the next batch (a segment's first batch is never synced).
+    pub static ACK_BEFORE_FSYNC: AtomicBool = AtomicBool::new(false);
+
+    pub(crate) fn ack_before_fsync() -> bool {
+        ACK_BEFORE_FSYNC.load(Ordering::Relaxed)
+    }
 }
 
 /// A lease's token: whoever holds the current token may commit.

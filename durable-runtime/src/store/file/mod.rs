@@ -76,7 +76,10 @@
 //!
 //! # Recovery: torn tails and damage
 //! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
-//! order; a batch is applied all or nothing. Whatever is wrong is one of two things:
+//! order; a batch is applied all or nothing. It then syncs every segment it replayed, and the
+//! directory, before it takes work: a process killed between a write and its fsync leaves
+//! batches in the page cache that were never synced, and what is acknowledged after the
+//! restart must not build on batches a power cut could still take away. Whatever is wrong is one of two things:
 //! - A **torn tail**: the last batch of the last segment is incomplete (the file ends inside
 //!   its header, or before the length its checksummed header gives), or the file ends in
 //!   zeros where a batch should start (space a file system allocated but never filled). Only
@@ -107,7 +110,9 @@
 //! # Failed writes
 //! A failed write or fsync is never retried on the same file (Linux may report a later fsync
 //! as successful after dropping the data). The pending batches, still in memory, are
-//! rewritten to a new segment at once. If that fails too, the store stops taking work: writes
+//! rewritten to a new segment at once, and the failed segment is cut back to what was synced:
+//! its page cache may still show bytes a failed fsync never wrote, which a restart would
+//! otherwise replay and build on, until a power cut took them away. If that fails too, the store stops taking work: writes
 //! and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
 //! error; it does not hang), workflows are not failed (the runtime's workers back off), and
 //! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval)
@@ -229,6 +234,7 @@ pub struct FileStoreOptions {
     checkpoint_bytes: u64,
     retry_interval: Duration,
     file_system: Arc<dyn FileSystem>,
+    writer_task: bool,
 }
 
 impl Default for FileStoreOptions {
@@ -240,6 +246,7 @@ impl Default for FileStoreOptions {
             checkpoint_bytes: 256 << 20,
             retry_interval: Duration::from_millis(100),
             file_system: Arc::new(OsFileSystem),
+            writer_task: false,
         }
     }
 }
@@ -285,6 +292,19 @@ impl FileStoreOptions {
         self.file_system = file_system;
         self
     }
+
+    /// Not public API: for the deterministic simulator (`durable-sim`), whose
+    /// [`FileSystem`] is in memory and never blocks. The store opens on the calling task
+    /// (no `spawn_blocking`) and its writer runs as a task of the current tokio runtime
+    /// instead of a thread of its own, so that the simulator's single thread schedules it
+    /// like every other task, and dropping that runtime stops the writer wherever it was (a
+    /// power cut). It waits for retries on the tokio clock. `open_with` must then be
+    /// called inside a tokio runtime.
+    #[doc(hidden)]
+    pub fn writer_on_task(mut self) -> Self {
+        self.writer_task = true;
+        self
+    }
 }
 
 /// Why a directory could not be opened.
@@ -323,8 +343,11 @@ pub enum OpenError {
 pub(crate) struct Shared {
     state: Mutex<State>,
     queue: Mutex<Queue>,
-    /// Wakes the writer.
+    /// Wakes the writer thread.
     wake: Condvar,
+    /// Wakes the writer task (`FileStoreOptions::writer_on_task`); keeps a wake-up that
+    /// comes while the task is busy.
+    wake_task: tokio::sync::Notify,
     durable: watch::Sender<Durable>,
     /// Writes currently fail: calls are refused up front.
     failed: AtomicBool,
@@ -346,13 +369,28 @@ impl Shared {
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Wakes the writer, thread or task.
+    fn wake(&self) {
+        if self.options.writer_task {
+            self.wake_task.notify_one();
+        } else {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// A store in one directory that survives crashes and power cuts; see the [module
 /// docs](self) for the format, recovery, backups and upgrades.
 pub struct FileStore {
     shared: Arc<Shared>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: Mutex<Option<WriterHandle>>,
+}
+
+/// The writer: a thread of its own, or a task (`FileStoreOptions::writer_on_task`).
+enum WriterHandle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl fmt::Debug for FileStore {
@@ -376,6 +414,10 @@ impl FileStore {
         options: FileStoreOptions,
     ) -> Result<FileStore, OpenError> {
         let dir = dir.as_ref().to_path_buf();
+        if options.writer_task {
+            // The simulator's file system never blocks.
+            return Self::open_blocking(dir, options);
+        }
         tokio::task::spawn_blocking(move || Self::open_blocking(dir, options))
             .await
             .expect("opening a store does not panic")
@@ -405,6 +447,7 @@ impl FileStore {
             state: Mutex::new(recovered.state),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            wake_task: tokio::sync::Notify::new(),
             durable: watch::channel(Durable::default()).0,
             failed: AtomicBool::new(false),
             durable_lsn: AtomicU64::new(0),
@@ -427,6 +470,7 @@ impl FileStore {
             pending_placed: Vec::new(),
             failed: None,
             segment_unwritten: false,
+            cut_back: Vec::new(),
             since_checkpoint: recovered.since_checkpoint,
             checkpoint_size: recovered.checkpoint_size,
             checkpoint_retry_at: 0,
@@ -439,17 +483,22 @@ impl FileStore {
                 source: std::io::Error::other(e.to_string()),
             })?;
         }
-        let thread = std::thread::Builder::new()
-            .name("durable-file-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|source| OpenError::Io {
-                action: "start the writer thread for",
-                path: shared.dir.clone(),
-                source,
-            })?;
+        let handle = if shared.options.writer_task {
+            WriterHandle::Task(tokio::spawn(writer.run_task()))
+        } else {
+            let thread = std::thread::Builder::new()
+                .name("durable-file-writer".into())
+                .spawn(move || writer.run())
+                .map_err(|source| OpenError::Io {
+                    action: "start the writer thread for",
+                    path: shared.dir.clone(),
+                    source,
+                })?;
+            WriterHandle::Thread(thread)
+        };
         Ok(FileStore {
             shared,
-            writer: Mutex::new(Some(thread)),
+            writer: Mutex::new(Some(handle)),
         })
     }
 
@@ -468,7 +517,7 @@ impl FileStore {
             }
             queue.checkpoints.push(tx);
         }
-        self.shared.wake.notify_one();
+        self.shared.wake();
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
@@ -476,17 +525,24 @@ impl FileStore {
     /// directory can be opened again; later calls fail with `Unavailable`. Dropping the
     /// store does the same.
     pub async fn close(&self) {
-        let Some(thread) = self.stop() else { return };
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match self.stop() {
+            None => {}
+            Some(WriterHandle::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(WriterHandle::Task(task)) => {
+                let _ = task.await;
+            }
+        }
     }
 
-    fn stop(&self) -> Option<std::thread::JoinHandle<()>> {
+    fn stop(&self) -> Option<WriterHandle> {
         {
             // Under the state lock no call is between its checks and its record.
             let _state = self.shared.state();
             self.shared.queue().closing = true;
         }
-        self.shared.wake.notify_one();
+        self.shared.wake();
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
@@ -548,7 +604,7 @@ impl FileStore {
         let first = start == 0;
         drop(queue);
         if first {
-            self.shared.wake.notify_one();
+            self.shared.wake();
         }
         Ok((rx, woken))
     }
@@ -605,7 +661,8 @@ fn closed() -> StoreError {
 
 impl Drop for FileStore {
     fn drop(&mut self) {
-        if let Some(thread) = self.stop() {
+        // A writer task finishes on its own (or dies with its runtime, as in a power cut).
+        if let Some(WriterHandle::Thread(thread)) = self.stop() {
             let _ = thread.join();
         }
     }
