@@ -61,6 +61,11 @@ async fn idle(shared: &Shared, signal: impl Future<Output = ()>) {
 
 async fn back_off(shared: &Shared, error: &StoreError) {
     tracing::warn!(target: "durable::worker", %error, "store call failed; trying again");
+    pause_before_retry(shared).await;
+}
+
+/// The pause after a failed store call, before it is made again (cut short by a stop).
+async fn pause_before_retry(shared: &Shared) {
     let stop = shared.stop.notified();
     tokio::select! {
         biased;
@@ -266,6 +271,7 @@ async fn turn(
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot commit the turn; it will be retried");
+            pause_before_retry(shared).await;
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
             false
         }
@@ -310,6 +316,9 @@ async fn execution_for(
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
+            // Not at once: the lease is handed back after a pause, so that a store whose
+            // reads keep failing is not asked again in a tight loop.
+            pause_before_retry(shared).await;
             return None;
         }
     };

@@ -21,6 +21,7 @@ pub struct RoleStore {
     activities: bool,
     renews: bool,
     strips_task_spans: bool,
+    loads_fail: bool,
     loads: Arc<AtomicUsize>,
     stall: Option<Stall>,
 }
@@ -55,6 +56,7 @@ impl RoleStore {
             activities: true,
             renews: true,
             strips_task_spans: false,
+            loads_fail: false,
             loads: Arc::default(),
             stall: None,
         }
@@ -83,6 +85,13 @@ impl RoleStore {
     /// carried.
     pub fn strips_task_spans(mut self) -> Self {
         self.strips_task_spans = true;
+        self
+    }
+
+    /// Fails every history load with `Unavailable` (still counted), as a store whose reads
+    /// keep failing.
+    pub fn loads_fail(mut self) -> Self {
+        self.loads_fail = true;
         self
     }
 
@@ -139,6 +148,11 @@ impl Store for RoleStore {
     }
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
+        if self.loads_fail {
+            return Err(StoreError::Unavailable(
+                "reads fail (RoleStore::loads_fail)".into(),
+            ));
+        }
         self.inner.load_history(id).await
     }
     async fn load_history_page(

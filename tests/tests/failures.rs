@@ -426,3 +426,40 @@ matrix!(
         );
     }
 );
+
+/// A store whose history reads keep failing is asked again after a pause, not in a tight
+/// loop: the turn hands its lease back only after the runtime's back-off (found by the
+/// simulator's disk, seed 27389: a runtime spinning at full CPU on `load_history`). The
+/// instance waits, unfailed, for the store to come back.
+#[tokio::test]
+async fn failing_history_reads_are_retried_after_a_pause() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use durable_runtime::store::MemoryStore;
+    use durable_runtime::Runtime;
+    use durable_tests::roles::RoleStore;
+
+    let store = RoleStore::new(Arc::new(MemoryStore::new())).loads_fail();
+    let loads = store.loads();
+    let runtime = Runtime::builder()
+        .shared_store(Arc::new(store))
+        .orchestrator(evolving_v1)
+        .activity(step_a)
+        .start()
+        .unwrap();
+    let client = runtime.client();
+    let id = client.start(evolving_v1, ()).await.unwrap();
+    let watched = Duration::from_millis(600);
+    tokio::time::sleep(watched).await;
+    let loads = loads.load(Ordering::SeqCst);
+    // One read per 100 ms back-off: about 6 here; thousands when retried at once. A slow
+    // machine only makes fewer.
+    assert!(
+        (1..=20).contains(&loads),
+        "{loads} history reads in {watched:?}"
+    );
+    let status = client.status(&id).await.unwrap();
+    assert!(!status.runtime_status.is_finished(), "{status:?}");
+    runtime.shutdown().await;
+}
