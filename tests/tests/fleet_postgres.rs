@@ -305,7 +305,12 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
     let mut pauses: Vec<u64> = Vec::new();
     let takeovers: Arc<Mutex<Vec<Takeover>>> = Arc::default();
     let mut watchers = Vec::new();
-    let kill_gap = 4 * LEASE.as_millis() as u64 / 1_000;
+    // Paced by progress, not by time, so that a fast machine sees as many as a slow one:
+    // the chaos events (kills, cuts, pauses) fall due as the completions pass evenly spaced
+    // marks over the first 60 % of the run, at least 50-150 ms apart.
+    let events = MIN_KILLS + 13;
+    let mark = |k: usize| k * INSTANCES * 6 / 10 / events;
+    let mut next_event = 1;
     // DURABLE_FLEET_CHAOS=0 runs the fleet undisturbed (to tell a slow fleet from a stuck one).
     let chaos = std::env::var("DURABLE_FLEET_CHAOS").map_or(true, |v| v != "0");
     let pause_done = |pauses: &Vec<u64>| pauses.iter().any(|&c| c > 0) || pauses.len() >= 4;
@@ -318,7 +323,11 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
             "seed {seed}: not done after {DEADLINE:?}: {} of {INSTANCES} completed, {kills} kills",
             completed.load(Ordering::SeqCst)
         );
-        std::thread::sleep(Duration::from_millis(200 + rng.below(400 + kill_gap)));
+        std::thread::sleep(Duration::from_millis(50 + rng.below(100)));
+        if completed.load(Ordering::SeqCst) < mark(next_event) {
+            continue;
+        }
+        next_event += 1;
         let i = rng.below(WORKERS as u64) as usize;
         let in_flight = !done.load(Ordering::SeqCst);
         if in_flight && kills >= 6 && !pause_done(&pauses) {
