@@ -251,34 +251,45 @@ async fn a_recovered_status_that_cannot_be_read() {
     others_unaffected(&client).await;
 }
 
+/// The first turn of a new instance `id` (of `echo_step2`, with a readable input), as a store
+/// hands it out, written by hand: its history opens with the start; a test adds what an
+/// older runtime would have recorded, then commits it.
+async fn first_turn_by_hand(
+    setup: &Setup,
+    id: &durable_runtime::InstanceId,
+) -> durable_runtime::store::TurnCommit {
+    use durable_runtime::store::{StatusUpdate, TurnCommit};
+    let mut start = deep_start(id);
+    start.status.input = Value::Null;
+    if let Event::ExecutionStarted { input, .. } = &mut start.start.event {
+        *input = Value::Null;
+    }
+    setup.store.create_instance(start.clone()).await.unwrap();
+    let now = setup.clock.now();
+    let work = setup
+        .store
+        .fetch_orchestration(now, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the start");
+    let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
+    turn.history = vec![
+        HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }),
+        start.start,
+    ];
+    turn
+}
+
 matrix!(
     a_stored_history_that_cannot_be_read,
     |setup: Setup| async move {
         // A turn committed before the limits existed, with an event no store reads back.
-        use durable_runtime::store::{StatusUpdate, TurnCommit};
         let id = durable_runtime::InstanceId::new("deep-history").unwrap();
-        let mut start = deep_start(&id);
-        start.status.input = Value::Null;
-        if let Event::ExecutionStarted { input, .. } = &mut start.start.event {
-            *input = Value::Null;
-        }
-        setup.store.create_instance(start.clone()).await.unwrap();
-        let now = setup.clock.now();
-        let work = setup
-            .store
-            .fetch_orchestration(now, std::time::Duration::from_secs(30))
-            .await
-            .unwrap()
-            .expect("the start");
-        let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
-        turn.history = vec![
-            HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }),
-            start.start,
-            HistoryEvent::new(Event::EventRaised {
-                name: "early".into(),
-                data: nested(130),
-            }),
-        ];
+        let mut turn = first_turn_by_hand(&setup, &id).await;
+        turn.history.push(HistoryEvent::new(Event::EventRaised {
+            name: "early".into(),
+            data: nested(130),
+        }));
         setup.store.commit_turn(turn).await.unwrap();
         assert!(setup.store.load_history(&id).await.is_err());
 
@@ -302,32 +313,15 @@ matrix!(
     |setup: Setup| async move {
         // An activity call scheduled before the limits existed, with an input no store reads
         // back: the attempt fails instead of being handed out for ever, and the instance fails.
-        use durable_runtime::store::{ActivityTask, StatusUpdate, TurnCommit};
+        use durable_runtime::store::ActivityTask;
         let id = durable_runtime::InstanceId::new("deep-task").unwrap();
-        let mut start = deep_start(&id);
-        start.status.input = Value::Null;
-        if let Event::ExecutionStarted { input, .. } = &mut start.start.event {
-            *input = Value::Null;
-        }
-        setup.store.create_instance(start.clone()).await.unwrap();
-        let now = setup.clock.now();
-        let work = setup
-            .store
-            .fetch_orchestration(now, std::time::Duration::from_secs(30))
-            .await
-            .unwrap()
-            .expect("the start");
-        let mut turn = TurnCommit::for_work(&work, StatusUpdate::running());
-        turn.history = vec![
-            HistoryEvent::new(Event::OrchestratorStarted { timestamp: now }),
-            start.start,
-            HistoryEvent::new(Event::TaskScheduled {
-                id: 0,
-                name: "accept".into(),
-                input: nested(130),
-                attempt: 1,
-            }),
-        ];
+        let mut turn = first_turn_by_hand(&setup, &id).await;
+        turn.history.push(HistoryEvent::new(Event::TaskScheduled {
+            id: 0,
+            name: "accept".into(),
+            input: nested(130),
+            attempt: 1,
+        }));
         turn.activities = vec![ActivityTask {
             instance_id: id.clone(),
             id: 0,
