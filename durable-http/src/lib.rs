@@ -68,8 +68,9 @@
 //!
 //! `GET /instances/{id}/history` pages through the history, oldest first: `from` is the
 //! position of the first event (default 0), `top` the page size (default 100, at most 1000).
-//! Events are the history's own JSON (`{"v": 1, "kind": "TaskScheduled", …}`; activity
-//! results carry `started_at` and `ended_at`). `execution` identifies the history paged
+//! Events are the history's own JSON (`{"v": 2, "kind": "TaskScheduled", …}`, `v` the
+//! history format version the event was written with, so an older history shows older
+//! numbers; activity results carry `started_at` and `ended_at`). `execution` identifies the history paged
 //! through (a hash of its start, `null` before the first turn): when it changes between
 //! pages, a continue-as-new (`generation` says which) or a new instance under the same id
 //! replaced the history, and paging starts over. The store reads only the page's events (and
