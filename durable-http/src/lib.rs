@@ -78,8 +78,9 @@
 //!
 //! # The dashboard
 //!
-//! [`router`] serves a web page at `/`: the instance list (statuses, name, creation time,
-//! pages, auto-refresh, actions on a selection), and each instance's status, payloads,
+//! [`router`] serves a web page at `/`: the instance list (counts per status as filters,
+//! name, id prefix, custom status, creation time, pages, auto-refresh, actions on a
+//! selection or, after a dry-run count, on everything the filter selects), and each instance's status, payloads,
 //! timeline (activity attempts and the back-offs between them, timers, event waits,
 //! children, generations) and history, with the actions above behind a confirmation. Its
 //! files are compiled into the binary and served under `/dashboard/` with a
