@@ -39,7 +39,7 @@ fn is_start(event: &HistoryEvent) -> bool {
 
 /// An orchestration worker: schedules `schedule` attempts on the start, finishes its instance
 /// once `needs` other messages were consumed, and checks that no instance is leased twice at
-/// once and that each fetch's version is the history length committed so far.
+/// once and that each fetch's `history_len` is the history length committed so far.
 async fn orchestration_worker<S: Store>(
     store: Arc<S>,
     ledger_: Arc<Mutex<Ledger>>,
