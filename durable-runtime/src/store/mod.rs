@@ -2,7 +2,8 @@
 //!
 //! A store keeps, per instance, a status, a history (the current generation's events), an
 //! inbox of messages, at most one instance lease, and the activity attempts its turns
-//! scheduled; it knows bytes, ids, versions, times and lease tokens, never user types.
+//! scheduled; it knows bytes, ids, orchestrator versions, history lengths, times and lease
+//! tokens, never user types.
 //! [`MemoryStore`], [`FileStore`] and `durable-postgres`'s store implement it; [`conformance`]
 //! is the test kit every implementation runs, and what it checks is what is written here.
 //!
