@@ -10,11 +10,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
-    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
-    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
-    WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
+    OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
 };
-use durable_runtime::{Clock, InstanceId};
+use durable_runtime::{Clock, InstanceId, InstanceStatus};
 use tokio::sync::watch;
 
 use crate::faults::{Fault, FaultPlan};

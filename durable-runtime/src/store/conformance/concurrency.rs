@@ -10,7 +10,8 @@ use serde_json::json;
 use super::support::*;
 use crate::history::{Event, HistoryEvent};
 use crate::instance_id::InstanceId;
-use crate::store::{RuntimeStatus, Store};
+use crate::status::RuntimeStatus;
+use crate::store::Store;
 
 const INSTANCES: usize = 200;
 const WORKERS: usize = 8;

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::support::*;
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
-use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, Store};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{StatusUpdate, Store};
 
 /// `fetch_orchestration` delivers the start message with a lease and a history length of 0.
 pub async fn start_message_is_delivered_with_a_lease<S: Store>(store: Arc<S>) {

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::support::*;
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
-use crate::store::{InstanceStatus, OrchestrationWork, Store, StoreError, TurnCommit};
+use crate::status::InstanceStatus;
+use crate::store::{OrchestrationWork, Store, StoreError, TurnCommit};
 
 /// The full set of side effects a fenced commit tries to make.
 fn everything(work: &OrchestrationWork, now: SystemTime) -> TurnCommit {
