@@ -828,3 +828,202 @@ durable-macros/src/  lib.rs
         );
     }
 }
+
+/// Every public name of `durable_runtime` has one path (lib.rs, "Where names live"): no
+/// `pub use` re-exports a name from a public module (it is already reachable there), and no
+/// name is re-exported twice. `__private` (hidden, for generated code) is exempt.
+#[test]
+fn every_public_name_has_one_path() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let problems = second_paths(&Tree::read(&src));
+    assert!(
+        problems.is_empty(),
+        "names reachable by two public paths ({}):\n\n{}\n",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The module path of a file under `src/`: `lib.rs` → ``, `store/mod.rs` → `store`,
+/// `store/memory.rs` → `store::memory`.
+fn module_path(file: &str) -> Vec<String> {
+    let trimmed = file.trim_end_matches(".rs");
+    let mut parts: Vec<String> = trimmed.split('/').map(str::to_string).collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The modules a file declares at its top level, and whether each is `pub` (not `pub(..)`).
+fn child_modules(tokens: &[TokenTree]) -> BTreeMap<String, bool> {
+    let mut modules = BTreeMap::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if let (true, Some(TokenTree::Ident(name))) = (is_ident(token, "mod"), tokens.get(i + 1)) {
+            let public = i > 0 && is_ident(&tokens[i - 1], "pub");
+            modules.insert(name.to_string(), public);
+        }
+    }
+    modules
+}
+
+/// The paths a `use` tree names (`a::{b, c::d as e}` → `a::b`, `a::c::d`).
+fn use_paths(tokens: &[TokenTree], prefix: &[String], out: &mut Vec<Vec<String>>) {
+    let mut path = prefix.to_vec();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Ident(ident) if ident == "as" => i += 1, // skip the alias
+            TokenTree::Ident(ident) => path.push(ident.to_string()),
+            TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => {
+                let inner: Vec<TokenTree> = group.stream().into_iter().collect();
+                for item in inner.split(|t| is_punct(t, ',')) {
+                    if !item.is_empty() {
+                        use_paths(item, &path, out);
+                    }
+                }
+                return;
+            }
+            TokenTree::Punct(p) if p.as_char() == '*' => path.push("*".into()),
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(path);
+}
+
+fn second_paths(tree: &Tree) -> Vec<String> {
+    // Which module paths are public: every step from the root declared `pub mod`.
+    let mut children = BTreeMap::new();
+    for (file, source) in &tree.files {
+        let tokens: Vec<TokenTree> = match source.parse::<TokenStream>() {
+            Ok(tokens) => tokens.into_iter().collect(),
+            Err(_) => continue,
+        };
+        children.insert(module_path(file), child_modules(&tokens));
+    }
+    let is_public = |module: &[String]| {
+        (0..module.len()).all(|depth| {
+            children
+                .get(&module[..depth])
+                .and_then(|c| c.get(&module[depth]))
+                .copied()
+                .unwrap_or(false)
+        })
+    };
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<Vec<String>, String> = BTreeMap::new();
+    for (file, source) in &tree.files {
+        if file == "__private.rs" {
+            continue;
+        }
+        let here = module_path(file);
+        let Ok(tokens) = source.parse::<TokenStream>() else {
+            continue;
+        };
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        let own = children.get(&here).cloned().unwrap_or_default();
+        for i in 1..tokens.len() {
+            if !(is_ident(&tokens[i], "use") && is_ident(&tokens[i - 1], "pub")) {
+                continue;
+            }
+            let end = tokens[i..]
+                .iter()
+                .position(|t| is_punct(t, ';'))
+                .map_or(tokens.len(), |p| i + p);
+            let mut paths = Vec::new();
+            use_paths(&tokens[i + 1..end], &[], &mut paths);
+            for path in paths {
+                // Resolve to an absolute path; leave other crates alone.
+                let absolute: Vec<String> = match path.first().map(String::as_str) {
+                    Some("crate") => path[1..].to_vec(),
+                    Some("self") => here.iter().chain(&path[1..]).cloned().collect(),
+                    Some(first) if own.contains_key(first) => {
+                        here.iter().chain(&path).cloned().collect()
+                    }
+                    _ => continue,
+                };
+                let (item, module) = absolute.split_last().expect("a path");
+                let written = format!("src/{file}: `pub use {}`", path.join("::"));
+                if is_public(module) {
+                    problems.push(format!(
+                        "{written}: `{item}` is already public as `{}::{item}`; keep one path",
+                        module.join("::")
+                    ));
+                } else if let Some(first) = seen.insert(absolute.clone(), written.clone()) {
+                    problems.push(format!(
+                        "{written}: `{item}` is re-exported twice (also {first}); keep one path"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The one-path check on small trees: each rule fails when broken.
+mod one_path {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> Tree {
+        let mut tree = Tree::default();
+        for (path, source) in files {
+            tree.files.insert(path.to_string(), source.to_string());
+        }
+        tree
+    }
+
+    #[test]
+    fn names_of_private_modules_re_exported_once_pass() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "mod status; pub mod store; pub use status::{InstanceStatus as S};",
+            ),
+            (
+                "store/mod.rs",
+                "mod file; pub use file::FileStore; pub use self::file::Options;",
+            ),
+        ]));
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_re_export_from_a_public_module_is_refused() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "pub mod store; pub mod limits; pub use store::{HistoryPage, file::FileStore};",
+            ),
+            ("store/mod.rs", "pub mod file; pub use file::FileStore;"),
+            ("testing.rs", "pub use crate::limits::PayloadLimitError;"),
+        ]));
+        let text = problems.join("\n");
+        assert_eq!(problems.len(), 4, "{text}");
+        assert!(text.contains("src/lib.rs: `pub use store::HistoryPage`: `HistoryPage` is already public as `store::HistoryPage`"), "{text}");
+        assert!(
+            text.contains("`FileStore` is already public as `store::file::FileStore`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("src/testing.rs: `pub use crate::limits::PayloadLimitError`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_name_re_exported_twice_is_refused() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "mod clock; pub mod testing; pub use clock::VirtualClock;",
+            ),
+            ("testing.rs", "pub use crate::clock::VirtualClock;"),
+        ]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`VirtualClock` is re-exported twice"),
+            "{problems:?}"
+        );
+    }
+}
