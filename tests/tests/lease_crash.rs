@@ -9,8 +9,11 @@
 //! kill, so that expiry is at most one lease after the kill; the second process's fetch
 //! must not hand the attempt out before the expiry, so the re-run starts after it.
 //!
-//! Only PostgreSQL lets two processes share a store, so the test needs
-//! `DURABLE_TEST_POSTGRES_URL` (it says so and passes without). The child is
+//! Only PostgreSQL lets two processes share a store, so that test needs
+//! `DURABLE_TEST_POSTGRES_URL` (it says so and passes without). On the file store, one
+//! process per directory, the other worker is a process restarted on the directory: leases
+//! are not durable there (the directory's lock says the old owner is gone), so the attempt
+//! runs again at once, exactly once, as the same attempt. The child is
 //! `src/bin/lease_child.rs`; it runs on the system clock, and so does this test's runtime.
 
 use std::io::{BufRead, BufReader};
@@ -30,15 +33,27 @@ const LEASE: Duration = Duration::from_millis(1_500);
 /// How long the test waits for something that must happen (never a bound on how fast).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The attempts this process ran: attempt number and when it started.
-static RUNS: Mutex<Vec<(u32, SystemTime)>> = Mutex::new(Vec::new());
+/// The attempts this process ran: instance, attempt number and when it started.
+static RUNS: Mutex<Vec<(String, u32, SystemTime)>> = Mutex::new(Vec::new());
 
 #[activity(name = "lease_crash_step")]
 async fn quick_step(ctx: ActivityContext, _input: ()) -> Result<u32, String> {
-    RUNS.lock()
-        .unwrap()
-        .push((ctx.attempt(), SystemTime::now()));
+    let run = (
+        ctx.instance_id().to_string(),
+        ctx.attempt(),
+        SystemTime::now(),
+    );
+    RUNS.lock().unwrap().push(run);
     Ok(ctx.attempt())
+}
+
+/// The attempts of `id` this process ran: attempt number and when it started.
+fn runs_of(id: &str) -> Vec<(u32, SystemTime)> {
+    let runs = RUNS.lock().unwrap();
+    runs.iter()
+        .filter(|(of, _, _)| of == id)
+        .map(|&(_, attempt, at)| (attempt, at))
+        .collect()
 }
 
 #[orchestrator(name = "lease_crash_chain")]
@@ -55,6 +70,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `lease_child` with `args`; its stdout lines arrive on the receiver.
+fn child(args: &[&str]) -> (KillOnDrop, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lease_child"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (KillOnDrop(child), received)
 }
 
 /// The attempt's row: its lease token (a new one at every hand-out, kept by renewals), its
@@ -103,23 +139,8 @@ async fn a_killed_worker_s_attempt_runs_again_once_one_lease_later() {
     tokio::spawn(connection);
     let id = "killed-mid-attempt";
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lease_child"))
-        .args([&url, &name, id, &LEASE.as_millis().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child");
-    let stdout = child.stdout.take().unwrap();
-    let mut child = KillOnDrop(child);
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lease_ms = LEASE.as_millis().to_string();
+    let (mut child, received) = child(&[&url, &name, id, &lease_ms]);
     let first = received
         .recv_timeout(PATIENCE)
         .expect("the child starts the attempt");
@@ -186,7 +207,7 @@ async fn a_killed_worker_s_attempt_runs_again_once_one_lease_later() {
         Some(serde_json::json!(1)),
         "the same attempt"
     );
-    let runs = RUNS.lock().unwrap().clone();
+    let runs = runs_of(id);
     assert_eq!(
         runs.len(),
         1,
@@ -198,6 +219,56 @@ async fn a_killed_worker_s_attempt_runs_again_once_one_lease_later() {
         started >= last.expires,
         "the attempt ran again at {started:?}, before its lease ran out at {:?}",
         last.expires
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_attempt_runs_again_once_after_a_restart_on_the_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let id = "killed-mid-attempt-on-file";
+    let lease_ms = LEASE.as_millis().to_string();
+    let (mut child, received) = child(&["--file", path, id, &lease_ms]);
+    let first = received
+        .recv_timeout(PATIENCE)
+        .expect("the child starts the attempt");
+    assert_eq!(first, format!("running {id} 1"));
+    child.0.kill().expect("SIGKILL the child");
+    child.0.wait().unwrap();
+
+    // The restarted process: the kill released the directory's lock.
+    let store = durable_runtime::store::FileStore::open(dir.path())
+        .await
+        .expect("the directory opens after the kill");
+    let runtime = Runtime::builder()
+        .store(store)
+        .activity_lease(LEASE)
+        .orchestrator(chain)
+        .activity(quick_step)
+        .start()
+        .unwrap();
+    let status = runtime
+        .client()
+        .wait_for_completion(id, PATIENCE)
+        .await
+        .expect("the instance completes in the restarted process");
+    assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+    assert_eq!(
+        status.output,
+        Some(serde_json::json!(1)),
+        "the same attempt"
+    );
+    let runs = runs_of(id);
+    assert_eq!(
+        runs.len(),
+        1,
+        "the attempt ran again exactly once: {runs:?}"
+    );
+    assert_eq!(runs[0].0, 1, "the same attempt number");
+    assert!(
+        received.try_recv().is_err(),
+        "the killed child ran the attempt only once"
     );
     runtime.shutdown().await;
 }
