@@ -74,6 +74,43 @@ async fn writes_taken_at_once_are_cut_into_batches_under_the_limit() {
         written.len() < N,
         "the writes were taken together (several records a batch): {written:?}"
     );
+
+    // Turns taken together too: their events are read back from where each batch put them.
+    let mut commits = Vec::new();
+    for i in 0..N {
+        let work = store
+            .lease_orchestration(&id(&format!("i{i:02}")), t(1), Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("leased");
+        let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
+        commit
+            .history
+            .extend(work.messages.iter().map(|m| m.event.clone()));
+        commit.history.push(HistoryEvent::new(Event::TaskCompleted {
+            id: i as u64,
+            output: json!(format!("output of {i}")),
+        }));
+        commits.push(commit);
+    }
+    let expected: Vec<Vec<HistoryEvent>> = commits.iter().map(|c| c.history.clone()).collect();
+    let before = written.len();
+    for committed in join_all(commits.into_iter().map(|c| store.commit_turn(c))).await {
+        committed.unwrap();
+    }
+    let turns = &batches(&fs)[before..];
+    assert!(turns.len() > 2, "the turns took several batches: {turns:?}");
+    for (seq, len) in turns {
+        assert!(*len <= MAX, "batch {seq} holds {len} bytes, over {MAX}");
+    }
+    for (i, events) in expected.iter().enumerate() {
+        let history = store.load_history(&id(&format!("i{i:02}"))).await.unwrap();
+        assert_eq!(
+            &history, events,
+            "the history of i{i:02}, read from its batch"
+        );
+    }
+
     let live = snapshot(&store).await;
     assert_eq!(live.instances.len(), N);
     store.close().await;
