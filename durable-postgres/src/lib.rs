@@ -218,6 +218,7 @@
 //! workspace (`matrix!`) run on PostgreSQL too. They need `DURABLE_TEST_POSTGRES_URL`; see
 //! [`testing`].
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod claims;

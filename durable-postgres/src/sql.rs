@@ -584,13 +584,19 @@ impl Sql {
 /// The position a continuation token names: `<created_at nanos>:<id>`.
 fn parse_continuation(token: &str) -> Result<(i64, String), StoreError> {
     let bad = || {
+        // A token can be of any length: the message quotes at most its first 64 characters.
+        let shown: String = token.chars().take(64).collect();
+        let cut = if shown.len() < token.len() { "…" } else { "" };
         StoreError::InvalidQuery(format!(
-            "`{token}` is not a continuation token of this store: pass back the one the \
+            "{shown:?}{cut} is not a continuation token of this store: pass back the one the \
              previous page returned"
         ))
     };
     let (at, id) = token.split_once(':').ok_or_else(bad)?;
     let at: i64 = at.parse().map_err(|_| bad())?;
+    // Every token names a real id: one that cannot be an id (a NUL, which PostgreSQL's text
+    // refuses, included) is not a token of this store.
+    durable_runtime::InstanceId::new(id).map_err(|_| bad())?;
     Ok((at, id.to_string()))
 }
 

@@ -624,6 +624,9 @@ pub mod kinds {
     /// The runtime itself panicked while running a turn of the instance (a bug in durable
     /// or in a store): the instance fails rather than being retried forever.
     pub const RUNTIME_PANIC: &str = "runtime_panic";
+    /// A turn wrote more than the store holds in one write (the file store: 4 GiB, e.g. very
+    /// many large activity inputs scheduled at once); nothing of it was written.
+    pub const TOO_LARGE: &str = "too_large";
 }
 
 fn short_type_name<T: ?Sized>() -> String {

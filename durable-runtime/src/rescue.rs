@@ -67,6 +67,16 @@ pub(crate) async fn fail_after_panic(shared: &Shared, mut fence: Fence, failure:
     end_without_execution(shared, fence, inputs, Outcome::Failed(failure)).await;
 }
 
+/// Fails the instance whose turn the store refused as too large to write: as after a panic,
+/// the turn's messages are consumed and the failure is recorded in a turn of its own.
+pub(crate) async fn fail_too_large(shared: &Shared, mut fence: Fence, failure: Failure) {
+    let id = fence.instance_id.clone();
+    tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the turn is too large for the store; the instance fails");
+    shared.cache.remove(&id);
+    let inputs = fence.started.take().into_iter().collect();
+    end_without_execution(shared, fence, inputs, Outcome::Failed(failure)).await;
+}
+
 /// A turn of an instance whose earlier turn still runs in this process (its poll has not
 /// returned): only a terminate is acted on, without the execution the stuck turn holds.
 /// Otherwise the lease is left to expire, and the instance is looked at again a lease later.

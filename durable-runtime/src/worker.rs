@@ -154,7 +154,11 @@ async fn run_turn(
         .catch_unwind()
         .await
     {
-        Ok(committed) => committed,
+        Ok(Ok(committed)) => committed,
+        Ok(Err(failure)) => {
+            rescue::fail_too_large(shared, fence, failure).await;
+            false
+        }
         Err(panic) => {
             let failure = Failure::new(
                 kinds::RUNTIME_PANIC,
@@ -169,12 +173,14 @@ async fn run_turn(
     }
 }
 
+/// Runs one turn and commits it: whether it committed, or the failure to end the instance
+/// with when the store refused the turn as too large (its lease is still held).
 async fn turn(
     shared: &Shared,
     work: OrchestrationWork,
     delivered: Option<Delivered>,
     running: TurnGuard,
-) -> bool {
+) -> Result<bool, Failure> {
     let _busy = shared.busy();
     let took = Stopwatch::start();
     let counters = &shared.counters;
@@ -182,7 +188,7 @@ async fn turn(
     let Some(mut execution) = execution_for(shared, &work, &running).await else {
         shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
-        return false;
+        return Ok(false);
     };
 
     let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
@@ -260,20 +266,24 @@ async fn turn(
                     retry.delay,
                 );
             }
-            true
+            Ok(true)
         }
+        Err(StoreError::TooLarge(reason)) => Err(Failure::new(
+            kinds::TOO_LARGE,
+            format!("this turn cannot be stored: {reason}"),
+        )),
         Err(StoreError::Conflict { reason, .. }) => {
             Counters::add(&counters.conflicts, 1);
             metric::stale_commit_refused("turn");
             tracing::debug!(target: "durable::worker", instance_id = %id, %reason, "turn superseded; the instance will replay");
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
-            false
+            Ok(false)
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot commit the turn; it will be retried");
             pause_before_retry(shared).await;
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
-            false
+            Ok(false)
         }
     }
 }

@@ -448,3 +448,71 @@ async fn a_crash_at_any_point_of_a_checkpoint_keeps_everything_acknowledged() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_checkpoint_finding_several_batches_queued_writes_them_and_tries_again() {
+    // Batches of at most this much (the format's 4 GiB, lowered for the test).
+    const MAX: usize = 2_000;
+    let fs = MemFs::default();
+    let probe = Probe::new(&fs);
+    let options = || probe.options().max_batch(MAX);
+    let store = Arc::new(FileStore::open_with(DIR, options()).await.unwrap());
+    for i in 0..3 {
+        store
+            .create_instance(new_instance(&name(i), json!(i), None))
+            .await
+            .unwrap();
+        turn(&store, &name(i), 1, &[50, 60]).await;
+    }
+    // The checkpoint numbers the batch it covers, then reads the histories on disk: held
+    // there while more than one batch's worth of creations is queued.
+    probe.close_gate();
+    let checkpoint = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.checkpoint().await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !probe.shared.held.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the checkpoint reads");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut creates: Vec<_> = (10..40)
+        .map(|i| Box::pin(store.create_instance(new_instance(&name(i), json!(i), None))))
+        .collect();
+    for create in &mut creates {
+        assert!(
+            futures::poll!(create.as_mut()).is_pending(),
+            "queued behind the checkpoint"
+        );
+    }
+    probe.open_gate();
+    for created in futures::future::join_all(creates).await {
+        created.unwrap();
+    }
+    checkpoint.await.unwrap().unwrap();
+    // A write after the checkpoint: recovery reads its batch right after the checkpoint's.
+    store
+        .create_instance(new_instance("after", json!(0), None))
+        .await
+        .unwrap();
+    let live = snapshot(&store).await;
+    assert_eq!(live.instances.len(), 34);
+    Arc::into_inner(store).unwrap().close().await;
+    let names = fs.names(Path::new(DIR));
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("checkpoint-"))
+            .count(),
+        1,
+        "one checkpoint, no temporary file left: {names:?}"
+    );
+    let store = FileStore::open_with(DIR, options())
+        .await
+        .unwrap_or_else(|e| panic!("the store reopens: {e}"));
+    assert_eq!(
+        snapshot(&store).await,
+        live,
+        "nothing replayed twice or lost"
+    );
+}

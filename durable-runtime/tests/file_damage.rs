@@ -68,26 +68,39 @@ fn format_of(bytes: &[u8]) -> u32 {
 
 #[tokio::test]
 async fn a_format_1_directory_opens_and_moves_on_to_the_current_format() {
-    let files = load_fixture(1);
+    // Written by a release whose history events were format 1 too.
+    opens_and_moves_on(1, 1).await;
+}
+
+#[tokio::test]
+async fn a_format_2_directory_opens_and_moves_on_to_the_current_format() {
+    // Written by a release whose history events were format 1 too.
+    opens_and_moves_on(2, 1).await;
+}
+
+/// The fixture of on-disk format `format` (history events of format `events`) opens with
+/// every record as the workload left it, takes new writes beside the old files, reopens,
+/// and a checkpoint moves it to the current format.
+async fn opens_and_moves_on(format: u32, events: u32) {
+    let files = load_fixture(format);
     assert!(files.len() >= 2, "a checkpoint and a segment: {files:?}");
     for (path, bytes) in &files {
-        assert_eq!(format_of(bytes), 1, "{}", path.display());
+        assert_eq!(format_of(bytes), format, "{}", path.display());
     }
-    // The fixture was written by a release whose history events were format 1: the events
-    // keep the version they were written with.
+    // The events keep the version they were written with.
     let mut expected = expected(Some(FIXTURE_CHECKPOINT_AFTER)).await;
     for (_, history, inbox) in expected.instances.values_mut() {
-        let events = history
+        let all = history
             .iter_mut()
             .chain(inbox.iter_mut().map(|d| &mut d.event));
-        for event in events {
-            event.format_version = 1;
+        for event in all {
+            event.format_version = events;
         }
     }
     let fs = MemFs::with_files(&files);
     let store = FileStore::open_with(DIR, options(&fs)).await.unwrap();
     let found = snapshot(&store).await;
-    assert_eq!(found, expected);
+    assert_eq!(found, expected, "format {format}");
     let (beta, _, _) = &found.instances["beta"];
     assert_eq!(
         beta.output,
@@ -106,7 +119,7 @@ async fn a_format_1_directory_opens_and_moves_on_to_the_current_format() {
     let store = FileStore::open_with(DIR, options(&fs)).await.unwrap();
     let mut reopened = snapshot(&store).await;
     assert!(reopened.instances.remove("after").is_some());
-    assert_eq!(reopened, expected);
+    assert_eq!(reopened, expected, "format {format}, reopened");
     // ...and a checkpoint moves everything to it.
     store.checkpoint().await.unwrap();
     store.close().await;
@@ -123,7 +136,7 @@ async fn a_format_1_directory_opens_and_moves_on_to_the_current_format() {
     let store = FileStore::open_with(DIR, options(&fs)).await.unwrap();
     let mut reopened = snapshot(&store).await;
     assert!(reopened.instances.remove("after").is_some());
-    assert_eq!(reopened, expected);
+    assert_eq!(reopened, expected, "format {format}, after a checkpoint");
 }
 
 /// splitmix64: a seeded sequence, so a failure names a case that can be replayed.

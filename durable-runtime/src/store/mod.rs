@@ -503,6 +503,11 @@ pub enum StoreError {
     /// The caller's mistake: nothing was written.
     #[error(transparent)]
     TimeOutOfRange(#[from] crate::clock::TimeOutOfRange),
+    /// A write is larger than the store can hold in one piece (the file store: 4 GiB, one
+    /// batch of its log). The caller's mistake: nothing was written. The runtime fails the
+    /// instance whose turn it was.
+    #[error("too large for the store: {0}")]
+    TooLarge(String),
     /// [`Store::fetch_activity`] leased an attempt whose task it cannot read (written before
     /// the payload limits, or damaged): the caller completes it as failed, so that it blocks
     /// neither its instance nor the queue.

@@ -103,16 +103,24 @@ fn continuation(at: SystemTime, id: &InstanceId) -> String {
 }
 
 fn parse_continuation(token: &str) -> Result<(SystemTime, String), StoreError> {
-    let bad = || {
-        StoreError::InvalidQuery(format!(
-            "`{token}` is not a continuation token of this store: pass back the one the \
-             previous page returned"
-        ))
-    };
+    let bad = || invalid_continuation(token);
     let (nanos, id) = token.split_once(':').ok_or_else(bad)?;
     let nanos: u64 = nanos.parse().map_err(|_| bad())?;
+    // Every token names a real id: one that cannot be an id is not a token of this store.
+    InstanceId::new(id).map_err(|_| bad())?;
     Ok((
         SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
         id.to_string(),
+    ))
+}
+
+/// The error of a continuation token that is not one this store made, quoting at most its
+/// first 64 characters (a token can be of any length).
+fn invalid_continuation(token: &str) -> StoreError {
+    let shown: String = token.chars().take(64).collect();
+    let cut = if shown.len() < token.len() { "…" } else { "" };
+    StoreError::InvalidQuery(format!(
+        "{shown:?}{cut} is not a continuation token of this store: pass back the one the \
+         previous page returned"
     ))
 }

@@ -3,15 +3,18 @@
 //!
 //! `lease_child URL SCHEMA ID LEASE_MS` runs a runtime on the PostgreSQL store at `URL`,
 //! schema `SCHEMA`, with an activity lease of `LEASE_MS` milliseconds, and starts the instance
-//! `ID` of `lease_crash_chain`. Its activity prints `running <id> <attempt>` on stdout each
+//! `ID` of `lease_crash_chain`; `lease_child --file DIR ID LEASE_MS` does the same on the file
+//! store in `DIR`. Its activity prints `running <id> <attempt>` on stdout each
 //! time an attempt starts, then runs until the process is killed.
 
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use durable_postgres::{PostgresOptions, PostgresStore};
+use durable_runtime::store::{FileStore, Store};
 use durable_runtime::{
     activity, orchestrator, ActivityContext, OrchestrationContext, Runtime, TaskError,
 };
@@ -35,14 +38,23 @@ async fn chain(ctx: OrchestrationContext) -> Result<u32, TaskError> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, schema, id, lease_ms] = args.as_slice() else {
-        anyhow::bail!("usage: lease_child URL SCHEMA ID LEASE_MS");
+    let (store, id, lease_ms): (Arc<dyn Store>, _, _) = match args.as_slice() {
+        [flag, dir, id, lease_ms] if flag == "--file" => {
+            (Arc::new(FileStore::open(dir).await?), id, lease_ms)
+        }
+        [url, schema, id, lease_ms] => {
+            let options = PostgresOptions::default().schema(schema).pool_size(4);
+            (
+                Arc::new(PostgresStore::connect_with(url, options).await?),
+                id,
+                lease_ms,
+            )
+        }
+        _ => anyhow::bail!("usage: lease_child (URL SCHEMA | --file DIR) ID LEASE_MS"),
     };
     let lease = Duration::from_millis(lease_ms.parse()?);
-    let options = PostgresOptions::default().schema(schema).pool_size(4);
-    let store = PostgresStore::connect_with(url, options).await?;
     let runtime = Runtime::builder()
-        .store(store)
+        .shared_store(store)
         .activity_lease(lease)
         .orchestrator(chain)
         .activity(endless_step)

@@ -311,6 +311,118 @@ pub async fn list_of_nothing_is_empty<S: Store>(store: Arc<S>) {
     assert_eq!(page.continuation, None);
 }
 
+/// A continuation token this store cannot have made is refused with `InvalidQuery` (which the
+/// HTTP API answers with 400), whatever the query's filters, with a short message however long
+/// the token; it is never a backend error or a panic. A real token works in a query of another
+/// shape (a token names a position in (created_at, id) order), and `count` ignores tokens.
+pub async fn malformed_continuation_is_invalid_query<S: Store>(store: Arc<S>) {
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        create(&*store, name, t(i as u64)).await;
+    }
+    let huge = "x".repeat(1 << 20);
+    let hostile: Vec<(&str, String)> = vec![
+        ("an empty token", String::new()),
+        ("garbage", "garbage".to_string()),
+        ("1 MB of garbage", huge.clone()),
+        ("a 1 MB position", format!("{}:a", "9".repeat(1 << 20))),
+        ("a 1 MB id", format!("1:{huge}")),
+        ("base64 of garbage", "Z2FyYmFnZTpqdW5rAA==".to_string()),
+        ("a separator alone", ":".to_string()),
+        ("a position without an id", "1000000000:".to_string()),
+        ("an id without a position", ":a".to_string()),
+        ("a fractional position", "1.5:a".to_string()),
+        ("a hexadecimal position", "0x10:a".to_string()),
+        ("full-width digits", "\u{ff11}:a".to_string()),
+        ("a NUL in the id", "1:a\u{0}b".to_string()),
+        ("a NUL alone", "\u{0}".to_string()),
+        ("a control character in the id", "1:a\u{7f}".to_string()),
+        ("a replacement character", "\u{fffd}\u{fffd}".to_string()),
+        ("an id longer than any id", format!("1:{}", "i".repeat(257))),
+    ];
+    let shapes = [
+        InstanceQuery::default(),
+        InstanceQuery {
+            statuses: vec![RuntimeStatus::Pending],
+            name: Some(NAME.to_string()),
+            id_prefix: Some("a".to_string()),
+            page_size: 1,
+            ..Default::default()
+        },
+    ];
+    for (what, token) in &hostile {
+        for shape in &shapes {
+            let query = InstanceQuery {
+                continuation: Some(token.clone()),
+                ..shape.clone()
+            };
+            let shown = || {
+                let mut query = query.clone();
+                query.continuation = Some(format!("{what} ({} bytes)", token.len()));
+                query
+            };
+            match store.list(&query).await {
+                Err(StoreError::InvalidQuery(message)) => {
+                    assert!(
+                        message.contains("continuation"),
+                        "the error of {what} should say that the continuation token is wrong: \
+                         {message}"
+                    );
+                    assert!(
+                        message.len() <= 1024,
+                        "the error of {what} should be short whatever the token's size, not {} \
+                         bytes: {}…",
+                        message.len(),
+                        message.chars().take(200).collect::<String>()
+                    );
+                }
+                other => panic!(
+                    "list({:?}) with {what} should fail with InvalidQuery, got {:?}",
+                    shown(),
+                    other.map(|page| page.instances.len())
+                ),
+            }
+            let counts = ok(store.count(&query).await, &format!("count with {what}"));
+            assert_eq!(
+                counts.total(),
+                if shape.id_prefix.is_some() { 1 } else { 3 }
+            );
+        }
+    }
+    // A real token, from a query of another shape, names a position in any query.
+    let first = ok(
+        store
+            .list(&InstanceQuery {
+                statuses: vec![RuntimeStatus::Pending],
+                page_size: 1,
+                ..Default::default()
+            })
+            .await,
+        "the first page of one",
+    );
+    let token = first
+        .continuation
+        .expect("three instances in pages of one: the first page has a continuation");
+    let rest = ok(
+        store
+            .list(&InstanceQuery {
+                continuation: Some(token),
+                ..Default::default()
+            })
+            .await,
+        "list after a token of another query",
+    );
+    let ids: Vec<String> = rest
+        .instances
+        .iter()
+        .map(|s| s.instance_id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        ["b", "c"],
+        "a token of another query's shape names the position after `a`"
+    );
+}
+
 /// `purge` refuses an unfinished instance, deletes a finished one with its history, then
 /// reports `NotFound`.
 pub async fn purge_only_finished_instances<S: Store>(store: Arc<S>) {

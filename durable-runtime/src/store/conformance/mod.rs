@@ -147,6 +147,7 @@ macro_rules! __durable_store_checks {
             list_filters_by_status_name_and_creation_time,
             list_pages_return_every_instance_once_in_order,
             list_of_nothing_is_empty,
+            malformed_continuation_is_invalid_query,
             list_filters_by_id_prefix_and_custom_status,
             count_counts_per_status,
             history_page_reads_a_range_of_positions,

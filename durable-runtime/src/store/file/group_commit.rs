@@ -30,6 +30,12 @@ pub(crate) type Waiter = oneshot::Sender<Result<(), StoreError>>;
 pub(crate) struct Queue {
     /// Encoded records, back to back (see `record`).
     pub(crate) buf: Vec<u8>,
+    /// Where in `buf` a batch after the first starts: the writer frames `buf` as one batch
+    /// per stretch between these cuts, each at most `max_batch` bytes. Cut between records,
+    /// never inside one (a record is never larger than `max_batch`).
+    pub(crate) cuts: Vec<usize>,
+    /// Where in `buf` the last batch starts (0 or the last cut).
+    pub(crate) batch_start: usize,
     /// The position of the last record in `buf`.
     pub(crate) last_lsn: Lsn,
     /// The turns' events in `buf` (offsets in `buf`), to place once written.
@@ -207,18 +213,31 @@ impl Writer {
         }
     }
 
-    /// Moves the queued records into a framed batch.
+    /// Moves the queued records into framed batches, cut where the queue says (each batch at
+    /// most `max_batch` bytes). They are written and synced together, and acknowledged only
+    /// once all are durable.
     fn take(&mut self, queue: &mut Queue) {
         if queue.buf.is_empty() {
             return;
         }
-        let base = (self.pending.len() + FRAME_HEADER) as u64;
-        for mut placed in queue.placed.drain(..) {
-            placed.offset += base;
-            self.pending_placed.push(placed);
+        let base = self.pending.len() as u64;
+        let mut ends = mem::take(&mut queue.cuts);
+        ends.push(queue.buf.len());
+        queue.batch_start = 0;
+        let mut placed = queue.placed.drain(..).peekable();
+        let mut from = 0;
+        for (k, to) in ends.into_iter().enumerate() {
+            // Batch `k`'s payload follows `k + 1` headers in what this call appends.
+            let shift = base + ((k + 1) * FRAME_HEADER) as u64;
+            while let Some(mut p) = placed.next_if(|p| p.offset < to as u64) {
+                p.offset += shift;
+                self.pending_placed.push(p);
+            }
+            let framed = frame(&mut self.pending, self.next_seq, &queue.buf[from..to]);
+            debug_assert!(framed.is_some(), "the queue cuts batches at max_batch");
+            self.next_seq += 1;
+            from = to;
         }
-        frame(&mut self.pending, self.next_seq, &queue.buf);
-        self.next_seq += 1;
         queue.buf.clear();
         self.pending_waiters.append(&mut queue.waiters);
         self.pending_watchers.append(&mut queue.watchers);
@@ -229,7 +248,7 @@ impl Writer {
     /// checkpoint covers exactly the batch it numbered before it began.
     fn take_batch(&mut self, queue: &mut Queue) {
         if queue.buf.is_empty() {
-            frame(&mut self.pending, self.next_seq, &[]);
+            let _ = frame(&mut self.pending, self.next_seq, &[]);
             self.next_seq += 1;
         } else {
             self.take(queue);
@@ -429,6 +448,23 @@ impl Writer {
     ///    its status, inbox and attempts, its history's pieces by position, and the events
     ///    still in memory inline.
     pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
+        // A second try finds the queue holding less than a batch unless writes keep coming
+        // faster than 4 GiB per pass over the histories.
+        for _ in 0..3 {
+            if self.checkpoint_once()? {
+                return Ok(());
+            }
+        }
+        Err(unavailable(
+            "checkpoint postponed: more than one batch of writes arrived during each of three \
+             tries",
+        ))
+    }
+
+    /// One try of [`checkpoint`](Self::checkpoint); `Ok(false)` if the queue held more than
+    /// one batch when it came to write the batch the checkpoint covers (numbered before it
+    /// began): those are written, the checkpoint is dropped, and may be tried again.
+    fn checkpoint_once(&mut self) -> Result<bool, StoreError> {
         let shared = Arc::clone(&self.shared);
         let io = |action: &str, e: io::Error| {
             StoreError::Unavailable(format!("checkpoint: cannot {action}: {e}"))
@@ -460,13 +496,23 @@ impl Writer {
             let mut queue = shared.queue();
             self.take_batch(&mut queue);
         }
-        debug_assert_eq!(self.next_seq, covers + 1);
         // Placed only after imaging: until then, every event after the copied ones is in
         // memory, and imaging reads nothing from disk.
         let placed = self.flush();
         if let Some(failed) = &self.failed {
             drop(state);
             return Err(unavailable(failed));
+        }
+        if self.next_seq != covers + 1 {
+            // Written as several batches: the image would hold batches after `covers`, which
+            // a recovery from it would replay a second time.
+            drop(state);
+            if let Some((placed, file)) = placed {
+                shared.state().place(placed, &file);
+            }
+            drop(out);
+            let _ = fs.remove(&tmp);
+            return Ok(false);
         }
         let imaged = state.image(&copied, |chunk| out.batch(chunk), CHUNK);
         drop(state);
@@ -502,7 +548,7 @@ impl Writer {
         self.since_checkpoint = 0;
         self.checkpoint_size = out.written;
         tracing::debug!(target: "durable::file_store", covers, bytes = out.written, "checkpoint written");
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -525,8 +571,20 @@ impl Chunked {
 
     /// Writes `payload` as the next batch; returns the file offset of its first byte.
     fn batch(&mut self, payload: &[u8]) -> io::Result<u64> {
+        let header = log::frame_header(self.batches + 1, payload).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a checkpoint batch of {} bytes is larger than a batch of the on-disk \
+                     format can be ({} bytes): an instance this large cannot be checkpointed, \
+                     and stays in the log",
+                    payload.len(),
+                    log::MAX_BATCH
+                ),
+            )
+        })?;
         self.batches += 1;
-        self.write(&log::frame_header(self.batches, payload))?;
+        self.write(&header)?;
         let at = self.written;
         self.write(payload)?;
         Ok(at)

@@ -38,6 +38,10 @@ pub(crate) const SEGMENT_HEADER: usize = 16;
 pub(crate) const CHECKPOINT_HEADER: usize = 24;
 /// The size of the batch header this release writes.
 pub(crate) const FRAME_HEADER: usize = 20;
+/// The largest payload a batch can hold: its length is a `u32`. The writer cuts what it
+/// writes into batches of at most this much (or less, see `FileStoreOptions::max_batch`),
+/// and refuses a record that alone is larger.
+pub(crate) const MAX_BATCH: usize = u32::MAX as usize;
 
 /// How a file's batches are framed, by the file's format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,22 +131,26 @@ pub(crate) fn checkpoint_header(covers: u64) -> [u8; CHECKPOINT_HEADER] {
     seal(header)
 }
 
-/// Appends one framed batch to `out`.
-pub(crate) fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
-    out.extend_from_slice(&frame_header(seq, payload));
+/// Appends one framed batch to `out`; `None`, with nothing appended, if `payload` is larger
+/// than [`MAX_BATCH`].
+#[must_use]
+pub(crate) fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) -> Option<()> {
+    out.extend_from_slice(&frame_header(seq, payload)?);
     out.extend_from_slice(payload);
+    Some(())
 }
 
-/// The header of a batch numbered `seq` holding `payload`.
-pub(crate) fn frame_header(seq: u64, payload: &[u8]) -> [u8; FRAME_HEADER] {
-    let len = u32::try_from(payload.len()).expect("a batch is smaller than 4 GiB");
+/// The header of a batch numbered `seq` holding `payload`; `None` if `payload` is larger than
+/// [`MAX_BATCH`], which no batch can be.
+pub(crate) fn frame_header(seq: u64, payload: &[u8]) -> Option<[u8; FRAME_HEADER]> {
+    let len = u32::try_from(payload.len()).ok()?;
     let mut header = [0; FRAME_HEADER];
     header[4..8].copy_from_slice(&len.to_le_bytes());
     header[8..16].copy_from_slice(&seq.to_le_bytes());
     header[16..20].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     let crc = crc32fast::hash(&header[4..]);
     header[..4].copy_from_slice(&crc.to_le_bytes());
-    header
+    Some(header)
 }
 
 /// A header problem: the file is not one of ours, damaged, or from a newer release.
@@ -462,7 +470,7 @@ mod tests {
     fn file(batches: &[(u64, &[u8])]) -> Vec<u8> {
         let mut out = segment_header().to_vec();
         for (seq, payload) in batches {
-            frame(&mut out, *seq, payload);
+            frame(&mut out, *seq, payload).unwrap();
         }
         out
     }

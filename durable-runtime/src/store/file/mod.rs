@@ -55,6 +55,7 @@ pub struct FileStoreOptions {
     retry_interval: Duration,
     file_system: Arc<dyn FileSystem>,
     writer_task: bool,
+    max_batch: usize,
 }
 
 impl Default for FileStoreOptions {
@@ -67,6 +68,7 @@ impl Default for FileStoreOptions {
             retry_interval: Duration::from_millis(100),
             file_system: Arc::new(OsFileSystem),
             writer_task: false,
+            max_batch: log::MAX_BATCH,
         }
     }
 }
@@ -123,6 +125,16 @@ impl FileStoreOptions {
     #[doc(hidden)]
     pub fn writer_on_task(mut self) -> Self {
         self.writer_task = true;
+        self
+    }
+
+    /// Not public API: for tests, which cannot write the 4 GiB a batch of the on-disk format
+    /// holds at most. The largest batch the writer writes (default and at most that 4 GiB):
+    /// it cuts what is queued into batches of at most `bytes`, and a record that alone is
+    /// larger is refused with [`StoreError::TooLarge`].
+    #[doc(hidden)]
+    pub fn max_batch(mut self, bytes: usize) -> Self {
+        self.max_batch = bytes.clamp(1, log::MAX_BATCH);
         self
     }
 }
@@ -227,7 +239,12 @@ impl Shared {
 ///   `wait_for_completion` never reports an outcome a crash could take back.
 /// - **Group commit.** One writer thread takes everything queued since its last fsync as one
 ///   batch. A lone commit pays one fsync at once (no linger timer); under load hundreds of
-///   turns share one. The fsync runs on that thread, never on async worker threads.
+///   turns share one. The fsync runs on that thread, never on async worker threads. What
+///   it takes is written as batches of at most 4 GiB (the most one batch of the on-disk
+///   format holds), cut between records and acknowledged once all are durable; one record
+///   larger than that (a turn scheduling thousands of large activity inputs at once) is
+///   refused with [`StoreError::TooLarge`] and nothing of it is written: the runtime fails
+///   that turn's instance, and only it.
 /// - **Leases are not durable.** A restarted process owns nothing, so after a restart every
 ///   unfinished instance and activity attempt is simply ready again.
 /// - **Instance ids never name files.** File names are `wal-<number>.log`,
@@ -572,6 +589,23 @@ impl FileStore {
         }
         let start = queue.buf.len();
         let events = record.encode(&mut queue.buf);
+        let len = queue.buf.len() - start;
+        let max = self.shared.options.max_batch;
+        if len > max {
+            queue.buf.truncate(start);
+            let what = match &record {
+                Record::Commit(commit) => format!("the turn of `{}`", commit.id),
+                Record::Create(create) => {
+                    format!("the creation of `{}`", create.status.instance_id())
+                }
+                Record::Send { id, .. } => format!("the message to `{id}`"),
+                _ => "the write".to_string(),
+            };
+            return Err(StoreError::TooLarge(format!(
+                "{what} is {len} bytes in the file store's log, which holds at most {max} bytes \
+                 in one write (one batch of its on-disk format); nothing was written"
+            )));
+        }
         let count = match &record {
             Record::Commit(commit) => commit.history.count(),
             _ => 0,
@@ -589,13 +623,19 @@ impl FileStore {
             }
         };
         queue.last_lsn = state.last_lsn;
+        if start - queue.batch_start + len > max {
+            // The batch the writer will frame is full: this record starts the next one.
+            queue.cuts.push(start);
+            queue.batch_start = start;
+        }
         if let (Some(id), Some(events)) = (id, events) {
             // The writer tells the state where these events land in the log.
             queue.placed.push(Placed {
                 id,
                 lsn: state.last_lsn,
                 offset: events.start as u64,
-                len: u32::try_from(events.len()).expect("a turn is smaller than 4 GiB"),
+                // At most `max_batch`, itself at most `u32::MAX`: checked above.
+                len: events.len() as u32,
                 count: count as u32,
             });
         }
