@@ -55,19 +55,13 @@ pub(crate) struct Sql {
     /// generation's events in that range, in order (one row with NULL if none); no row if
     /// no such instance.
     pub(crate) load_history_page: String,
-    /// The fence and the new status of a turn; see `commit_turn`.
-    pub(crate) commit_fence: String,
-    /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn (the fence
-    /// locked them).
-    pub(crate) complete_with_turn: String,
+    /// A turn's fence, its new status and its common effects, in one statement; see the
+    /// text for its parameters.
+    pub(crate) commit_turn: String,
     /// $1 id: continue-as-new drops the older generations, timers and attempts.
     pub(crate) drop_old_generations: String,
     pub(crate) drop_timers: String,
     pub(crate) drop_activities: String,
-    /// $1 id, $2 events: appended to the history after the fence moved its length.
-    pub(crate) append_history: String,
-    /// $1 id, $2 message ids.
-    pub(crate) consume: String,
     /// $1 id, $2 timer ids.
     pub(crate) cancel_timers: String,
     /// $1 id: a finished instance's inbox.
@@ -231,19 +225,22 @@ impl Sql {
                  WHERE i.id = $1
                  ORDER BY h.seq"
             ),
-            // $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom status,
-            // $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10 replace
-            // history, $11 events appended, $12 and $13 the sequence numbers and tokens of
-            // the activity attempts the turn completes: all must still be held (they are
-            // locked here, and deleted with the turn's other effects). Fails with
-            // division_by_zero when the fence does not hold.
-            commit_fence: format!(
-                "WITH held AS (
-                     SELECT a.seq FROM {s}.activities a
-                     JOIN unnest($12::bigint[], $13::bigint[]) AS done(seq, token)
-                         ON a.seq = done.seq AND a.token = done.token
-                     WHERE a.instance_id = $1
-                     FOR UPDATE OF a),
+            // One statement per turn, however many of these effects it has (the arrays may
+            // be empty). $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom
+            // status, $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10
+            // replace history; $11 and $12 the sequence numbers and tokens of the activity
+            // attempts the turn completes: all must still be held (they are deleted here);
+            // $13 the events appended; $14 the inbox messages consumed; $15 and $16 the
+            // sequence numbers and tasks of new attempts. The events and attempts are
+            // written only through `fenced`, with the length and generation the fence set.
+            // Fails with division_by_zero when the fence does not hold, so that the batch it
+            // is part of rolls back.
+            commit_turn: format!(
+                "WITH done AS (
+                     DELETE FROM {s}.activities a
+                     USING unnest($11::bigint[], $12::bigint[]) AS d(seq, token)
+                     WHERE a.instance_id = $1 AND a.seq = d.seq AND a.token = d.token
+                     RETURNING a.seq),
                  fenced AS (
                  UPDATE {s}.instances SET
                      status_rev = status_rev + CASE WHEN
@@ -255,20 +252,27 @@ impl Sql {
                      input = coalesce($8, input),
                      updated_at = coalesce($9, updated_at),
                      generation = generation + CASE WHEN $10 THEN 1 ELSE 0 END,
-                     history_len = CASE WHEN $10 THEN 0 ELSE history_len END + $11,
+                     history_len = CASE WHEN $10 THEN 0 ELSE history_len END
+                         + cardinality($13::bytea[]),
                      lease_until = NULL
                  WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL AND history_len = $3
-                   AND (SELECT count(*) FROM held) = cardinality($12::bigint[])
-                 RETURNING status_rev)
-                 -- A fence that does not hold fails the statement (division by zero,
-                 -- SQLSTATE 22012), so that the batch it is part of rolls back.
-                 SELECT 1 / (SELECT count(*)::int FROM fenced)"
-            ),
-            complete_with_turn: format!(
-                "DELETE FROM {s}.activities a
-                 USING unnest($2::bigint[], $3::bigint[]) AS done(seq, token)
-                 WHERE a.instance_id = $1 AND a.seq = done.seq AND a.token = done.token
-                 RETURNING a.seq"
+                   AND (SELECT count(*) FROM done) = cardinality($11::bigint[])
+                 RETURNING id, generation, history_len),
+                 appended AS (
+                     INSERT INTO {s}.history (instance_id, generation, seq, event)
+                     SELECT f.id, f.generation,
+                            f.history_len - cardinality($13::bytea[]) + e.ord - 1, e.event
+                     FROM fenced f, unnest($13::bytea[]) WITH ORDINALITY AS e(event, ord)),
+                 consumed AS (
+                     DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($14::bigint[])),
+                 scheduled AS (
+                     INSERT INTO {s}.activities (instance_id, seq, task, due_at)
+                     SELECT f.id, a.seq, a.task, {min}
+                     FROM fenced f, unnest($15::bigint[], $16::bytea[]) AS a(seq, task)
+                     ON CONFLICT (instance_id, seq)
+                     DO UPDATE SET task = excluded.task, token = 0, due_at = excluded.due_at)
+                 SELECT 1 / (SELECT count(*)::int FROM fenced)",
+                min = i64::MIN
             ),
             drop_old_generations: format!(
                 "DELETE FROM {s}.history WHERE instance_id = $1
@@ -278,13 +282,6 @@ impl Sql {
                 "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id IS NOT NULL"
             ),
             drop_activities: format!("DELETE FROM {s}.activities WHERE instance_id = $1"),
-            append_history: format!(
-                "INSERT INTO {s}.history (instance_id, generation, seq, event)
-                 SELECT i.id, i.generation, i.history_len - cardinality($2::bytea[]) + e.ord - 1, e.event
-                 FROM {s}.instances i, unnest($2::bytea[]) WITH ORDINALITY AS e(event, ord)
-                 WHERE i.id = $1"
-            ),
-            consume: format!("DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($2)"),
             cancel_timers: format!(
                 "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id = ANY($2)"
             ),

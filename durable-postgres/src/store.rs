@@ -317,10 +317,18 @@ impl PostgresStore {
         let last_now = Arc::new(AtomicI64::new(i64::MIN));
         let depths_at =
             (crate::metric::DEPTHS && !options.client_only).then(|| Arc::clone(&last_now));
+        // A notification is a hint: a worker sends it from a claim connection, without
+        // waiting for the WAL flush its transaction would otherwise wait for. (A client-only
+        // process keeps its claim pool closed.)
+        let notify_pool = if options.client_only {
+            pool.clone()
+        } else {
+            claim_pool.clone()
+        };
         let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),
-                pool.clone(),
+                notify_pool,
                 options.notify_interval,
             ))
             .abort_handle(),

@@ -19,12 +19,9 @@ use crate::wake::{ACTIVITIES, ORCHESTRATIONS, STATUSES};
 /// The statements of a turn, prepared together.
 pub(crate) struct TurnStatements {
     fence: Statement,
-    complete_with_turn: Statement,
     drop_old_generations: Statement,
     drop_timers: Statement,
     drop_activities: Statement,
-    append_history: Statement,
-    consume: Statement,
     cancel_timers: Statement,
     drop_inbox: Statement,
     add_timers: Statement,
@@ -38,13 +35,10 @@ impl TurnStatements {
         sql: &Sql,
     ) -> Result<Self, StoreError> {
         let texts = [
-            &sql.commit_fence,
-            &sql.complete_with_turn,
+            &sql.commit_turn,
             &sql.drop_old_generations,
             &sql.drop_timers,
             &sql.drop_activities,
-            &sql.append_history,
-            &sql.consume,
             &sql.cancel_timers,
             &sql.drop_inbox,
             &sql.add_timers,
@@ -58,12 +52,9 @@ impl TurnStatements {
         let mut next = || prepared.next().expect("one statement per text");
         Ok(TurnStatements {
             fence: next(),
-            complete_with_turn: next(),
             drop_old_generations: next(),
             drop_timers: next(),
             drop_activities: next(),
-            append_history: next(),
-            consume: next(),
             cancel_timers: next(),
             drop_inbox: next(),
             add_timers: next(),
@@ -72,6 +63,10 @@ impl TurnStatements {
         })
     }
 }
+
+/// Empty arrays, for a fence that adds no attempts.
+static NO_SEQS: Vec<i64> = Vec::new();
+static NO_TASKS: Vec<Vec<u8>> = Vec::new();
 
 /// A turn as statement parameters, encoded before a connection is taken: encoding is most
 /// of a turn's CPU.
@@ -88,7 +83,6 @@ pub(crate) struct EncodedTurn {
     replace_history: bool,
     finished: bool,
     history: Vec<Vec<u8>>,
-    appended: i64,
     done_seqs: Vec<i64>,
     done_tokens: Vec<i64>,
     consumed: Vec<i64>,
@@ -98,6 +92,10 @@ pub(crate) struct EncodedTurn {
     timer_events: Vec<Vec<u8>>,
     task_seqs: Vec<i64>,
     tasks: Vec<Vec<u8>>,
+    /// Whether the new attempts are written by the fence's statement: not when older
+    /// attempts are dropped after it (continue-as-new), nor when one reuses the sequence
+    /// number of an attempt the turn completes (one statement changes a row once).
+    tasks_with_fence: bool,
     receivers: Vec<String>,
     letters: Vec<Vec<u8>>,
     children: Vec<NewRow>,
@@ -126,7 +124,6 @@ impl EncodedTurn {
             }),
             replace_history: commit.replace_history,
             finished,
-            appended: history.len() as i64,
             history,
             done_seqs: Vec::new(),
             done_tokens: Vec::new(),
@@ -137,6 +134,7 @@ impl EncodedTurn {
             timer_events: Vec::new(),
             task_seqs: Vec::new(),
             tasks: Vec::new(),
+            tasks_with_fence: false,
             receivers: commit
                 .messages
                 .iter()
@@ -167,17 +165,29 @@ impl EncodedTurn {
                 turn.tasks.push(encode(task));
             }
         }
+        turn.tasks_with_fence = !turn.replace_history
+            && !turn
+                .task_seqs
+                .iter()
+                .any(|seq| turn.done_seqs.contains(seq));
         Ok(turn)
     }
 
-    /// The fence: moves the instance's status and history length and releases its lease if
-    /// the lease, the history length and the attempts the turn completes are still this
-    /// turn's. A row back means it held.
+    /// The fence, with the effects every turn may have: moves the instance's status and
+    /// history length and releases its lease if the lease, the history length and the
+    /// attempts the turn completes are still this turn's; then deletes those attempts,
+    /// appends the events, consumes the messages and (see `tasks_with_fence`) adds the new
+    /// attempts. A row back means it held.
     pub(crate) fn fence_step<'a>(
         &'a self,
         client: &'a tokio_postgres::Client,
         st: &'a TurnStatements,
     ) -> Step<'a> {
+        let (task_seqs, tasks) = if self.tasks_with_fence {
+            (&self.task_seqs, &self.tasks)
+        } else {
+            (&NO_SEQS, &NO_TASKS)
+        };
         step(
             client,
             &st.fence,
@@ -192,9 +202,12 @@ impl EncodedTurn {
                 &self.input,
                 &self.turn_started,
                 &self.replace_history,
-                &self.appended,
                 &self.done_seqs,
                 &self.done_tokens,
+                &self.history,
+                &self.consumed,
+                task_seqs,
+                tasks,
             ],
         )
     }
@@ -209,23 +222,10 @@ impl EncodedTurn {
         let tx = client;
         let id = &self.id;
         let mut steps: Vec<Step<'a>> = Vec::new();
-        if !self.done_seqs.is_empty() {
-            steps.push(step(
-                tx,
-                &st.complete_with_turn,
-                &[id, &self.done_seqs, &self.done_tokens],
-            ));
-        }
         if self.replace_history {
             steps.push(step(tx, &st.drop_old_generations, &[id]));
             steps.push(step(tx, &st.drop_timers, &[id]));
             steps.push(step(tx, &st.drop_activities, &[id]));
-        }
-        if !self.history.is_empty() {
-            steps.push(step(tx, &st.append_history, &[id, &self.history]));
-        }
-        if !self.consumed.is_empty() {
-            steps.push(step(tx, &st.consume, &[id, &self.consumed]));
         }
         if !self.cancelled.is_empty() {
             steps.push(step(tx, &st.cancel_timers, &[id, &self.cancelled]));
@@ -241,7 +241,7 @@ impl EncodedTurn {
                 &[id, &self.timer_at, &self.timer_ids, &self.timer_events],
             ));
         }
-        if !self.task_seqs.is_empty() {
+        if !self.tasks_with_fence && !self.task_seqs.is_empty() {
             steps.push(step(
                 tx,
                 &st.add_activities,
