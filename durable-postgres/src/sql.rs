@@ -30,11 +30,9 @@ pub(crate) struct Sql {
     pub(crate) commit: String,
     /// $1 id: drops a finished instance (its inbox goes with it).
     pub(crate) delete_finished: String,
-    /// $1 id: drops history and activity rows of an id that has no instance (any more).
-    pub(crate) delete_orphan_history: String,
-    pub(crate) delete_orphan_activities: String,
     /// $1.. the instance's columns, then its start message: creates both, or nothing if
-    /// the id is taken. Returns a row when created.
+    /// the id is taken, dropping history and activity rows left by an earlier instance of
+    /// the id that has no row (any more). Returns a row when created.
     pub(crate) insert_instance: String,
     /// $1 id, $2 visible_at, $3 event: into the inbox of a live instance.
     pub(crate) send: String,
@@ -155,16 +153,13 @@ impl Sql {
             begin: "BEGIN".to_string(),
             commit: "COMMIT".to_string(),
             delete_finished: format!("DELETE FROM {s}.instances WHERE id = $1 AND {FINISHED}"),
-            delete_orphan_history: format!(
-                "DELETE FROM {s}.history WHERE instance_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
-            ),
-            delete_orphan_activities: format!(
-                "DELETE FROM {s}.activities WHERE instance_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
-            ),
             insert_instance: format!(
-                "WITH created AS (
+                "WITH gone AS (SELECT NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1) AS gone),
+                 orphan_history AS (
+                     DELETE FROM {s}.history WHERE instance_id = $1 AND (SELECT gone FROM gone)),
+                 orphan_activities AS (
+                     DELETE FROM {s}.activities WHERE instance_id = $1 AND (SELECT gone FROM gone)),
+                 created AS (
                      INSERT INTO {s}.instances
                          (id, name, version, status, created_at, updated_at, input, output,
                           custom_status, failure, parent)
@@ -234,7 +229,9 @@ impl Sql {
             // sequence numbers and tasks of new attempts. The events and attempts are
             // written only through `fenced`, with the length and generation the fence set.
             // Fails with division_by_zero when the fence does not hold, so that the batch it
-            // is part of rolls back.
+            // is part of rolls back. The second column says whether other messages
+            // deliverable at $17 (the latest `now` seen) wait in the inbox: they arrived
+            // while the instance was leased, and the next turn is due at once.
             commit_turn: format!(
                 "WITH done AS (
                      DELETE FROM {s}.activities a
@@ -271,7 +268,10 @@ impl Sql {
                      FROM fenced f, unnest($15::bigint[], $16::bytea[]) AS a(seq, task)
                      ON CONFLICT (instance_id, seq)
                      DO UPDATE SET task = excluded.task, token = 0, due_at = excluded.due_at)
-                 SELECT 1 / (SELECT count(*)::int FROM fenced)",
+                 SELECT 1 / (SELECT count(*)::int FROM fenced),
+                        EXISTS (SELECT 1 FROM {s}.messages
+                                WHERE instance_id = $1 AND visible_at <= $17
+                                  AND NOT id = ANY($14::bigint[]))",
                 min = i64::MIN
             ),
             drop_old_generations: format!(

@@ -474,6 +474,11 @@ impl PostgresStore {
     }
 
     /// `now` in nanoseconds, remembered as seen.
+    /// The latest `now` the runtime passed (the smallest time if none yet).
+    pub(crate) fn last_now(&self) -> i64 {
+        self.last_now.load(Ordering::Acquire)
+    }
+
     fn saw(&self, now: SystemTime) -> i64 {
         let now = nanos(now);
         self.last_now.fetch_max(now, Ordering::AcqRel);
@@ -501,7 +506,7 @@ impl Store for PostgresStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         let row = NewRow::new(&new);
         let id = row.id.clone();
-        if !self.group.write(Write::Create(Box::new(row))).await? {
+        if !self.group.write(Write::Create(Box::new(row))).await?.held {
             return Err(StoreError::AlreadyExists(id));
         }
         self.wake.status_changed(&id);
@@ -757,7 +762,12 @@ impl Store for PostgresStore {
             token,
             result,
         };
-        if self.group.write(Write::Complete(Box::new(done))).await? {
+        if self
+            .group
+            .write(Write::Complete(Box::new(done)))
+            .await?
+            .held
+        {
             self.wake.announce(ORCHESTRATIONS);
             return Ok(());
         }

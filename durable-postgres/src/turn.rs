@@ -96,6 +96,8 @@ pub(crate) struct EncodedTurn {
     /// attempts are dropped after it (continue-as-new), nor when one reuses the sequence
     /// number of an attempt the turn completes (one statement changes a row once).
     tasks_with_fence: bool,
+    /// The latest `now` this process saw: messages visible by then count as waiting.
+    pub(crate) seen_now: i64,
     receivers: Vec<String>,
     letters: Vec<Vec<u8>>,
     children: Vec<NewRow>,
@@ -135,6 +137,7 @@ impl EncodedTurn {
             task_seqs: Vec::new(),
             tasks: Vec::new(),
             tasks_with_fence: false,
+            seen_now: i64::MIN,
             receivers: commit
                 .messages
                 .iter()
@@ -208,6 +211,7 @@ impl EncodedTurn {
                 &self.consumed,
                 task_seqs,
                 tasks,
+                &self.seen_now,
             ],
         )
     }
@@ -269,19 +273,34 @@ impl PostgresStore {
     /// Applies `commit` with the other writes of this process committing now (group
     /// commit): one transaction for the batch, the fence first.
     pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let turn = EncodedTurn::new(&commit)?;
+        let mut turn = EncodedTurn::new(&commit)?;
+        turn.seen_now = self.last_now();
         let (token, expected) = (turn.token, turn.expected);
         let completes = !turn.done_seqs.is_empty();
         let children: Vec<InstanceId> = turn.children.iter().map(|c| c.id.clone()).collect();
-        let mut what = ORCHESTRATIONS | STATUSES;
+        let mut what = STATUSES;
         if !turn.tasks.is_empty() {
             what |= ACTIVITIES;
         }
-        if !self.group.write(Write::Turn(Box::new(turn))).await? {
+        // Turns are due elsewhere (or sooner) only if this one sent messages, created
+        // children, set timers or started a new generation; its own inbox is asked below.
+        if !turn.receivers.is_empty()
+            || !children.is_empty()
+            || !turn.timer_ids.is_empty()
+            || turn.replace_history
+        {
+            what |= ORCHESTRATIONS;
+        }
+        let finished = turn.finished;
+        let written = self.group.write(Write::Turn(Box::new(turn))).await?;
+        if !written.held {
             let client = self.client().await?;
             return Err(self
                 .turn_conflict(&client, &commit.instance_id, token, expected, completes)
                 .await);
+        }
+        if written.inbox_left && !finished {
+            what |= ORCHESTRATIONS;
         }
         self.wake.status_changed(&commit.instance_id);
         for child in &children {
