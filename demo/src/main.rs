@@ -17,8 +17,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use durable_http::{RouterOptions, ServeOptions};
 use durable_postgres::{PostgresOptions, PostgresStore};
+use durable_runtime::store::InstanceQuery;
 use durable_runtime::store::{FileStore, MemoryStore, Store};
-use durable_runtime::{Activity, Client, InstanceQuery, Runtime, RuntimeStatus};
+use durable_runtime::{Activity, Client, Runtime, RuntimeStatus};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Json;
-use durable_runtime::{Client, ClientError, InstanceQuery, RuntimeStatus};
+use durable_runtime::store::InstanceQuery;
+use durable_runtime::{Client, ClientError, RuntimeStatus};
 use serde::Deserialize;
 use serde_json::json;
 

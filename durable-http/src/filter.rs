@@ -4,7 +4,8 @@
 
 use std::time::SystemTime;
 
-use durable_runtime::{InstanceId, InstanceQuery, RuntimeStatus};
+use durable_runtime::store::InstanceQuery;
+use durable_runtime::{InstanceId, RuntimeStatus};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};

@@ -67,28 +67,30 @@
 //! `{"error": "<what happened and what to do>"}` ([`ApiError`]).
 //!
 //! `GET /instances/{id}/history` pages through the history, oldest first: `from` is the
-//! position of the first event (default 0), `top` the page size (default 100, at most 1000).
-//! Events are the history's own JSON (`{"v": 1, "kind": "TaskScheduled", …}`; activity
-//! results carry `started_at` and `ended_at`). `execution` identifies the history paged
-//! through (a hash of its start, `null` before the first turn): when it changes between
-//! pages, a continue-as-new (`generation` says which) or a new instance under the same id
-//! replaced the history, and paging starts over. The store reads only the page's events (and
-//! the first two, which identify the history), however long the history.
+//! position of the first event (default 0), `top` the page size (default 100, at most
+//! 1000). Events are the history's own JSON (`{"v": 2, "kind": "TaskScheduled", …}`, `v`
+//! the history format version the event was written with, so an older history shows older
+//! numbers; activity results carry `started_at` and `ended_at`). `execution` identifies the
+//! history paged through (a hash of its start, `null` before the first turn): when it
+//! changes between pages, a continue-as-new (`generation` says which) or a new instance
+//! under the same id replaced the history, and paging starts over. The store reads only the
+//! page's events (and the first two, which identify the history), however long the history.
 //!
 //! # The dashboard
 //!
-//! [`router`] serves a web page at `/`: the instance list (statuses, name, creation time,
-//! pages, auto-refresh, actions on a selection), and each instance's status, payloads,
-//! timeline (activity attempts and the back-offs between them, timers, event waits,
-//! children, generations) and history, with the actions above behind a confirmation. Its
-//! files are compiled into the binary and served under `/dashboard/` with a
-//! Content-Security-Policy that lets the page load and call nothing but this server, and no
-//! inline script. The page and its files hold no data: they load without the bearer token
-//! (but pass the origin rule and, without a token, the host rule), and the page asks its
-//! user for the token once, keeping it in the tab's `sessionStorage`. `GET
+//! [`router`] serves a web page at `/`: the instance list (counts per status as filters,
+//! name, id prefix, custom status, creation time, pages, auto-refresh, actions on a
+//! selection or, after a dry-run count, on everything the filter selects), and each
+//! instance's status, payloads, timeline (activity attempts and the back-offs between them,
+//! timers, event waits, children, generations) and history, with the actions above behind a
+//! confirmation. Its files are compiled into the binary and served under `/dashboard/` with
+//! a Content-Security-Policy that lets the page load and call nothing but this server, and
+//! no inline script. The page and its files hold no data: they load without the bearer
+//! token (but pass the origin rule and, without a token, the host rule), and the page asks
+//! its user for the token once, keeping it in the tab's `sessionStorage`. `GET
 //! /dashboard/session` tells it whether a token is needed and whether its own is good,
-//! without a 401. Nested under a prefix, the page is at the prefix
-//! (`/durable`). [`RouterOptions::dashboard`]`(false)` leaves it out.
+//! without a 401. Nested under a prefix, the page is at the prefix (`/durable`).
+//! [`RouterOptions::dashboard`]`(false)` leaves it out.
 //!
 //! # Who may call
 //!

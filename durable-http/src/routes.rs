@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use durable_runtime::{Client, InstanceId, InstanceQuery, InstanceStatus};
+use durable_runtime::store::InstanceQuery;
+use durable_runtime::{Client, InstanceId, InstanceStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -4,40 +4,8 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 
 use crate::diag::{fallback, Errors};
+use crate::kind::Kind;
 use crate::{event_types, expand, lint, options, signature};
-
-/// The macro being expanded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Activity,
-    Orchestrator,
-}
-
-impl Kind {
-    /// The attribute as the user writes it, for messages.
-    pub(crate) fn attribute(self) -> &'static str {
-        match self {
-            Kind::Activity => "#[activity]",
-            Kind::Orchestrator => "#[orchestrator]",
-        }
-    }
-
-    /// The runtime trait the macro implements.
-    pub(crate) fn trait_name(self) -> &'static str {
-        match self {
-            Kind::Activity => "Activity",
-            Kind::Orchestrator => "Orchestrator",
-        }
-    }
-
-    /// The context type the function takes first.
-    pub(crate) fn context(self) -> &'static str {
-        match self {
-            Kind::Activity => "ActivityContext",
-            Kind::Orchestrator => "OrchestrationContext",
-        }
-    }
-}
 
 /// Expands `#[activity(args)]` or `#[orchestrator(args)]` on `item`.
 pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {

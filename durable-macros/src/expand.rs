@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr};
 
-use crate::entry::Kind;
+use crate::kind::Kind;
 use crate::options::Options;
 use crate::signature::Signature;
 

@@ -11,6 +11,7 @@ mod diag;
 mod entry;
 mod event_types;
 mod expand;
+mod kind;
 mod lint;
 mod options;
 mod signature;
@@ -19,7 +20,7 @@ mod snapshots;
 
 use proc_macro::TokenStream;
 
-use crate::entry::Kind;
+use crate::kind::Kind;
 
 /// Turns `async fn name(ctx: ActivityContext, input: I) -> Result<O, E>` into an activity:
 /// the unit of real work (I/O, calls to other systems), run at least once, whose result is

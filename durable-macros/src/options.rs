@@ -7,7 +7,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitInt, LitStr, Path, Token};
 
 use crate::diag::Errors;
-use crate::entry::Kind;
+use crate::kind::Kind;
 use crate::lint;
 
 mod kw {

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::{FnArg, GenericParam, ItemFn, PatType, ReturnType, Type};
 
 use crate::diag::{display, Errors};
-use crate::entry::Kind;
+use crate::kind::Kind;
 use crate::options::Options;
 
 /// A signature that passed every check, keeping the user's nodes so later steps can span

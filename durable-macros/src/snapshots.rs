@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::entry::{self, Kind};
+use crate::entry;
+use crate::kind::Kind;
 
 /// Expands the attributed function in `source` the way the compiler would call the macro.
 fn expand_source(source: &str) -> String {

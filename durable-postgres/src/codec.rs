@@ -5,10 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use durable_runtime::limits::unreadable_message;
-use durable_runtime::store::{
-    Delivery, InstanceStatus, OrchestrationWork, RuntimeStatus, StoreError,
-};
-use durable_runtime::InstanceId;
+use durable_runtime::store::{Delivery, OrchestrationWork, StoreError};
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_postgres::types::FromSql;

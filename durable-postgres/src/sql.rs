@@ -598,7 +598,8 @@ mod tests {
 
     use std::time::{Duration, SystemTime};
 
-    use durable_runtime::store::{InstanceQuery, RuntimeStatus};
+    use durable_runtime::store::InstanceQuery;
+    use durable_runtime::RuntimeStatus;
     use tokio_postgres::types::ToSql;
 
     use super::Sql;

@@ -10,10 +10,10 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::{
     ActivityLease, ActivityTask, ActivityWork, HistoryPage, InstancePage, InstanceQuery,
-    InstanceStatus, LeaseToken, NewInstance, OrchestrationWork, RuntimeStatus, StatusCounts, Store,
-    StoreError, TurnCommit, WorkSignals,
+    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
+    WorkSignals,
 };
-use durable_runtime::InstanceId;
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;

@@ -11,10 +11,8 @@ use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::PostgresStore;
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::metric::names;
-use durable_runtime::store::{
-    ActivityTask, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store, TurnCommit,
-};
-use durable_runtime::InstanceId;
+use durable_runtime::store::{ActivityTask, NewInstance, StatusUpdate, Store, TurnCommit};
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
 use serde_json::json;

@@ -10,10 +10,9 @@ use durable_postgres::testing::{self, TestSchema};
 use durable_postgres::{ConnectError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{
-    ActivityTask, Delivery, InstanceStatus, NewInstance, RuntimeStatus, StatusUpdate, Store,
-    StoreError, TurnCommit,
+    ActivityTask, Delivery, NewInstance, StatusUpdate, Store, StoreError, TurnCommit,
 };
-use durable_runtime::InstanceId;
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;

@@ -14,10 +14,8 @@ use crate::error::ClientError;
 use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
-use crate::store::{
-    HistoryPage, InstancePage, InstanceQuery, InstanceStatus, NewInstance, RuntimeStatus,
-    StatusCounts,
-};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{HistoryPage, InstancePage, InstanceQuery, NewInstance, StatusCounts};
 
 /// Starts and observes orchestration instances. Cheap to clone.
 #[derive(Clone)]

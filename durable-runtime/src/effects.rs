@@ -10,9 +10,8 @@ use serde_json::Value;
 use crate::command::{Command, Outcome};
 use crate::history::{kinds, stable_hash, Event, Failure, HistoryEvent, ParentRef};
 use crate::instance_id::InstanceId;
-use crate::store::{
-    ActivityTask, InstanceStatus, NewInstance, NewTimer, OutgoingMessage, RuntimeStatus, TurnCommit,
-};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{ActivityTask, NewInstance, NewTimer, OutgoingMessage, TurnCommit};
 
 /// Writes the commands a turn issued, in order: each becomes a history event and, for an
 /// activity, a timer or a sub-orchestration, work for the store. `generation` is the

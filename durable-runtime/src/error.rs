@@ -6,7 +6,8 @@ use crate::clock::TimeOutOfRange;
 use crate::history::Failure;
 use crate::instance_id::{InstanceId, InvalidInstanceId};
 use crate::limits::PayloadLimitError;
-use crate::store::{RuntimeStatus, StoreError};
+use crate::status::RuntimeStatus;
+use crate::store::StoreError;
 
 /// Why a durable operation awaited in an orchestration failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

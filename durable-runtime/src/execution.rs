@@ -21,7 +21,8 @@ use crate::instance_id::InstanceId;
 use crate::limits::PayloadLimits;
 use crate::orchestration::OrchestrationContext;
 use crate::registry::{ErasedFuture, Registry};
-use crate::store::{RuntimeStatus, StatusUpdate, TurnCommit};
+use crate::status::RuntimeStatus;
+use crate::store::{StatusUpdate, TurnCommit};
 use crate::telemetry::InstanceTelemetry;
 use crate::trace;
 

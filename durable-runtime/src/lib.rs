@@ -80,6 +80,17 @@
 //!   that still cannot be read fails its own instance ([`history::kinds::UNREADABLE`]) and blocks
 //!   nothing else.
 //!
+//! # Where names live
+//! Every public name has one path. The crate root holds what nearly every program names:
+//! the two macros, the contexts, the runtime and its builder, the client, ids, errors, retry
+//! policies, and an instance's status ([`InstanceStatus`], [`RuntimeStatus`]). Everything
+//! else lives in the public module of its subject, and only there: [`store`] (the store
+//! contract, the stores, and what the client's lists, counts and history pages return:
+//! [`store::InstanceQuery`], [`store::InstancePage`], [`store::StatusCounts`],
+//! [`store::HistoryPage`]), [`history`] (events, failures, the export), [`limits`]
+//! ([`limits::PayloadLimitError`]), [`testing`] (the replay checker, the test clocks),
+//! [`future`] and [`metric`].
+//!
 //! # Panics
 //! A panicking orchestrator fails its instance ([`history::kinds::PANIC`]); a panicking activity fails
 //! that attempt, which its retry policy may retry. The runtime itself keeps going. This relies
@@ -130,6 +141,7 @@ mod runtime;
 mod scripted;
 mod shared;
 mod stats;
+mod status;
 pub mod store;
 mod telemetry;
 pub mod testing;
@@ -151,12 +163,9 @@ pub use clock::{Clock, SystemClock, TimeOutOfRange, LATEST_TIME_NANOS};
 pub use error::{ClientError, TaskError};
 pub use event_data::EventData;
 pub use instance_id::{InstanceId, InvalidInstanceId};
-pub use limits::PayloadLimitError;
 pub use orchestration::{ContinueAsNew, OrchestrationContext, Sleep, WaitForEvent};
 pub use registry::DuplicateRegistration;
 pub use retry::RetryPolicy;
 pub use runtime::{BuildError, Runtime, RuntimeBuilder};
 pub use stats::Stats;
-pub use store::{
-    HistoryPage, InstancePage, InstanceQuery, InstanceStatus, RuntimeStatus, StatusCounts,
-};
+pub use status::{InstanceStatus, RuntimeStatus};

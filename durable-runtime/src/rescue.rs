@@ -15,9 +15,9 @@ use crate::history::{Event, Failure, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
 use crate::stats::Counters;
+use crate::status::RuntimeStatus;
 use crate::store::{
-    ActivityLease, LeaseToken, MessageId, OrchestrationWork, RuntimeStatus, StatusUpdate,
-    TurnCommit,
+    ActivityLease, LeaseToken, MessageId, OrchestrationWork, StatusUpdate, TurnCommit,
 };
 
 /// Reports every turn whose code has been polled longer than `stuck_after`, once: a

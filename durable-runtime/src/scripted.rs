@@ -13,7 +13,8 @@ use crate::execution::Execution;
 use crate::history::{stable_hash, Event, Failure, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::registry::Registry;
-use crate::store::{OrchestrationWork, RuntimeStatus, StatusUpdate, TurnCommit};
+use crate::status::RuntimeStatus;
+use crate::store::{OrchestrationWork, StatusUpdate, TurnCommit};
 
 /// Unit-tests an orchestrator without a runtime: the test plays the runtime, feeding results
 /// and events turn by turn and asserting on the commands the code issues.

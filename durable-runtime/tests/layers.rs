@@ -1,13 +1,14 @@
-//! The module graph of `durable-runtime/src` has no cycle: each module uses only the modules
-//! that ARCHITECTURE.md's runtime map lists below it, and names an item through the module
-//! that defines it, never through `lib.rs`'s re-exports.
+//! The module graphs of the workspace's crates have no cycle: each module uses only the modules
+//! that ARCHITECTURE.md's map of its crate lists below it, and names an item through the module
+//! that defines it, never through the crate root's re-exports.
 //!
-//! The map is the code block's `durable-runtime/src/` section, read top-down: one entry per
-//! line indented by two spaces, its file names (`retry.rs · clock.rs`, `store/file/`) before
-//! its description. Modules named on one line are one layer: they may not use each other.
-//! Every `crate::…` path, and every `super::…` path that reaches the crate root, is checked
-//! in `use` items, expressions, types and macro bodies alike; comments, strings and the
-//! `$crate` of macro definitions are not paths.
+//! A crate's map is the code block's section headed by its source directory
+//! (`durable-runtime/src/`, ...), read top-down: one entry per line indented by two spaces, its
+//! file names (`retry.rs · clock.rs`, `store/file/`) before its description. Modules named on
+//! one line are one layer: they may not use each other. Every `crate::…` path, and every
+//! `super::…` path that reaches the crate root, is checked in `use` items, expressions, types
+//! and macro bodies alike; comments, strings and the `$crate` of macro definitions are not
+//! paths. `durable-postgres/src/` is not checked yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -15,19 +16,78 @@ use std::path::Path;
 
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
-#[test]
-fn every_module_uses_only_what_architecture_md_lists_below_it() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let architecture = std::fs::read_to_string(root.join("../ARCHITECTURE.md"))
+/// A crate whose module graph is checked.
+#[derive(Clone, Copy)]
+struct Crate {
+    /// Its source directory, as ARCHITECTURE.md's section heads it.
+    section: &'static str,
+    /// The crate root under it.
+    root: &'static str,
+    /// What the messages call its map.
+    map: &'static str,
+}
+
+const RUNTIME: Crate = Crate {
+    section: "durable-runtime/src/",
+    root: "lib.rs",
+    map: "runtime",
+};
+
+/// Checks `krate` against ARCHITECTURE.md at the workspace root.
+fn check_workspace_crate(krate: Crate) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let architecture = std::fs::read_to_string(workspace.join("ARCHITECTURE.md"))
         .expect("read ARCHITECTURE.md at the workspace root");
-    let tree = Tree::read(&root.join("src"));
-    let problems = check(&architecture, &tree);
+    let tree = Tree::read(&workspace.join(krate.section));
+    let problems = check_crate(krate, &architecture, &tree);
     assert!(
         problems.is_empty(),
-        "the module graph breaks ARCHITECTURE.md's layer order ({} problems):\n\n{}\n",
+        "the module graph of {} breaks ARCHITECTURE.md's layer order ({} problems):\n\n{}\n",
+        krate.section,
         problems.len(),
         problems.join("\n\n")
     );
+}
+
+#[test]
+fn every_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(RUNTIME);
+}
+
+#[test]
+fn every_macros_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(Crate {
+        section: "durable-macros/src/",
+        root: "lib.rs",
+        map: "durable-macros",
+    });
+}
+
+#[test]
+fn every_simulator_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(Crate {
+        section: "durable-sim/src/",
+        root: "lib.rs",
+        map: "durable-sim",
+    });
+}
+
+#[test]
+fn every_http_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(Crate {
+        section: "durable-http/src/",
+        root: "lib.rs",
+        map: "durable-http",
+    });
+}
+
+#[test]
+fn every_demo_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(Crate {
+        section: "demo/src/",
+        root: "main.rs",
+        map: "demo",
+    });
 }
 
 /// The sources of `src/`, by path relative to it (`/`-separated).
@@ -62,7 +122,7 @@ impl Tree {
     }
 }
 
-/// The runtime map of ARCHITECTURE.md: each top-level module's place.
+/// A crate's map in ARCHITECTURE.md: each top-level module's place.
 type Layers = BTreeMap<String, Entry>;
 
 /// A module's layer (0 at the top) and its line in ARCHITECTURE.md (1-based).
@@ -72,9 +132,12 @@ struct Entry {
     line: usize,
 }
 
-const SECTION: &str = "durable-runtime/src/";
-
-fn parse_layers(architecture: &str, tree: &Tree, problems: &mut Vec<String>) -> Layers {
+fn parse_layers(
+    krate: Crate,
+    architecture: &str,
+    tree: &Tree,
+    problems: &mut Vec<String>,
+) -> Layers {
     let mut modules = Layers::new();
     let mut in_block = false;
     let mut in_section = false;
@@ -92,7 +155,7 @@ fn parse_layers(architecture: &str, tree: &Tree, problems: &mut Vec<String>) -> 
             continue;
         }
         if !text.starts_with(' ') && !text.is_empty() {
-            in_section = text.split_whitespace().next() == Some(SECTION);
+            in_section = text.split_whitespace().next() == Some(krate.section);
             found |= in_section;
             continue;
         }
@@ -108,8 +171,9 @@ fn parse_layers(architecture: &str, tree: &Tree, problems: &mut Vec<String>) -> 
             };
             if !exists {
                 problems.push(format!(
-                    "ARCHITECTURE.md:{line}: the runtime map lists `{name}`, which is not in \
-                     durable-runtime/src/: correct the map"
+                    "ARCHITECTURE.md:{line}: the {} map lists `{name}`, which is not in \
+                     {}: correct the map",
+                    krate.map, krate.section
                 ));
             }
             let module = module_of(name.trim_end_matches('/'));
@@ -140,8 +204,9 @@ fn parse_layers(architecture: &str, tree: &Tree, problems: &mut Vec<String>) -> 
     }
     if !found {
         problems.push(format!(
-            "ARCHITECTURE.md has no `{SECTION}` section in a code block: the layer order is \
-             read from it"
+            "ARCHITECTURE.md has no `{}` section in a code block: the layer order is read \
+             from it",
+            krate.section
         ));
     }
     modules
@@ -165,16 +230,16 @@ fn entry_names(entry: &str) -> Vec<&str> {
 }
 
 /// The top-level module a path under `src/` belongs to: `store/file/log.rs` → `store`,
-/// `worker.rs` → `worker`, `lib.rs` → `lib`.
+/// `worker.rs` → `worker`, `lib.rs` → `lib`, `main.rs` → `main`.
 fn module_of(path: &str) -> String {
     let first = path.split('/').next().unwrap_or(path);
     first.strip_suffix(".rs").unwrap_or(first).to_string()
 }
 
 /// How deep a file's top level is in the module tree: `worker.rs` and `store/mod.rs` are 1,
-/// `store/memory.rs` 2, `lib.rs` 0.
-fn file_depth(path: &str) -> usize {
-    if path == "lib.rs" {
+/// `store/memory.rs` 2, the crate root (`lib.rs`, `main.rs`) 0.
+fn file_depth(path: &str, root: &str) -> usize {
+    if path == root {
         return 0;
     }
     let components = path.split('/').count();
@@ -330,8 +395,9 @@ fn is_path_separator_before(tokens: &[TokenTree], i: usize) -> bool {
     i >= 2 && is_punct(&tokens[i - 1], ':') && is_punct(&tokens[i - 2], ':')
 }
 
-/// The modules `lib.rs` declares, and for each name it re-exports, the module it comes from.
-fn read_lib(source: &str) -> (BTreeSet<String>, BTreeMap<String, String>) {
+/// The modules the crate root declares, and for each name it re-exports, the module it comes
+/// from.
+fn read_root(source: &str) -> (BTreeSet<String>, BTreeMap<String, String>) {
     let tokens: Vec<TokenTree> = match source.parse::<TokenStream>() {
         Ok(tokens) => tokens.into_iter().collect(),
         Err(_) => return Default::default(),
@@ -397,25 +463,33 @@ fn macros_of(tree: &Tree) -> BTreeMap<String, String> {
     macros
 }
 
+/// The runtime's problems (the checker's own tests are written against its map).
 fn check(architecture: &str, tree: &Tree) -> Vec<String> {
+    check_crate(RUNTIME, architecture, tree)
+}
+
+fn check_crate(krate: Crate, architecture: &str, tree: &Tree) -> Vec<String> {
     let mut problems = Vec::new();
-    let layers = parse_layers(architecture, tree, &mut problems);
-    let (declared, reexports) = read_lib(tree.files.get("lib.rs").map_or("", String::as_str));
+    let layers = parse_layers(krate, architecture, tree, &mut problems);
+    let root = krate.root;
+    let root_module = module_of(root);
+    let (declared, reexports) = read_root(tree.files.get(root).map_or("", String::as_str));
     let macros = macros_of(tree);
     for module in &declared {
         if !layers.contains_key(module) {
             problems.push(format!(
-                "lib.rs declares `mod {module}`, which ARCHITECTURE.md's runtime map does not \
-                 list: add it where it belongs in the layer order"
+                "{root} declares `mod {module}`, which ARCHITECTURE.md's {} map does not \
+                 list: add it where it belongs in the layer order",
+                krate.map
             ));
         }
     }
     for (path, source) in &tree.files {
         let module = module_of(path);
-        if module == "lib" {
+        if module == root_module {
             continue;
         }
-        let uses = match root_paths(source, file_depth(path)) {
+        let uses = match root_paths(source, file_depth(path, root)) {
             Ok(uses) => uses,
             Err(error) => {
                 problems.push(format!("src/{path} {error}"));
@@ -440,8 +514,8 @@ fn check(architecture: &str, tree: &Tree) -> Vec<String> {
                     None => String::new(),
                 };
                 problems.push(format!(
-                    "{at} reaches `{}` through lib.rs's re-exports{from}: import it from the \
-                     module that defines it, so that the dependency shows and lib.rs stays \
+                    "{at} reaches `{}` through {root}'s re-exports{from}: import it from the \
+                     module that defines it, so that the dependency shows and {root} stays \
                      the top of the graph",
                     used.target
                 ));
@@ -469,10 +543,10 @@ fn check(architecture: &str, tree: &Tree) -> Vec<String> {
                 )
             };
             problems.push(format!(
-                "{at}: `{module}` (ARCHITECTURE.md:{}) may use only what the runtime map \
+                "{at}: `{module}` (ARCHITECTURE.md:{}) may use only what the {} map \
                  lists below it, and {relation}. Move what both need into a module below both, \
                  or correct the order if the map is wrong",
-                own.line
+                own.line, krate.map
             ));
         }
     }
@@ -715,6 +789,240 @@ durable-macros/src/  lib.rs
         let problems = check("# Nothing here\n", &tree(&[("lib.rs", "")]));
         assert!(
             problems[0].contains("has no `durable-runtime/src/` section"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_binary_is_checked_from_its_main_rs() {
+        let map = "```\ndemo/src/  the demo\n  main.rs  the CLI\n  http.rs  routes\n  \
+                   workflows.rs  the workflows\n```\n";
+        let demo = Crate {
+            section: "demo/src/",
+            root: "main.rs",
+            map: "demo",
+        };
+        let files = |workflows: &'static str| {
+            tree(&[
+                (
+                    "main.rs",
+                    "mod http; mod workflows; use crate::http::serve;",
+                ),
+                ("http.rs", "use crate::workflows::order;"),
+                ("workflows.rs", workflows),
+            ])
+        };
+        assert_eq!(
+            check_crate(demo, map, &files("pub fn order() {}")),
+            Vec::<String>::new()
+        );
+        let problems = check_crate(demo, map, &files("use crate::http::serve;"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "src/workflows.rs:1: `crate::http::serve`: `workflows` (ARCHITECTURE.md:5) may \
+                 use only what the demo map lists below it, and `http` is listed above it"
+            ),
+            "{}",
+            problems[0]
+        );
+    }
+}
+
+/// Every public name of `durable_runtime` has one path (lib.rs, "Where names live"): no
+/// `pub use` re-exports a name from a public module (it is already reachable there), and no
+/// name is re-exported twice. `__private` (hidden, for generated code) is exempt.
+#[test]
+fn every_public_name_has_one_path() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let problems = second_paths(&Tree::read(&src));
+    assert!(
+        problems.is_empty(),
+        "names reachable by two public paths ({}):\n\n{}\n",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The module path of a file under `src/`: `lib.rs` → ``, `store/mod.rs` → `store`,
+/// `store/memory.rs` → `store::memory`.
+fn module_path(file: &str) -> Vec<String> {
+    let trimmed = file.trim_end_matches(".rs");
+    let mut parts: Vec<String> = trimmed.split('/').map(str::to_string).collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The modules a file declares at its top level, and whether each is `pub` (not `pub(..)`).
+fn child_modules(tokens: &[TokenTree]) -> BTreeMap<String, bool> {
+    let mut modules = BTreeMap::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if let (true, Some(TokenTree::Ident(name))) = (is_ident(token, "mod"), tokens.get(i + 1)) {
+            let public = i > 0 && is_ident(&tokens[i - 1], "pub");
+            modules.insert(name.to_string(), public);
+        }
+    }
+    modules
+}
+
+/// The paths a `use` tree names (`a::{b, c::d as e}` → `a::b`, `a::c::d`).
+fn use_paths(tokens: &[TokenTree], prefix: &[String], out: &mut Vec<Vec<String>>) {
+    let mut path = prefix.to_vec();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Ident(ident) if ident == "as" => i += 1, // skip the alias
+            TokenTree::Ident(ident) => path.push(ident.to_string()),
+            TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => {
+                let inner: Vec<TokenTree> = group.stream().into_iter().collect();
+                for item in inner.split(|t| is_punct(t, ',')) {
+                    if !item.is_empty() {
+                        use_paths(item, &path, out);
+                    }
+                }
+                return;
+            }
+            TokenTree::Punct(p) if p.as_char() == '*' => path.push("*".into()),
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(path);
+}
+
+fn second_paths(tree: &Tree) -> Vec<String> {
+    // Which module paths are public: every step from the root declared `pub mod`.
+    let mut children = BTreeMap::new();
+    for (file, source) in &tree.files {
+        let tokens: Vec<TokenTree> = match source.parse::<TokenStream>() {
+            Ok(tokens) => tokens.into_iter().collect(),
+            Err(_) => continue,
+        };
+        children.insert(module_path(file), child_modules(&tokens));
+    }
+    let is_public = |module: &[String]| {
+        (0..module.len()).all(|depth| {
+            children
+                .get(&module[..depth])
+                .and_then(|c| c.get(&module[depth]))
+                .copied()
+                .unwrap_or(false)
+        })
+    };
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<Vec<String>, String> = BTreeMap::new();
+    for (file, source) in &tree.files {
+        if file == "__private.rs" {
+            continue;
+        }
+        let here = module_path(file);
+        let Ok(tokens) = source.parse::<TokenStream>() else {
+            continue;
+        };
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        let own = children.get(&here).cloned().unwrap_or_default();
+        for i in 1..tokens.len() {
+            if !(is_ident(&tokens[i], "use") && is_ident(&tokens[i - 1], "pub")) {
+                continue;
+            }
+            let end = tokens[i..]
+                .iter()
+                .position(|t| is_punct(t, ';'))
+                .map_or(tokens.len(), |p| i + p);
+            let mut paths = Vec::new();
+            use_paths(&tokens[i + 1..end], &[], &mut paths);
+            for path in paths {
+                // Resolve to an absolute path; leave other crates alone.
+                let absolute: Vec<String> = match path.first().map(String::as_str) {
+                    Some("crate") => path[1..].to_vec(),
+                    Some("self") => here.iter().chain(&path[1..]).cloned().collect(),
+                    Some(first) if own.contains_key(first) => {
+                        here.iter().chain(&path).cloned().collect()
+                    }
+                    _ => continue,
+                };
+                let (item, module) = absolute.split_last().expect("a path");
+                let written = format!("src/{file}: `pub use {}`", path.join("::"));
+                if is_public(module) {
+                    problems.push(format!(
+                        "{written}: `{item}` is already public as `{}::{item}`; keep one path",
+                        module.join("::")
+                    ));
+                } else if let Some(first) = seen.insert(absolute.clone(), written.clone()) {
+                    problems.push(format!(
+                        "{written}: `{item}` is re-exported twice (also {first}); keep one path"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The one-path check on small trees: each rule fails when broken.
+mod one_path {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> Tree {
+        let mut tree = Tree::default();
+        for (path, source) in files {
+            tree.files.insert(path.to_string(), source.to_string());
+        }
+        tree
+    }
+
+    #[test]
+    fn names_of_private_modules_re_exported_once_pass() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "mod status; pub mod store; pub use status::{InstanceStatus as S};",
+            ),
+            (
+                "store/mod.rs",
+                "mod file; pub use file::FileStore; pub use self::file::Options;",
+            ),
+        ]));
+        assert_eq!(problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_re_export_from_a_public_module_is_refused() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "pub mod store; pub mod limits; pub use store::{HistoryPage, file::FileStore};",
+            ),
+            ("store/mod.rs", "pub mod file; pub use file::FileStore;"),
+            ("testing.rs", "pub use crate::limits::PayloadLimitError;"),
+        ]));
+        let text = problems.join("\n");
+        assert_eq!(problems.len(), 4, "{text}");
+        assert!(text.contains("src/lib.rs: `pub use store::HistoryPage`: `HistoryPage` is already public as `store::HistoryPage`"), "{text}");
+        assert!(
+            text.contains("`FileStore` is already public as `store::file::FileStore`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("src/testing.rs: `pub use crate::limits::PayloadLimitError`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_name_re_exported_twice_is_refused() {
+        let problems = second_paths(&tree(&[
+            (
+                "lib.rs",
+                "mod clock; pub mod testing; pub use clock::VirtualClock;",
+            ),
+            ("testing.rs", "pub use crate::clock::VirtualClock;"),
+        ]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("`VirtualClock` is re-exported twice"),
             "{problems:?}"
         );
     }

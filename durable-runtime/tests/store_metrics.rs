@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::metric::names;
-use durable_runtime::store::{FileStore, InstanceStatus, MemoryStore, NewInstance, Store};
-use durable_runtime::{InstanceId, RuntimeStatus};
+use durable_runtime::store::{FileStore, MemoryStore, NewInstance, Store};
+use durable_runtime::{InstanceId, InstanceStatus, RuntimeStatus};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 

@@ -20,6 +20,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod disk;
+mod fault_store;
 pub mod faults;
 pub mod program;
 mod rng;

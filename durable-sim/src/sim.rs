@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::disk::{self, DiskFault, SimDisk, StoreChoice};
-use crate::faults::{Fault, FaultPlan, FaultRates, FaultStore};
+use crate::fault_store::FaultStore;
+use crate::faults::{Fault, FaultPlan, FaultRates};
 use crate::program::{self, event_data, event_name, Generator, Input, Op};
 use crate::rng::Rng;
 use crate::workload::{sim_program, sim_step};
@@ -27,8 +28,6 @@ const ORCHESTRATION_LEASE: Duration = Duration::from_secs(5);
 const ACTIVITY_LEASE: Duration = Duration::from_secs(10);
 /// A clock jump that expires every lease.
 const LEASE_JUMP: Duration = Duration::from_secs(11);
-/// The runtime's back-off after a store error (`worker.rs`), on the tokio clock.
-pub(crate) const STORE_RETRY: Duration = Duration::from_millis(100);
 /// How long the simulated client waits before trying a failed call again.
 const CLIENT_RETRY: Duration = Duration::from_millis(10);
 /// Steps after which a run that has not ended counts as stuck.

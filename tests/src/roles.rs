@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use durable_runtime::history::HistoryEvent;
 use durable_runtime::store::*;
-use durable_runtime::InstanceId;
+use durable_runtime::{InstanceId, InstanceStatus};
 use tokio::sync::{watch, Notify, Semaphore};
 
 /// A store that passes every call to another, except what its role leaves out.

@@ -19,10 +19,11 @@ use demo_support::{Demo, TempDir};
 use durable_http::{router, serve, RouterOptions, ServeOptions};
 use durable_runtime::store::MemoryStore;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, Client, OrchestrationContext, Runtime, RuntimeStatus,
-    TaskError,
+    activity, orchestrator, ActivityContext, Client, ClientError, OrchestrationContext, Runtime,
+    RuntimeBuilder, RuntimeStatus, TaskError,
 };
 use fantoccini::key::Key;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 const ROWS: &str = "document.querySelectorAll('table.instances tbody tr a').length";
@@ -338,9 +339,13 @@ async fn terminate_and_purge_through_the_buttons() {
             .await,
         json!(true)
     );
+    browser.record_requests().await;
     asks_to_confirm(&browser, "button[data-action=suspend]").await;
     browser.click("#confirm-cancel").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.until("no dialog", &format!("!{CONFIRMING}")).await;
+    // The page acts (or not) as the dialog closes: nothing was asked of the server.
+    assert_eq!(browser.changes_requested().await, Vec::<String>::new());
+    assert_eq!(browser.text(".instance .results").await, "");
     assert_eq!(demo.status(&id)["runtimeStatus"], "Running");
 
     asks_to_confirm(&browser, "button[data-action=terminate]").await;
@@ -526,6 +531,7 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
         .await;
     browser.press(Key::Enter).await;
     browser.until("the confirmation", CONFIRMING).await;
+    browser.record_requests().await;
     browser.press(Key::Escape).await;
     browser
         .until(
@@ -533,6 +539,7 @@ async fn the_keyboard_alone_finds_an_instance_raises_an_event_and_suspends_it() 
             "!document.querySelector('#confirm-dialog').open",
         )
         .await;
+    assert_eq!(browser.changes_requested().await, Vec::<String>::new());
     assert_eq!(demo.status(&id)["runtimeStatus"], "Running");
     // The reason field has the focus; Enter confirms.
     browser.press(Key::Enter).await;
@@ -673,30 +680,54 @@ async fn custom_status(client: &Client, id: &str, expected: &str) {
         .unwrap();
 }
 
+/// A runtime in this process, and the management API and dashboard served over its client.
+struct Served {
+    runtime: Runtime,
+    client: Client,
+    /// `http://127.0.0.1:PORT/`.
+    url: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    async fn stop(self) {
+        self.server.abort();
+        self.runtime.shutdown().await;
+    }
+}
+
+/// A browser, and the runtime `builder` builds, served; `None` (and no runtime) without a
+/// browser.
+async fn browser_and_runtime(test: &str, builder: RuntimeBuilder) -> Option<(Served, Browser)> {
+    let browser = Browser::start(test, 1280, 1000).await?;
+    let runtime = builder.start().unwrap();
+    let client = runtime.client();
+    let (url, server) = serve_dashboard(client.clone()).await;
+    let served = Served {
+        runtime,
+        client,
+        url,
+        server,
+    };
+    Some((served, browser))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_timers_children_waits_and_generations() {
-    let Some(browser) = Browser::start(
-        "the_timeline_shows_timers_children_waits_and_generations",
-        1280,
-        1000,
-    )
-    .await
-    else {
-        return;
-    };
-    let runtime = Runtime::builder()
+    let builder = Runtime::builder()
         .orchestrator(tour)
         .orchestrator(doubler)
         .orchestrator(catches)
-        .activity(refuse)
-        .start()
-        .unwrap();
-    let client = runtime.client();
-    let (url, server) = serve_dashboard(client.clone()).await;
+        .activity(refuse);
+    let test = "the_timeline_shows_timers_children_waits_and_generations";
+    let Some((served, browser)) = browser_and_runtime(test, builder).await else {
+        return;
+    };
+    let (client, url) = (&served.client, &served.url);
     client.start(tour, 0).instance_id("tour-1").await.unwrap();
-    custom_status(&client, "tour-1", "waiting for go 0").await;
+    custom_status(client, "tour-1", "waiting for go 0").await;
     client.raise_event("tour-1", "go", ()).await.unwrap();
-    custom_status(&client, "tour-1", "waiting for go 1").await;
+    custom_status(client, "tour-1", "waiting for go 1").await;
 
     browser.goto(&format!("{url}#/instance/tour-1")).await;
     browser
@@ -787,8 +818,7 @@ async fn the_timeline_shows_timers_children_waits_and_generations() {
     let timer = summary(&lanes, "Timer");
     assert!(timer.starts_with("200 ms timer · fired "), "{timer}");
     browser.finish().await;
-    server.abort();
-    runtime.shutdown().await;
+    served.stop().await;
 }
 
 /// `%3A` → `:`; enough for the ids of these tests.
@@ -881,42 +911,79 @@ async fn a_non_determinism_failure_shows_what_was_expected_and_found() {
     second.shutdown().await;
 }
 
-/// Waits for `go`, showing which lane it is parked in.
+/// What a parked instance is given: the lane it waits in, and items it counts.
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    lane: String,
+    items: Vec<u32>,
+}
+
+/// Waits for `go`, showing which lane it is parked in; then adds up its items.
 #[orchestrator]
-async fn parked(ctx: OrchestrationContext, lane: String) -> Result<(), TaskError> {
-    ctx.set_custom_status(format!("parked in {lane}"));
+async fn parked(ctx: OrchestrationContext, ticket: Ticket) -> Result<u32, TaskError> {
+    ctx.set_custom_status(format!("parked in {}", ticket.lane));
     let () = ctx.wait_for_event("go").await?;
-    Ok(())
+    Ok(ticket.items.iter().sum())
+}
+
+/// The items each parked instance is given.
+const ITEMS: [u32; 3] = [2, 3, 5];
+
+/// Starts a parked instance for each `(id, lane)`, one after the other, each parked before
+/// the next starts (so they are created in this order).
+async fn park(client: &Client, instances: &[(&str, &str)]) {
+    for (id, lane) in instances {
+        let ticket = Ticket {
+            lane: lane.to_string(),
+            items: ITEMS.to_vec(),
+        };
+        client.start(parked, ticket).instance_id(*id).await.unwrap();
+        custom_status(client, id, &format!("parked in {lane}")).await;
+    }
+}
+
+/// A browser, and a runtime of parked instances served; `None` without a browser.
+async fn browser_and_parking(test: &str) -> Option<(Served, Browser)> {
+    browser_and_runtime(test, Runtime::builder().orchestrator(parked)).await
+}
+
+/// The ids the list shows, in its order.
+const LISTED: &str = "[...document.querySelectorAll('table.instances tbody tr a')].map(a => a.textContent).join(' ')";
+
+/// The ids the list shows.
+async fn listed(browser: &Browser) -> Vec<String> {
+    let ids = browser.eval(&format!("return {LISTED};")).await;
+    ids.as_str()
+        .unwrap()
+        .split(' ')
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The count a status chip shows, as a JavaScript expression.
+fn chip_count(status: &str) -> String {
+    format!("document.querySelector('.chip.status-{status} .count')?.textContent.trim()")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_filter_searches_counts_and_terminates_what_it_selects() {
-    let Some(browser) = Browser::start(
-        "the_filter_searches_counts_and_terminates_what_it_selects",
-        1280,
-        1000,
-    )
-    .await
-    else {
+async fn the_filter_searches_counts_terminates_and_purges_what_it_selects() {
+    let test = "the_filter_searches_counts_terminates_and_purges_what_it_selects";
+    let Some((served, browser)) = browser_and_parking(test).await else {
         return;
     };
-    let runtime = Runtime::builder().orchestrator(parked).start().unwrap();
-    let client = runtime.client();
-    let (url, server) = serve_dashboard(client.clone()).await;
-    for (id, lane) in [
-        ("cart-1", "a"),
-        ("cart-2", "a"),
-        ("cart-3", "a"),
-        ("cart-4", "b"),
-        ("other-1", "a"),
-    ] {
-        client
-            .start(parked, lane.to_string())
-            .instance_id(id)
-            .await
-            .unwrap();
-        custom_status(&client, id, &format!("parked in {lane}")).await;
-    }
+    let (client, url) = (&served.client, &served.url);
+    park(
+        client,
+        &[
+            ("cart-1", "a"),
+            ("cart-2", "a"),
+            ("cart-3", "a"),
+            ("cart-4", "b"),
+            ("other-1", "a"),
+        ],
+    )
+    .await;
     // The id prefix from the address; the custom-status search typed in.
     browser
         .goto(&format!("{url}#/?instanceIdPrefix=cart-"))
@@ -973,7 +1040,427 @@ async fn the_filter_searches_counts_and_terminates_what_it_selects() {
             "{id} is outside the filter"
         );
     }
+
+    // Purge what the id prefix alone selects: the dry run counts only what purge applies to
+    // (the three terminated carts, not the running cart-4), and nothing more is asked of
+    // the server before the confirmation.
+    browser
+        .goto(&format!("{url}#/?instanceIdPrefix=cart-"))
+        .await;
+    browser.until("four carts", &format!("{ROWS} === 4")).await;
+    browser.record_requests().await;
+    asks_to_confirm(&browser, "button[data-filter-action=purge]").await;
+    assert_eq!(browser.text("#confirm-title").await, "Purge 3 instances?");
+    let dry_run = browser.text("#confirm-body .dry-run").await;
+    assert!(dry_run.contains("selects 3 instances"), "{dry_run}");
+    let asked = browser.changes_requested().await;
+    assert_eq!(
+        asked,
+        ["POST /bulk/purge?instanceIdPrefix=cart-&dryRun=true"],
+        "only the dry run before the confirmation"
+    );
+    for id in ["cart-1", "cart-2", "cart-3"] {
+        assert!(client.status(id).await.is_ok(), "{id} purged too soon");
+    }
+    browser.click("#confirm-ok").await;
+    browser
+        .until(
+            "three purged",
+            "document.querySelector('.list .results').textContent === '3 instances purged.'",
+        )
+        .await;
+    browser
+        .until("the running cart alone", &format!("{LISTED} === 'cart-4'"))
+        .await;
+    for id in ["cart-1", "cart-2", "cart-3"] {
+        let error = client.status(id).await.err();
+        assert!(
+            matches!(error, Some(ClientError::NotFound(_))),
+            "{id}: {error:?}"
+        );
+    }
+    for id in ["cart-4", "other-1"] {
+        assert_eq!(
+            client.status(id).await.unwrap().runtime_status,
+            RuntimeStatus::Running,
+            "{id} is not purged"
+        );
+    }
     browser.finish().await;
-    server.abort();
-    runtime.shutdown().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_chip_filters_the_list_by_its_count() {
+    let test = "a_status_chip_filters_the_list_by_its_count";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    let client = &served.client;
+    park(client, &[("chip-1", "a"), ("chip-2", "a"), ("chip-3", "a")]).await;
+    client.terminate("chip-3", "enough").await.unwrap();
+    client
+        .wait_for_completion("chip-3", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    browser.goto(&served.url).await;
+    browser
+        .until("three instances", &format!("{ROWS} === 3"))
+        .await;
+    let (running, terminated) = (chip_count("Running"), chip_count("Terminated"));
+    browser
+        .until(
+            "the counts",
+            &format!("{running} === '2' && {terminated} === '1'"),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(&format!("return {}", chip_count("Completed")))
+            .await,
+        "0"
+    );
+    let pressed = "return [...document.querySelectorAll('.statuses button[aria-pressed=true]')].map(b => b.dataset.status)";
+
+    // A chip shows its status alone; the counts stay those of the other filters.
+    browser.click(".chip.status-Terminated").await;
+    browser
+        .until("the terminated one", &format!("{LISTED} === 'chip-3'"))
+        .await;
+    assert_eq!(browser.eval(pressed).await, json!(["Terminated"]));
+    assert_eq!(
+        browser.eval("return location.hash").await,
+        "#/?runtimeStatus=Terminated"
+    );
+    assert_eq!(browser.eval(&format!("return {running}")).await, "2");
+    browser.screenshot("list-by-status").await;
+
+    // A second chip adds its status; a chip pressed again takes its status away.
+    browser.click(".chip.status-Running").await;
+    browser.until("all three", &format!("{ROWS} === 3")).await;
+    browser.click(".chip.status-Terminated").await;
+    browser
+        .until("the running two", &format!("{ROWS} === 2"))
+        .await;
+    let mut ids = listed(&browser).await;
+    ids.sort();
+    assert_eq!(ids, ["chip-1", "chip-2"]);
+    assert_eq!(browser.eval(pressed).await, json!(["Running"]));
+
+    // "All" shows every status again.
+    browser.click(".statuses button[data-status='']").await;
+    browser.until("all three", &format!("{ROWS} === 3")).await;
+    assert_eq!(browser.eval(pressed).await, json!([""]));
+    assert_eq!(browser.eval("return location.hash").await, "#/");
+    browser.finish().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_creation_time_range_filters_the_list() {
+    let test = "the_creation_time_range_filters_the_list";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    let client = &served.client;
+    park(client, &[("early-1", "a"), ("early-2", "a")]).await;
+    // The next whole second (the fields' precision) after both were created; the late one
+    // is created once it has passed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let boundary = Duration::from_secs(now.as_secs() + 1);
+    tokio::time::sleep(boundary - now + Duration::from_millis(20)).await;
+    park(client, &[("late-1", "a")]).await;
+    assert!(client.status("late-1").await.unwrap().created_at >= boundary_time(boundary));
+
+    browser.goto(&served.url).await;
+    browser
+        .until("three instances", &format!("{ROWS} === 3"))
+        .await;
+    // The boundary in the browser's local time, as a `datetime-local` field holds it.
+    let local = browser
+        .eval(&format!(
+            "const d = new Date({}); const p = n => String(n).padStart(2, '0');
+             return `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}:${{p(d.getSeconds())}}`;",
+            boundary.as_millis()
+        ))
+        .await;
+    let local = local.as_str().unwrap();
+    let running = chip_count("Running");
+
+    browser.pick("input[name=createdTimeFrom]", local).await;
+    browser
+        .until("the late one", &format!("{LISTED} === 'late-1'"))
+        .await;
+    browser
+        .until("its count", &format!("{running} === '1'"))
+        .await;
+    let hash = browser.eval("return location.hash").await;
+    assert!(
+        hash.as_str().unwrap().contains("createdTimeFrom="),
+        "the address keeps the filter: {hash}"
+    );
+
+    browser.pick("input[name=createdTimeFrom]", "").await;
+    browser.pick("input[name=createdTimeTo]", local).await;
+    browser
+        .until("the early two", &format!("{ROWS} === 2"))
+        .await;
+    let mut ids = listed(&browser).await;
+    ids.sort();
+    assert_eq!(ids, ["early-1", "early-2"]);
+    browser
+        .until("their count", &format!("{running} === '2'"))
+        .await;
+    browser.finish().await;
+    served.stop().await;
+}
+
+/// `boundary` (since the epoch) as the time type of an instance's status.
+fn boundary_time(boundary: Duration) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + boundary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previous_and_next_page_through_the_list() {
+    let test = "previous_and_next_page_through_the_list";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    let ids: Vec<String> = (1..=30).map(|i| format!("page-{i:02}")).collect();
+    let instances: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "a")).collect();
+    park(&served.client, &instances).await;
+
+    let previous = ".pager button:first-of-type";
+    let next = ".pager button:last-of-type";
+    let disabled = |css: &str| format!("document.querySelector('{css}').disabled");
+    browser.goto(&format!("{}#/?top=25", served.url)).await;
+    browser
+        .until(
+            "a first page of 25",
+            &format!("{ROWS} === 25 && !{}", disabled(next)),
+        )
+        .await;
+    assert_eq!(browser.text(".page-number").await, "Page 1");
+    assert_eq!(
+        browser
+            .eval(&format!("return {}", disabled(previous)))
+            .await,
+        true
+    );
+    let first = listed(&browser).await;
+
+    browser.click(next).await;
+    browser
+        .until(
+            "the second page, of 5",
+            &format!(
+                "document.querySelector('.page-number').textContent === 'Page 2' && {ROWS} === 5"
+            ),
+        )
+        .await;
+    assert_eq!(
+        browser.eval(&format!("return {}", disabled(next))).await,
+        true
+    );
+    assert_eq!(
+        browser
+            .eval(&format!("return {}", disabled(previous)))
+            .await,
+        false
+    );
+    let second = listed(&browser).await;
+    // Oldest first, across pages (park creates them in the order of their ids).
+    assert_eq!(first, ids[..25], "the first page");
+    assert_eq!(second, ids[25..], "the second page");
+
+    browser.click(previous).await;
+    browser
+        .until(
+            "the first page again",
+            &format!(
+                "document.querySelector('.page-number').textContent === 'Page 1' && {ROWS} === 25"
+            ),
+        )
+        .await;
+    assert_eq!(listed(&browser).await, first);
+    browser.finish().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_refreshes_itself() {
+    let test = "the_list_refreshes_itself";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    let client = &served.client;
+    park(client, &[("fresh-1", "a")]).await;
+    browser.goto(&served.url).await;
+    browser
+        .until("the instance", &format!("{LISTED} === 'fresh-1'"))
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('input[name=auto]').checked")
+            .await,
+        true
+    );
+    // Marks this page: a reload would lose the mark.
+    browser
+        .eval("window.notReloaded = true; return true;")
+        .await;
+
+    // A new instance appears, and an old one's new status shows, without a reload.
+    park(client, &[("fresh-2", "a")]).await;
+    client.terminate("fresh-1", "enough").await.unwrap();
+    browser
+        .until(
+            "the new instance, and the other terminated",
+            &format!(
+                "{ROWS} === 2 && document.querySelector(\"a[href='#/instance/fresh-1']\").closest('tr').querySelector('.badge').textContent === 'Terminated'"
+            ),
+        )
+        .await;
+    browser
+        .until(
+            "the counts",
+            &format!(
+                "{} === '1' && {} === '1'",
+                chip_count("Running"),
+                chip_count("Terminated")
+            ),
+        )
+        .await;
+    assert_eq!(
+        browser.eval("return window.notReloaded === true").await,
+        true
+    );
+    browser.finish().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_then_resume_through_the_instance_page() {
+    let test = "suspend_then_resume_through_the_instance_page";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    let client = &served.client;
+    park(client, &[("held-1", "a")]).await;
+    browser
+        .goto(&format!("{}#/instance/held-1", served.url))
+        .await;
+    status_is(&browser, "Running").await;
+    let disabled = |action: &str| {
+        format!("return document.querySelector('button[data-action={action}]').disabled")
+    };
+    assert_eq!(browser.eval(&disabled("resume")).await, true);
+
+    asks_to_confirm(&browser, "button[data-action=suspend]").await;
+    browser
+        .type_into("#confirm-body input[name=reason]", "for a moment")
+        .await;
+    browser.click("#confirm-ok").await;
+    status_is(&browser, "Suspended").await;
+    assert_eq!(browser.eval(&disabled("suspend")).await, true);
+    assert_eq!(browser.eval(&disabled("resume")).await, false);
+
+    // The event it waits for arrives meanwhile, and is held.
+    client.raise_event("held-1", "go", ()).await.unwrap();
+    assert_eq!(
+        client.status("held-1").await.unwrap().runtime_status,
+        RuntimeStatus::Suspended
+    );
+
+    asks_to_confirm(&browser, "button[data-action=resume]").await;
+    assert_eq!(browser.text("#confirm-title").await, "Resume held-1?");
+    browser
+        .type_into("#confirm-body input[name=reason]", "go on")
+        .await;
+    browser.click("#confirm-ok").await;
+    // It runs on: the held event is delivered, and the run completes.
+    status_is(&browser, "Completed").await;
+    let result = browser.text(".instance .results").await;
+    assert!(result.contains("resume accepted"), "{result}");
+    let output = browser
+        .eval(
+            "return [...document.querySelectorAll('.payload')]
+                .find(d => d.querySelector('summary').textContent === 'Output')
+                .querySelector('pre').textContent",
+        )
+        .await;
+    assert_eq!(output, json!(ITEMS.iter().sum::<u32>().to_string()));
+    let reasons = browser
+        .eval(
+            "return [...document.querySelectorAll('table.events tbody tr')]
+                .filter(row => ['ExecutionSuspended', 'ExecutionResumed'].includes(row.dataset.kind))
+                .map(row => [row.dataset.kind, row.querySelector('td.details').textContent]);",
+        )
+        .await;
+    assert_eq!(
+        reasons,
+        json!([
+            ["ExecutionSuspended", "for a moment"],
+            ["ExecutionResumed", "go on"]
+        ])
+    );
+    browser.finish().await;
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instance_page_shows_its_input_and_expands_history_payloads() {
+    let test = "the_instance_page_shows_its_input_and_expands_history_payloads";
+    let Some((served, browser)) = browser_and_parking(test).await else {
+        return;
+    };
+    park(&served.client, &[("shown-1", "b")]).await;
+    browser
+        .goto(&format!("{}#/instance/shown-1", served.url))
+        .await;
+    custom_status_is(&browser, "parked in b").await;
+    let ticket = json!({ "lane": "b", "items": ITEMS });
+
+    // The input, as JSON.
+    let input = browser
+        .eval(
+            "return [...document.querySelectorAll('.payload')]
+                .find(d => d.querySelector('summary').textContent === 'Input')
+                .querySelector('pre').textContent",
+        )
+        .await;
+    let input: Value = serde_json::from_str(input.as_str().unwrap()).unwrap();
+    assert_eq!(input, ticket);
+
+    // The history's first event, closed until its payload is opened.
+    let start = "table.events tbody tr[data-kind=ExecutionStarted]";
+    let shown = format!(
+        "return {{ open: document.querySelector('{start} details').open,
+                   visible: document.querySelector('{start} details pre').checkVisibility() }}"
+    );
+    browser
+        .until("the history", &format!("document.querySelector('{start}')"))
+        .await;
+    assert_eq!(
+        browser.eval(&shown).await,
+        json!({ "open": false, "visible": false })
+    );
+    browser.click(&format!("{start} details summary")).await;
+    assert_eq!(
+        browser.eval(&shown).await,
+        json!({ "open": true, "visible": true })
+    );
+    let summary = browser.text(&format!("{start} details summary")).await;
+    let json = browser.text(&format!("{start} details pre")).await;
+    assert_eq!(summary, format!("JSON ({} B)", json.len()));
+    let event: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(event["v"], 2, "{event}");
+    assert_eq!(event["kind"], "ExecutionStarted");
+    assert_eq!(event["name"], "parked");
+    assert_eq!(event["input"], ticket);
+    browser.finish().await;
+    served.stop().await;
 }

@@ -8,9 +8,10 @@
 //! broke leasing, so terminate never took effect.
 
 use durable_runtime::history::{Event, HistoryEvent};
-use durable_runtime::store::{InstanceStatus, NewInstance};
+use durable_runtime::store::InstanceQuery;
+use durable_runtime::store::NewInstance;
 use durable_runtime::{
-    orchestrator, ClientError, InstanceQuery, OrchestrationContext, RuntimeStatus, TaskError,
+    orchestrator, ClientError, InstanceStatus, OrchestrationContext, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, matrix, Setup, PATIENCE};
 use serde_json::{json, Value};

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use durable_runtime::future::{join_all, select, Either};
 use durable_runtime::history::{kinds, Event};
+use durable_runtime::store::InstanceQuery;
 use durable_runtime::testing::Advance;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, ClientError, IdReuse, IfRunning, InstanceQuery,
-    OrchestrationContext, RetryPolicy, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, ClientError, IdReuse, IfRunning, OrchestrationContext,
+    RetryPolicy, RuntimeStatus, TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, tally, Setup, PATIENCE};
 use tokio::sync::Barrier;

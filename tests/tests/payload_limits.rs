@@ -4,9 +4,11 @@
 //! attempt, an instance).
 
 use durable_runtime::history::kinds;
+use durable_runtime::limits::PayloadLimitError;
+use durable_runtime::store::InstanceQuery;
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, ClientError, InstanceQuery, OrchestrationContext,
-    PayloadLimitError, RuntimeStatus, TaskError,
+    activity, orchestrator, ActivityContext, ClientError, OrchestrationContext, RuntimeStatus,
+    TaskError,
 };
 use durable_tests::{custom_status_is, finished, matrix, Setup};
 use serde_json::{json, Value};

@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use durable_runtime::history::{kinds, HistoryEvent};
 use durable_runtime::store::{
-    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
-    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
-    WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
+    OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
 };
 use durable_runtime::{
-    activity, orchestrator, ActivityContext, ClientError, InstanceId, OrchestrationContext,
-    Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
+    activity, orchestrator, ActivityContext, ClientError, InstanceId, InstanceStatus,
+    OrchestrationContext, Runtime, RuntimeStatus, TaskError, LATEST_TIME_NANOS,
 };
 use durable_tests::{finished, matrix, Setup, PATIENCE};
 use tokio::sync::watch;

@@ -10,12 +10,12 @@ use tokio::sync::watch;
 
 use super::engine::{decode_event, raw_event, Commit, Create, Engine, Raw};
 use super::{
-    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
-    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
-    WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
+    OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
+use crate::status::InstanceStatus;
 
 /// A store that keeps everything in memory: fast, and gone with the process.
 ///

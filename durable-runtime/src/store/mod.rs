@@ -2,7 +2,8 @@
 //!
 //! A store keeps, per instance, a status, a history (the current generation's events), an
 //! inbox of messages, at most one instance lease, and the activity attempts its turns
-//! scheduled; it knows bytes, ids, versions, times and lease tokens, never user types.
+//! scheduled; it knows bytes, ids, orchestrator versions, history lengths, times and lease
+//! tokens, never user types.
 //! [`MemoryStore`], [`FileStore`] and `durable-postgres`'s store implement it; [`conformance`]
 //! is the test kit every implementation runs, and what it checks is what is written here.
 //!
@@ -119,17 +120,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use crate::history::{Failure, HistoryEvent, SpanParent};
 use crate::instance_id::InstanceId;
+use crate::status::{InstanceStatus, RuntimeStatus};
 
 pub mod conformance;
 mod engine;
-pub mod file;
+mod file;
 mod memory;
 mod paging;
 
@@ -165,78 +166,6 @@ pub mod mutations {
 
 /// A lease's token: whoever holds the current token may commit.
 pub type LeaseToken = u64;
-
-/// Where an instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RuntimeStatus {
-    /// Created; its first turn has not run yet.
-    Pending,
-    /// Started and not finished.
-    Running,
-    /// Paused by a client; holds new events until resumed.
-    Suspended,
-    /// Returned `Ok`.
-    Completed,
-    /// Returned `Err`, panicked or broke determinism.
-    Failed,
-    /// Stopped by a client.
-    Terminated,
-}
-
-impl RuntimeStatus {
-    /// Whether the instance has finished for good.
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            RuntimeStatus::Completed | RuntimeStatus::Failed | RuntimeStatus::Terminated
-        )
-    }
-}
-
-/// What a store knows of one instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceStatus {
-    /// The instance.
-    pub instance_id: InstanceId,
-    /// The orchestrator's durable name.
-    pub name: String,
-    /// The orchestrator's version.
-    pub version: u32,
-    /// Where it is in its life.
-    pub runtime_status: RuntimeStatus,
-    /// When it was created.
-    #[serde(with = "crate::history::timestamp")]
-    pub created_at: SystemTime,
-    /// When its status last changed.
-    #[serde(with = "crate::history::timestamp")]
-    pub last_updated_at: SystemTime,
-    /// Its input.
-    pub input: Value,
-    /// Its output, once completed.
-    pub output: Option<Value>,
-    /// What the code last set with `ctx.set_custom_status`.
-    pub custom_status: Option<Value>,
-    /// Why it failed, once failed.
-    pub failure: Option<Failure>,
-    /// The orchestration that started this one as a sub-orchestration, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<InstanceId>,
-}
-
-impl InstanceStatus {
-    /// The output deserialised as `T`, once completed.
-    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.output.clone().map(serde_json::from_value).transpose()
-    }
-
-    /// The custom status deserialised as `T`, if set.
-    pub fn custom_status_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        self.custom_status
-            .clone()
-            .map(serde_json::from_value)
-            .transpose()
-    }
-}
 
 /// An instance to create.
 #[derive(Debug, Clone)]

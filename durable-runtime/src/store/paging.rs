@@ -3,8 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{InstanceQuery, RuntimeStatus, StatusCounts, StoreError};
+use super::{InstanceQuery, StatusCounts, StoreError};
 use crate::instance_id::InstanceId;
+use crate::status::RuntimeStatus;
 
 /// An instance as `list` sees it: what the query filters and orders on, and the store's own
 /// record of it.

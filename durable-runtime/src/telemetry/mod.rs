@@ -17,7 +17,8 @@ use std::time::SystemTime;
 use crate::history::{Event, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::metric;
-use crate::store::{RuntimeStatus, TurnCommit};
+use crate::status::RuntimeStatus;
+use crate::store::TurnCommit;
 
 pub(crate) use spans::{InstanceSpan, Tracer, Tracing};
 

@@ -25,7 +25,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::history::{Event, Failure, HistoryEvent, SpanParent, SpanRecord};
 use crate::instance_id::InstanceId;
-use crate::store::{ActivityTask, RuntimeStatus, Store, TurnCommit};
+use crate::status::RuntimeStatus;
+use crate::store::{ActivityTask, Store, TurnCommit};
 
 /// The tracer spans go to.
 pub(crate) type Tracer = BoxedTracer;

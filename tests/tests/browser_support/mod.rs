@@ -308,6 +308,61 @@ impl Browser {
         input.send_keys(text).await.expect("typed");
     }
 
+    /// Sets the value of the input `css` as its own picker would (a `datetime-local` field
+    /// takes typed text differently in each locale), firing `input` and `change`; a value
+    /// the input refuses (it empties itself) fails the test.
+    pub async fn pick(&self, css: &str, value: &str) {
+        let input = self.find(css).await;
+        self.client
+            .execute(
+                "const [input, value] = arguments; input.value = value;
+                 if (value && !input.value) return false;
+                 input.dispatchEvent(new Event('input', { bubbles: true }));
+                 input.dispatchEvent(new Event('change', { bubbles: true }));
+                 return true;",
+                vec![
+                    serde_json::to_value(&input).expect("an element reference"),
+                    json!(value),
+                ],
+            )
+            .await
+            .map(|taken| assert_eq!(taken, json!(true), "{css} refused {value:?}"))
+            .unwrap_or_else(|e| panic!("cannot set {css}: {e}"));
+    }
+
+    /// From now on the page notes each call it makes to the server (`METHOD /path?query`),
+    /// for [`Browser::requests`]; a reload forgets them.
+    pub async fn record_requests(&self) {
+        self.eval(
+            "if (!window.durableRequests) {
+                 window.durableRequests = [];
+                 const fetch = window.fetch;
+                 window.fetch = (resource, init) => {
+                     const url = new URL(resource instanceof Request ? resource.url : resource, location.href);
+                     const method = (init?.method ?? resource.method ?? 'GET').toUpperCase();
+                     window.durableRequests.push(`${method} ${url.pathname}${url.search}`);
+                     return fetch.call(window, resource, init);
+                 };
+             }
+             return true;",
+        )
+        .await;
+    }
+
+    /// The calls noted since [`Browser::record_requests`] that change something: all but
+    /// `GET`s.
+    pub async fn changes_requested(&self) -> Vec<String> {
+        let calls = self.eval("return window.durableRequests;").await;
+        let calls = calls
+            .as_array()
+            .expect("record_requests was called on this page");
+        calls
+            .iter()
+            .map(|call| call.as_str().unwrap().to_string())
+            .filter(|call| !call.starts_with("GET "))
+            .collect()
+    }
+
     /// Presses `key` on the keyboard, wherever the focus is.
     pub async fn press(&self, key: Key) {
         let key = char::from(key);

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::support::*;
-use crate::store::{ActivityLease, RuntimeStatus, Store, StoreError};
+use crate::status::RuntimeStatus;
+use crate::store::{ActivityLease, Store, StoreError};
 
 /// Every scheduled attempt is handed out exactly once, as committed, with its own lease.
 pub async fn activities_are_handed_out_once_with_a_lease<S: Store>(store: Arc<S>) {

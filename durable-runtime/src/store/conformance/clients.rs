@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::support::*;
-use crate::store::{InstanceQuery, InstanceStatus, RuntimeStatus, Store, StoreError};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{InstanceQuery, Store, StoreError};
 
 /// `send` to a finished instance fails with `Finished` and its status.
 pub async fn send_to_finished_instance_is_refused<S: Store>(store: Arc<S>) {

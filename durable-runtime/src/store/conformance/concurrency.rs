@@ -10,7 +10,8 @@ use serde_json::json;
 use super::support::*;
 use crate::history::{Event, HistoryEvent};
 use crate::instance_id::InstanceId;
-use crate::store::{RuntimeStatus, Store};
+use crate::status::RuntimeStatus;
+use crate::store::Store;
 
 const INSTANCES: usize = 200;
 const WORKERS: usize = 8;
@@ -39,7 +40,7 @@ fn is_start(event: &HistoryEvent) -> bool {
 
 /// An orchestration worker: schedules `schedule` attempts on the start, finishes its instance
 /// once `needs` other messages were consumed, and checks that no instance is leased twice at
-/// once and that each fetch's version is the history length committed so far.
+/// once and that each fetch's `history_len` is the history length committed so far.
 async fn orchestration_worker<S: Store>(
     store: Arc<S>,
     ledger_: Arc<Mutex<Ledger>>,

@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::support::*;
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent};
-use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, Store};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{StatusUpdate, Store};
 
-/// `fetch_orchestration` delivers the start message with a lease and version 0.
+/// `fetch_orchestration` delivers the start message with a lease and a history length of 0.
 pub async fn start_message_is_delivered_with_a_lease<S: Store>(store: Arc<S>) {
     let id = iid("start");
     let new = new_instance(&id, NAME, t(0));
@@ -125,8 +126,8 @@ pub async fn message_order_is_preserved<S: Store>(store: Arc<S>) {
     );
 }
 
-/// `load_history` returns exactly what the turns appended, in order, and each fetch's version is
-/// the history's length.
+/// `load_history` returns exactly what the turns appended, in order, and each fetch's
+/// `history_len` is the history's length.
 pub async fn commit_appends_history_across_turns<S: Store>(store: Arc<S>) {
     let id = create(&*store, "turns", t(0)).await;
     let mut expected = Vec::new();

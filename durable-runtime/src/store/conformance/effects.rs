@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::support::*;
 use crate::history::{Event, HistoryEvent};
-use crate::store::{OutgoingMessage, RuntimeStatus, Store, StoreError};
+use crate::status::RuntimeStatus;
+use crate::store::{OutgoingMessage, Store, StoreError};
 
 /// `sub_instances` are created atomically with the turn; one that exists is left alone.
 pub async fn sub_instances_are_created_with_the_turn<S: Store>(store: Arc<S>) {

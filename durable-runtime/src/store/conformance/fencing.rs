@@ -8,7 +8,8 @@ use serde_json::json;
 use super::support::*;
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
-use crate::store::{InstanceStatus, OrchestrationWork, Store, StoreError, TurnCommit};
+use crate::status::InstanceStatus;
+use crate::store::{OrchestrationWork, Store, StoreError, TurnCommit};
 
 /// The full set of side effects a fenced commit tries to make.
 fn everything(work: &OrchestrationWork, now: SystemTime) -> TurnCommit {
@@ -96,8 +97,8 @@ pub async fn commit_with_stale_lease_conflicts_and_changes_nothing<S: Store>(sto
 
 /// A commit whose `expected_history_len` is not the history length fails with `Conflict`, applies
 /// nothing and keeps the lease.
-pub async fn commit_with_wrong_version_conflicts_and_changes_nothing<S: Store>(store: Arc<S>) {
-    let id = iid("wrong-version");
+pub async fn commit_with_wrong_history_len_conflicts_and_changes_nothing<S: Store>(store: Arc<S>) {
+    let id = iid("wrong-history-len");
     let new = new_instance(&id, NAME, t(0));
     ok(store.create_instance(new.clone()).await, "create_instance");
     let before = status(&*store, &id, "before").await;
@@ -107,7 +108,7 @@ pub async fn commit_with_wrong_version_conflicts_and_changes_nothing<S: Store>(s
         bad.expected_history_len = wrong;
         assert_conflict(
             store.commit_turn(bad).await,
-            &format!("commit expecting version {wrong} of an empty history"),
+            &format!("commit expecting a history of {wrong} events, against an empty one"),
         );
     }
     fetch_none(
@@ -116,7 +117,15 @@ pub async fn commit_with_wrong_version_conflicts_and_changes_nothing<S: Store>(s
         "after a refused commit the lease is still held",
     )
     .await;
-    assert_untouched(&*store, &id, &before, &new.start, holder, "wrong version").await;
+    assert_untouched(
+        &*store,
+        &id,
+        &before,
+        &new.start,
+        holder,
+        "wrong history length",
+    )
+    .await;
 }
 
 /// An expired lease is taken over by a later fetch, after which the old holder can neither

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::support::*;
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
-use crate::store::{InstanceQuery, RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit};
+use crate::status::RuntimeStatus;
+use crate::store::{InstanceQuery, StatusUpdate, Store, StoreError, TurnCommit};
 
 /// `status` returns exactly the status `create_instance` stored, and the history starts empty.
 pub async fn create_and_status_round_trip<S: Store>(store: Arc<S>) {

@@ -120,7 +120,7 @@ macro_rules! __durable_store_checks {
             commit_consumes_only_listed_messages,
             commit_updates_status,
             commit_with_stale_lease_conflicts_and_changes_nothing,
-            commit_with_wrong_version_conflicts_and_changes_nothing,
+            commit_with_wrong_history_len_conflicts_and_changes_nothing,
             expired_lease_is_taken_over_and_old_holder_is_fenced,
             abandon_makes_messages_deliverable_again,
             delayed_send_is_delivered_from_visible_at,

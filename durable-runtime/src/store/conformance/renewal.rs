@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::*;
-use crate::store::{RuntimeStatus, Store};
+use crate::status::RuntimeStatus;
+use crate::store::Store;
 
 const TERM: Duration = Duration::from_secs(10);
 

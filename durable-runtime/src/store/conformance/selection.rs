@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::support::*;
-use crate::store::{InstanceQuery, RuntimeStatus, StatusCounts, Store};
+use crate::status::RuntimeStatus;
+use crate::store::{InstanceQuery, StatusCounts, Store};
 
 /// Creates `id` (created at `t(created)`) and, unless `status` is `Pending`, runs a turn
 /// leaving `custom` as its custom status, then finishes it if `status` is a finished one.

@@ -9,9 +9,10 @@ use tokio::sync::Notify;
 
 use crate::history::{CompletionStatus, Event, Failure, HistoryEvent, SpanParent};
 use crate::instance_id::InstanceId;
+use crate::status::{InstanceStatus, RuntimeStatus};
 use crate::store::{
-    ActivityTask, ActivityWork, InstanceStatus, NewInstance, NewTimer, OrchestrationWork,
-    RuntimeStatus, StatusUpdate, Store, StoreError, TurnCommit,
+    ActivityTask, ActivityWork, NewInstance, NewTimer, OrchestrationWork, StatusUpdate, Store,
+    StoreError, TurnCommit,
 };
 
 /// The lease every check takes unless it tests expiry.

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::support::*;
 use crate::history::{kinds, CompletionStatus, Event, HistoryEvent};
-use crate::store::{InstanceQuery, RuntimeStatus, Store, StoreError};
+use crate::status::RuntimeStatus;
+use crate::store::{InstanceQuery, Store, StoreError};
 
 /// `levels` arrays inside each other: past 127, serde_json does not read it back.
 fn nested(levels: usize) -> Value {

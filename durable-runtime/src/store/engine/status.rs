@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use super::{raw, Raw};
 use crate::instance_id::InstanceId;
-use crate::limits::unreadable;
-use crate::store::{InstanceStatus, RuntimeStatus, StatusUpdate, StoreError};
+use crate::status::{InstanceStatus, RuntimeStatus};
+use crate::store::{StatusUpdate, StoreError};
 
 /// An instance's status.
 #[derive(Debug, Clone)]
@@ -127,20 +127,6 @@ impl LoggedStatus {
             parent: known.and_then(|k| k.parent),
         }
         .unreadable("its stored status", error)
-    }
-}
-
-impl InstanceStatus {
-    /// This status, some of whose stored payloads (`what`) could not be read (`error`), as
-    /// every store reports it: failed with the reason if it had finished, otherwise still
-    /// running with the reason as its failure until its next turn writes a readable status.
-    /// The unreadable payloads are left out (`null`, `None`).
-    pub fn unreadable(mut self, what: &str, error: impl std::fmt::Display) -> Self {
-        if self.runtime_status.is_finished() {
-            self.runtime_status = RuntimeStatus::Failed;
-        }
-        self.failure = Some(unreadable(what, error));
-        self
     }
 }
 

@@ -1,185 +1,5 @@
-//! The crash-safe file store: the embedded default. What the hot path needs lives in memory
-//! (histories do not: see [Memory](#memory)), and every change is first a checksummed record
-//! in a write-ahead log in one directory.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use durable_runtime::store::{Durability, FileStore, FileStoreOptions};
-//!
-//! let store = FileStore::open("./data").await?;
-//! // Or, for tests that do not need to survive a power cut:
-//! let fast = FileStore::open_with(
-//!     "./test-data",
-//!     FileStoreOptions::default().durability(Durability::None),
-//! )
-//! .await?;
-//! # Ok(()) }
-//! ```
-//!
-//! # Guarantees
-//! - **Nothing is acknowledged before it is durable.** A start, an event, a turn and an
-//!   activity result resolve only after their records are written and `fdatasync`ed. An
-//!   activity attempt is handed out only once the turn that scheduled it is durable, and
-//!   [`status`](crate::store::Store::status) waits until the status it returns is durable
-//!   (and [`watch_status`](crate::store::Store::watch_status) fires only then), so
-//!   `wait_for_completion` never reports an outcome a crash could take back.
-//! - **Group commit.** One writer thread takes everything queued since its last fsync as one
-//!   batch. A lone commit pays one fsync at once (no linger timer); under load hundreds of
-//!   turns share one. The fsync runs on that thread, never on async worker threads.
-//! - **Leases are not durable.** A restarted process owns nothing, so after a restart every
-//!   unfinished instance and activity attempt is simply ready again.
-//! - **Instance ids never name files.** File names are `wal-<number>.log`,
-//!   `checkpoint-<number>.ckpt` and `LOCK`; ids are only ever data inside records.
-//! - **Damage is refused, never silently cut.** Every byte the store writes is checksummed.
-//!   Recovery cuts back only a torn tail (a write a crash cut short, never acknowledged),
-//!   keeping the bytes it cuts; anything else fails the open with the file and byte offset
-//!   (see [Recovery](#recovery-torn-tails-and-damage)).
-//! - **One process per directory.** Opening takes an exclusive lock on `LOCK` (`flock`); a
-//!   second open, in this process or another, fails with [`OpenError::Locked`].
-//!
-//! # What reads return
-//! [`status`](crate::store::Store::status) and [`list`](crate::store::Store::list) return
-//! only what is on disk: a status changed by a write still on its way to disk is not shown
-//! until that write is durable (they wait for it), so a reader never sees an outcome that a
-//! crash could take back. This is the store's choice; the contract would allow less.
-//!
-//! # Memory
-//! The live state is the store engine the in-memory store also runs (`store/engine`): the
-//! file store adds only its log, recovery and checkpoints. In memory, per instance: its
-//! status (input and output included; as the JSON its last record holds after a restart,
-//! until a call needs it), its inbox, timers, lease, activity attempts, and its history's
-//! *length* plus where the history's events are in the files (one entry of 32 bytes per turn
-//! since the last checkpoint, one per instance after it). The events themselves stay on disk:
-//! [`load_history`](crate::store::Store::load_history), which the runtime calls only on a
-//! cache miss, reads them from the segments or the checkpoint (usually from the page cache;
-//! a cold read blocks the calling thread for one disk read). A turn's events are kept in
-//! memory only from its commit until the writer has written them (one group commit).
-//! Each segment or checkpoint that still holds a live history stays open for reading, so
-//! after a checkpoint deletes segments their space is freed once no history points into
-//! them (histories are repointed to the checkpoint as it is written). A custom
-//! [`FileSystem`] provides these read handles with [`FileSystem::open_read`]; like a Unix
-//! file descriptor, a handle must keep reading its file after a rename or deletion.
-//!
-//! # On disk
-//! A directory holds log segments and at most one checkpoint. A segment starts with a 16-byte
-//! header: magic `DURWAL`, the [format version](DISK_FORMAT_VERSION) (`u32 LE`) and a CRC-32
-//! of those 12 bytes. Then commit batches, each behind a 20-byte header: `header_crc: u32 LE`
-//! (over the rest of the header), `length: u32 LE`, `sequence: u64 LE`, `crc32: u32 LE` (over
-//! the records); then the records (create, send, commit, complete, purge) in a small binary
-//! encoding: integers little endian, strings length-prefixed. Events, tasks and statuses are
-//! embedded as the exact JSON the runtime serialised, so `strings wal-*.log` shows them. A
-//! checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing, the number of
-//! the last batch it covers in its checksummed header, and holds an image of every instance:
-//! first the history events that were on disk when it began (`HISTORY` records, in pieces of
-//! whole events of about 1 MiB), then each instance's status, inbox and attempts, naming its
-//! history's pieces by position and holding the events that were still in memory inline.
-//!
-//! # Recovery: torn tails and damage
-//! [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
-//! order; a batch is applied all or nothing. It then syncs every segment it replayed, and the
-//! directory, before it takes work: a process killed between a write and its fsync leaves
-//! batches in the page cache that were never synced, and what is acknowledged after the
-//! restart must not build on batches a power cut could still take away. Whatever is wrong is one of two things:
-//! - A **torn tail**: the last batch of the last segment is incomplete (the file ends inside
-//!   its header, or before the length its checksummed header gives), or the file ends in
-//!   zeros where a batch should start (space a file system allocated but never filled). Only
-//!   a write cut short by a crash leaves this, and a batch is acknowledged only once it is
-//!   complete and synced: a torn tail was never acknowledged. It is cut back and logged with
-//!   `tracing::warn!`; the bytes cut are kept in `wal-<n>.log.torn` (unless all zeros).
-//! - **Damage**: anything else. A header or a complete batch whose checksum fails (also the
-//!   last one: a crash does not change bytes that were written, a failing disk does), a gap
-//!   in the sequence numbers, an unreadable record, a file that does not start with a durable
-//!   header, a checkpoint whose header disagrees with its name. The open fails with
-//!   [`OpenError::Corrupt`], naming the file and the byte offset where the damaged batch
-//!   starts, and neither cuts nor renames anything.
-//!
-//! Since a batch's length is covered by its header's checksum, no flipped bit makes an
-//! acknowledged batch look like a torn tail (`tests/file_damage.rs` flips a bit at every byte
-//! of a log and a checkpoint). A segment other than the last may end in a batch a failed
-//! write left incomplete: it is skipped, as its batches were written again to the next
-//! segment (if one is missing, the sequence numbers show a gap: damage). If a file system
-//! shows zeros *inside* the last write after a power cut, rather than at its end, the open
-//! reports damage, and salvage keeps exactly what cutting a torn tail would.
-//!
-//! To open a damaged directory anyway, use [`FileStoreOptions::salvage`]: it keeps every
-//! batch before the damage, renames the damaged segment and all later ones to `*.damaged`,
-//! copies a damaged checkpoint to `checkpoint-<n>.ckpt.damaged` (the instances stored after
-//! its damage are lost), and writes a checkpoint of what it kept at once. The store never
-//! deletes `*.damaged` and `*.torn` files: keep them for inspection, remove them when done.
-//!
-//! # Failed writes
-//! A failed write or fsync is never retried on the same file (Linux may report a later fsync
-//! as successful after dropping the data). The pending batches, still in memory, are
-//! rewritten to a new segment at once, and the failed segment is cut back to what was synced:
-//! its page cache may still show bytes a failed fsync never wrote, which a restart would
-//! otherwise replay and build on, until a power cut took them away. If that fails too, the store stops taking work: writes
-//! and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
-//! error; it does not hang), workflows are not failed (the runtime's workers back off), and
-//! the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval)
-//! (always the same one: a segment whose first write failed holds nothing acknowledged, so
-//! a retry replaces it rather than leave one more file behind).
-//! Once a retry succeeds, work resumes by itself. A write that got `Unavailable` has its
-//! effect kept in memory and written by the retry: its outcome is *unknown*, as after any
-//! timeout (a retried start may then find `AlreadyExists`). In short: **after
-//! [`StoreError::Unavailable`], the outcome of a write is unknown** — it may or may not
-//! become durable; read the status back (or retry idempotently) once the store accepts work
-//! again.
-//!
-//! # Space
-//! After [`checkpoint_bytes`](FileStoreOptions::checkpoint_bytes) of log (or twice the last
-//! checkpoint's size, if larger), the writer rewrites the live state as a new checkpoint and
-//! deletes the segments it covers, so purged instances and histories dropped by
-//! continue-as-new stop taking space. [`FileStore::checkpoint`] forces one. A checkpoint that
-//! fails (the disk is full, a history cannot be read) is logged with `tracing::warn!` and
-//! tried again only after as much log again, so a checkpoint that keeps failing costs what
-//! working ones would, not an attempt per group commit; meanwhile the log is kept and
-//! replayed at open. [`FileStore::checkpoint`] always tries at once.
-//!
-//! A checkpoint is streamed: the writer copies the history events already on disk (which never
-//! change) without holding the store's state, then, holding it, writes the last batch it
-//! covers and every instance's image, reading nothing from disk meanwhile; it writes and
-//! recovery reads about 1 MiB at a time (or one event, if larger). What it keeps in memory
-//! besides is a few dozen bytes per instance (where each history's pieces went), never the
-//! histories, whatever the store's size. Calls wait for the second part (the images, encoded
-//! from memory) but never for the copy; and writes wait for the whole checkpoint, since no
-//! batch is written meanwhile.
-//!
-//! # Backing up a live directory
-//! Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
-//! every `wal-*.log` in increasing number (skip `LOCK`). A segment copied mid-write ends in a
-//! torn tail, which the restore cuts back. If a checkpoint replaces the one you copied while
-//! you copy (the segments you need would be deleted), start over; for a copy that never races,
-//! call [`FileStore::checkpoint`] first and copy within `checkpoint_bytes` of traffic, or use
-//! a file-system snapshot (LVM, ZFS, btrfs), which is always consistent. To restore, put the
-//! copied files in an empty directory and open it.
-//!
-//! # Testing
-//! Besides the conformance kit and the fault-injection tests (`durable-runtime/tests/
-//! file_store.rs`: torn tail, corrupt middle, salvage, second open, hostile ids, power cut
-//! through a file layer that keeps only synced bytes, full disk; `file_damage.rs`: a bit
-//! flipped at every byte of a closed log, a crashed log and a checkpoint is refused or
-//! harmless, what recovery cuts or sets aside is kept, a format-1 directory opens;
-//! `file_write_faults.rs`: retries on a full disk and failing checkpoints), the crash test
-//! (`tests/tests/crash.rs`) SIGKILLs a child process running retry workflows at least 50
-//! times and checks that no acknowledged start or outcome is lost and no acknowledged
-//! activity runs again. Its long mode runs more kills:
-//! `DURABLE_CRASH_KILLS=1000 cargo test -p durable-tests --test crash -- --nocapture`
-//! (`DURABLE_CRASH_SEED=<n>` replays the kill points of a failed run).
-//!
-//! # Upgrades
-//! Every file header carries the on-disk format version. A release reads every older version
-//! and writes its own; a newer file makes the open fail with [`OpenError::Corrupt`] saying
-//! which version it needs, so a downgrade never misreads data. To move data to a newer format
-//! at once, open with the new release and call [`FileStore::checkpoint`].
-//!
-//! Format 2 added the checksums of file and batch headers. Format 1 did not cover a batch's
-//! length: in a format-1 segment, a damaged length reaching past the end of the file is told
-//! from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
-//! segments of the current format, and the next checkpoint rewrites the old files in it.
-//!
-//! Format 4 lets a checkpoint name history events written earlier in it, so that it is
-//! written and read a batch at a time; segments are framed as in format 2. (There is no
-//! format 3: one flipped bit would turn it into 1, whose headers have no checksum.)
+//! The crash-safe file store: [`FileStore`] (its docs say what it guarantees, its format,
+//! recovery, backups and upgrades), its options, and the file layer under it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -191,12 +11,12 @@ use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, InstanceStatus,
-    LeaseToken, NewInstance, OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit,
-    WorkSignals,
+    ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
+    OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
 };
 use crate::history::HistoryEvent;
 use crate::instance_id::InstanceId;
+use crate::status::InstanceStatus;
 
 mod group_commit;
 mod io;
@@ -380,8 +200,188 @@ impl Shared {
     }
 }
 
-/// A store in one directory that survives crashes and power cuts; see the [module
-/// docs](self) for the format, recovery, backups and upgrades.
+/// The crash-safe file store: the embedded default. What the hot path needs lives in memory
+/// (histories do not: see [Memory](#memory)), and every change is first a checksummed record
+/// in a write-ahead log in one directory.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use durable_runtime::store::{Durability, FileStore, FileStoreOptions};
+///
+/// let store = FileStore::open("./data").await?;
+/// // Or, for tests that do not need to survive a power cut:
+/// let fast = FileStore::open_with(
+///     "./test-data",
+///     FileStoreOptions::default().durability(Durability::None),
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Guarantees
+/// - **Nothing is acknowledged before it is durable.** A start, an event, a turn and an
+///   activity result resolve only after their records are written and `fdatasync`ed. An
+///   activity attempt is handed out only once the turn that scheduled it is durable, and
+///   [`status`](crate::store::Store::status) waits until the status it returns is durable
+///   (and [`watch_status`](crate::store::Store::watch_status) fires only then), so
+///   `wait_for_completion` never reports an outcome a crash could take back.
+/// - **Group commit.** One writer thread takes everything queued since its last fsync as one
+///   batch. A lone commit pays one fsync at once (no linger timer); under load hundreds of
+///   turns share one. The fsync runs on that thread, never on async worker threads.
+/// - **Leases are not durable.** A restarted process owns nothing, so after a restart every
+///   unfinished instance and activity attempt is simply ready again.
+/// - **Instance ids never name files.** File names are `wal-<number>.log`,
+///   `checkpoint-<number>.ckpt` and `LOCK`; ids are only ever data inside records.
+/// - **Damage is refused, never silently cut.** Every byte the store writes is checksummed.
+///   Recovery cuts back only a torn tail (a write a crash cut short, never acknowledged),
+///   keeping the bytes it cuts; anything else fails the open with the file and byte offset
+///   (see [Recovery](#recovery-torn-tails-and-damage)).
+/// - **One process per directory.** Opening takes an exclusive lock on `LOCK` (`flock`); a
+///   second open, in this process or another, fails with [`OpenError::Locked`].
+///
+/// # What reads return
+/// [`status`](crate::store::Store::status) and [`list`](crate::store::Store::list) return
+/// only what is on disk: a status changed by a write still on its way to disk is not shown
+/// until that write is durable (they wait for it), so a reader never sees an outcome that a
+/// crash could take back. This is the store's choice; the contract would allow less.
+///
+/// # Memory
+/// The live state is the store engine the in-memory store also runs (`store/engine`): the
+/// file store adds only its log, recovery and checkpoints. In memory, per instance: its
+/// status (input and output included; as the JSON its last record holds after a restart,
+/// until a call needs it), its inbox, timers, lease, activity attempts, and its history's
+/// *length* plus where the history's events are in the files (one entry of 32 bytes per turn
+/// since the last checkpoint, one per instance after it). The events themselves stay on disk:
+/// [`load_history`](crate::store::Store::load_history), which the runtime calls only on a
+/// cache miss, reads them from the segments or the checkpoint (usually from the page cache;
+/// a cold read blocks the calling thread for one disk read). A turn's events are kept in
+/// memory only from its commit until the writer has written them (one group commit).
+/// Each segment or checkpoint that still holds a live history stays open for reading, so
+/// after a checkpoint deletes segments their space is freed once no history points into
+/// them (histories are repointed to the checkpoint as it is written). A custom
+/// [`FileSystem`] provides these read handles with [`FileSystem::open_read`]; like a Unix
+/// file descriptor, a handle must keep reading its file after a rename or deletion.
+///
+/// # On disk
+/// A directory holds log segments and at most one checkpoint. A segment starts with a 16-byte
+/// header: magic `DURWAL`, the [format version](DISK_FORMAT_VERSION) (`u32 LE`) and a CRC-32
+/// of those 12 bytes. Then commit batches, each behind a 20-byte header: `header_crc: u32 LE`
+/// (over the rest of the header), `length: u32 LE`, `sequence: u64 LE`, `crc32: u32 LE` (over
+/// the records); then the records (create, send, commit, complete, purge) in a small binary
+/// encoding: integers little endian, strings length-prefixed. Events, tasks and statuses are
+/// embedded as the exact JSON the runtime serialised, so `strings wal-*.log` shows them. A
+/// checkpoint (`checkpoint-<last batch it covers>.ckpt`) has the same framing, the number of
+/// the last batch it covers in its checksummed header, and holds an image of every instance:
+/// first the history events that were on disk when it began (`HISTORY` records, in pieces of
+/// whole events of about 1 MiB), then each instance's status, inbox and attempts, naming its
+/// history's pieces by position and holding the events that were still in memory inline.
+///
+/// # Recovery: torn tails and damage
+/// [`FileStore::open`] loads the checkpoint, then replays every batch after it, in sequence
+/// order; a batch is applied all or nothing. It then syncs every segment it replayed, and the
+/// directory, before it takes work: a process killed between a write and its fsync leaves
+/// batches in the page cache that were never synced, and what is acknowledged after the
+/// restart must not build on batches a power cut could still take away. Whatever is wrong is one of two things:
+/// - A **torn tail**: the last batch of the last segment is incomplete (the file ends inside
+///   its header, or before the length its checksummed header gives), or the file ends in
+///   zeros where a batch should start (space a file system allocated but never filled). Only
+///   a write cut short by a crash leaves this, and a batch is acknowledged only once it is
+///   complete and synced: a torn tail was never acknowledged. It is cut back and logged with
+///   `tracing::warn!`; the bytes cut are kept in `wal-<n>.log.torn` (unless all zeros).
+/// - **Damage**: anything else. A header or a complete batch whose checksum fails (also the
+///   last one: a crash does not change bytes that were written, a failing disk does), a gap
+///   in the sequence numbers, an unreadable record, a file that does not start with a durable
+///   header, a checkpoint whose header disagrees with its name. The open fails with
+///   [`OpenError::Corrupt`], naming the file and the byte offset where the damaged batch
+///   starts, and neither cuts nor renames anything.
+///
+/// Since a batch's length is covered by its header's checksum, no flipped bit makes an
+/// acknowledged batch look like a torn tail (`tests/file_damage.rs` flips a bit at every byte
+/// of a log and a checkpoint). A segment other than the last may end in a batch a failed
+/// write left incomplete: it is skipped, as its batches were written again to the next
+/// segment (if one is missing, the sequence numbers show a gap: damage). If a file system
+/// shows zeros *inside* the last write after a power cut, rather than at its end, the open
+/// reports damage, and salvage keeps exactly what cutting a torn tail would.
+///
+/// To open a damaged directory anyway, use [`FileStoreOptions::salvage`]: it keeps every
+/// batch before the damage, renames the damaged segment and all later ones to `*.damaged`,
+/// copies a damaged checkpoint to `checkpoint-<n>.ckpt.damaged` (the instances stored after
+/// its damage are lost), and writes a checkpoint of what it kept at once. The store never
+/// deletes `*.damaged` and `*.torn` files: keep them for inspection, remove them when done.
+///
+/// # Failed writes
+/// A failed write or fsync is never retried on the same file (Linux may report a later fsync
+/// as successful after dropping the data). The pending batches, still in memory, are
+/// rewritten to a new segment at once, and the failed segment is cut back to what was synced:
+/// its page cache may still show bytes a failed fsync never wrote, which a restart would
+/// otherwise replay and build on, until a power cut took them away. If that fails too, the store stops taking work: writes
+/// and fetches fail with [`StoreError::Unavailable`] (a start on a full disk returns that
+/// error; it does not hang), workflows are not failed (the runtime's workers back off), and
+/// the writer retries on a new segment every [`retry_interval`](FileStoreOptions::retry_interval)
+/// (always the same one: a segment whose first write failed holds nothing acknowledged, so
+/// a retry replaces it rather than leave one more file behind).
+/// Once a retry succeeds, work resumes by itself. A write that got `Unavailable` has its
+/// effect kept in memory and written by the retry: its outcome is *unknown*, as after any
+/// timeout (a retried start may then find `AlreadyExists`). In short: **after
+/// [`StoreError::Unavailable`], the outcome of a write is unknown** — it may or may not
+/// become durable; read the status back (or retry idempotently) once the store accepts work
+/// again.
+///
+/// # Space
+/// After [`checkpoint_bytes`](FileStoreOptions::checkpoint_bytes) of log (or twice the last
+/// checkpoint's size, if larger), the writer rewrites the live state as a new checkpoint and
+/// deletes the segments it covers, so purged instances and histories dropped by
+/// continue-as-new stop taking space. [`FileStore::checkpoint`] forces one. A checkpoint that
+/// fails (the disk is full, a history cannot be read) is logged with `tracing::warn!` and
+/// tried again only after as much log again, so a checkpoint that keeps failing costs what
+/// working ones would, not an attempt per group commit; meanwhile the log is kept and
+/// replayed at open. [`FileStore::checkpoint`] always tries at once.
+///
+/// A checkpoint is streamed: the writer copies the history events already on disk (which never
+/// change) without holding the store's state, then, holding it, writes the last batch it
+/// covers and every instance's image, reading nothing from disk meanwhile; it writes and
+/// recovery reads about 1 MiB at a time (or one event, if larger). What it keeps in memory
+/// besides is a few dozen bytes per instance (where each history's pieces went), never the
+/// histories, whatever the store's size. Calls wait for the second part (the images, encoded
+/// from memory) but never for the copy; and writes wait for the whole checkpoint, since no
+/// batch is written meanwhile.
+///
+/// # Backing up a live directory
+/// Copy the files in this order while the store runs: first the `checkpoint-*.ckpt` file, then
+/// every `wal-*.log` in increasing number (skip `LOCK`). A segment copied mid-write ends in a
+/// torn tail, which the restore cuts back. If a checkpoint replaces the one you copied while
+/// you copy (the segments you need would be deleted), start over; for a copy that never races,
+/// call [`FileStore::checkpoint`] first and copy within `checkpoint_bytes` of traffic, or use
+/// a file-system snapshot (LVM, ZFS, btrfs), which is always consistent. To restore, put the
+/// copied files in an empty directory and open it.
+///
+/// # Testing
+/// Besides the conformance kit and the fault-injection tests (`durable-runtime/tests/
+/// file_store.rs`: torn tail, corrupt middle, salvage, second open, hostile ids, power cut
+/// through a file layer that keeps only synced bytes, full disk; `file_damage.rs`: a bit
+/// flipped at every byte of a closed log, a crashed log and a checkpoint is refused or
+/// harmless, what recovery cuts or sets aside is kept, a format-1 directory opens;
+/// `file_write_faults.rs`: retries on a full disk and failing checkpoints), the crash test
+/// (`tests/tests/crash.rs`) SIGKILLs a child process running retry workflows at least 50
+/// times and checks that no acknowledged start or outcome is lost and no acknowledged
+/// activity runs again. Its long mode runs more kills:
+/// `DURABLE_CRASH_KILLS=1000 cargo test -p durable-tests --test crash -- --nocapture`
+/// (`DURABLE_CRASH_SEED=<n>` replays the kill points of a failed run).
+///
+/// # Upgrades
+/// Every file header carries the on-disk format version. A release reads every older version
+/// and writes its own; a newer file makes the open fail with [`OpenError::Corrupt`] saying
+/// which version it needs, so a downgrade never misreads data. To move data to a newer format
+/// at once, open with the new release and call [`FileStore::checkpoint`].
+///
+/// Format 2 added the checksums of file and batch headers. Format 1 did not cover a batch's
+/// length: in a format-1 segment, a damaged length reaching past the end of the file is told
+/// from a torn tail only if an intact batch follows it. After an upgrade, new writes go to
+/// segments of the current format, and the next checkpoint rewrites the old files in it.
+///
+/// Format 4 lets a checkpoint name history events written earlier in it, so that it is
+/// written and read a batch at a time; segments are framed as in format 2. (There is no
+/// format 3: one flipped bit would turn it into 1, whose headers have no checksum.)
 pub struct FileStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<WriterHandle>>,

@@ -7,10 +7,10 @@
 use std::time::{Duration, SystemTime};
 
 use crate::instance_id::InstanceId;
+use crate::status::RuntimeStatus;
 use crate::store::engine::{
     raw, Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
 };
-use crate::store::RuntimeStatus;
 
 /// Nanoseconds since the Unix epoch, for a time [`Record::check_times`] accepted (nothing is
 /// clamped: a time outside the range is refused before it is written).
@@ -520,7 +520,7 @@ impl CheckpointRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::InstanceStatus;
+    use crate::status::InstanceStatus;
 
     #[test]
     fn records_round_trip() {
