@@ -4,17 +4,12 @@
 use deadpool_postgres::GenericClient;
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{StoreError, TurnCommit};
-use durable_runtime::InstanceId;
 use tokio_postgres::Statement;
 
-use crate::codec::{col, encode, encode_text, nanos, status_name, to_i64};
+use crate::codec::{encode, encode_text, nanos, status_name, to_i64};
 use crate::create::{CreateStatements, NewRow};
-use crate::db::unavailable;
-use crate::group_commit::Write;
 use crate::pipeline::{prepare, step, Step};
 use crate::sql::Sql;
-use crate::store::PostgresStore;
-use crate::wake::{ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// The statements of a turn, prepared together.
 pub(crate) struct TurnStatements {
@@ -72,35 +67,35 @@ static NO_TASKS: Vec<Vec<u8>> = Vec::new();
 /// of a turn's CPU.
 pub(crate) struct EncodedTurn {
     pub(crate) id: String,
-    token: i64,
-    expected: i64,
+    pub(crate) token: i64,
+    pub(crate) expected: i64,
     status: &'static str,
     output: Option<Vec<u8>>,
     custom_status: Option<String>,
     failure: Option<Vec<u8>>,
     input: Option<Vec<u8>>,
     turn_started: Option<i64>,
-    replace_history: bool,
-    finished: bool,
+    pub(crate) replace_history: bool,
+    pub(crate) finished: bool,
     history: Vec<Vec<u8>>,
-    done_seqs: Vec<i64>,
+    pub(crate) done_seqs: Vec<i64>,
     done_tokens: Vec<i64>,
     consumed: Vec<i64>,
     cancelled: Vec<i64>,
     timer_at: Vec<i64>,
-    timer_ids: Vec<i64>,
+    pub(crate) timer_ids: Vec<i64>,
     timer_events: Vec<Vec<u8>>,
     task_seqs: Vec<i64>,
-    tasks: Vec<Vec<u8>>,
+    pub(crate) tasks: Vec<Vec<u8>>,
     /// Whether the new attempts are written by the fence's statement: not when older
     /// attempts are dropped after it (continue-as-new), nor when one reuses the sequence
     /// number of an attempt the turn completes (one statement changes a row once).
     tasks_with_fence: bool,
     /// The latest `now` this process saw: messages visible by then count as waiting.
     pub(crate) seen_now: i64,
-    receivers: Vec<String>,
+    pub(crate) receivers: Vec<String>,
     letters: Vec<Vec<u8>>,
-    children: Vec<NewRow>,
+    pub(crate) children: Vec<NewRow>,
 }
 
 impl EncodedTurn {
@@ -266,93 +261,5 @@ impl EncodedTurn {
     /// Whether its effects create instances (and so need the creation statements).
     pub(crate) fn creates_children(&self) -> bool {
         !self.children.is_empty()
-    }
-}
-
-impl PostgresStore {
-    /// Applies `commit` with the other writes of this process committing now (group
-    /// commit): one transaction for the batch, the fence first.
-    pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let mut turn = EncodedTurn::new(&commit)?;
-        turn.seen_now = self.last_now();
-        let (token, expected) = (turn.token, turn.expected);
-        let completes = !turn.done_seqs.is_empty();
-        let children: Vec<InstanceId> = turn.children.iter().map(|c| c.id.clone()).collect();
-        let mut what = STATUSES;
-        if !turn.tasks.is_empty() {
-            what |= ACTIVITIES;
-        }
-        // Turns are due elsewhere (or sooner) only if this one sent messages, created
-        // children, set timers or started a new generation; its own inbox is asked below.
-        if !turn.receivers.is_empty()
-            || !children.is_empty()
-            || !turn.timer_ids.is_empty()
-            || turn.replace_history
-        {
-            what |= ORCHESTRATIONS;
-        }
-        let finished = turn.finished;
-        let written = self.group.write(Write::Turn(Box::new(turn))).await?;
-        if !written.held {
-            let client = self.client().await?;
-            return Err(self
-                .turn_conflict(&client, &commit.instance_id, token, expected, completes)
-                .await);
-        }
-        if written.inbox_left && !finished {
-            what |= ORCHESTRATIONS;
-        }
-        self.wake.status_changed(&commit.instance_id);
-        for child in &children {
-            self.wake.status_changed(child);
-        }
-        self.wake.announce(what);
-        Ok(())
-    }
-
-    /// Why a turn's fence did not hold, read after its transaction was rolled back.
-    async fn turn_conflict(
-        &self,
-        client: &impl GenericClient,
-        id: &InstanceId,
-        token: i64,
-        expected: i64,
-        completes: bool,
-    ) -> StoreError {
-        let read = async {
-            let statement = prepare(client, &self.sql.lease_state).await?;
-            client
-                .query_opt(&statement, &[&id.as_str()])
-                .await
-                .map_err(|e| unavailable("cannot read the instance's lease", e))
-        };
-        let row = match read.await {
-            Ok(row) => row,
-            Err(error) => return error,
-        };
-        let Some(row) = row else {
-            return StoreError::NotFound(id.clone());
-        };
-        let (fence, lease_until, length) = match (
-            col::<i64>(&row, 0, id),
-            col::<Option<i64>>(&row, 1, id),
-            col::<i64>(&row, 2, id),
-        ) {
-            (Ok(fence), Ok(until), Ok(length)) => (fence, until, length),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
-        };
-        let reason = if fence != token || lease_until.is_none() {
-            "the instance lease was lost to another worker".to_string()
-        } else if length != expected {
-            format!("the history has {length} events, the turn expected {expected}")
-        } else if completes {
-            "the lease on an activity attempt the turn completes was lost".to_string()
-        } else {
-            "the instance changed while the turn committed".to_string()
-        };
-        StoreError::Conflict {
-            id: id.clone(),
-            reason,
-        }
     }
 }
