@@ -63,16 +63,6 @@ impl NewRow {
         }
         steps.push(step(
             tx,
-            &statements.delete_orphan_history,
-            &[&self.id_text],
-        ));
-        steps.push(step(
-            tx,
-            &statements.delete_orphan_activities,
-            &[&self.id_text],
-        ));
-        steps.push(step(
-            tx,
             &statements.insert_instance,
             &[
                 &self.id_text,
@@ -96,8 +86,6 @@ impl NewRow {
 
 pub(crate) struct CreateStatements {
     delete_finished: Statement,
-    delete_orphan_history: Statement,
-    delete_orphan_activities: Statement,
     insert_instance: Statement,
 }
 
@@ -106,17 +94,13 @@ impl CreateStatements {
         client: &impl GenericClient,
         sql: &Sql,
     ) -> Result<Self, StoreError> {
-        let (a, b, c, d) = futures::try_join!(
+        let (delete_finished, insert_instance) = futures::try_join!(
             prepare(client, &sql.delete_finished),
-            prepare(client, &sql.delete_orphan_history),
-            prepare(client, &sql.delete_orphan_activities),
             prepare(client, &sql.insert_instance),
         )?;
         Ok(CreateStatements {
-            delete_finished: a,
-            delete_orphan_history: b,
-            delete_orphan_activities: c,
-            insert_instance: d,
+            delete_finished,
+            insert_instance,
         })
     }
 }

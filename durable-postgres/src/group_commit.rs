@@ -63,7 +63,16 @@ impl Write {
 
 struct Job {
     write: Write,
-    reply: oneshot::Sender<Result<bool, StoreError>>,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// What became of a write.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Written {
+    /// Its turn's fence held, its instance was created, or its attempt's lease held.
+    pub(crate) held: bool,
+    /// A turn's instance has other deliverable messages waiting (see `Sql::commit_turn`).
+    pub(crate) inbox_left: bool,
 }
 
 /// The queue of this process's writes and the lanes committing them.
@@ -85,9 +94,8 @@ impl GroupCommit {
         (GroupCommit { sender }, tasks)
     }
 
-    /// Commits `write` with whatever else is waiting: whether its turn's fence held, its
-    /// instance was created, or its attempt's lease held.
-    pub(crate) async fn write(&self, write: Write) -> Result<bool, StoreError> {
+    /// Commits `write` with whatever else is waiting.
+    pub(crate) async fn write(&self, write: Write) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Job { write, reply })
@@ -165,7 +173,7 @@ fn fence_failed(error: &tokio_postgres::Error) -> bool {
 /// One transaction for `writes`, in one round trip: `BEGIN`, every write's statements (a
 /// turn's fence first, then its effects), `COMMIT`, all pipelined. Each write's outcome, in
 /// order.
-async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, Failure> {
+async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<Written>, Failure> {
     let object = db::connection(pool).await.map_err(Failure::All)?;
     // Statements are prepared through the pool's object, which caches them per connection.
     let cache = &object;
@@ -226,7 +234,7 @@ async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, 
         }
         // The server refused a statement: the COMMIT that followed rolled everything back.
         if writes.len() == 1 && fences.contains(&i) && fence_failed(error) {
-            return Ok(vec![false]);
+            return Ok(vec![Written::default()]);
         }
         return Err(Failure::Statement(StoreError::Unavailable(format!(
             "cannot commit: {}",
@@ -240,13 +248,21 @@ async fn commit(pool: &Pool, sql: &Sql, writes: &[&Write]) -> Result<Vec<bool>, 
     Ok(writes
         .iter()
         .zip(&ends)
-        .map(|(write, &end)| match write {
-            Write::Turn(_) | Write::Create(_) => !rows(end).is_empty(),
-            Write::Complete(_) => {
-                rows(end)
-                    .first()
-                    .and_then(|row| row.try_get::<_, i64>(0).ok())
-                    == Some(1)
+        .map(|(write, &end)| {
+            let first = rows(end).first();
+            match write {
+                Write::Turn(_) => Written {
+                    held: first.is_some(),
+                    inbox_left: first.is_some_and(|row| row.try_get(1).unwrap_or(true)),
+                },
+                Write::Create(_) => Written {
+                    held: first.is_some(),
+                    inbox_left: false,
+                },
+                Write::Complete(_) => Written {
+                    held: first.and_then(|row| row.try_get::<_, i64>(0).ok()) == Some(1),
+                    inbox_left: false,
+                },
             }
         })
         .collect())

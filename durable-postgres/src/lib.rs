@@ -231,6 +231,8 @@ mod metric;
 mod migrate;
 mod options;
 mod pipeline;
+#[cfg(test)]
+mod plans;
 mod sql;
 mod store;
 pub mod testing;

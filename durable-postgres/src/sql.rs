@@ -30,11 +30,9 @@ pub(crate) struct Sql {
     pub(crate) commit: String,
     /// $1 id: drops a finished instance (its inbox goes with it).
     pub(crate) delete_finished: String,
-    /// $1 id: drops history and activity rows of an id that has no instance (any more).
-    pub(crate) delete_orphan_history: String,
-    pub(crate) delete_orphan_activities: String,
     /// $1.. the instance's columns, then its start message: creates both, or nothing if
-    /// the id is taken. Returns a row when created.
+    /// the id is taken, dropping history and activity rows left by an earlier instance of
+    /// the id that has no row (any more). Returns a row when created.
     pub(crate) insert_instance: String,
     /// $1 id, $2 visible_at, $3 event: into the inbox of a live instance.
     pub(crate) send: String,
@@ -55,19 +53,13 @@ pub(crate) struct Sql {
     /// generation's events in that range, in order (one row with NULL if none); no row if
     /// no such instance.
     pub(crate) load_history_page: String,
-    /// The fence and the new status of a turn; see `commit_turn`.
-    pub(crate) commit_fence: String,
-    /// $1 id, $2 sequence numbers, $3 tokens: completes attempts with the turn (the fence
-    /// locked them).
-    pub(crate) complete_with_turn: String,
+    /// A turn's fence, its new status and its common effects, in one statement; see the
+    /// text for its parameters.
+    pub(crate) commit_turn: String,
     /// $1 id: continue-as-new drops the older generations, timers and attempts.
     pub(crate) drop_old_generations: String,
     pub(crate) drop_timers: String,
     pub(crate) drop_activities: String,
-    /// $1 id, $2 events: appended to the history after the fence moved its length.
-    pub(crate) append_history: String,
-    /// $1 id, $2 message ids.
-    pub(crate) consume: String,
     /// $1 id, $2 timer ids.
     pub(crate) cancel_timers: String,
     /// $1 id: a finished instance's inbox.
@@ -161,16 +153,13 @@ impl Sql {
             begin: "BEGIN".to_string(),
             commit: "COMMIT".to_string(),
             delete_finished: format!("DELETE FROM {s}.instances WHERE id = $1 AND {FINISHED}"),
-            delete_orphan_history: format!(
-                "DELETE FROM {s}.history WHERE instance_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
-            ),
-            delete_orphan_activities: format!(
-                "DELETE FROM {s}.activities WHERE instance_id = $1
-                 AND NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1)"
-            ),
             insert_instance: format!(
-                "WITH created AS (
+                "WITH gone AS (SELECT NOT EXISTS (SELECT 1 FROM {s}.instances WHERE id = $1) AS gone),
+                 orphan_history AS (
+                     DELETE FROM {s}.history WHERE instance_id = $1 AND (SELECT gone FROM gone)),
+                 orphan_activities AS (
+                     DELETE FROM {s}.activities WHERE instance_id = $1 AND (SELECT gone FROM gone)),
+                 created AS (
                      INSERT INTO {s}.instances
                          (id, name, version, status, created_at, updated_at, input, output,
                           custom_status, failure, parent)
@@ -231,19 +220,24 @@ impl Sql {
                  WHERE i.id = $1
                  ORDER BY h.seq"
             ),
-            // $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom status,
-            // $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10 replace
-            // history, $11 events appended, $12 and $13 the sequence numbers and tokens of
-            // the activity attempts the turn completes: all must still be held (they are
-            // locked here, and deleted with the turn's other effects). Fails with
-            // division_by_zero when the fence does not hold.
-            commit_fence: format!(
-                "WITH held AS (
-                     SELECT a.seq FROM {s}.activities a
-                     JOIN unnest($12::bigint[], $13::bigint[]) AS done(seq, token)
-                         ON a.seq = done.seq AND a.token = done.token
-                     WHERE a.instance_id = $1
-                     FOR UPDATE OF a),
+            // One statement per turn, however many of these effects it has (the arrays may
+            // be empty). $1 id, $2 token, $3 expected length, $4 status, $5 output, $6 custom
+            // status, $7 failure, $8 new input (or NULL), $9 turn start (or NULL), $10
+            // replace history; $11 and $12 the sequence numbers and tokens of the activity
+            // attempts the turn completes: all must still be held (they are deleted here);
+            // $13 the events appended; $14 the inbox messages consumed; $15 and $16 the
+            // sequence numbers and tasks of new attempts. The events and attempts are
+            // written only through `fenced`, with the length and generation the fence set.
+            // Fails with division_by_zero when the fence does not hold, so that the batch it
+            // is part of rolls back. The second column says whether other messages
+            // deliverable at $17 (the latest `now` seen) wait in the inbox: they arrived
+            // while the instance was leased, and the next turn is due at once.
+            commit_turn: format!(
+                "WITH done AS (
+                     DELETE FROM {s}.activities a
+                     USING unnest($11::bigint[], $12::bigint[]) AS d(seq, token)
+                     WHERE a.instance_id = $1 AND a.seq = d.seq AND a.token = d.token
+                     RETURNING a.seq),
                  fenced AS (
                  UPDATE {s}.instances SET
                      status_rev = status_rev + CASE WHEN
@@ -255,20 +249,30 @@ impl Sql {
                      input = coalesce($8, input),
                      updated_at = coalesce($9, updated_at),
                      generation = generation + CASE WHEN $10 THEN 1 ELSE 0 END,
-                     history_len = CASE WHEN $10 THEN 0 ELSE history_len END + $11,
+                     history_len = CASE WHEN $10 THEN 0 ELSE history_len END
+                         + cardinality($13::bytea[]),
                      lease_until = NULL
                  WHERE id = $1 AND fence = $2 AND lease_until IS NOT NULL AND history_len = $3
-                   AND (SELECT count(*) FROM held) = cardinality($12::bigint[])
-                 RETURNING status_rev)
-                 -- A fence that does not hold fails the statement (division by zero,
-                 -- SQLSTATE 22012), so that the batch it is part of rolls back.
-                 SELECT 1 / (SELECT count(*)::int FROM fenced)"
-            ),
-            complete_with_turn: format!(
-                "DELETE FROM {s}.activities a
-                 USING unnest($2::bigint[], $3::bigint[]) AS done(seq, token)
-                 WHERE a.instance_id = $1 AND a.seq = done.seq AND a.token = done.token
-                 RETURNING a.seq"
+                   AND (SELECT count(*) FROM done) = cardinality($11::bigint[])
+                 RETURNING id, generation, history_len),
+                 appended AS (
+                     INSERT INTO {s}.history (instance_id, generation, seq, event)
+                     SELECT f.id, f.generation,
+                            f.history_len - cardinality($13::bytea[]) + e.ord - 1, e.event
+                     FROM fenced f, unnest($13::bytea[]) WITH ORDINALITY AS e(event, ord)),
+                 consumed AS (
+                     DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($14::bigint[])),
+                 scheduled AS (
+                     INSERT INTO {s}.activities (instance_id, seq, task, due_at)
+                     SELECT f.id, a.seq, a.task, {min}
+                     FROM fenced f, unnest($15::bigint[], $16::bytea[]) AS a(seq, task)
+                     ON CONFLICT (instance_id, seq)
+                     DO UPDATE SET task = excluded.task, token = 0, due_at = excluded.due_at)
+                 SELECT 1 / (SELECT count(*)::int FROM fenced),
+                        EXISTS (SELECT 1 FROM {s}.messages
+                                WHERE instance_id = $1 AND visible_at <= $17
+                                  AND NOT id = ANY($14::bigint[]))",
+                min = i64::MIN
             ),
             drop_old_generations: format!(
                 "DELETE FROM {s}.history WHERE instance_id = $1
@@ -278,13 +282,6 @@ impl Sql {
                 "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id IS NOT NULL"
             ),
             drop_activities: format!("DELETE FROM {s}.activities WHERE instance_id = $1"),
-            append_history: format!(
-                "INSERT INTO {s}.history (instance_id, generation, seq, event)
-                 SELECT i.id, i.generation, i.history_len - cardinality($2::bytea[]) + e.ord - 1, e.event
-                 FROM {s}.instances i, unnest($2::bytea[]) WITH ORDINALITY AS e(event, ord)
-                 WHERE i.id = $1"
-            ),
-            consume: format!("DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($2)"),
             cancel_timers: format!(
                 "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id = ANY($2)"
             ),
@@ -598,164 +595,4 @@ fn parse_continuation(token: &str) -> Result<(i64, String), StoreError> {
     // refuses, included) is not a token of this store.
     durable_runtime::InstanceId::new(id).map_err(|_| bad())?;
     Ok((at, id.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    //! Every hot query has an index to use: planned with sequential scans disabled, none
-    //! falls back to one (as it must when no index fits).
-
-    use std::time::{Duration, SystemTime};
-
-    use durable_runtime::store::InstanceQuery;
-    use durable_runtime::RuntimeStatus;
-    use tokio_postgres::types::ToSql;
-
-    use super::Sql;
-    use crate::testing::{self, TestSchema};
-
-    #[tokio::test]
-    async fn every_hot_query_uses_an_index() {
-        let Some(url) = testing::url() else { return };
-        let schema = TestSchema::new(&url).await;
-        let _store = schema.store().await.unwrap();
-        let sql = Sql::new(&format!("\"{}\"", schema.name()));
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute("SET enable_seqscan = off")
-            .await
-            .unwrap();
-        let id = "some-id";
-        let bytes: Vec<u8> = b"{}".to_vec();
-        let fixed: Vec<(&str, &str, Vec<&(dyn ToSql + Sync)>)> = vec![
-            ("status", &sql.status, vec![&id]),
-            ("load_history", &sql.load_history, vec![&id]),
-            ("purge", &sql.purge, vec![&id]),
-            (
-                "fetch_orchestration",
-                &sql.fetch_orchestration,
-                vec![&0i64, &1i64, &id, &8i64],
-            ),
-            (
-                "fetch_expired_orchestrations",
-                &sql.fetch_expired_orchestrations,
-                vec![&0i64, &1i64, &id, &8i64],
-            ),
-            (
-                "fetch_expired_activities",
-                &sql.fetch_expired_activities,
-                vec![&0i64, &1i64, &id, &8i64],
-            ),
-            (
-                "lease_orchestration",
-                &sql.lease_orchestration,
-                vec![&0i64, &1i64, &id, &id],
-            ),
-            (
-                "fetch_activity",
-                &sql.fetch_activity,
-                vec![&0i64, &1i64, &id, &8i64],
-            ),
-            (
-                "complete_activity",
-                &sql.complete_activity,
-                vec![&id, &1i64, &1i64, &bytes],
-            ),
-            (
-                "renew_activity",
-                &sql.renew_activity,
-                vec![&id, &1i64, &1i64, &1i64],
-            ),
-            (
-                "load_history_page",
-                &sql.load_history_page,
-                vec![&id, &0i64, &100i64],
-            ),
-            ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
-            ("has_work", &sql.has_work, vec![&0i64]),
-            ("queue_depths", &sql.queue_depths, vec![&0i64]),
-        ];
-        let mut plans = Vec::new();
-        for (name, text, params) in fixed {
-            plans.push((name.to_string(), explain(&client, text, &params).await));
-        }
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let queries = [
-            InstanceQuery::default(),
-            InstanceQuery {
-                statuses: vec![RuntimeStatus::Running],
-                ..InstanceQuery::default()
-            },
-            InstanceQuery {
-                statuses: vec![RuntimeStatus::Completed, RuntimeStatus::Failed],
-                created_from: Some(at),
-                ..InstanceQuery::default()
-            },
-            InstanceQuery {
-                name: Some("work".into()),
-                continuation: Some(format!("1700000000000000000:{id}")),
-                ..InstanceQuery::default()
-            },
-            InstanceQuery {
-                created_from: Some(at),
-                created_to: Some(at + Duration::from_secs(60)),
-                page_size: 10,
-                ..InstanceQuery::default()
-            },
-            InstanceQuery {
-                id_prefix: Some("order-".into()),
-                ..InstanceQuery::default()
-            },
-            InstanceQuery {
-                statuses: vec![RuntimeStatus::Running],
-                custom_status: Some("waiting".into()),
-                ..InstanceQuery::default()
-            },
-        ];
-        for query in &queries {
-            let count = sql.count(query);
-            let params: Vec<&(dyn ToSql + Sync)> = count
-                .params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            plans.push((
-                format!("count {query:?}"),
-                explain(&client, &count.text, &params).await,
-            ));
-        }
-        for query in queries {
-            let list = sql.list(&query).unwrap();
-            let params: Vec<&(dyn ToSql + Sync)> = list
-                .params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            plans.push((
-                format!("list {query:?}"),
-                explain(&client, &list.text, &params).await,
-            ));
-        }
-        for (name, plan) in plans {
-            assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
-        }
-    }
-
-    async fn explain(
-        client: &tokio_postgres::Client,
-        text: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> String {
-        client
-            .query(&format!("EXPLAIN {text}"), params)
-            .await
-            .unwrap_or_else(|e| panic!("EXPLAIN {text}: {e}"))
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }

@@ -33,6 +33,7 @@ use crate::migrate::migrate;
 use crate::options::PostgresOptions;
 use crate::pipeline::prepare;
 use crate::sql::{Built, ListQuery, Sql};
+use crate::turn::EncodedTurn;
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// How long a call waits for a free connection of the pool before failing `Unavailable`.
@@ -78,8 +79,9 @@ pub struct PostgresStore {
     claimed_turns: Claimed<OrchestrationWork>,
     claimed_attempts: Claimed<ActivityWork>,
     tasks: Vec<AbortHandle>,
-    /// A test's schema, dropped after the pool (fields drop in order).
-    test_schema: Option<crate::testing::TestSchema>,
+    /// What goes with the store (a test's schema), dropped after the pool (fields drop in
+    /// order).
+    dropped_after: Option<Box<dyn Send + Sync>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -317,10 +319,18 @@ impl PostgresStore {
         let last_now = Arc::new(AtomicI64::new(i64::MIN));
         let depths_at =
             (crate::metric::DEPTHS && !options.client_only).then(|| Arc::clone(&last_now));
+        // A notification is a hint: a worker sends it from a claim connection, without
+        // waiting for the WAL flush its transaction would otherwise wait for. (A client-only
+        // process keeps its claim pool closed.)
+        let notify_pool = if options.client_only {
+            pool.clone()
+        } else {
+            claim_pool.clone()
+        };
         let mut tasks = vec![
             tokio::spawn(wake::notifier(
                 Arc::clone(&wake),
-                pool.clone(),
+                notify_pool,
                 options.notify_interval,
             ))
             .abort_handle(),
@@ -354,7 +364,7 @@ impl PostgresStore {
             claimed_turns: Claimed::default(),
             claimed_attempts: Claimed::default(),
             tasks,
-            test_schema: None,
+            dropped_after: None,
         })
     }
 
@@ -363,9 +373,9 @@ impl PostgresStore {
         &self.schema
     }
 
-    /// This store, dropping `schema` when it is dropped.
-    pub(crate) fn dropping(mut self, schema: crate::testing::TestSchema) -> Self {
-        self.test_schema = Some(schema);
+    /// This store, dropping `guard` (a test's schema) after its connections.
+    pub(crate) fn dropping(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.dropped_after = Some(Box::new(guard));
         self
     }
 
@@ -466,6 +476,11 @@ impl PostgresStore {
     }
 
     /// `now` in nanoseconds, remembered as seen.
+    /// The latest `now` the runtime passed (the smallest time if none yet).
+    pub(crate) fn last_now(&self) -> i64 {
+        self.last_now.load(Ordering::Acquire)
+    }
+
     fn saw(&self, now: SystemTime) -> i64 {
         let now = nanos(now);
         self.last_now.fetch_max(now, Ordering::AcqRel);
@@ -493,7 +508,7 @@ impl Store for PostgresStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
         let row = NewRow::new(&new);
         let id = row.id.clone();
-        if !self.group.write(Write::Create(Box::new(row))).await? {
+        if !self.group.write(Write::Create(Box::new(row))).await?.held {
             return Err(StoreError::AlreadyExists(id));
         }
         self.wake.status_changed(&id);
@@ -749,7 +764,12 @@ impl Store for PostgresStore {
             token,
             result,
         };
-        if self.group.write(Write::Complete(Box::new(done))).await? {
+        if self
+            .group
+            .write(Write::Complete(Box::new(done)))
+            .await?
+            .held
+        {
             self.wake.announce(ORCHESTRATIONS);
             return Ok(());
         }
@@ -925,5 +945,94 @@ impl Store for PostgresStore {
 
     fn watch_status(&self, id: &InstanceId) -> watch::Receiver<u64> {
         self.wake.watch(id)
+    }
+}
+
+/// A turn's commit, through the group commit.
+impl PostgresStore {
+    /// Applies `commit` with the other writes of this process committing now (group
+    /// commit): one transaction for the batch, the fence first.
+    pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        let mut turn = EncodedTurn::new(&commit)?;
+        turn.seen_now = self.last_now();
+        let (token, expected) = (turn.token, turn.expected);
+        let completes = !turn.done_seqs.is_empty();
+        let children: Vec<InstanceId> = turn.children.iter().map(|c| c.id.clone()).collect();
+        let mut what = STATUSES;
+        if !turn.tasks.is_empty() {
+            what |= ACTIVITIES;
+        }
+        // Turns are due elsewhere (or sooner) only if this one sent messages, created
+        // children, set timers or started a new generation; its own inbox is asked below.
+        if !turn.receivers.is_empty()
+            || !children.is_empty()
+            || !turn.timer_ids.is_empty()
+            || turn.replace_history
+        {
+            what |= ORCHESTRATIONS;
+        }
+        let finished = turn.finished;
+        let written = self.group.write(Write::Turn(Box::new(turn))).await?;
+        if !written.held {
+            let client = self.client().await?;
+            return Err(self
+                .turn_conflict(&client, &commit.instance_id, token, expected, completes)
+                .await);
+        }
+        if written.inbox_left && !finished {
+            what |= ORCHESTRATIONS;
+        }
+        self.wake.status_changed(&commit.instance_id);
+        for child in &children {
+            self.wake.status_changed(child);
+        }
+        self.wake.announce(what);
+        Ok(())
+    }
+
+    /// Why a turn's fence did not hold, read after its transaction was rolled back.
+    async fn turn_conflict(
+        &self,
+        client: &impl GenericClient,
+        id: &InstanceId,
+        token: i64,
+        expected: i64,
+        completes: bool,
+    ) -> StoreError {
+        let read = async {
+            let statement = prepare(client, &self.sql.lease_state).await?;
+            client
+                .query_opt(&statement, &[&id.as_str()])
+                .await
+                .map_err(|e| unavailable("cannot read the instance's lease", e))
+        };
+        let row = match read.await {
+            Ok(row) => row,
+            Err(error) => return error,
+        };
+        let Some(row) = row else {
+            return StoreError::NotFound(id.clone());
+        };
+        let (fence, lease_until, length) = match (
+            col::<i64>(&row, 0, id),
+            col::<Option<i64>>(&row, 1, id),
+            col::<i64>(&row, 2, id),
+        ) {
+            (Ok(fence), Ok(until), Ok(length)) => (fence, until, length),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        };
+        let reason = if fence != token || lease_until.is_none() {
+            "the instance lease was lost to another worker".to_string()
+        } else if length != expected {
+            format!("the history has {length} events, the turn expected {expected}")
+        } else if completes {
+            "the lease on an activity attempt the turn completes was lost".to_string()
+        } else {
+            "the instance changed while the turn committed".to_string()
+        };
+        StoreError::Conflict {
+            id: id.clone(),
+            reason,
+        }
     }
 }

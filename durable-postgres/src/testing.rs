@@ -28,7 +28,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::{ConnectError, PostgresOptions, PostgresStore};
+use crate::error::ConnectError;
+use crate::options::PostgresOptions;
+use crate::store::PostgresStore;
 
 /// The environment variable naming the test database.
 pub const URL_VAR: &str = "DURABLE_TEST_POSTGRES_URL";

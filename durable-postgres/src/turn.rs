@@ -4,27 +4,19 @@
 use deadpool_postgres::GenericClient;
 use durable_runtime::history::{Event, HistoryEvent};
 use durable_runtime::store::{StoreError, TurnCommit};
-use durable_runtime::InstanceId;
 use tokio_postgres::Statement;
 
-use crate::codec::{col, encode, encode_text, nanos, status_name, to_i64};
+use crate::codec::{encode, encode_text, nanos, status_name, to_i64};
 use crate::create::{CreateStatements, NewRow};
-use crate::db::unavailable;
-use crate::group_commit::Write;
 use crate::pipeline::{prepare, step, Step};
 use crate::sql::Sql;
-use crate::store::PostgresStore;
-use crate::wake::{ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
 /// The statements of a turn, prepared together.
 pub(crate) struct TurnStatements {
     fence: Statement,
-    complete_with_turn: Statement,
     drop_old_generations: Statement,
     drop_timers: Statement,
     drop_activities: Statement,
-    append_history: Statement,
-    consume: Statement,
     cancel_timers: Statement,
     drop_inbox: Statement,
     add_timers: Statement,
@@ -38,13 +30,10 @@ impl TurnStatements {
         sql: &Sql,
     ) -> Result<Self, StoreError> {
         let texts = [
-            &sql.commit_fence,
-            &sql.complete_with_turn,
+            &sql.commit_turn,
             &sql.drop_old_generations,
             &sql.drop_timers,
             &sql.drop_activities,
-            &sql.append_history,
-            &sql.consume,
             &sql.cancel_timers,
             &sql.drop_inbox,
             &sql.add_timers,
@@ -58,12 +47,9 @@ impl TurnStatements {
         let mut next = || prepared.next().expect("one statement per text");
         Ok(TurnStatements {
             fence: next(),
-            complete_with_turn: next(),
             drop_old_generations: next(),
             drop_timers: next(),
             drop_activities: next(),
-            append_history: next(),
-            consume: next(),
             cancel_timers: next(),
             drop_inbox: next(),
             add_timers: next(),
@@ -73,34 +59,43 @@ impl TurnStatements {
     }
 }
 
+/// Empty arrays, for a fence that adds no attempts.
+static NO_SEQS: Vec<i64> = Vec::new();
+static NO_TASKS: Vec<Vec<u8>> = Vec::new();
+
 /// A turn as statement parameters, encoded before a connection is taken: encoding is most
 /// of a turn's CPU.
 pub(crate) struct EncodedTurn {
     pub(crate) id: String,
-    token: i64,
-    expected: i64,
+    pub(crate) token: i64,
+    pub(crate) expected: i64,
     status: &'static str,
     output: Option<Vec<u8>>,
     custom_status: Option<String>,
     failure: Option<Vec<u8>>,
     input: Option<Vec<u8>>,
     turn_started: Option<i64>,
-    replace_history: bool,
-    finished: bool,
+    pub(crate) replace_history: bool,
+    pub(crate) finished: bool,
     history: Vec<Vec<u8>>,
-    appended: i64,
-    done_seqs: Vec<i64>,
+    pub(crate) done_seqs: Vec<i64>,
     done_tokens: Vec<i64>,
     consumed: Vec<i64>,
     cancelled: Vec<i64>,
     timer_at: Vec<i64>,
-    timer_ids: Vec<i64>,
+    pub(crate) timer_ids: Vec<i64>,
     timer_events: Vec<Vec<u8>>,
     task_seqs: Vec<i64>,
-    tasks: Vec<Vec<u8>>,
-    receivers: Vec<String>,
+    pub(crate) tasks: Vec<Vec<u8>>,
+    /// Whether the new attempts are written by the fence's statement: not when older
+    /// attempts are dropped after it (continue-as-new), nor when one reuses the sequence
+    /// number of an attempt the turn completes (one statement changes a row once).
+    tasks_with_fence: bool,
+    /// The latest `now` this process saw: messages visible by then count as waiting.
+    pub(crate) seen_now: i64,
+    pub(crate) receivers: Vec<String>,
     letters: Vec<Vec<u8>>,
-    children: Vec<NewRow>,
+    pub(crate) children: Vec<NewRow>,
 }
 
 impl EncodedTurn {
@@ -126,7 +121,6 @@ impl EncodedTurn {
             }),
             replace_history: commit.replace_history,
             finished,
-            appended: history.len() as i64,
             history,
             done_seqs: Vec::new(),
             done_tokens: Vec::new(),
@@ -137,6 +131,8 @@ impl EncodedTurn {
             timer_events: Vec::new(),
             task_seqs: Vec::new(),
             tasks: Vec::new(),
+            tasks_with_fence: false,
+            seen_now: i64::MIN,
             receivers: commit
                 .messages
                 .iter()
@@ -167,17 +163,29 @@ impl EncodedTurn {
                 turn.tasks.push(encode(task));
             }
         }
+        turn.tasks_with_fence = !turn.replace_history
+            && !turn
+                .task_seqs
+                .iter()
+                .any(|seq| turn.done_seqs.contains(seq));
         Ok(turn)
     }
 
-    /// The fence: moves the instance's status and history length and releases its lease if
-    /// the lease, the history length and the attempts the turn completes are still this
-    /// turn's. A row back means it held.
+    /// The fence, with the effects every turn may have: moves the instance's status and
+    /// history length and releases its lease if the lease, the history length and the
+    /// attempts the turn completes are still this turn's; then deletes those attempts,
+    /// appends the events, consumes the messages and (see `tasks_with_fence`) adds the new
+    /// attempts. A row back means it held.
     pub(crate) fn fence_step<'a>(
         &'a self,
         client: &'a tokio_postgres::Client,
         st: &'a TurnStatements,
     ) -> Step<'a> {
+        let (task_seqs, tasks) = if self.tasks_with_fence {
+            (&self.task_seqs, &self.tasks)
+        } else {
+            (&NO_SEQS, &NO_TASKS)
+        };
         step(
             client,
             &st.fence,
@@ -192,9 +200,13 @@ impl EncodedTurn {
                 &self.input,
                 &self.turn_started,
                 &self.replace_history,
-                &self.appended,
                 &self.done_seqs,
                 &self.done_tokens,
+                &self.history,
+                &self.consumed,
+                task_seqs,
+                tasks,
+                &self.seen_now,
             ],
         )
     }
@@ -209,23 +221,10 @@ impl EncodedTurn {
         let tx = client;
         let id = &self.id;
         let mut steps: Vec<Step<'a>> = Vec::new();
-        if !self.done_seqs.is_empty() {
-            steps.push(step(
-                tx,
-                &st.complete_with_turn,
-                &[id, &self.done_seqs, &self.done_tokens],
-            ));
-        }
         if self.replace_history {
             steps.push(step(tx, &st.drop_old_generations, &[id]));
             steps.push(step(tx, &st.drop_timers, &[id]));
             steps.push(step(tx, &st.drop_activities, &[id]));
-        }
-        if !self.history.is_empty() {
-            steps.push(step(tx, &st.append_history, &[id, &self.history]));
-        }
-        if !self.consumed.is_empty() {
-            steps.push(step(tx, &st.consume, &[id, &self.consumed]));
         }
         if !self.cancelled.is_empty() {
             steps.push(step(tx, &st.cancel_timers, &[id, &self.cancelled]));
@@ -241,7 +240,7 @@ impl EncodedTurn {
                 &[id, &self.timer_at, &self.timer_ids, &self.timer_events],
             ));
         }
-        if !self.task_seqs.is_empty() {
+        if !self.tasks_with_fence && !self.task_seqs.is_empty() {
             steps.push(step(
                 tx,
                 &st.add_activities,
@@ -262,78 +261,5 @@ impl EncodedTurn {
     /// Whether its effects create instances (and so need the creation statements).
     pub(crate) fn creates_children(&self) -> bool {
         !self.children.is_empty()
-    }
-}
-
-impl PostgresStore {
-    /// Applies `commit` with the other writes of this process committing now (group
-    /// commit): one transaction for the batch, the fence first.
-    pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let turn = EncodedTurn::new(&commit)?;
-        let (token, expected) = (turn.token, turn.expected);
-        let completes = !turn.done_seqs.is_empty();
-        let children: Vec<InstanceId> = turn.children.iter().map(|c| c.id.clone()).collect();
-        let mut what = ORCHESTRATIONS | STATUSES;
-        if !turn.tasks.is_empty() {
-            what |= ACTIVITIES;
-        }
-        if !self.group.write(Write::Turn(Box::new(turn))).await? {
-            let client = self.client().await?;
-            return Err(self
-                .turn_conflict(&client, &commit.instance_id, token, expected, completes)
-                .await);
-        }
-        self.wake.status_changed(&commit.instance_id);
-        for child in &children {
-            self.wake.status_changed(child);
-        }
-        self.wake.announce(what);
-        Ok(())
-    }
-
-    /// Why a turn's fence did not hold, read after its transaction was rolled back.
-    async fn turn_conflict(
-        &self,
-        client: &impl GenericClient,
-        id: &InstanceId,
-        token: i64,
-        expected: i64,
-        completes: bool,
-    ) -> StoreError {
-        let read = async {
-            let statement = prepare(client, &self.sql.lease_state).await?;
-            client
-                .query_opt(&statement, &[&id.as_str()])
-                .await
-                .map_err(|e| unavailable("cannot read the instance's lease", e))
-        };
-        let row = match read.await {
-            Ok(row) => row,
-            Err(error) => return error,
-        };
-        let Some(row) = row else {
-            return StoreError::NotFound(id.clone());
-        };
-        let (fence, lease_until, length) = match (
-            col::<i64>(&row, 0, id),
-            col::<Option<i64>>(&row, 1, id),
-            col::<i64>(&row, 2, id),
-        ) {
-            (Ok(fence), Ok(until), Ok(length)) => (fence, until, length),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
-        };
-        let reason = if fence != token || lease_until.is_none() {
-            "the instance lease was lost to another worker".to_string()
-        } else if length != expected {
-            format!("the history has {length} events, the turn expected {expected}")
-        } else if completes {
-            "the lease on an activity attempt the turn completes was lost".to_string()
-        } else {
-            "the instance changed while the turn committed".to_string()
-        };
-        StoreError::Conflict {
-            id: id.clone(),
-            reason,
-        }
     }
 }

@@ -315,7 +315,13 @@ async fn execution_for(
     }
     Counters::add(&counters.cache_misses, 1);
     metric::cache(false);
-    let history = match shared.store.load_history(id).await {
+    // A new instance has nothing to load: its history starts with this turn.
+    let loaded = if work.history_len == 0 {
+        Ok(Vec::new())
+    } else {
+        shared.store.load_history(id).await
+    };
+    let history = match loaded {
         Ok(history) => history,
         // A record written before the payload limits, or damaged: the instance fails with
         // the reason instead of being retried for ever.

@@ -82,6 +82,15 @@ fn every_http_module_uses_only_what_architecture_md_lists_below_it() {
 }
 
 #[test]
+fn every_postgres_module_uses_only_what_architecture_md_lists_below_it() {
+    check_workspace_crate(Crate {
+        section: "durable-postgres/src/",
+        root: "lib.rs",
+        map: "durable-postgres",
+    });
+}
+
+#[test]
 fn every_demo_module_uses_only_what_architecture_md_lists_below_it() {
     check_workspace_crate(Crate {
         section: "demo/src/",

@@ -444,6 +444,9 @@ async fn failing_history_reads_are_retried_after_a_pause() {
     let loads = store.loads();
     let runtime = Runtime::builder()
         .shared_store(Arc::new(store))
+        // Without a cache every turn after the first loads the history (a new instance's
+        // first turn has none to load).
+        .cache_capacity(0)
         .orchestrator(evolving_v1)
         .activity(step_a)
         .start()
