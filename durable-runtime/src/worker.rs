@@ -1,6 +1,6 @@
 //! The loops: take work from the store, run turns and activities, commit, sleep until pushed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
