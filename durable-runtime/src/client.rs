@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::callable::Orchestrator;
 use crate::error::ClientError;
-use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
+use crate::history::{start_seed, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
 use crate::store::{
@@ -381,7 +381,7 @@ impl Client {
             crate::clock::in_range(at, || format!("start_at of instance `{id}`"))?;
         }
         let now = shared.clock.now();
-        let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
+        let seed = start_seed(id.as_str(), now);
         let mut start = HistoryEvent::new(Event::ExecutionStarted {
             name: name.to_string(),
             version,
@@ -415,12 +415,15 @@ impl Client {
         if options.id_reuse == IdReuse::Refuse {
             return self.create_refusing_existing(new).await;
         }
-        match shared.store.create_instance(new.clone()).await {
+        // Kept only where a refusal makes it again.
+        let again = (options.if_running == IfRunning::TerminateAndRestart).then(|| new.clone());
+        match shared.store.create_instance(new).await {
             Ok(()) => Ok(id),
             Err(crate::store::StoreError::AlreadyExists(_)) => match options.if_running {
                 IfRunning::Fail => Err(ClientError::AlreadyExists(id)),
                 IfRunning::Ignore => Ok(id),
                 IfRunning::TerminateAndRestart => {
+                    let new = again.expect("kept for a restart");
                     match self.terminate(&id, "replaced by a new start").await {
                         Ok(()) | Err(ClientError::Finished { .. }) => {}
                         Err(error) => return Err(error),

@@ -644,6 +644,27 @@ pub fn stable_hash(value: &Value) -> u64 {
     hasher.0
 }
 
+/// The seed of an instance `id` started at `now`: [`stable_hash`] of
+/// `json!([id, now])`, hashed from the same bytes without building the value (every start
+/// makes one).
+pub(crate) fn start_seed(id: &str, now: SystemTime) -> u64 {
+    let Ok(since) = now.duration_since(std::time::UNIX_EPOCH) else {
+        // What `json!` does with a time before the epoch (it refuses it), as it always did.
+        return stable_hash(&serde_json::json!([id, now]));
+    };
+    // `SystemTime` serialises as `{"secs_since_epoch":…,"nanos_since_epoch":…}`; the
+    // canonical form sorts the keys.
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    hasher.bytes(b"[");
+    write_leaf(&mut hasher, id);
+    hasher.bytes(b",{\"nanos_since_epoch\":");
+    write_leaf(&mut hasher, &since.subsec_nanos());
+    hasher.bytes(b",\"secs_since_epoch\":");
+    write_leaf(&mut hasher, &since.as_secs());
+    hasher.bytes(b"}]");
+    hasher.0
+}
+
 /// Writes `value` as serde_json's compact writer does for sorted maps (its default), which is
 /// what every recorded hash was computed over.
 fn write_canonical(out: &mut Fnv1a, value: &Value) {
@@ -755,6 +776,24 @@ mod tests {
         assert_eq!(super::timestamp::format(out_of_range, &mut [0; 30]), None);
     }
     use super::*;
+
+    #[test]
+    fn start_seed_is_the_stable_hash_of_the_id_and_time() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for id in ["a", "order-\"1\"\\é\u{2028}", "550e8400-e29b-41d4-a716-446655440000"] {
+            for at in [
+                UNIX_EPOCH,
+                UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+                UNIX_EPOCH + Duration::new(u64::from(u32::MAX) * 4, 999_999_999),
+            ] {
+                assert_eq!(
+                    start_seed(id, at),
+                    stable_hash(&serde_json::json!([id, at])),
+                    "{id} {at:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn stable_hash_is_serde_jsons_compact_output_over_sorted_keys() {
