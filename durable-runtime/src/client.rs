@@ -35,6 +35,13 @@ fn parse_id(id: &str) -> Result<InstanceId, ClientError> {
     Ok(InstanceId::new(id)?)
 }
 
+/// A fresh id: a random UUID, written without a `String` of its own.
+fn new_id() -> InstanceId {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    InstanceId::from_str_checked(text).expect("a UUID is a valid instance id")
+}
+
 impl Client {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Client { shared }
@@ -247,7 +254,7 @@ impl Client {
         })?;
         let id = match instance_id {
             Some(id) => parse_id(id)?,
-            None => parse_id(&uuid::Uuid::new_v4().to_string())?,
+            None => new_id(),
         };
         let options = StartOptions::default();
         self.create_started(id, name, version, input, &options)
@@ -591,7 +598,7 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
         Box::pin(async move {
             let id = match self.instance_id {
                 Some(id) => parse_id(&id)?,
-                None => parse_id(&uuid::Uuid::new_v4().to_string())?,
+                None => new_id(),
             };
             let input = serde_json::to_value(&self.input).map_err(|e| ClientError::BadPayload {
                 what: format!("the input of orchestrator `{}`", O::NAME),
