@@ -132,7 +132,7 @@ mod engine;
 pub mod file;
 mod memory;
 mod paging;
-mod task_json;
+mod json;
 
 pub use file::{
     Durability, FileStore, FileStoreOptions, FileSystem, OpenError, OsFileSystem, WritableFile,

@@ -308,7 +308,7 @@ impl Commit<Vec<Raw>> {
             activities: turn
                 .activities
                 .iter()
-                .map(|t| (t.id, super::task_json::to_string(t)))
+                .map(|t| (t.id, super::json::task_to_string(t)))
                 .collect(),
             timers: turn.timers.iter().map(|t| (t.id, t.fire_at)).collect(),
             cancelled: turn.cancelled_timers,

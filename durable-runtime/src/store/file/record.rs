@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::instance_id::InstanceId;
 use crate::store::engine::{
-    raw, Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
+    Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
 };
 use crate::store::RuntimeStatus;
 
@@ -392,7 +392,7 @@ impl Record {
                 match &c.status {
                     NewStatus::Replace { status, .. } => {
                         e.status(status.runtime_status);
-                        e.str(&raw(status));
+                        e.str(&crate::store::json::status_to_string(status));
                     }
                     NewStatus::Logged {
                         runtime_status,

@@ -1,20 +1,24 @@
-//! An activity task's JSON, written and read directly. The derived `Serialize` and
-//! `Deserialize` of [`ActivityTask`] stay the definition; these are faster paths to the same
-//! results, checked against them:
+//! Activity tasks' and instance statuses' JSON, written (and tasks read) directly. The
+//! derived `Serialize` and `Deserialize` of [`ActivityTask`] and [`InstanceStatus`] stay the
+//! definition; these are faster paths to the same results, checked against them:
 //! - Writing makes the exact text `serde_json::to_string` makes (the keys written as
-//!   literals); a task with a timeout or a parent span goes through the derived code.
-//! - Reading takes the text that writing makes (no escapes in the id and name, no timeout,
-//!   no parent span) field by field; anything else goes to the derived code, which decides.
+//!   literals, not escaped one by one); a task with a timeout or a parent span goes through
+//!   the derived code.
+//! - Reading a task takes the text that writing makes (no escapes in the id and name, no
+//!   timeout, no parent span) field by field; anything else goes to the derived code, which
+//!   decides.
 //!
-//! Every turn that calls an activity writes its task, and every attempt reads it back.
+//! Every turn that calls an activity writes its task, and every attempt reads it back; the
+//! file store logs the whole status every turn leaves.
 
 use serde_json::Value;
 
-use super::ActivityTask;
+use super::{ActivityTask, InstanceStatus};
+use crate::history::timestamp;
 use crate::instance_id::InstanceId;
 
 /// The JSON text of `task`: what `serde_json::to_string` makes of it.
-pub(crate) fn to_string(task: &ActivityTask) -> String {
+pub(crate) fn task_to_string(task: &ActivityTask) -> String {
     if task.timeout.is_some() || task.parent_span.is_some() {
         return serde_json::to_string(task).expect("tasks always serialise");
     }
@@ -35,18 +39,67 @@ pub(crate) fn to_string(task: &ActivityTask) -> String {
 }
 
 fn write<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(&mut *out, value).expect("tasks always serialise");
+    serde_json::to_writer(&mut *out, value).expect("tasks and statuses always serialise");
+}
+
+/// The JSON text of `status`: what `serde_json::to_string` makes of it.
+pub(crate) fn status_to_string(status: &InstanceStatus) -> String {
+    let mut out = Vec::with_capacity(256 + status.name.len() + status.instance_id.len());
+    out.extend_from_slice(b"{\"instance_id\":");
+    write(&mut out, status.instance_id.as_str());
+    out.extend_from_slice(b",\"name\":");
+    write(&mut out, &status.name);
+    out.extend_from_slice(b",\"version\":");
+    write(&mut out, &status.version);
+    out.extend_from_slice(b",\"runtime_status\":");
+    write(&mut out, &status.runtime_status);
+    out.extend_from_slice(b",\"created_at\":");
+    time(&mut out, status.created_at);
+    out.extend_from_slice(b",\"last_updated_at\":");
+    time(&mut out, status.last_updated_at);
+    out.extend_from_slice(b",\"input\":");
+    write(&mut out, &status.input);
+    out.extend_from_slice(b",\"output\":");
+    write(&mut out, &status.output);
+    out.extend_from_slice(b",\"custom_status\":");
+    write(&mut out, &status.custom_status);
+    out.extend_from_slice(b",\"failure\":");
+    write(&mut out, &status.failure);
+    if let Some(parent) = &status.parent {
+        out.extend_from_slice(b",\"parent\":");
+        write(&mut out, parent.as_str());
+    }
+    out.push(b'}');
+    // Literals and what serde_json writes: UTF-8.
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// A time as `history::timestamp` writes it.
+fn time(out: &mut Vec<u8>, at: std::time::SystemTime) {
+    let mut buf = [0; 30];
+    match timestamp::format(at, &mut buf) {
+        // Digits and punctuation: nothing to escape.
+        Some(n) => {
+            out.push(b'"');
+            out.extend_from_slice(&buf[..n]);
+            out.push(b'"');
+        }
+        None => {
+            let mut s = serde_json::Serializer::new(&mut *out);
+            timestamp::serialize(&at, &mut s).expect("times in range serialise");
+        }
+    }
 }
 
 /// The task `text` holds: what `serde_json::from_str::<ActivityTask>` returns.
-pub(crate) fn from_str(text: &str) -> serde_json::Result<ActivityTask> {
+pub(crate) fn task_from_str(text: &str) -> serde_json::Result<ActivityTask> {
     match read(text) {
         Some(task) => Ok(task),
         None => serde_json::from_str(text),
     }
 }
 
-/// The task, if `text` is exactly as [`to_string`] writes one without a timeout or a parent
+/// The task, if `text` is exactly as [`task_to_string`] writes one without a timeout or a parent
 /// span, with no escape in its id and name; `None` leaves the decision to the derived code.
 fn read(text: &str) -> Option<ActivityTask> {
     let rest = text.strip_prefix("{\"instance_id\":\"")?;
@@ -102,12 +155,13 @@ fn unsigned(text: &str) -> Option<(u64, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use serde_json::json;
 
     use super::*;
-    use crate::history::SpanParent;
+    use crate::history::{Failure, SpanParent};
+    use crate::store::RuntimeStatus;
 
     fn task(id: &str, name: &str, input: Value) -> ActivityTask {
         ActivityTask {
@@ -140,9 +194,9 @@ mod tests {
         });
         tasks.push(traced);
         for task in tasks {
-            let text = to_string(&task);
+            let text = task_to_string(&task);
             assert_eq!(text, serde_json::to_string(&task).unwrap());
-            assert_eq!(from_str(&text).unwrap(), task, "{text}");
+            assert_eq!(task_from_str(&text).unwrap(), task, "{text}");
         }
     }
 
@@ -172,13 +226,57 @@ mod tests {
         ];
         for text in texts {
             let derived = serde_json::from_str::<ActivityTask>(text);
-            match (from_str(text), derived) {
+            match (task_from_str(text), derived) {
                 (Ok(fast), Ok(derived)) => assert_eq!(fast, derived, "{text}"),
                 (Err(fast), Err(derived)) => {
                     assert_eq!(fast.to_string(), derived.to_string(), "{text}")
                 }
                 (fast, derived) => panic!("{text}: {fast:?} but serde: {derived:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn writes_statuses_as_serde_writes_them() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let base = InstanceStatus {
+            instance_id: InstanceId::new("order-1").unwrap(),
+            name: "chain3".into(),
+            version: 2,
+            runtime_status: RuntimeStatus::Running,
+            created_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            last_updated_at: at,
+            input: json!({"b": [1, 2.5], "a": "x"}),
+            output: None,
+            custom_status: None,
+            failure: None,
+            parent: None,
+        };
+        let mut statuses = vec![base.clone()];
+        let mut done = base.clone();
+        done.runtime_status = RuntimeStatus::Completed;
+        done.output = Some(json!(null));
+        done.custom_status = Some(json!("waiting \"here\"\n"));
+        done.parent = Some(InstanceId::new("parent é/1").unwrap());
+        statuses.push(done);
+        let mut failed = base.clone();
+        failed.runtime_status = RuntimeStatus::Failed;
+        failed.failure = Some(Failure::new("k\"ind", "line\nbreak é"));
+        failed.instance_id = InstanceId::new("quo\"te\\ \u{2028}").unwrap();
+        failed.name = "na\"me".into();
+        failed.created_at = UNIX_EPOCH;
+        statuses.push(failed);
+        for status in [RuntimeStatus::Pending, RuntimeStatus::Terminated] {
+            statuses.push(InstanceStatus {
+                runtime_status: status,
+                ..base.clone()
+            });
+        }
+        for status in statuses {
+            assert_eq!(
+                status_to_string(&status),
+                serde_json::to_string(&status).unwrap()
+            );
         }
     }
 }
