@@ -506,26 +506,44 @@ pub(crate) mod timestamp {
         let nanos = since.subsec_nanos();
         let (year, month, day) = civil(secs / 86_400);
         let second = secs % 86_400;
-        let digits = |buf: &mut [u8], mut v: u64| {
-            for b in buf.iter_mut().rev() {
-                *b = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
         *buf = *b"0000-00-00T00:00:00.000000000Z";
-        digits(&mut buf[0..4], year);
-        digits(&mut buf[5..7], month);
-        digits(&mut buf[8..10], day);
-        digits(&mut buf[11..13], second / 3_600);
-        digits(&mut buf[14..16], second / 60 % 60);
-        digits(&mut buf[17..19], second % 60);
+        // Two digits at a time, from a table: a time is written for every event and status.
+        let pair = |buf: &mut [u8; 30], at: usize, v: u64| {
+            let v = (v % 100) as usize * 2;
+            buf[at] = PAIRS[v];
+            buf[at + 1] = PAIRS[v + 1];
+        };
+        pair(buf, 0, year / 100);
+        pair(buf, 2, year);
+        pair(buf, 5, month);
+        pair(buf, 8, day);
+        pair(buf, 11, second / 3_600);
+        pair(buf, 14, second / 60 % 60);
+        pair(buf, 17, second % 60);
         if nanos == 0 {
             buf[19] = b'Z';
             return Some(20);
         }
-        digits(&mut buf[20..29], u64::from(nanos));
+        let nanos = u64::from(nanos);
+        buf[20] = b'0' + (nanos / 100_000_000) as u8;
+        pair(buf, 21, nanos / 1_000_000);
+        pair(buf, 23, nanos / 10_000);
+        pair(buf, 25, nanos / 100);
+        pair(buf, 27, nanos);
         Some(30)
     }
+
+    /// "00", "01", … "99".
+    const PAIRS: [u8; 200] = {
+        let mut pairs = [0; 200];
+        let mut i = 0;
+        while i < 100 {
+            pairs[2 * i] = b'0' + (i / 10) as u8;
+            pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+            i += 1;
+        }
+        pairs
+    };
 
     /// The civil date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
     fn civil(days: u64) -> (u64, u64, u64) {
