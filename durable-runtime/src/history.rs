@@ -798,7 +798,11 @@ mod tests {
     #[test]
     fn start_seed_is_the_stable_hash_of_the_id_and_time() {
         use std::time::{Duration, UNIX_EPOCH};
-        for id in ["a", "order-\"1\"\\é\u{2028}", "550e8400-e29b-41d4-a716-446655440000"] {
+        for id in [
+            "a",
+            "order-\"1\"\\é\u{2028}",
+            "550e8400-e29b-41d4-a716-446655440000",
+        ] {
             for at in [
                 UNIX_EPOCH,
                 UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),

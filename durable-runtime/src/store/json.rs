@@ -132,7 +132,9 @@ fn read(text: &str) -> Option<ActivityTask> {
 /// A string's contents up to its closing quote, if it holds no escape and no control
 /// character (which JSON refuses unescaped); and what follows the quote.
 fn plain_string(text: &str) -> Option<(&str, &str)> {
-    let end = text.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = text
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
     if text.as_bytes()[end] != b'"' {
         return None;
     }
@@ -180,7 +182,11 @@ mod tests {
         let mut tasks = vec![
             task("order-1", "charge", json!({"cents": 1999})),
             task("a", "noop", json!(0)),
-            task("é \"quoted\" \\ ✓", "na\"me\u{2028}", json!([1, 2.5, "x\n", null])),
+            task(
+                "é \"quoted\" \\ ✓",
+                "na\"me\u{2028}",
+                json!([1, 2.5, "x\n", null]),
+            ),
             task("x", "y", json!(u64::MAX)),
             task("x", "y", json!(-1.5e300)),
         ];

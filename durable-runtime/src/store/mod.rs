@@ -130,9 +130,9 @@ use crate::instance_id::InstanceId;
 pub mod conformance;
 mod engine;
 pub mod file;
+mod json;
 mod memory;
 mod paging;
-mod json;
 
 pub use file::{
     Durability, FileStore, FileStoreOptions, FileSystem, OpenError, OsFileSystem, WritableFile,

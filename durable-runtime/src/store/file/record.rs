@@ -7,9 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::instance_id::InstanceId;
-use crate::store::engine::{
-    Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
-};
+use crate::store::engine::{Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status};
 use crate::store::RuntimeStatus;
 
 /// Nanoseconds since the Unix epoch, for a time [`Record::check_times`] accepted (nothing is
