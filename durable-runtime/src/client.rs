@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::callable::Orchestrator;
 use crate::error::ClientError;
-use crate::history::{stable_hash, Event, ExportedHistory, HistoryEvent};
+use crate::history::{start_seed, Event, ExportedHistory, HistoryEvent};
 use crate::instance_id::InstanceId;
 use crate::shared::Shared;
 use crate::status::{InstanceStatus, RuntimeStatus};
@@ -31,6 +31,13 @@ impl fmt::Debug for Client {
 
 fn parse_id(id: &str) -> Result<InstanceId, ClientError> {
     Ok(InstanceId::new(id)?)
+}
+
+/// A fresh id: a random UUID, written without a `String` of its own.
+fn new_id() -> InstanceId {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    InstanceId::from_str_checked(text).expect("a UUID is a valid instance id")
 }
 
 impl Client {
@@ -245,7 +252,7 @@ impl Client {
         })?;
         let id = match instance_id {
             Some(id) => parse_id(id)?,
-            None => parse_id(&uuid::Uuid::new_v4().to_string())?,
+            None => new_id(),
         };
         let options = StartOptions::default();
         self.create_started(id, name, version, input, &options)
@@ -379,7 +386,7 @@ impl Client {
             crate::clock::in_range(at, || format!("start_at of instance `{id}`"))?;
         }
         let now = shared.clock.now();
-        let seed = stable_hash(&serde_json::json!([id.as_str(), now]));
+        let seed = start_seed(id.as_str(), now);
         let mut start = HistoryEvent::new(Event::ExecutionStarted {
             name: name.to_string(),
             version,
@@ -413,12 +420,15 @@ impl Client {
         if options.id_reuse == IdReuse::Refuse {
             return self.create_refusing_existing(new).await;
         }
-        match shared.store.create_instance(new.clone()).await {
+        // Kept only where a refusal makes it again.
+        let again = (options.if_running == IfRunning::TerminateAndRestart).then(|| new.clone());
+        match shared.store.create_instance(new).await {
             Ok(()) => Ok(id),
             Err(crate::store::StoreError::AlreadyExists(_)) => match options.if_running {
                 IfRunning::Fail => Err(ClientError::AlreadyExists(id)),
                 IfRunning::Ignore => Ok(id),
                 IfRunning::TerminateAndRestart => {
+                    let new = again.expect("kept for a restart");
                     match self.terminate(&id, "replaced by a new start").await {
                         Ok(()) | Err(ClientError::Finished { .. }) => {}
                         Err(error) => return Err(error),
@@ -586,7 +596,7 @@ impl<'a, O: Orchestrator> IntoFuture for Start<'a, O> {
         Box::pin(async move {
             let id = match self.instance_id {
                 Some(id) => parse_id(&id)?,
-                None => parse_id(&uuid::Uuid::new_v4().to_string())?,
+                None => new_id(),
             };
             let input = serde_json::to_value(&self.input).map_err(|e| ClientError::BadPayload {
                 what: format!("the input of orchestrator `{}`", O::NAME),

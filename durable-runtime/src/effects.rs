@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::command::{Command, Outcome};
-use crate::history::{kinds, stable_hash, Event, Failure, HistoryEvent, ParentRef};
+use crate::history::{kinds, start_seed, Event, Failure, HistoryEvent, ParentRef};
 use crate::instance_id::InstanceId;
 use crate::status::{InstanceStatus, RuntimeStatus};
 use crate::store::{ActivityTask, NewInstance, NewTimer, OutgoingMessage, TurnCommit};
@@ -167,7 +167,7 @@ fn child_instance(
     input: &Value,
     now: SystemTime,
 ) -> NewInstance {
-    let seed = stable_hash(&serde_json::json!([child.as_str(), now]));
+    let seed = start_seed(child.as_str(), now);
     NewInstance {
         status: InstanceStatus {
             instance_id: child.clone(),

@@ -506,26 +506,44 @@ pub(crate) mod timestamp {
         let nanos = since.subsec_nanos();
         let (year, month, day) = civil(secs / 86_400);
         let second = secs % 86_400;
-        let digits = |buf: &mut [u8], mut v: u64| {
-            for b in buf.iter_mut().rev() {
-                *b = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
         *buf = *b"0000-00-00T00:00:00.000000000Z";
-        digits(&mut buf[0..4], year);
-        digits(&mut buf[5..7], month);
-        digits(&mut buf[8..10], day);
-        digits(&mut buf[11..13], second / 3_600);
-        digits(&mut buf[14..16], second / 60 % 60);
-        digits(&mut buf[17..19], second % 60);
+        // Two digits at a time, from a table: a time is written for every event and status.
+        let pair = |buf: &mut [u8; 30], at: usize, v: u64| {
+            let v = (v % 100) as usize * 2;
+            buf[at] = PAIRS[v];
+            buf[at + 1] = PAIRS[v + 1];
+        };
+        pair(buf, 0, year / 100);
+        pair(buf, 2, year);
+        pair(buf, 5, month);
+        pair(buf, 8, day);
+        pair(buf, 11, second / 3_600);
+        pair(buf, 14, second / 60 % 60);
+        pair(buf, 17, second % 60);
         if nanos == 0 {
             buf[19] = b'Z';
             return Some(20);
         }
-        digits(&mut buf[20..29], u64::from(nanos));
+        let nanos = u64::from(nanos);
+        buf[20] = b'0' + (nanos / 100_000_000) as u8;
+        pair(buf, 21, nanos / 1_000_000);
+        pair(buf, 23, nanos / 10_000);
+        pair(buf, 25, nanos / 100);
+        pair(buf, 27, nanos);
         Some(30)
     }
+
+    /// "00", "01", … "99".
+    const PAIRS: [u8; 200] = {
+        let mut pairs = [0; 200];
+        let mut i = 0;
+        while i < 100 {
+            pairs[2 * i] = b'0' + (i / 10) as u8;
+            pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+            i += 1;
+        }
+        pairs
+    };
 
     /// The civil date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
     fn civil(days: u64) -> (u64, u64, u64) {
@@ -647,6 +665,27 @@ pub fn stable_hash(value: &Value) -> u64 {
     hasher.0
 }
 
+/// The seed of an instance `id` started at `now`: [`stable_hash`] of
+/// `json!([id, now])`, hashed from the same bytes without building the value (every start
+/// makes one).
+pub(crate) fn start_seed(id: &str, now: SystemTime) -> u64 {
+    let Ok(since) = now.duration_since(std::time::UNIX_EPOCH) else {
+        // What `json!` does with a time before the epoch (it refuses it), as it always did.
+        return stable_hash(&serde_json::json!([id, now]));
+    };
+    // `SystemTime` serialises as `{"secs_since_epoch":…,"nanos_since_epoch":…}`; the
+    // canonical form sorts the keys.
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    hasher.bytes(b"[");
+    write_leaf(&mut hasher, id);
+    hasher.bytes(b",{\"nanos_since_epoch\":");
+    write_leaf(&mut hasher, &since.subsec_nanos());
+    hasher.bytes(b",\"secs_since_epoch\":");
+    write_leaf(&mut hasher, &since.as_secs());
+    hasher.bytes(b"}]");
+    hasher.0
+}
+
 /// Writes `value` as serde_json's compact writer does for sorted maps (its default), which is
 /// what every recorded hash was computed over.
 fn write_canonical(out: &mut Fnv1a, value: &Value) {
@@ -758,6 +797,28 @@ mod tests {
         assert_eq!(super::timestamp::format(out_of_range, &mut [0; 30]), None);
     }
     use super::*;
+
+    #[test]
+    fn start_seed_is_the_stable_hash_of_the_id_and_time() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for id in [
+            "a",
+            "order-\"1\"\\é\u{2028}",
+            "550e8400-e29b-41d4-a716-446655440000",
+        ] {
+            for at in [
+                UNIX_EPOCH,
+                UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+                UNIX_EPOCH + Duration::new(u64::from(u32::MAX) * 4, 999_999_999),
+            ] {
+                assert_eq!(
+                    start_seed(id, at),
+                    stable_hash(&serde_json::json!([id, at])),
+                    "{id} {at:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn stable_hash_is_serde_jsons_compact_output_over_sorted_keys() {

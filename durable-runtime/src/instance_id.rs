@@ -59,7 +59,7 @@ impl InstanceId {
     }
 
     /// [`InstanceId::new`] from a borrowed string: one allocation, the id's own.
-    fn from_str_checked(id: &str) -> Result<Self, InvalidInstanceId> {
+    pub(crate) fn from_str_checked(id: &str) -> Result<Self, InvalidInstanceId> {
         check(id)?;
         Ok(InstanceId(id.into()))
     }

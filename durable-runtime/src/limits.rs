@@ -148,6 +148,10 @@ impl PayloadLimits {
 
 /// Whether `value` nests more than `limit` levels, found without recursion.
 fn deeper_than(value: &Value, limit: usize) -> bool {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        // A scalar encloses nothing (and needs no stack: most payloads are one).
+        return false;
+    }
     // Each entry: a value and how many arrays and objects enclose it.
     let mut pending: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((value, enclosing)) = pending.pop() {

@@ -1,6 +1,6 @@
 //! The loops: take work from the store, run turns and activities, commit, sleep until pushed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::AbortHandle;
 
 use crate::activity::ActivityContext;
 use crate::clock::Stopwatch;
@@ -359,10 +359,9 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
     let signals = shared.store.signals();
     let limit = shared.options.max_concurrent_activities;
     let permits = Arc::new(Semaphore::new(limit));
-    let running: Arc<Mutex<HashMap<u64, ActivityLease>>> = Arc::default();
-    let mut tasks = JoinSet::new();
+    // Attempts under way, by lease token: each task removes its own entry when it ends.
+    let running: Arc<Mutex<HashMap<u64, (ActivityLease, AbortHandle)>>> = Arc::default();
     while !shared.is_stopping() {
-        while tasks.try_join_next().is_some() {}
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
@@ -378,19 +377,21 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
         {
             Ok(Some(work)) => {
                 let shared = Arc::clone(&shared);
-                let running = Arc::clone(&running);
-                running
-                    .lock()
-                    .unwrap()
-                    .insert(work.lease.token, work.lease.clone());
+                let token = work.lease.token;
+                let lease = work.lease.clone();
                 let in_flight = shared.busy_owned();
                 drop(busy);
-                tasks.spawn(async move {
-                    let token = work.lease.token;
+                // Registered under the lock the task takes to remove itself: it cannot end
+                // before its entry is in. A plain task, not a `JoinSet`'s: nothing joins it
+                // but the shutdown, which aborts what is left and waits for the permits.
+                let mut entries = running.lock().unwrap();
+                let running = Arc::clone(&running);
+                let task = tokio::spawn(async move {
                     run_activity(&shared, work, now).await;
                     running.lock().unwrap().remove(&token);
                     drop((permit, in_flight));
                 });
+                entries.insert(token, (lease, task.abort_handle()));
             }
             Ok(None) => {
                 drop(permit);
@@ -414,9 +415,17 @@ pub(crate) async fn activity_loop(shared: Arc<Shared>) {
         .await
         .is_err()
     {
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        let abandoned: Vec<_> = running.lock().unwrap().drain().map(|(_, l)| l).collect();
+        for (_, task) in running.lock().unwrap().values() {
+            task.abort();
+        }
+        // Every task holds a permit until it is dropped, aborted or not.
+        let _ = permits.acquire_many(limit as u32).await;
+        let abandoned: Vec<_> = running
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, (lease, _))| lease)
+            .collect();
         for lease in abandoned {
             tracing::info!(target: "durable::worker", instance_id = %lease.instance_id, seq = lease.id, "activity abandoned at shutdown; it will run again");
             let _ = shared.store.abandon_activity(&lease).await;

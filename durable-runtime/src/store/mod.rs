@@ -131,6 +131,7 @@ use crate::status::{InstanceStatus, RuntimeStatus};
 pub mod conformance;
 mod engine;
 mod file;
+mod json;
 mod memory;
 mod paging;
 

@@ -224,7 +224,7 @@ impl<H: History> Engine<H> {
             attempt.token = token;
             attempt.expires = Some(expires);
             let scheduled = attempt.lsn;
-            let task = serde_json::from_str(&attempt.task);
+            let task = crate::store::json::task_from_str(&attempt.task);
             self.activity_leases.insert((expires, id.clone(), seq));
             let lease = ActivityLease {
                 instance_id: id,

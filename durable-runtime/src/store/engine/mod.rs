@@ -305,7 +305,11 @@ impl Commit<Vec<Raw>> {
             replace_history: turn.replace_history,
             consumed: turn.consumed,
             completed: turn.completed_activities.iter().map(|l| l.id).collect(),
-            activities: turn.activities.iter().map(|t| (t.id, raw(t))).collect(),
+            activities: turn
+                .activities
+                .iter()
+                .map(|t| (t.id, super::json::task_to_string(t)))
+                .collect(),
             timers: turn.timers.iter().map(|t| (t.id, t.fire_at)).collect(),
             cancelled: turn.cancelled_timers,
             subs: turn.sub_instances.into_iter().map(Create::new).collect(),

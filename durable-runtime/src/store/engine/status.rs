@@ -74,7 +74,7 @@ impl Status {
     /// Its JSON, serialized if it is decoded.
     pub(crate) fn json(&self) -> Cow<'_, str> {
         match self {
-            Status::Decoded(s) => Cow::Owned(raw(s)),
+            Status::Decoded(s) => Cow::Owned(crate::store::json::status_to_string(s)),
             Status::Logged(s) => Cow::Borrowed(&s.json),
         }
     }

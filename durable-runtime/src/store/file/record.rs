@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::instance_id::InstanceId;
 use crate::status::RuntimeStatus;
-use crate::store::engine::{
-    raw, Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status,
-};
+use crate::store::engine::{Commit, Create, Image, LoggedStatus, Message, NewStatus, Raw, Status};
 
 /// Nanoseconds since the Unix epoch, for a time [`Record::check_times`] accepted (nothing is
 /// clamped: a time outside the range is refused before it is written).
@@ -392,7 +390,7 @@ impl Record {
                 match &c.status {
                     NewStatus::Replace { status, .. } => {
                         e.status(status.runtime_status);
-                        e.str(&raw(status));
+                        e.str(&crate::store::json::status_to_string(status));
                     }
                     NewStatus::Logged {
                         runtime_status,
