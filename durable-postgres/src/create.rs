@@ -51,6 +51,16 @@ impl NewRow {
         }
     }
 
+    /// The bytes of payload it writes.
+    pub(crate) fn bytes(&self) -> usize {
+        let some = |value: &Option<Vec<u8>>| value.as_ref().map_or(0, Vec::len);
+        self.input.len()
+            + self.start.len()
+            + some(&self.output)
+            + some(&self.failure)
+            + self.custom_status.as_ref().map_or(0, String::len)
+    }
+
     /// The steps creating it; the last returns a row if it was created.
     pub(crate) fn steps<'a>(
         &'a self,

@@ -39,6 +39,11 @@
 //! - **Time comes only from the runtime.** Every claim, expiry and timer compares with the
 //!   `now` the runtime passes (so the tests' virtual clock works); the database's clock is
 //!   never read. Clocks of the processes of a fleet should agree to well within a lease.
+//! - **A turn too large to send fails its instance, not the store.** A statement travels in
+//!   one protocol message, which PostgreSQL takes up to 1 GiB: a turn writing more than
+//!   1 GiB less 16 MiB of events, tasks and messages (thousands of large activity inputs
+//!   scheduled at once) is refused with `StoreError::TooLarge` before anything is sent, and
+//!   the runtime fails that instance with the reason; others go on.
 //! - **Bad rows fail calls, not processes.** Every column is read with checks; a row that is
 //!   not what this crate wrote is `StoreError::Corrupt` naming the instance and the row.
 //!

@@ -17,7 +17,12 @@ pub struct PostgresOptions {
     pub(crate) idle_in_transaction_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) client_only: bool,
+    pub(crate) max_turn_bytes: usize,
 }
+
+/// The most bytes a turn writes: every statement travels in one protocol message, which
+/// PostgreSQL takes up to 1 GiB, less room for the statement's other parameters.
+pub(crate) const MAX_TURN_BYTES: usize = (1 << 30) - (16 << 20);
 
 impl Default for PostgresOptions {
     fn default() -> Self {
@@ -29,6 +34,7 @@ impl Default for PostgresOptions {
             idle_in_transaction_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             client_only: false,
+            max_turn_bytes: MAX_TURN_BYTES,
         }
     }
 }
@@ -92,6 +98,16 @@ impl PostgresOptions {
     /// starts by type, but never runs them); the fleet's worker processes run everything.
     pub fn client_only(mut self, client_only: bool) -> Self {
         self.client_only = client_only;
+        self
+    }
+
+    /// The most bytes of events, tasks and messages one turn may write (default and most:
+    /// 1 GiB less 16 MiB, what one PostgreSQL protocol message holds with room to spare). A
+    /// larger turn is refused with `StoreError::TooLarge` and its instance fails. Lowered by
+    /// tests.
+    #[doc(hidden)]
+    pub fn max_turn_bytes(mut self, bytes: usize) -> Self {
+        self.max_turn_bytes = bytes.min(MAX_TURN_BYTES);
         self
     }
 }

@@ -75,6 +75,8 @@ pub struct PostgresStore {
     owner: String,
     /// Claims nothing: see [`PostgresOptions::client_only`].
     client_only: bool,
+    /// The most bytes one turn writes (`PostgresOptions::max_turn_bytes`).
+    max_turn_bytes: usize,
     /// Instances and attempts leased by a claim and not yet handed out.
     claimed_turns: Claimed<OrchestrationWork>,
     claimed_attempts: Claimed<ActivityWork>,
@@ -361,6 +363,7 @@ impl PostgresStore {
             look_every: to_nanos(options.poll_interval),
             owner: owner_name(),
             client_only: options.client_only,
+            max_turn_bytes: options.max_turn_bytes,
             claimed_turns: Claimed::default(),
             claimed_attempts: Claimed::default(),
             tasks,
@@ -954,6 +957,14 @@ impl PostgresStore {
     /// commit): one transaction for the batch, the fence first.
     pub(crate) async fn apply_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let mut turn = EncodedTurn::new(&commit)?;
+        let bytes = turn.bytes();
+        if bytes > self.max_turn_bytes {
+            return Err(StoreError::TooLarge(format!(
+                "the turn of `{}` writes {bytes} bytes, and PostgreSQL takes at most {} bytes \
+                 in one turn",
+                commit.instance_id, self.max_turn_bytes
+            )));
+        }
         turn.seen_now = self.last_now();
         let (token, expected) = (turn.token, turn.expected);
         let completes = !turn.done_seqs.is_empty();

@@ -171,6 +171,21 @@ impl EncodedTurn {
         Ok(turn)
     }
 
+    /// The bytes of payload it writes, the largest part of its statements.
+    pub(crate) fn bytes(&self) -> usize {
+        let all = |values: &[Vec<u8>]| values.iter().map(Vec::len).sum::<usize>();
+        let some = |value: &Option<Vec<u8>>| value.as_ref().map_or(0, Vec::len);
+        all(&self.history)
+            + all(&self.tasks)
+            + all(&self.timer_events)
+            + all(&self.letters)
+            + some(&self.output)
+            + some(&self.failure)
+            + some(&self.input)
+            + self.custom_status.as_ref().map_or(0, String::len)
+            + self.children.iter().map(NewRow::bytes).sum::<usize>()
+    }
+
     /// The fence, with the effects every turn may have: moves the instance's status and
     /// history length and releases its lease if the lease, the history length and the
     /// attempts the turn completes are still this turn's; then deletes those attempts,
