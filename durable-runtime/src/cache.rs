@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard};
 
 use lru::LruCache;
+use tokio::sync::watch;
 
 use crate::execution::Execution;
 use crate::instance_id::InstanceId;
@@ -16,7 +17,60 @@ pub(crate) struct Cache {
     entries: Option<Mutex<Entries>>,
 }
 
-type Entries = LruCache<InstanceId, Option<Execution>, foldhash::fast::RandomState>;
+type Entries = LruCache<InstanceId, Option<Cached>, foldhash::fast::RandomState>;
+
+/// An execution as its last turn left it, and whether that turn's commit went through.
+pub(crate) struct Cached {
+    pub(crate) execution: Execution,
+    pub(crate) commit: Settled,
+}
+
+/// Whether the commit of the turn an execution ran went through: unknown until the store
+/// answers. An execution is put back before its commit resolves, and another lease of the
+/// instance (its lease lost meanwhile, and another process's turn of the same length
+/// committed instead) must not take it on trust: it waits for the answer, and replays if the
+/// commit failed.
+#[derive(Clone)]
+pub(crate) struct Settled(watch::Receiver<Option<bool>>);
+
+/// The turn's side of [`Settled`]: says how its commit ended; a turn dropped before it knew
+/// (cancelled at shutdown) counts as not committed.
+pub(crate) struct Settle(watch::Sender<Option<bool>>);
+
+impl Settled {
+    /// A commit not yet answered, and the handle that answers it.
+    pub(crate) fn pending() -> (Settled, Settle) {
+        let (sender, receiver) = watch::channel(None);
+        (Settled(receiver), Settle(sender))
+    }
+
+    /// Whether the commit went through, once the store has answered.
+    pub(crate) async fn committed(mut self) -> bool {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(answer) => *answer == Some(true),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Settle {
+    /// The store answered: `committed` or not.
+    pub(crate) fn resolve(self, committed: bool) {
+        self.0.send_replace(Some(committed));
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.send_if_modified(|answer| {
+            let unanswered = answer.is_none();
+            if unanswered {
+                *answer = Some(false);
+            }
+            unanswered
+        });
+    }
+}
 
 impl Cache {
     /// A cache of `capacity` executions; 0 disables it (every turn replays).
@@ -33,23 +87,24 @@ impl Cache {
 
     /// Takes the execution of `id` out while its turn runs (its entry becomes the most
     /// recently used).
-    pub(crate) fn take(&self, id: &InstanceId) -> Option<Execution> {
+    pub(crate) fn take(&self, id: &InstanceId) -> Option<Cached> {
         Self::lock(self.entries.as_ref()?).get_mut(id)?.take()
     }
 
     /// Puts an execution back once its turn has run, before the turn's commit resolves (the
     /// next turn may want it the moment the commit releases the lease); the caller removes
     /// it again if the commit fails.
-    pub(crate) fn put(&self, id: &InstanceId, execution: Execution) {
+    pub(crate) fn put(&self, id: &InstanceId, execution: Execution, commit: Settled) {
         let Some(entries) = &self.entries else {
             return;
         };
+        let cached = Cached { execution, commit };
         let replaced = {
             let mut entries = Self::lock(entries);
             match entries.get_mut(id) {
-                Some(slot) => slot.replace(execution),
+                Some(slot) => slot.replace(cached),
                 None => entries
-                    .push(id.clone(), Some(execution))
+                    .push(id.clone(), Some(cached))
                     .and_then(|(_, evicted)| {
                         metric::cache_evicted();
                         evicted

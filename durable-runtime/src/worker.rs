@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::activity::ActivityContext;
+use crate::cache::Settled;
 use crate::clock::Stopwatch;
 use crate::execution::Execution;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
@@ -221,11 +222,13 @@ async fn turn(
     };
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
-    // the next turn (an activity finishing at once) may want it. Whoever takes it next holds
-    // the lease, so our commit went through, or finds another history length and replays.
+    // the next turn (an activity finishing at once) may want it. Whoever takes it next waits
+    // for the commit's answer: if it failed (the lease was lost, and another process may
+    // have committed a different turn of the same length), it replays instead.
     execution.history_len += appended;
+    let (settled, settle) = Settled::pending();
     if execution.is_reusable() {
-        shared.cache.put(&id, execution);
+        shared.cache.put(&id, execution, settled);
     } else {
         shared.cache.remove(&id);
     }
@@ -235,6 +238,7 @@ async fn turn(
     let commit_took = Stopwatch::start();
     let committed = shared.store.commit_turn(commit).await;
     metric::store_commit(commit_took.elapsed());
+    settle.resolve(committed.is_ok());
     if committed.is_err() {
         shared.cache.remove(&id);
     }
@@ -304,14 +308,18 @@ async fn execution_for(
 ) -> Option<Execution> {
     let counters = &shared.counters;
     let id = &work.instance_id;
-    if let Some(execution) = shared
+    if let Some(cached) = shared
         .cache
         .take(id)
-        .filter(|e| e.history_len == work.history_len)
+        .filter(|c| c.execution.history_len == work.history_len)
     {
-        Counters::add(&counters.cache_hits, 1);
-        metric::cache(true);
-        return Some(execution);
+        // Usually answered already: this lease was taken after that commit released the
+        // last one. If the commit failed, another turn of the same length took its place.
+        if cached.commit.committed().await {
+            Counters::add(&counters.cache_hits, 1);
+            metric::cache(true);
+            return Some(cached.execution);
+        }
     }
     Counters::add(&counters.cache_misses, 1);
     metric::cache(false);

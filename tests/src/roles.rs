@@ -23,6 +23,7 @@ pub struct RoleStore {
     strips_task_spans: bool,
     loads_fail: bool,
     loads: Arc<AtomicUsize>,
+    leases: Arc<AtomicUsize>,
     stall: Option<Stall>,
 }
 
@@ -58,6 +59,7 @@ impl RoleStore {
             strips_task_spans: false,
             loads_fail: false,
             loads: Arc::default(),
+            leases: Arc::default(),
             stall: None,
         }
     }
@@ -110,6 +112,13 @@ impl RoleStore {
     pub fn loads(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.loads)
     }
+
+    /// A count of the instances this process leased by id (`lease_orchestration`, as when
+    /// an activity's result goes straight to the turn it triggers), counted as the call
+    /// returns them.
+    pub fn leases(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.leases)
+    }
 }
 
 #[async_trait]
@@ -144,7 +153,11 @@ impl Store for RoleStore {
         if !self.turns {
             return Ok(None);
         }
-        self.inner.lease_orchestration(id, now, lease).await
+        let work = self.inner.lease_orchestration(id, now, lease).await;
+        if let Ok(Some(_)) = &work {
+            self.leases.fetch_add(1, Ordering::SeqCst);
+        }
+        work
     }
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);

@@ -27,6 +27,25 @@ async fn three_steps(ctx: OrchestrationContext) -> Result<u32, TaskError> {
     Ok(sum)
 }
 
+#[activity]
+async fn echo(_ctx: ActivityContext, millis: u64) -> Result<u64, String> {
+    Ok(millis)
+}
+
+/// Schedules `echo` with the turn's time, and returns what it believes it scheduled: two
+/// runs of its first turn at different times write different histories of the same length.
+#[orchestrator]
+async fn stamped(ctx: OrchestrationContext) -> Result<u64, TaskError> {
+    let at = ctx
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let echoed = ctx.call(echo, at).await?;
+    assert_eq!(echoed, at, "the activity got what this execution scheduled");
+    Ok(at)
+}
+
 matrix!(
     a_stalled_runtime_never_commits_a_turn_twice,
     |setup: durable_tests::Setup| async move {
@@ -102,5 +121,70 @@ matrix!(
                 "step {step} ran once"
             );
         }
+    }
+);
+
+matrix!(
+    a_runtime_never_continues_from_a_turn_whose_commit_failed,
+    |setup: durable_tests::Setup| async move {
+        // The slow runtime runs the first turn at one time, and its commit waits at a gate,
+        // holding its only turn permit: it can lease the instance again only as an activity
+        // finishing does.
+        let (stalling, stall) = RoleStore::new(Arc::clone(&setup.store)).stall_first_commit();
+        let leases = stalling.leases();
+        let lease = Duration::from_secs(30);
+        let slow = setup
+            .builder_with(Advance::Manual)
+            .store(stalling)
+            .orchestration_lease(lease)
+            .max_concurrent_turns(1)
+            .orchestrator(stamped)
+            .activity(echo)
+            .start()
+            .unwrap();
+        let id = slow.client().start(stamped, ()).await.unwrap();
+        stall.stalled().await;
+
+        // Past the lease, the fast runtime (turns only) runs the first turn again, later:
+        // a history of the same length, scheduling `echo` with another time.
+        setup.clock.advance(lease + Duration::from_secs(1));
+        let fast = setup
+            .builder_with(Advance::Manual)
+            .shared_store(Arc::new(
+                RoleStore::new(setup.another_process().await).turns_only(),
+            ))
+            .orchestration_lease(lease)
+            .orchestrator(stamped)
+            .activity(echo)
+            .start()
+            .unwrap();
+        // The slow runtime runs `echo` and leases the instance for the turn its result
+        // triggers while its own first commit is still held: its cached execution (the
+        // first turn as it ran it) must not be taken on trust.
+        durable_tests::eventually(|| leases.load(std::sync::atomic::Ordering::SeqCst) > 0).await;
+        stall.release();
+        let client = fast.client();
+        let status = finished(&client, &id).await;
+        assert_eq!(
+            status.runtime_status,
+            RuntimeStatus::Completed,
+            "{status:?}"
+        );
+        let history = client.history(&id).await.unwrap();
+        let scheduled: Vec<u64> = history
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::TaskScheduled { input, .. } => input.as_u64(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(scheduled.len(), 1, "{history:?}");
+        assert_eq!(
+            status.output_as::<u64>().unwrap(),
+            Some(scheduled[0]),
+            "the instance ended on the turn its history holds"
+        );
+        slow.shutdown().await;
+        fast.shutdown().await;
     }
 );
