@@ -447,8 +447,15 @@ fn a_fleet_survives_kills_pauses_and_cut_connections() {
             })
             .collect();
         assert_eq!(
-            attempts, expected_attempts,
-            "seed {seed}: {id}'s history schedules these attempts"
+            attempts,
+            expected_attempts,
+            "seed {seed}: {id}'s history schedules these attempts; its history:\n{}",
+            history
+                .iter()
+                .enumerate()
+                .map(|(seq, e)| format!("{seq}: {e:?}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 

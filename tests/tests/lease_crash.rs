@@ -48,6 +48,42 @@ async fn quick_step(ctx: ActivityContext, _input: ()) -> Result<u32, String> {
 }
 
 /// The attempts of `id` this process ran: attempt number and when it started.
+/// Runs `id` to completion in this process on `store`: it completes with the killed
+/// attempt's output, the attempt having run here exactly once with the same number. The
+/// runtime (shut down by the caller) and when that run started.
+async fn finish_in_this_process(
+    store: impl durable_runtime::store::Store + 'static,
+    id: &str,
+) -> (Runtime, SystemTime) {
+    let runtime = Runtime::builder()
+        .store(store)
+        .activity_lease(LEASE)
+        .orchestrator(chain)
+        .activity(quick_step)
+        .start()
+        .unwrap();
+    let status = runtime
+        .client()
+        .wait_for_completion(id, PATIENCE)
+        .await
+        .expect("the instance completes in this process");
+    assert_eq!(status.runtime_status, RuntimeStatus::Completed);
+    assert_eq!(
+        status.output,
+        Some(serde_json::json!(1)),
+        "the same attempt"
+    );
+    let runs = runs_of(id);
+    assert_eq!(
+        runs.len(),
+        1,
+        "the attempt ran again exactly once: {runs:?}"
+    );
+    let (attempt_no, started) = runs[0];
+    assert_eq!(attempt_no, 1, "the same attempt number");
+    (runtime, started)
+}
+
 fn runs_of(id: &str) -> Vec<(u32, SystemTime)> {
     let runs = RUNS.lock().unwrap();
     runs.iter()
@@ -189,32 +225,7 @@ async fn a_killed_worker_s_attempt_runs_again_once_one_lease_later() {
          {killed_at:?}"
     );
 
-    let runtime = Runtime::builder()
-        .store(store)
-        .activity_lease(LEASE)
-        .orchestrator(chain)
-        .activity(quick_step)
-        .start()
-        .unwrap();
-    let status = runtime
-        .client()
-        .wait_for_completion(id, PATIENCE)
-        .await
-        .expect("the instance completes in this process");
-    assert_eq!(status.runtime_status, RuntimeStatus::Completed);
-    assert_eq!(
-        status.output,
-        Some(serde_json::json!(1)),
-        "the same attempt"
-    );
-    let runs = runs_of(id);
-    assert_eq!(
-        runs.len(),
-        1,
-        "the attempt ran again exactly once: {runs:?}"
-    );
-    let (attempt_no, started) = runs[0];
-    assert_eq!(attempt_no, 1, "the same attempt number");
+    let (runtime, started) = finish_in_this_process(store, id).await;
     assert!(
         started >= last.expires,
         "the attempt ran again at {started:?}, before its lease ran out at {:?}",
@@ -241,31 +252,7 @@ async fn a_killed_worker_s_attempt_runs_again_once_after_a_restart_on_the_file_s
     let store = durable_runtime::store::FileStore::open(dir.path())
         .await
         .expect("the directory opens after the kill");
-    let runtime = Runtime::builder()
-        .store(store)
-        .activity_lease(LEASE)
-        .orchestrator(chain)
-        .activity(quick_step)
-        .start()
-        .unwrap();
-    let status = runtime
-        .client()
-        .wait_for_completion(id, PATIENCE)
-        .await
-        .expect("the instance completes in the restarted process");
-    assert_eq!(status.runtime_status, RuntimeStatus::Completed);
-    assert_eq!(
-        status.output,
-        Some(serde_json::json!(1)),
-        "the same attempt"
-    );
-    let runs = runs_of(id);
-    assert_eq!(
-        runs.len(),
-        1,
-        "the attempt ran again exactly once: {runs:?}"
-    );
-    assert_eq!(runs[0].0, 1, "the same attempt number");
+    let (runtime, _) = finish_in_this_process(store, id).await;
     assert!(
         received.try_recv().is_err(),
         "the killed child ran the attempt only once"
