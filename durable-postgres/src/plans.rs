@@ -29,6 +29,7 @@ async fn every_hot_query_uses_an_index() {
     let (no_bytes, no_text, no_time): (Option<Vec<u8>>, Option<String>, Option<i64>) =
         (None, None, None);
     let (seqs, events) = (vec![1i64], vec![bytes.clone()]);
+    let ids = vec![id.to_string()];
     let fixed: Vec<(&str, &str, Vec<&(dyn ToSql + Sync)>)> = vec![
         ("status", &sql.status, vec![&id]),
         ("load_history", &sql.load_history, vec![&id]),
@@ -88,6 +89,11 @@ async fn every_hot_query_uses_an_index() {
                 &id, &id, &1i64, &"Pending", &0i64, &0i64, &bytes, &no_bytes, &no_text, &no_bytes,
                 &no_text, &0i64, &bytes,
             ],
+        ),
+        (
+            "claimed_inbox",
+            &sql.claimed_inbox,
+            vec![&0i64, &ids, &seqs],
         ),
         ("next_wakeup", &sql.next_wakeup, vec![&0i64]),
         ("has_work", &sql.has_work, vec![&0i64]),

@@ -46,6 +46,9 @@ pub(crate) struct Sql {
     pub(crate) fetch_expired_orchestrations: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
     pub(crate) lease_orchestration: String,
+    /// $1 now, $2 ids, $3 lease tokens: instances a claim leased, still held, with their
+    /// messages deliverable at $1 (a row per message, by instance), read after the claim.
+    pub(crate) claimed_inbox: String,
     /// $1 id: the current generation's events, in order; one row with NULL if none, no row
     /// if no such instance.
     pub(crate) load_history: String,
@@ -111,17 +114,20 @@ pub(crate) struct Sql {
 impl Sql {
     /// The statements of the schema quoted as `s`.
     pub(crate) fn new(s: &str) -> Sql {
-        // The claim's tail: the leased row and the messages deliverable at $1, oldest first,
-        // and whether the claim took an expired lease over (`candidate` says).
+        // The claim's tail: the leased rows, and whether the claim took an expired lease over
+        // (`candidate` says), in the shape of `claimed_inbox`'s rows without their messages.
+        // The messages are read by `claimed_inbox`, a statement of its own: this statement's
+        // snapshot may predate a commit that released one of these leases while the claim
+        // waited to lock its row, and would still show the messages that commit consumed.
         let leased_with_messages = format!(
             "leased AS (
                  UPDATE {s}.instances i
                  SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
                  FROM candidate c WHERE i.id = c.id
                  RETURNING i.id, i.fence, i.history_len, c.took_over)
-             SELECT l.id, l.fence, l.history_len, m.id, m.event, l.took_over
-             FROM leased l LEFT JOIN {s}.messages m ON m.instance_id = l.id AND m.visible_at <= $1
-             ORDER BY l.id, m.id"
+             SELECT l.id, l.fence, l.history_len, NULL::bigint, NULL::bytea, l.took_over
+             FROM leased l
+             ORDER BY l.id"
         );
         // Instances whose leases expired, with deliverable messages, oldest expiry first.
         let expired_instances = format!(
@@ -206,6 +212,13 @@ impl Sql {
                      WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
                      FOR NO KEY UPDATE SKIP LOCKED),
                  {leased_with_messages}"
+            ),
+            claimed_inbox: format!(
+                "SELECT i.id, i.fence, i.history_len, m.id, m.event, FALSE
+                 FROM unnest($2::text[], $3::bigint[]) AS c(id, fence)
+                 JOIN {s}.instances i ON i.id = c.id COLLATE \"C\" AND i.fence = c.fence
+                 LEFT JOIN {s}.messages m ON m.instance_id = i.id AND m.visible_at <= $1
+                 ORDER BY i.id, m.id"
             ),
             load_history: format!(
                 "SELECT h.event FROM {s}.instances i

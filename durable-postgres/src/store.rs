@@ -444,7 +444,33 @@ impl PostgresStore {
             .await
             .map_err(|e| write_failed("leasing instances", e))?;
         metric::lease_takeovers("orchestration", instances_taken_over(&rows));
-        works_from_rows(rows)
+        works_from_rows(self.claimed_inbox(&client, at, &rows).await?)
+    }
+
+    /// The instances of a claim's `rows` (one per instance) with their deliverable messages,
+    /// read in a statement after the claim's: its snapshot shows every commit that ended
+    /// before the claim locked the rows. An instance whose lease was lost since is left out.
+    async fn claimed_inbox(
+        &self,
+        client: &deadpool_postgres::Object,
+        at: i64,
+        rows: &[tokio_postgres::Row],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut fences = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = col(row, 0, "?")?;
+            fences.push(col::<i64>(row, 1, &id)?);
+            ids.push(id);
+        }
+        let statement = prepare(client, &self.sql.claimed_inbox).await?;
+        client
+            .query(&statement, &[&at, &ids, &fences])
+            .await
+            .map_err(|e| unavailable("reading the inboxes of leased instances", e))
     }
 
     /// Runs an activity claim (`fetch_activity` or `fetch_expired_activities`) of at most
@@ -609,7 +635,7 @@ impl Store for PostgresStore {
             return Err(StoreError::NotFound(id.clone()));
         }
         metric::lease_takeovers("orchestration", instances_taken_over(&rows));
-        work_from_rows(rows)
+        work_from_rows(self.claimed_inbox(&client, at, &rows).await?)
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
