@@ -73,8 +73,11 @@
 //!   claim first takes instances whose leases expired (their worker died or stalled) and
 //!   that have deliverable messages, oldest expiry first (`instances (lease_until)`), then
 //!   walks `messages` in `(visible_at, id)` order to the first deliverable messages whose
-//!   instances are live and not leased; it leases those instances and returns their
-//!   deliverable messages. An activity claim first takes attempts whose leases expired
+//!   instances are live and not leased, and leases those instances. Their deliverable
+//!   messages are read by a second statement, sent right after it: a statement's snapshot
+//!   is taken when it starts, and a claim that waited for a row whose lease a commit was
+//!   releasing would otherwise see that commit's new history length beside the messages it
+//!   consumed (and hand them out again). An activity claim first takes attempts whose leases expired
 //!   (`due_at` between the ready mark and now), then ready ones (`due_at` is the smallest
 //!   bigint), and gives each a new token. Each part is read only as far as the claim needs.
 //!   So a dead worker's work is taken over as soon as its leases expire, however long the
