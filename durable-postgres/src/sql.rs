@@ -39,8 +39,8 @@ pub(crate) struct Sql {
     /// $1 id: the status, to say why a write found no live instance.
     pub(crate) status_of: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the instances whose
-    /// leases expired first, then those with the oldest deliverable messages; a row per
-    /// message, by instance, the last column saying whether an expired lease was taken over.
+    /// leases expired first, then those with the oldest deliverable messages: a row per
+    /// instance (id, lease token, history length, whether an expired lease was taken over).
     pub(crate) fetch_orchestration: String,
     /// The same, for expired leases only.
     pub(crate) fetch_expired_orchestrations: String,
@@ -114,20 +114,18 @@ pub(crate) struct Sql {
 impl Sql {
     /// The statements of the schema quoted as `s`.
     pub(crate) fn new(s: &str) -> Sql {
-        // The claim's tail: the leased rows, and whether the claim took an expired lease over
-        // (`candidate` says), in the shape of `claimed_inbox`'s rows without their messages.
-        // The messages are read by `claimed_inbox`, a statement of its own: this statement's
-        // snapshot may predate a commit that released one of these leases while the claim
-        // waited to lock its row, and would still show the messages that commit consumed.
-        let leased_with_messages = format!(
+        // The claim's tail: a row per leased instance, and whether the claim took an expired
+        // lease over (`candidate` says). The messages are read by `claimed_inbox`, a statement
+        // of its own: this statement's snapshot may predate a commit that released one of
+        // these leases before the claim locked its row, and would still show the messages
+        // that commit consumed.
+        let leased = format!(
             "leased AS (
                  UPDATE {s}.instances i
                  SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
                  FROM candidate c WHERE i.id = c.id
                  RETURNING i.id, i.fence, i.history_len, c.took_over)
-             SELECT l.id, l.fence, l.history_len, NULL::bigint, NULL::bytea, l.took_over
-             FROM leased l
-             ORDER BY l.id"
+             SELECT l.id, l.fence, l.history_len, l.took_over FROM leased l ORDER BY l.id"
         );
         // Instances whose leases expired, with deliverable messages, oldest expiry first.
         let expired_instances = format!(
@@ -200,18 +198,18 @@ impl Sql {
                      SELECT id, took_over FROM expired
                      UNION ALL SELECT id, took_over FROM waiting
                      LIMIT $4),
-                 {leased_with_messages}"
+                 {leased}"
             ),
             fetch_expired_orchestrations: format!(
                 "WITH candidate AS ({expired_instances}),
-                 {leased_with_messages}"
+                 {leased}"
             ),
             lease_orchestration: format!(
                 "WITH candidate AS (
                      SELECT id, lease_until IS NOT NULL AS took_over FROM {s}.instances
                      WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
                      FOR NO KEY UPDATE SKIP LOCKED),
-                 {leased_with_messages}"
+                 {leased}"
             ),
             claimed_inbox: format!(
                 "SELECT i.id, i.fence, i.history_len, m.id, m.event, FALSE

@@ -192,19 +192,10 @@ fn took_over(row: &tokio_postgres::Row, column: usize) -> bool {
     row.try_get::<_, bool>(column).unwrap_or(false)
 }
 
-/// How many instances an orchestration claim's rows (one per message, by instance; the
-/// sixth column says) took over from expired leases.
+/// How many instances an orchestration claim's rows (one per instance; the fourth column
+/// says) took over from expired leases.
 fn instances_taken_over(rows: &[tokio_postgres::Row]) -> u64 {
-    let mut taken = 0;
-    let mut last = None;
-    for row in rows {
-        let id = row.try_get::<_, &str>(0).ok();
-        if id != last && took_over(row, 5) {
-            taken += 1;
-        }
-        last = id;
-    }
-    taken
+    rows.iter().filter(|row| took_over(row, 3)).count() as u64
 }
 
 /// How many attempts an activity claim's rows (the fifth column says) took over from
