@@ -128,7 +128,7 @@ pub(crate) fn col<'a, T: FromSql<'a>>(
 }
 
 /// An orchestration lease and its messages from the rows of a claim.
-pub(crate) fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>, StoreError> {
+fn work_from_rows(rows: Vec<Row>) -> Result<Option<OrchestrationWork>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };

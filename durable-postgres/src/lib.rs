@@ -73,11 +73,15 @@
 //!   claim first takes instances whose leases expired (their worker died or stalled) and
 //!   that have deliverable messages, oldest expiry first (`instances (lease_until)`), then
 //!   walks `messages` in `(visible_at, id)` order to the first deliverable messages whose
-//!   instances are live and not leased, and leases those instances. Their deliverable
-//!   messages are read by a second statement, sent right after it: a statement's snapshot
-//!   is taken when it starts, and a claim that waited for a row whose lease a commit was
-//!   releasing would otherwise see that commit's new history length beside the messages it
-//!   consumed (and hand them out again). An activity claim first takes attempts whose leases expired
+//!   instances are live and not leased, and leases those instances, reading their
+//!   deliverable messages in the same statement. A statement's snapshot is taken when it
+//!   starts: a commit that released one of those leases after that, and before the claim
+//!   locked the row, has consumed messages the snapshot still shows, while the lock's
+//!   re-check sees the commit's new history length (handing them out again would replay
+//!   them). Such a commit always writes the instance's row, so the claim compares the row
+//!   version it locked with its snapshot's (`ctid`), and the store reads those inboxes
+//!   again in a second statement, whose snapshot shows the commit: one statement per claim
+//!   but in that race. An activity claim first takes attempts whose leases expired
 //!   (`due_at` between the ready mark and now), then ready ones (`due_at` is the smallest
 //!   bigint), and gives each a new token. Each part is read only as far as the claim needs.
 //!   So a dead worker's work is taken over as soon as its leases expire, however long the

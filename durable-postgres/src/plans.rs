@@ -79,7 +79,7 @@ async fn every_hot_query_uses_an_index() {
             &sql.commit_turn,
             vec![
                 &id, &1i64, &0i64, &"Running", &no_bytes, &no_text, &no_bytes, &no_bytes, &no_time,
-                &false, &seqs, &seqs, &events, &seqs, &seqs, &events, &0i64,
+                &false, &seqs, &seqs, &events, &seqs, &seqs, &events, &0i64, &true,
             ],
         ),
         (
@@ -161,6 +161,61 @@ async fn every_hot_query_uses_an_index() {
         ));
     }
     for (name, plan) in plans {
+        assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
+    }
+}
+
+/// Statements given arrays of ids look them up by key whatever the planner guesses: in the
+/// generic plan of a prepared statement it takes an array for ten ids, and with a thousand
+/// instances it would rather hash every row than look ten ids up, so that a claim of one
+/// instance read them all.
+#[tokio::test]
+async fn arrays_of_ids_are_looked_up_by_key_not_by_scanning_every_instance() {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let _store = schema.store().await.unwrap();
+    let s = format!("\"{}\"", schema.name());
+    let sql = Sql::new(&s);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {s}.instances (id, name, version, status, created_at, updated_at, input)
+             SELECT 'instance-' || g, 'work', 1, 'Running', g, g, '\\x7b7d'::bytea
+             FROM generate_series(1, 1000) g;
+             INSERT INTO {s}.messages (instance_id, visible_at, event)
+             SELECT 'instance-' || g, 0, '\\x7b7d'::bytea FROM generate_series(1, 1000) g;
+             ANALYZE {s}.instances; ANALYZE {s}.messages;
+             SET plan_cache_mode = force_generic_plan;"
+        ))
+        .await
+        .unwrap();
+    let statements = [
+        (
+            "claimed_inbox",
+            &sql.claimed_inbox,
+            "1, '{instance-7}', '{0}'",
+        ),
+        ("send_many", &sql.send_many, "'{instance-7}', '{\\\\x7b7d}'"),
+        (
+            "release_orchestrations",
+            &sql.release_orchestrations,
+            "'{instance-7}', '{1}'",
+        ),
+        (
+            "release_activities",
+            &sql.release_activities,
+            "'{instance-7}', '{1}', '{1}'",
+        ),
+    ];
+    for (name, text, args) in statements {
+        client
+            .batch_execute(&format!("PREPARE {name} AS {text}"))
+            .await
+            .unwrap();
+        let plan = explain(&client, &format!("EXECUTE {name}({args})"), &[]).await;
         assert!(!plan.contains("Seq Scan"), "{name} scans a table:\n{plan}");
     }
 }

@@ -40,14 +40,16 @@ pub(crate) struct Sql {
     pub(crate) status_of: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 at most how many: leases the instances whose
     /// leases expired first, then those with the oldest deliverable messages: a row per
-    /// instance (id, lease token, history length, whether an expired lease was taken over).
+    /// deliverable message, by instance, or one with NULL (id, lease token, history length,
+    /// message id, event, whether an expired lease was taken over, whether the messages
+    /// must be read again).
     pub(crate) fetch_orchestration: String,
     /// The same, for expired leases only.
     pub(crate) fetch_expired_orchestrations: String,
     /// $1 now, $2 lease expiry, $3 owner, $4 id: leases that instance if it is free.
     pub(crate) lease_orchestration: String,
     /// $1 now, $2 ids, $3 lease tokens: instances a claim leased, still held, with their
-    /// messages deliverable at $1 (a row per message, by instance), read after the claim.
+    /// messages deliverable at $1, read again after the claim (the claim's columns).
     pub(crate) claimed_inbox: String,
     /// $1 id: the current generation's events, in order; one row with NULL if none, no row
     /// if no such instance.
@@ -65,8 +67,6 @@ pub(crate) struct Sql {
     pub(crate) drop_activities: String,
     /// $1 id, $2 timer ids.
     pub(crate) cancel_timers: String,
-    /// $1 id: a finished instance's inbox.
-    pub(crate) drop_inbox: String,
     /// $1 id, $2 fire times, $3 timer ids, $4 events.
     pub(crate) add_timers: String,
     /// $1 id, $2 sequence numbers, $3 tasks.
@@ -114,22 +114,33 @@ pub(crate) struct Sql {
 impl Sql {
     /// The statements of the schema quoted as `s`.
     pub(crate) fn new(s: &str) -> Sql {
-        // The claim's tail: a row per leased instance, and whether the claim took an expired
-        // lease over (`candidate` says). The messages are read by `claimed_inbox`, a statement
-        // of its own: this statement's snapshot may predate a commit that released one of
-        // these leases before the claim locked its row, and would still show the messages
-        // that commit consumed.
+        // The claim's tail: the leased instances, each with the messages deliverable at $1
+        // (a row per message, oldest first, or one row with NULL), whether the claim took
+        // an expired lease over (`candidate` says), and whether the inbox read may be stale
+        // (`moved`). The messages are read in this statement's snapshot, taken when it
+        // started; a commit that released one of these leases after that, before the claim
+        // locked the row, may have consumed some of them. Such a commit always writes the
+        // instance's row, so the row version locked (`locked`, its `ctid` after the lock's
+        // re-check) differs from the snapshot's then, and the store reads those inboxes
+        // again (`claimed_inbox`).
         let leased = format!(
             "leased AS (
                  UPDATE {s}.instances i
                  SET fence = nextval('{s}.lease_tokens'), lease_until = $2, lease_owner = $3
                  FROM candidate c WHERE i.id = c.id
-                 RETURNING i.id, i.fence, i.history_len, c.took_over)
-             SELECT l.id, l.fence, l.history_len, l.took_over FROM leased l ORDER BY l.id"
+                 RETURNING i.id, i.fence, i.history_len, c.took_over, c.locked)
+             SELECT l.id, l.fence, l.history_len, m.id, m.event, l.took_over,
+                    l.locked IS DISTINCT FROM
+                        (SELECT x.ctid FROM {s}.instances x WHERE x.id = l.id) AS moved
+             FROM leased l
+             LEFT JOIN LATERAL (
+                 SELECT id, event FROM {s}.messages
+                 WHERE instance_id = l.id AND visible_at <= $1 OFFSET 0) m ON TRUE
+             ORDER BY l.id, m.id"
         );
         // Instances whose leases expired, with deliverable messages, oldest expiry first.
         let expired_instances = format!(
-            "SELECT i.id, TRUE AS took_over FROM {s}.instances i
+            "SELECT i.id, TRUE AS took_over, i.ctid AS locked FROM {s}.instances i
              WHERE i.lease_until <= $1 AND i.{LIVE}
                AND EXISTS (SELECT 1 FROM {s}.messages m
                            WHERE m.instance_id = i.id AND m.visible_at <= $1)
@@ -187,7 +198,7 @@ impl Sql {
             fetch_orchestration: format!(
                 "WITH expired AS ({expired_instances}),
                  waiting AS (
-                     SELECT i.id, i.lease_until IS NOT NULL AS took_over
+                     SELECT i.id, i.lease_until IS NOT NULL AS took_over, i.ctid AS locked
                      FROM {s}.messages m JOIN {s}.instances i ON i.id = m.instance_id
                      WHERE m.visible_at <= $1
                        AND (i.lease_until IS NULL OR i.lease_until <= $1) AND i.{LIVE}
@@ -195,8 +206,8 @@ impl Sql {
                      LIMIT $4
                      FOR NO KEY UPDATE OF i SKIP LOCKED),
                  candidate AS (
-                     SELECT id, took_over FROM expired
-                     UNION ALL SELECT id, took_over FROM waiting
+                     SELECT id, took_over, locked FROM expired
+                     UNION ALL SELECT id, took_over, locked FROM waiting
                      LIMIT $4),
                  {leased}"
             ),
@@ -206,16 +217,25 @@ impl Sql {
             ),
             lease_orchestration: format!(
                 "WITH candidate AS (
-                     SELECT id, lease_until IS NOT NULL AS took_over FROM {s}.instances
+                     SELECT id, lease_until IS NOT NULL AS took_over, ctid AS locked
+                     FROM {s}.instances
                      WHERE id = $4 AND (lease_until IS NULL OR lease_until <= $1) AND {LIVE}
                      FOR NO KEY UPDATE SKIP LOCKED),
                  {leased}"
             ),
+            // Each instance and its inbox looked up by key: the lateral subqueries (kept
+            // apart by LIMIT and OFFSET 0) are never flattened into a join that the planner
+            // could turn into a scan of a table whose statistics are stale, as they are
+            // while the table grows.
             claimed_inbox: format!(
-                "SELECT i.id, i.fence, i.history_len, m.id, m.event, FALSE
+                "SELECT i.id, i.fence, i.history_len, m.id, m.event, FALSE, FALSE
                  FROM unnest($2::text[], $3::bigint[]) AS c(id, fence)
-                 JOIN {s}.instances i ON i.id = c.id COLLATE \"C\" AND i.fence = c.fence
-                 LEFT JOIN {s}.messages m ON m.instance_id = i.id AND m.visible_at <= $1
+                 CROSS JOIN LATERAL (
+                     SELECT id, fence, history_len FROM {s}.instances
+                     WHERE id = c.id COLLATE \"C\" AND fence = c.fence LIMIT 1) i
+                 LEFT JOIN LATERAL (
+                     SELECT id, event FROM {s}.messages
+                     WHERE instance_id = i.id AND visible_at <= $1 OFFSET 0) m ON TRUE
                  ORDER BY i.id, m.id"
             ),
             load_history: format!(
@@ -237,7 +257,10 @@ impl Sql {
             // replace history; $11 and $12 the sequence numbers and tokens of the activity
             // attempts the turn completes: all must still be held (they are deleted here);
             // $13 the events appended; $14 the inbox messages consumed; $15 and $16 the
-            // sequence numbers and tasks of new attempts. The events and attempts are
+            // sequence numbers and tasks of new attempts; $18 whether the turn finishes the
+            // instance, whose other messages and attempts are then dropped (rows apart from
+            // those `consumed` and `done` delete: a statement must not delete a row twice,
+            // and `done` counts its own). The events and attempts are
             // written only through `fenced`, with the length and generation the fence set.
             // Fails with division_by_zero when the fence does not hold, so that the batch it
             // is part of rolls back. The second column says whether other messages
@@ -273,6 +296,12 @@ impl Sql {
                      FROM fenced f, unnest($13::bytea[]) WITH ORDINALITY AS e(event, ord)),
                  consumed AS (
                      DELETE FROM {s}.messages WHERE instance_id = $1 AND id = ANY($14::bigint[])),
+                 finished_inbox AS (
+                     DELETE FROM {s}.messages
+                     WHERE $18 AND instance_id = $1 AND NOT id = ANY($14::bigint[])),
+                 finished_attempts AS (
+                     DELETE FROM {s}.activities
+                     WHERE $18 AND instance_id = $1 AND NOT seq = ANY($11::bigint[])),
                  scheduled AS (
                      INSERT INTO {s}.activities (instance_id, seq, task, due_at)
                      SELECT f.id, a.seq, a.task, {min}
@@ -296,7 +325,6 @@ impl Sql {
             cancel_timers: format!(
                 "DELETE FROM {s}.messages WHERE instance_id = $1 AND timer_id = ANY($2)"
             ),
-            drop_inbox: format!("DELETE FROM {s}.messages WHERE instance_id = $1"),
             add_timers: format!(
                 "INSERT INTO {s}.messages (instance_id, visible_at, timer_id, event)
                  SELECT $1, t.fire_at, t.timer_id, t.event
@@ -317,6 +345,7 @@ impl Sql {
                  SELECT i.id, {min}, m.event
                  FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS m(receiver, event, ord)
                  JOIN {s}.instances i ON i.id = m.receiver COLLATE \"C\" AND i.{LIVE}
+                 WHERE i.id = ANY($1::text[])
                  ORDER BY m.ord",
                 min = i64::MIN
             ),
@@ -371,12 +400,14 @@ impl Sql {
             release_orchestrations: format!(
                 "UPDATE {s}.instances i SET lease_until = NULL
                  FROM unnest($1::text[], $2::bigint[]) AS r(id, token)
-                 WHERE i.id = r.id COLLATE \"C\" AND i.fence = r.token AND i.lease_until IS NOT NULL"
+                 WHERE i.id = ANY($1::text[]) AND i.id = r.id COLLATE \"C\" AND i.fence = r.token
+                   AND i.lease_until IS NOT NULL"
             ),
             release_activities: format!(
                 "UPDATE {s}.activities a SET token = 0, due_at = {min}
                  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(id, seq, token)
-                 WHERE a.instance_id = r.id COLLATE \"C\" AND a.seq = r.seq AND a.token = r.token",
+                 WHERE a.instance_id = ANY($1::text[]) AND a.instance_id = r.id COLLATE \"C\"
+                   AND a.seq = r.seq AND a.token = r.token",
                 min = i64::MIN
             ),
             status: format!("SELECT {STATUS_COLUMNS} FROM {s}.instances WHERE id = $1"),

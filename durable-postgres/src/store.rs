@@ -22,7 +22,7 @@ use tokio_postgres::NoTls;
 use crate::claims::Claimed;
 use crate::codec::{
     self, col, deadline, decode, encode, nanos, parse_status, status_from_row, time, to_i64,
-    to_u64, work_from_rows, works_from_rows, IMMEDIATE,
+    to_u64, works_from_rows, IMMEDIATE,
 };
 use crate::create::NewRow;
 use crate::db::{self, redact, unavailable, write_failed};
@@ -192,10 +192,25 @@ fn took_over(row: &tokio_postgres::Row, column: usize) -> bool {
     row.try_get::<_, bool>(column).unwrap_or(false)
 }
 
-/// How many instances an orchestration claim's rows (one per instance; the fourth column
-/// says) took over from expired leases.
+/// How many instances an orchestration claim's rows (one per message, by instance; the sixth
+/// column says) took over from expired leases.
 fn instances_taken_over(rows: &[tokio_postgres::Row]) -> u64 {
-    rows.iter().filter(|row| took_over(row, 3)).count() as u64
+    let mut taken = 0;
+    let mut last = None;
+    for row in rows {
+        let id = row.try_get::<_, &str>(0).ok();
+        if id != last && took_over(row, 5) {
+            taken += 1;
+        }
+        last = id;
+    }
+    taken
+}
+
+/// Whether a claim's `row` may show its inbox as it was before a commit that consumed some
+/// of it (the seventh column says; see `Sql::new`).
+fn moved(row: &tokio_postgres::Row) -> bool {
+    row.try_get::<_, bool>(6).unwrap_or(true)
 }
 
 /// How many attempts an activity claim's rows (the fifth column says) took over from
@@ -435,33 +450,40 @@ impl PostgresStore {
             .await
             .map_err(|e| write_failed("leasing instances", e))?;
         metric::lease_takeovers("orchestration", instances_taken_over(&rows));
-        works_from_rows(self.claimed_inbox(&client, at, &rows).await?)
+        self.claimed_works(&client, at, rows).await
     }
 
-    /// The instances of a claim's `rows` (one per instance) with their deliverable messages,
-    /// read in a statement after the claim's: its snapshot shows every commit that ended
-    /// before the claim locked the rows. An instance whose lease was lost since is left out.
-    async fn claimed_inbox(
+    /// The instances of a claim's `rows` with their deliverable messages. The inboxes the
+    /// claim may have read before a commit consumed some of them (`moved`) are read again,
+    /// in a statement whose snapshot shows that commit; an instance whose lease was lost
+    /// since is left out.
+    async fn claimed_works(
         &self,
         client: &deadpool_postgres::Object,
         at: i64,
-        rows: &[tokio_postgres::Row],
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+        rows: Vec<tokio_postgres::Row>,
+    ) -> Result<Vec<OrchestrationWork>, StoreError> {
+        if !rows.iter().any(moved) {
+            return works_from_rows(rows);
         }
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut fences = Vec::with_capacity(rows.len());
-        for row in rows {
+        let (stale, read): (Vec<_>, Vec<_>) = rows.into_iter().partition(moved);
+        let mut ids: Vec<String> = Vec::new();
+        let mut fences = Vec::new();
+        for row in &stale {
             let id: String = col(row, 0, "?")?;
-            fences.push(col::<i64>(row, 1, &id)?);
-            ids.push(id);
+            if ids.last() != Some(&id) {
+                fences.push(col::<i64>(row, 1, &id)?);
+                ids.push(id);
+            }
         }
         let statement = prepare(client, &self.sql.claimed_inbox).await?;
-        client
+        let reread = client
             .query(&statement, &[&at, &ids, &fences])
             .await
-            .map_err(|e| unavailable("reading the inboxes of leased instances", e))
+            .map_err(|e| unavailable("reading the inboxes of leased instances again", e))?;
+        let mut works = works_from_rows(read)?;
+        works.extend(works_from_rows(reread)?);
+        Ok(works)
     }
 
     /// Runs an activity claim (`fetch_activity` or `fetch_expired_activities`) of at most
@@ -626,7 +648,7 @@ impl Store for PostgresStore {
             return Err(StoreError::NotFound(id.clone()));
         }
         metric::lease_takeovers("orchestration", instances_taken_over(&rows));
-        work_from_rows(self.claimed_inbox(&client, at, &rows).await?)
+        Ok(self.claimed_works(&client, at, rows).await?.pop())
     }
 
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {

@@ -18,7 +18,6 @@ pub(crate) struct TurnStatements {
     drop_timers: Statement,
     drop_activities: Statement,
     cancel_timers: Statement,
-    drop_inbox: Statement,
     add_timers: Statement,
     add_activities: Statement,
     send_many: Statement,
@@ -35,7 +34,6 @@ impl TurnStatements {
             &sql.drop_timers,
             &sql.drop_activities,
             &sql.cancel_timers,
-            &sql.drop_inbox,
             &sql.add_timers,
             &sql.add_activities,
             &sql.send_many,
@@ -51,7 +49,6 @@ impl TurnStatements {
             drop_timers: next(),
             drop_activities: next(),
             cancel_timers: next(),
-            drop_inbox: next(),
             add_timers: next(),
             add_activities: next(),
             send_many: next(),
@@ -222,6 +219,7 @@ impl EncodedTurn {
                 task_seqs,
                 tasks,
                 &self.seen_now,
+                &self.finished,
             ],
         )
     }
@@ -243,10 +241,6 @@ impl EncodedTurn {
         }
         if !self.cancelled.is_empty() {
             steps.push(step(tx, &st.cancel_timers, &[id, &self.cancelled]));
-        }
-        if self.finished {
-            steps.push(step(tx, &st.drop_inbox, &[id]));
-            steps.push(step(tx, &st.drop_activities, &[id]));
         }
         if !self.timer_ids.is_empty() {
             steps.push(step(
