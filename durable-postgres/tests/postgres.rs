@@ -1,7 +1,7 @@
 //! What only a PostgreSQL store has: migrations raced by many processes, a newer schema,
-//! bad URLs, connections killed under it (before and during COMMIT), damaged rows, and two
-//! stores (two processes) on one schema hearing each other. Runs when
-//! `DURABLE_TEST_POSTGRES_URL` is set.
+//! bad URLs, connections killed under it (before and during COMMIT), damaged rows, two
+//! stores (two processes) on one schema hearing each other, and a claim overtaken by another
+//! worker's commit. Runs when `DURABLE_TEST_POSTGRES_URL` is set.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -920,6 +920,10 @@ async fn a_busy_process_takes_expired_leases_before_the_rest_of_its_batch() {
 /// operator `<=` on bigints in the test's schema, which those sessions search before
 /// pg_catalog, waits for an advisory lock the gate holds when its right side is `now`. It
 /// goes with the test's schema; the lock goes with the gate's session.
+///
+/// A claim compares `lease_until` or `visible_at` with `now` for every row before it locks
+/// it, and an operator of no index's operator class is a filter under the row lock, never an
+/// index condition. Other sessions do not search the schema: they never see the operator.
 struct Gate {
     admin: tokio_postgres::Client,
     schema: String,
@@ -932,6 +936,7 @@ struct Gate {
 const GATE_LOCK: i32 = 0x6761_7465;
 
 impl Gate {
+    /// Closes a gate on `schema` for the statements comparing with `now`.
     async fn close(url: &str, schema: &str, now: SystemTime) -> Gate {
         let admin = admin(url).await;
         let now = now
@@ -957,6 +962,8 @@ impl Gate {
             .await
             .unwrap();
         let app = format!("{schema}_gated");
+        // pg_catalog comes first unless the path names it: named after the schema, it comes
+        // after the gate's `<=`.
         let separator = if url.contains('?') { '&' } else { '?' };
         let url = format!(
             "{url}{separator}application_name={app}&options=-c%20search_path%3D{schema}%2Cpg_catalog"
@@ -969,7 +976,8 @@ impl Gate {
         }
     }
 
-    /// Waits until a session behind the gate waits at it in a statement containing `text`.
+    /// Waits until a session behind the gate waits at it in a statement containing `text`
+    /// (in its first kilobyte: pg_stat_activity shows no more).
     async fn holds(&self, text: &str) {
         let waiting = async {
             loop {
@@ -1055,6 +1063,7 @@ async fn a_claim_overtaken_by_a_late_commit(claim: Claim) {
         .expect("B's claim ends once the gate opens")
         .unwrap();
     let history = worker_a.load_history(&id).await.unwrap();
+    // B leases x (free and live) with nothing to deliver; leaving it alone would do too.
     let Some(work) = work.unwrap() else { return };
     let delivered: Vec<&Event> = work.messages.iter().map(|m| &m.event.event).collect();
     assert!(
