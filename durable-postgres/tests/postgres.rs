@@ -1,7 +1,7 @@
 //! What only a PostgreSQL store has: migrations raced by many processes, a newer schema,
-//! bad URLs, connections killed under it (before and during COMMIT), damaged rows, and two
-//! stores (two processes) on one schema hearing each other. Runs when
-//! `DURABLE_TEST_POSTGRES_URL` is set.
+//! bad URLs, connections killed under it (before and during COMMIT), damaged rows, two
+//! stores (two processes) on one schema hearing each other, and a claim overtaken by another
+//! worker's commit. Runs when `DURABLE_TEST_POSTGRES_URL` is set.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -913,4 +913,178 @@ async fn a_busy_process_takes_expired_leases_before_the_rest_of_its_batch() {
         "stuck",
         "then the expired lease, before the rest of the batch (handed out: {handed:?})"
     );
+}
+
+/// Holds back, inside a statement (after its snapshot was taken, before it locks any row),
+/// the sessions of one application that compare a bigint with `now`, until opened: an
+/// operator `<=` on bigints in the test's schema, which those sessions search before
+/// pg_catalog, waits for an advisory lock the gate holds when its right side is `now`. It
+/// goes with the test's schema; the lock goes with the gate's session.
+///
+/// A claim compares `lease_until` or `visible_at` with `now` for every row before it locks
+/// it, and an operator of no index's operator class is a filter under the row lock, never an
+/// index condition. Other sessions do not search the schema: they never see the operator.
+struct Gate {
+    admin: tokio_postgres::Client,
+    schema: String,
+    /// The URL of a session behind the gate.
+    url: String,
+    app: String,
+}
+
+/// The second key of the gate's advisory lock ("gate"); the first is the schema's hash.
+const GATE_LOCK: i32 = 0x6761_7465;
+
+impl Gate {
+    /// Closes a gate on `schema` for the statements comparing with `now`.
+    async fn close(url: &str, schema: &str, now: SystemTime) -> Gate {
+        let admin = admin(url).await;
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        // The store's schema name needs no quoting (the store checks it).
+        admin
+            .batch_execute(&format!(
+                "CREATE FUNCTION {schema}.gated_le(a bigint, b bigint) RETURNS boolean
+                 LANGUAGE plpgsql STRICT AS $$
+                 BEGIN
+                     IF b OPERATOR(pg_catalog.=) {now} THEN
+                         PERFORM pg_catalog.pg_advisory_xact_lock_shared(
+                             pg_catalog.hashtext('{schema}'), {GATE_LOCK});
+                     END IF;
+                     RETURN a OPERATOR(pg_catalog.<=) b;
+                 END $$;
+                 CREATE OPERATOR {schema}.<= (
+                     LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = {schema}.gated_le);
+                 SELECT pg_advisory_lock(hashtext('{schema}'), {GATE_LOCK});"
+            ))
+            .await
+            .unwrap();
+        let app = format!("{schema}_gated");
+        // pg_catalog comes first unless the path names it: named after the schema, it comes
+        // after the gate's `<=`.
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{url}{separator}application_name={app}&options=-c%20search_path%3D{schema}%2Cpg_catalog"
+        );
+        Gate {
+            admin,
+            schema: schema.to_string(),
+            url,
+            app,
+        }
+    }
+
+    /// Waits until a session behind the gate waits at it in a statement containing `text`
+    /// (in its first kilobyte: pg_stat_activity shows no more).
+    async fn holds(&self, text: &str) {
+        let waiting = async {
+            loop {
+                let found: i64 = self
+                    .admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                         WHERE application_name = $1 AND wait_event_type = 'Lock'
+                           AND wait_event = 'advisory' AND strpos(query, $2) > 0",
+                        &[&self.app, &text],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if found > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .unwrap_or_else(|_| panic!("no statement containing {text:?} reached the gate"));
+    }
+
+    async fn open(&self) {
+        self.admin
+            .execute(
+                "SELECT pg_advisory_unlock(hashtext($1), $2)",
+                &[&self.schema, &GATE_LOCK],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// How worker B claims the instance.
+#[derive(Clone, Copy, Debug)]
+enum Claim {
+    Fetch,
+    Lease,
+}
+
+/// Worker A's lease has run out and A commits its first turn late, consuming the start
+/// message, while worker B's claim runs: B's snapshot predates A's commit, but B locks the
+/// row after it, so the row it leases is the one A left (its history now holds the start).
+/// B must not be handed the start again, which would start the orchestration over in the
+/// same history (the fleet test saw this before the claims read the inbox in a statement of
+/// their own). Claims skip locked rows and never wait for one: the gate holds B's claim
+/// between its snapshot and its row lock.
+async fn a_claim_overtaken_by_a_late_commit(claim: Claim) {
+    let Some(url) = testing::url() else { return };
+    let schema = TestSchema::new(&url).await;
+    let worker_a = schema.store().await.unwrap();
+    // Leased at 1 until 61.
+    let turn = leased_turn(&worker_a, "x").await;
+    assert_eq!(turn.consumed.len(), 1, "the start message");
+    let claim_at = at(120);
+    let gate = Gate::close(&url, schema.name(), claim_at).await;
+    let worker_b = PostgresStore::connect_with(&gate.url, schema.options())
+        .await
+        .unwrap();
+    let id = InstanceId::new("x").unwrap();
+    let claiming = {
+        let id = id.clone();
+        tokio::spawn(async move {
+            let lease = Duration::from_secs(60);
+            let work = match claim {
+                Claim::Fetch => worker_b.fetch_orchestration(claim_at, lease).await,
+                Claim::Lease => worker_b.lease_orchestration(&id, claim_at, lease).await,
+            };
+            (worker_b, work)
+        })
+    };
+    gate.holds("FOR NO KEY UPDATE").await;
+    worker_a
+        .commit_turn(turn)
+        .await
+        .expect("A's lease ran out but nobody took it yet: its fence holds");
+    gate.open().await;
+    let (_worker_b, work) = tokio::time::timeout(PATIENCE, claiming)
+        .await
+        .expect("B's claim ends once the gate opens")
+        .unwrap();
+    let history = worker_a.load_history(&id).await.unwrap();
+    // B leases x (free and live) with nothing to deliver; leaving it alone would do too.
+    let Some(work) = work.unwrap() else { return };
+    let delivered: Vec<&Event> = work.messages.iter().map(|m| &m.event.event).collect();
+    assert!(
+        delivered.is_empty(),
+        "{claim:?}: expected no message (A's turn consumed the start), found {delivered:?} \
+         delivered with history length {}",
+        work.history_len
+    );
+    assert_eq!(
+        work.history_len,
+        history.len() as u64,
+        "{claim:?}: the history length B was handed, against the history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_overtaken_by_a_late_commit_does_not_deliver_its_messages_again() {
+    a_claim_overtaken_by_a_late_commit(Claim::Fetch).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_overtaken_by_a_late_commit_does_not_deliver_its_messages_again() {
+    a_claim_overtaken_by_a_late_commit(Claim::Lease).await;
 }
