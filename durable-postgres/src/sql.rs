@@ -344,8 +344,9 @@ impl Sql {
                 "INSERT INTO {s}.messages (instance_id, visible_at, event)
                  SELECT i.id, {min}, m.event
                  FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS m(receiver, event, ord)
-                 JOIN {s}.instances i ON i.id = m.receiver COLLATE \"C\" AND i.{LIVE}
-                 WHERE i.id = ANY($1::text[])
+                 CROSS JOIN LATERAL (
+                     SELECT id FROM {s}.instances
+                     WHERE id = m.receiver COLLATE \"C\" AND {LIVE} LIMIT 1) i
                  ORDER BY m.ord",
                 min = i64::MIN
             ),
@@ -397,17 +398,22 @@ impl Sql {
                  WHERE instance_id = $1 AND seq = $2 AND token = $3",
                 min = i64::MIN
             ),
+            // Rows found by key, then updated where they are (`ctid`): see `claimed_inbox`.
             release_orchestrations: format!(
                 "UPDATE {s}.instances i SET lease_until = NULL
                  FROM unnest($1::text[], $2::bigint[]) AS r(id, token)
-                 WHERE i.id = ANY($1::text[]) AND i.id = r.id COLLATE \"C\" AND i.fence = r.token
-                   AND i.lease_until IS NOT NULL"
+                 CROSS JOIN LATERAL (
+                     SELECT ctid AS at FROM {s}.instances
+                     WHERE id = r.id COLLATE \"C\" LIMIT 1) x
+                 WHERE i.ctid = x.at AND i.fence = r.token AND i.lease_until IS NOT NULL"
             ),
             release_activities: format!(
                 "UPDATE {s}.activities a SET token = 0, due_at = {min}
                  FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(id, seq, token)
-                 WHERE a.instance_id = ANY($1::text[]) AND a.instance_id = r.id COLLATE \"C\"
-                   AND a.seq = r.seq AND a.token = r.token",
+                 CROSS JOIN LATERAL (
+                     SELECT ctid AS at FROM {s}.activities
+                     WHERE instance_id = r.id COLLATE \"C\" AND seq = r.seq LIMIT 1) x
+                 WHERE a.ctid = x.at AND a.token = r.token",
                 min = i64::MIN
             ),
             status: format!("SELECT {STATUS_COLUMNS} FROM {s}.instances WHERE id = $1"),

@@ -258,8 +258,9 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        // Generic plans: see the crate docs, "Plans".
         let session = format!(
-            "-c idle_in_transaction_session_timeout={}",
+            "-c idle_in_transaction_session_timeout={} -c plan_cache_mode=force_generic_plan",
             options.idle_in_transaction_timeout.as_millis().max(1)
         );
         let session = match config.get_options() {
