@@ -1,5 +1,6 @@
 //! Every hot query has an index to use: planned with sequential scans disabled, none
-//! falls back to one (as it must when no index fits).
+//! falls back to one (as it must when no index fits); and the generic plans the store's
+//! sessions use keep to it in tables of a thousand rows, where the planner may scan.
 
 use std::time::{Duration, SystemTime};
 

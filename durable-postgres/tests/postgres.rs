@@ -1025,9 +1025,9 @@ enum Claim {
 /// message, while worker B's claim runs: B's snapshot predates A's commit, but B locks the
 /// row after it, so the row it leases is the one A left (its history now holds the start).
 /// B must not be handed the start again, which would start the orchestration over in the
-/// same history (the fleet test saw this before the claims read the inbox in a statement of
-/// their own). Claims skip locked rows and never wait for one: the gate holds B's claim
-/// between its snapshot and its row lock.
+/// same history (the fleet test saw this before claims checked whether the row they locked
+/// had moved since their snapshot). Claims skip locked rows and never wait for one: the gate
+/// holds B's claim between its snapshot and its row lock.
 async fn a_claim_overtaken_by_a_late_commit(claim: Claim) {
     let Some(url) = testing::url() else { return };
     let schema = TestSchema::new(&url).await;
