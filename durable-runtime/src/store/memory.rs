@@ -1,4 +1,5 @@
-//! The in-memory store: the store engine behind a mutex, histories kept as serialized bytes.
+//! The in-memory store: the store engine behind a mutex, histories kept as serialized bytes
+//! (each history's events in one buffer).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode_event, raw_event, Commit, Create, Engine, Raw};
+use super::engine::{decode_event, raw_event, Commit, Create, Engine, Texts};
 use super::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
     OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
@@ -23,7 +24,7 @@ use crate::status::InstanceStatus;
 /// show up in tests and benchmarks pay what a durable store pays.
 #[derive(Default)]
 pub struct MemoryStore {
-    engine: Mutex<Engine<Vec<Raw>>>,
+    engine: Mutex<Engine<Texts>>,
     signals: Arc<WorkSignals>,
 }
 
@@ -33,7 +34,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Engine<Vec<Raw>>> {
+    fn lock(&self) -> MutexGuard<'_, Engine<Texts>> {
         // A panic while holding the lock cannot leave half a change behind: every change
         // is checked before its first mutation.
         self.engine
@@ -44,7 +45,7 @@ impl MemoryStore {
 
 impl MemoryStore {
     /// Runs a call that may find work fallen due, and signals that work.
-    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<Vec<Raw>>) -> T) -> T {
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<Texts>) -> T) -> T {
         let mut engine = self.lock();
         let result = call(&mut engine);
         let woken = engine.take_promoted();
@@ -110,7 +111,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.iter().map(|event| decode_event(event)).collect()
+        history.iter().map(decode_event).collect()
     }
 
     async fn load_history_page(
@@ -125,9 +126,8 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(history.len());
         let end = start.saturating_add(limit).min(history.len());
-        let events = history[start..end]
-            .iter()
-            .map(|event| decode_event(event))
+        let events = (start..end)
+            .map(|i| decode_event(history.get(i)))
             .collect::<Result<_, _>>()?;
         Ok(HistoryPage {
             events,
@@ -136,7 +136,7 @@ impl Store for MemoryStore {
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let (fence, turn) = Commit::from_turn(commit);
+        let (fence, turn) = Commit::from_turn_with(commit, Texts::of);
         let mut engine = self.lock();
         engine.check_commit(&turn.id, &fence)?;
         let woken = engine.commit(turn, 0)?;
