@@ -1,5 +1,5 @@
 //! The in-memory store: the store engine behind a mutex, histories kept as serialized bytes
-//! (each history's events in one buffer).
+//! (a turn's events in one buffer).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode_event, raw_event, Commit, Create, Engine, Texts};
+use super::engine::{decode_event, raw_event, Commit, Create, Engine, TextHistory, Texts};
 use super::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
     OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
@@ -24,7 +24,7 @@ use crate::status::InstanceStatus;
 /// show up in tests and benchmarks pay what a durable store pays.
 #[derive(Default)]
 pub struct MemoryStore {
-    engine: Mutex<Engine<Texts>>,
+    engine: Mutex<Engine<TextHistory>>,
     signals: Arc<WorkSignals>,
 }
 
@@ -34,7 +34,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Engine<Texts>> {
+    fn lock(&self) -> MutexGuard<'_, Engine<TextHistory>> {
         // A panic while holding the lock cannot leave half a change behind: every change
         // is checked before its first mutation.
         self.engine
@@ -45,7 +45,7 @@ impl MemoryStore {
 
 impl MemoryStore {
     /// Runs a call that may find work fallen due, and signals that work.
-    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<Texts>) -> T) -> T {
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<TextHistory>) -> T) -> T {
         let mut engine = self.lock();
         let result = call(&mut engine);
         let woken = engine.take_promoted();
@@ -111,7 +111,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.iter().map(decode_event).collect()
+        history.events_from(0).map(decode_event).collect()
     }
 
     async fn load_history_page(
@@ -126,8 +126,10 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(history.len());
         let end = start.saturating_add(limit).min(history.len());
-        let events = (start..end)
-            .map(|i| decode_event(history.get(i)))
+        let events = history
+            .events_from(start)
+            .take(end - start)
+            .map(decode_event)
             .collect::<Result<_, _>>()?;
         Ok(HistoryPage {
             events,

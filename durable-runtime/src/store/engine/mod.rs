@@ -6,7 +6,8 @@
 //! on recovery through the same code, plus its checkpoints. What differs between the stores
 //! goes through two small seams:
 //! - [`History`]: how a history's events are held. The in-memory store keeps their JSON, back
-//!   to back in one buffer ([`Texts`]); the file store keeps where they are in its files.
+//!   to back in one buffer a turn ([`TextHistory`]); the file store keeps where they are in its
+//!   files.
 //! - [`Status::Logged`]: a status still as the JSON a log record holds, parsed on first need,
 //!   so that recovery parses no status. Only the file store's recovery makes one.
 //!
@@ -94,9 +95,8 @@ pub(crate) trait History {
     fn append_turn(&mut self, turn: Self::Turn);
 }
 
-/// A history as the in-memory store holds it: its events' JSON back to back in one buffer,
-/// and where each ends. A turn's events are written into one such buffer, not one `String`
-/// each: one allocation a turn instead of one an event.
+/// A turn's events as the in-memory store holds them: their JSON back to back in one buffer,
+/// and where each ends (one allocation a turn instead of one an event).
 #[derive(Debug, Default)]
 pub(crate) struct Texts {
     text: String,
@@ -125,38 +125,60 @@ impl Texts {
         self.ends.len()
     }
 
-    /// The JSON of event `i` (`i < len`).
-    pub(crate) fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
-
     /// The JSON of every event, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.len()).map(|i| self.get(i))
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
     }
 }
 
-impl History for Texts {
+/// A history as the in-memory store holds it: its turns' [`Texts`], each kept as written
+/// (appending a turn neither copies nor regrows a buffer).
+#[derive(Debug, Default)]
+pub(crate) struct TextHistory {
+    turns: Vec<Texts>,
+    len: usize,
+}
+
+impl TextHistory {
+    /// The number of events.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The JSON of every event from the `from`th on, in order.
+    pub(crate) fn events_from(&self, from: usize) -> impl Iterator<Item = &str> {
+        let mut skip = from;
+        let mut first = self.turns.len();
+        for (i, turn) in self.turns.iter().enumerate() {
+            if skip < turn.len() {
+                first = i;
+                break;
+            }
+            skip -= turn.len();
+        }
+        self.turns[first..].iter().flat_map(Texts::iter).skip(skip)
+    }
+}
+
+impl History for TextHistory {
     type Turn = Texts;
 
     fn begin(_: Lsn) -> Self {
-        Texts::default()
+        TextHistory::default()
     }
 
     fn event_count(&self) -> u64 {
-        self.ends.len() as u64
+        self.len as u64
     }
 
     fn append_turn(&mut self, turn: Texts) {
-        if self.ends.is_empty() {
-            // A history's first turn: its buffer becomes the history's.
-            *self = turn;
-            return;
+        if turn.len() > 0 {
+            self.len += turn.len();
+            self.turns.push(turn);
         }
-        let base = self.text.len();
-        self.text.push_str(&turn.text);
-        self.ends.extend(turn.ends.iter().map(|end| base + end));
     }
 }
 
@@ -585,10 +607,10 @@ mod tests {
     }
 
     /// Turns appended to a history read back event by event, each the text `raw_event`
-    /// makes, whatever the turn it came in.
+    /// makes, whatever the turn it came in and wherever the reading starts.
     #[test]
-    fn a_history_in_one_buffer_reads_back_event_by_event() {
-        let mut history = Texts::begin(0);
+    fn a_history_of_turns_reads_back_event_by_event() {
+        let mut history = TextHistory::begin(0);
         let mut events = Vec::new();
         for n in 0..3 {
             let turn = turn(n);
@@ -597,11 +619,13 @@ mod tests {
             events.extend(turn);
             assert_eq!(history.event_count(), events.len() as u64);
         }
-        let texts: Vec<&str> = history.iter().collect();
         let expected: Vec<String> = events.iter().map(raw_event).collect();
-        assert_eq!(texts, expected);
-        for (i, event) in events.iter().enumerate() {
-            assert_eq!(decode_event(history.get(i)).unwrap(), *event);
+        for from in 0..=events.len() + 1 {
+            let texts: Vec<&str> = history.events_from(from).collect();
+            assert_eq!(texts, expected[from.min(events.len())..], "from {from}");
+        }
+        for (text, event) in history.events_from(0).zip(&events) {
+            assert_eq!(decode_event(text).unwrap(), *event);
         }
     }
 }
