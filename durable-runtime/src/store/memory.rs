@@ -63,6 +63,19 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+/// Decodes the first `count` of `texts` into a vector allocated once (the texts come turn by
+/// turn, and do not say how many there are).
+fn decode_events<'a>(
+    texts: impl Iterator<Item = &'a str>,
+    count: usize,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let mut events = Vec::with_capacity(count);
+    for text in texts.take(count) {
+        events.push(decode_event(text)?);
+    }
+    Ok(events)
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn create_instance(&self, new: NewInstance) -> Result<(), StoreError> {
@@ -111,7 +124,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.events_from(0).map(decode_event).collect()
+        decode_events(history.events_from(0), history.len())
     }
 
     async fn load_history_page(
@@ -126,11 +139,7 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(history.len());
         let end = start.saturating_add(limit).min(history.len());
-        let events = history
-            .events_from(start)
-            .take(end - start)
-            .map(decode_event)
-            .collect::<Result<_, _>>()?;
+        let events = decode_events(history.events_from(start), end - start)?;
         Ok(HistoryPage {
             events,
             len: history.len() as u64,
