@@ -21,7 +21,8 @@ type Entries = LruCache<InstanceId, Option<Cached>, foldhash::fast::RandomState>
 
 /// An execution as its last turn left it, and whether that turn's commit went through.
 pub(crate) struct Cached {
-    pub(crate) execution: Execution,
+    /// Boxed: an execution moves in and out of the cache at every turn.
+    pub(crate) execution: Box<Execution>,
     pub(crate) commit: Settled,
 }
 
@@ -42,6 +43,11 @@ impl Settled {
     pub(crate) fn pending() -> (Settled, Settle) {
         let (sender, receiver) = watch::channel(None);
         (Settled(receiver), Settle(sender))
+    }
+
+    /// Whether the commit went through, if the store has answered yet.
+    pub(crate) fn answer(&self) -> Option<bool> {
+        *self.0.borrow()
     }
 
     /// Whether the commit went through, once the store has answered.
@@ -94,7 +100,7 @@ impl Cache {
     /// Puts an execution back once its turn has run, before the turn's commit resolves (the
     /// next turn may want it the moment the commit releases the lease); the caller removes
     /// it again if the commit fails.
-    pub(crate) fn put(&self, id: &InstanceId, execution: Execution, commit: Settled) {
+    pub(crate) fn put(&self, id: &InstanceId, execution: Box<Execution>, commit: Settled) {
         let Some(entries) = &self.entries else {
             return;
         };

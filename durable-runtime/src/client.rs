@@ -417,11 +417,14 @@ impl Client {
             replace_finished: options.id_reuse == IdReuse::ReplaceFinished,
         };
         let _busy = shared.busy();
+        // The rare paths' futures are boxed: inline, they would make every start's future
+        // several times larger.
         if options.id_reuse == IdReuse::Refuse {
-            return self.create_refusing_existing(new).await;
+            return Box::pin(self.create_refusing_existing(new)).await;
         }
         // Kept only where a refusal makes it again.
-        let again = (options.if_running == IfRunning::TerminateAndRestart).then(|| new.clone());
+        let again =
+            (options.if_running == IfRunning::TerminateAndRestart).then(|| Box::new(new.clone()));
         match shared.store.create_instance(new).await {
             Ok(()) => Ok(id),
             Err(crate::store::StoreError::AlreadyExists(_)) => match options.if_running {
@@ -429,18 +432,29 @@ impl Client {
                 IfRunning::Ignore => Ok(id),
                 IfRunning::TerminateAndRestart => {
                     let new = again.expect("kept for a restart");
-                    match self.terminate(&id, "replaced by a new start").await {
-                        Ok(()) | Err(ClientError::Finished { .. }) => {}
-                        Err(error) => return Err(error),
-                    }
-                    self.wait_for_completion(&id, options.terminate_timeout)
-                        .await?;
-                    shared.store.create_instance(new).await?;
-                    Ok(id)
+                    Box::pin(self.restart(id, *new, options)).await
                 }
             },
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Terminates the running instance `new` replaces, waits for it to end, and creates
+    /// `new` in its place.
+    async fn restart(
+        &self,
+        id: InstanceId,
+        new: NewInstance,
+        options: &StartOptions,
+    ) -> Result<InstanceId, ClientError> {
+        match self.terminate(&id, "replaced by a new start").await {
+            Ok(()) | Err(ClientError::Finished { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        self.wait_for_completion(&id, options.terminate_timeout)
+            .await?;
+        self.shared.store.create_instance(new).await?;
+        Ok(id)
     }
 
     /// Creates `new` unless its id is taken by an instance in any state; a refusal says what

@@ -54,7 +54,7 @@ pub(crate) struct Fence {
     pub(crate) completed: Option<ActivityLease>,
     /// The generation's start, when this turn delivers it: recorded, so that the failed
     /// history still says what ran and who the parent is.
-    pub(crate) started: Option<HistoryEvent>,
+    pub(crate) started: Option<Box<HistoryEvent>>,
 }
 
 /// Fails the instance whose turn panicked: the turn's messages are consumed (of them only a
@@ -63,7 +63,7 @@ pub(crate) async fn fail_after_panic(shared: &Shared, mut fence: Fence, failure:
     let id = fence.instance_id.clone();
     tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the runtime panicked; the instance fails");
     shared.cache.remove(&id);
-    let inputs = fence.started.take().into_iter().collect();
+    let inputs = fence.started.take().map(|e| *e).into_iter().collect();
     end_without_execution(shared, fence, inputs, Outcome::Failed(failure)).await;
 }
 
@@ -73,7 +73,7 @@ pub(crate) async fn fail_too_large(shared: &Shared, mut fence: Fence, failure: F
     let id = fence.instance_id.clone();
     tracing::error!(target: "durable::worker", instance_id = %id, %failure, "the turn is too large for the store; the instance fails");
     shared.cache.remove(&id);
-    let inputs = fence.started.take().into_iter().collect();
+    let inputs = fence.started.take().map(|e| *e).into_iter().collect();
     end_without_execution(shared, fence, inputs, Outcome::Failed(failure)).await;
 }
 

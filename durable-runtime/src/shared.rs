@@ -1,6 +1,7 @@
 //! What the loops, the client and the test clock share, and the guards of work in flight.
 
 use foldhash::HashMap;
+use std::collections::hash_map::Entry;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -137,11 +138,10 @@ impl Shared {
     /// `.await`) and its lease expires: running it again would block one more thread, so
     /// the instance is not run here until that poll returns.
     pub(crate) fn enter_turn(self: &Arc<Self>, id: &InstanceId) -> Option<TurnGuard> {
-        let mut turns = self.turns();
-        if turns.contains_key(id) {
-            return None;
-        }
-        turns.insert(id.clone(), TurnState::default());
+        match self.turns().entry(id.clone()) {
+            Entry::Occupied(_) => return None,
+            Entry::Vacant(entry) => entry.insert(TurnState::default()),
+        };
         Some(TurnGuard {
             shared: Arc::clone(self),
             id: id.clone(),

@@ -11,9 +11,10 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::activity::ActivityContext;
-use crate::cache::Settled;
+use crate::cache::{Cached, Settled};
 use crate::clock::Stopwatch;
 use crate::execution::Execution;
+use crate::handle::RetryNotice;
 use crate::history::{kinds, AttemptTimes, Event, Failure, HistoryEvent};
 use crate::limits::unreadable;
 use crate::metric;
@@ -121,10 +122,11 @@ pub(crate) async fn orchestration_loop(shared: Arc<Shared>) {
     watchdog.abort();
 }
 
-/// An activity result handed straight to the turn it triggers.
+/// An activity result handed straight to the turn it triggers (boxed: the turn's futures
+/// hold it).
 struct Delivered {
     lease: ActivityLease,
-    result: HistoryEvent,
+    result: Box<HistoryEvent>,
 }
 
 /// Runs one turn of a leased instance and commits it; `false` if nothing was committed (the
@@ -136,8 +138,11 @@ async fn run_turn(
     work: OrchestrationWork,
     delivered: Option<Delivered>,
 ) -> bool {
+    // The rare paths' futures are boxed: inline, they would make every turn's future (moved
+    // into its task or box at each turn) several times larger.
     let Some(running) = shared.enter_turn(&work.instance_id) else {
-        return rescue::end_while_running(shared, work, delivered.map(|d| d.lease)).await;
+        let delivered = delivered.map(|d| d.lease);
+        return Box::pin(rescue::end_while_running(shared, work, delivered)).await;
     };
     let fence = rescue::Fence {
         instance_id: work.instance_id.clone(),
@@ -149,7 +154,7 @@ async fn run_turn(
             .messages
             .iter()
             .find(|m| matches!(m.event.event, Event::ExecutionStarted { .. }))
-            .map(|m| m.event.clone()),
+            .map(|m| Box::new(m.event.clone())),
     };
     match AssertUnwindSafe(turn(shared, work, delivered, running))
         .catch_unwind()
@@ -157,7 +162,7 @@ async fn run_turn(
     {
         Ok(Ok(committed)) => committed,
         Ok(Err(failure)) => {
-            rescue::fail_too_large(shared, fence, failure).await;
+            Box::pin(rescue::fail_too_large(shared, fence, failure)).await;
             false
         }
         Err(panic) => {
@@ -168,7 +173,7 @@ async fn run_turn(
                     Failure::panic(&*panic).message
                 ),
             );
-            rescue::fail_after_panic(shared, fence, failure).await;
+            Box::pin(rescue::fail_after_panic(shared, fence, failure)).await;
             false
         }
     }
@@ -186,40 +191,44 @@ async fn turn(
     let took = Stopwatch::start();
     let counters = &shared.counters;
     let id = work.instance_id.clone();
-    let Some(mut execution) = execution_for(shared, &work, &running).await else {
+    // A cached execution whose last commit is known to have gone through is taken without
+    // an await; anything else (a replay, a commit not yet answered) goes the boxed way.
+    let cached = shared
+        .cache
+        .take(&id)
+        .filter(|c| c.execution.history_len == work.history_len);
+    let execution = match cached {
+        Some(cached) if cached.commit.answer() == Some(true) => {
+            Some(cache_hit(shared, cached.execution))
+        }
+        cached => Box::pin(execution_for(shared, &work, &running, cached)).await,
+    };
+    let Some(mut execution) = execution else {
         shared.cache.remove(&id);
         let _ = shared.store.abandon_orchestration(&id, work.lease).await;
         return Ok(false);
     };
 
+    // Late messages for a finished instance are consumed, not delivered.
+    let live = execution.is_reusable() && (!work.messages.is_empty() || delivered.is_some());
+    let now = shared.clock.now();
+    if live {
+        before_polling().await;
+    }
     let mut commit = TurnCommit::for_work(&work, StatusUpdate::running());
     let delivered = delivered.map(|Delivered { lease, result }| {
         commit.completed_activities.push(lease);
-        result
+        *result
     });
-    let mut inputs = work
-        .messages
-        .into_iter()
-        .map(|m| m.event)
-        .chain(delivered)
-        .peekable();
-    // Late messages for a finished instance are consumed, not delivered.
-    let (retries, report) = if execution.is_reusable() && inputs.peek().is_some() {
-        let now = shared.clock.now();
-        before_polling().await;
-        let polling = running.polling();
-        let retries = execution.run_turn(&shared.registry, now, inputs, &mut commit);
-        drop(polling);
-        if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
-            tracing::warn!(target: "durable::worker", instance_id = %id, %failure, "orchestration failed");
-        }
-        let telemetry = &mut execution.telemetry;
-        let report = telemetry::turn(&shared.tracing, telemetry, &mut commit, now);
-        (retries, Some(report))
-    } else {
-        commit.status = execution.status_update();
-        (Vec::new(), None)
-    };
+    let inputs = work.messages.into_iter().map(|m| m.event).chain(delivered);
+    let (retries, report) = play(
+        shared,
+        &mut execution,
+        inputs,
+        &mut commit,
+        live.then_some(now),
+        &running,
+    );
     let appended = commit.history.len() as u64;
     // Back in the cache before the commit resolves: the moment the commit releases the lease,
     // the next turn (an activity finishing at once) may want it. Whoever takes it next waits
@@ -285,11 +294,37 @@ async fn turn(
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot commit the turn; it will be retried");
-            pause_before_retry(shared).await;
+            Box::pin(pause_before_retry(shared)).await;
             let _ = shared.store.abandon_orchestration(&id, work.lease).await;
             Ok(false)
         }
     }
+}
+
+/// Runs a turn's code over `inputs` at `live` (`None`: the instance is finished or replaced,
+/// and its late messages are consumed, not delivered), writing the turn into `commit`.
+/// Returns the retries to announce and the telemetry to report once it is committed.
+fn play(
+    shared: &Shared,
+    execution: &mut Execution,
+    inputs: impl Iterator<Item = HistoryEvent>,
+    commit: &mut TurnCommit,
+    live: Option<SystemTime>,
+    running: &TurnGuard,
+) -> (Vec<RetryNotice>, Option<telemetry::TurnReport>) {
+    let Some(now) = live else {
+        commit.status = execution.status_update();
+        return (Vec::new(), None);
+    };
+    let polling = running.polling();
+    let retries = execution.run_turn(&shared.registry, now, inputs, commit);
+    drop(polling);
+    if let (true, Some(failure)) = (execution.is_finished(), &commit.status.failure) {
+        tracing::warn!(target: "durable::worker", instance_id = %commit.instance_id, %failure, "orchestration failed");
+    }
+    let telemetry = &mut execution.telemetry;
+    let report = telemetry::turn(&shared.tracing, telemetry, commit, now);
+    (retries, Some(report))
 }
 
 /// Lets this thread run whatever this task has just woken (tokio keeps the last task a
@@ -299,26 +334,29 @@ async fn before_polling() {
     tokio::task::yield_now().await;
 }
 
-/// The live execution of a leased instance: from the cache, or rebuilt by replaying its
-/// history. `None` if the history cannot be read or moved on meanwhile.
+/// A cached execution serving the next turn.
+fn cache_hit(shared: &Shared, execution: Box<Execution>) -> Box<Execution> {
+    Counters::add(&shared.counters.cache_hits, 1);
+    metric::cache(true);
+    execution
+}
+
+/// The live execution of a leased instance: `cached` once its last commit is known to have
+/// gone through, or rebuilt by replaying its history. `None` if the history cannot be read
+/// or moved on meanwhile.
 async fn execution_for(
     shared: &Shared,
     work: &OrchestrationWork,
     running: &TurnGuard,
-) -> Option<Execution> {
+    cached: Option<Cached>,
+) -> Option<Box<Execution>> {
     let counters = &shared.counters;
     let id = &work.instance_id;
-    if let Some(cached) = shared
-        .cache
-        .take(id)
-        .filter(|c| c.execution.history_len == work.history_len)
-    {
+    if let Some(cached) = cached {
         // Usually answered already: this lease was taken after that commit released the
         // last one. If the commit failed, another turn of the same length took its place.
         if cached.commit.committed().await {
-            Counters::add(&counters.cache_hits, 1);
-            metric::cache(true);
-            return Some(cached.execution);
+            return Some(cache_hit(shared, cached.execution));
         }
     }
     Counters::add(&counters.cache_misses, 1);
@@ -336,7 +374,8 @@ async fn execution_for(
         Err(StoreError::Corrupt(error)) => {
             tracing::error!(target: "durable::worker", instance_id = %id, %error, "the history cannot be read; the instance fails");
             let failure = unreadable("the history", error);
-            return Some(Execution::failing(id.clone(), work.history_len, failure));
+            let execution = Execution::failing(id.clone(), work.history_len, failure);
+            return Some(Box::new(execution));
         }
         Err(error) => {
             tracing::warn!(target: "durable::worker", instance_id = %id, %error, "cannot load the history; the turn will be retried");
@@ -346,7 +385,7 @@ async fn execution_for(
             return None;
         }
     };
-    let mut execution = Execution::new(id.clone()).with_limits(shared.options.limits);
+    let mut execution = Box::new(Execution::new(id.clone()).with_limits(shared.options.limits));
     if !history.is_empty() {
         Counters::add(&counters.replays, 1);
         Counters::add(&counters.events_replayed, history.len() as u64);
@@ -563,7 +602,7 @@ async fn run_activity(shared: &Arc<Shared>, work: ActivityWork, leased_at: Syste
     {
         let delivered = Delivered {
             lease: lease.clone(),
-            result: event.clone(),
+            result: Box::new(event.clone()),
         };
         if Box::pin(run_turn(shared, work, Some(delivered))).await {
             drop(busy);
@@ -578,7 +617,7 @@ async fn run_activity(shared: &Arc<Shared>, work: ActivityWork, leased_at: Syste
                 metric::stale_commit_refused("activity");
                 break;
             }
-            Err(error) if !shared.is_stopping() => back_off(shared, &error).await,
+            Err(error) if !shared.is_stopping() => Box::pin(back_off(shared, &error)).await,
             // Stopping with a store that fails: the lease expires and the attempt reruns.
             Err(_) => break,
         }

@@ -25,12 +25,29 @@ pub(crate) fn to_string(event: &HistoryEvent) -> String {
         // A span record (once per instance) goes through the derived code.
         return serde_json::to_string(event).expect("events always serialise");
     }
-    // An attempt's two times take about 90 bytes more: room made at once, not by a regrowth.
-    let capacity = if event.attempt.is_some() { 224 } else { 128 };
-    let mut out = Vec::with_capacity(capacity);
+    let mut out = Vec::with_capacity(room_for(event));
     write(event, &mut out);
     // Every piece is UTF-8: literals, and what serde_json writes.
     String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Appends the JSON text of `event` (what [`to_string`] makes) to `out`.
+pub(crate) fn append(event: &HistoryEvent, out: &mut Vec<u8>) {
+    if event.span.is_some() {
+        serde_json::to_writer(out, event).expect("events always serialise");
+    } else {
+        write(event, out);
+    }
+}
+
+/// About how many bytes the text of `event` takes: an attempt's two times take about 90
+/// bytes more, room made at once rather than by a regrowth.
+pub(crate) fn room_for(event: &HistoryEvent) -> usize {
+    if event.attempt.is_some() {
+        224
+    } else {
+        128
+    }
 }
 
 /// The event `text` holds: what `serde_json::from_str::<HistoryEvent>` returns.
@@ -575,6 +592,28 @@ mod tests {
                 (Err(_), Err(_)) => {}
                 (ours, theirs) => panic!("{text}: ours {ours:?}, derived {theirs:?}"),
             }
+        }
+    }
+
+    /// Appended one after another into one buffer, events are the texts `to_string` makes,
+    /// back to back (span records included).
+    #[test]
+    fn appended_events_are_their_texts_back_to_back() {
+        let mut out = Vec::new();
+        let mut expected = String::new();
+        for (n, event) in every_kind().into_iter().enumerate() {
+            let mut event = HistoryEvent::new(event);
+            if n % 3 == 0 {
+                event.span = Some(super::super::SpanRecord {
+                    trace_id: 1,
+                    span_id: 2,
+                    parent_span_id: None,
+                    started_at: UNIX_EPOCH,
+                });
+            }
+            append(&event, &mut out);
+            expected.push_str(&to_string(&event));
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
         }
     }
 

@@ -1,4 +1,5 @@
-//! The in-memory store: the store engine behind a mutex, histories kept as serialized bytes.
+//! The in-memory store: the store engine behind a mutex, histories kept as serialized bytes
+//! (a turn's events in one buffer).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::engine::{decode_event, raw_event, Commit, Create, Engine, Raw};
+use super::engine::{decode_event, raw_event, Commit, Create, Engine, TextHistory, Texts};
 use super::{
     ActivityLease, ActivityWork, HistoryPage, InstancePage, InstanceQuery, LeaseToken, NewInstance,
     OrchestrationWork, StatusCounts, Store, StoreError, TurnCommit, WorkSignals,
@@ -23,7 +24,7 @@ use crate::status::InstanceStatus;
 /// show up in tests and benchmarks pay what a durable store pays.
 #[derive(Default)]
 pub struct MemoryStore {
-    engine: Mutex<Engine<Vec<Raw>>>,
+    engine: Mutex<Engine<TextHistory>>,
     signals: Arc<WorkSignals>,
 }
 
@@ -33,7 +34,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Engine<Vec<Raw>>> {
+    fn lock(&self) -> MutexGuard<'_, Engine<TextHistory>> {
         // A panic while holding the lock cannot leave half a change behind: every change
         // is checked before its first mutation.
         self.engine
@@ -44,7 +45,7 @@ impl MemoryStore {
 
 impl MemoryStore {
     /// Runs a call that may find work fallen due, and signals that work.
-    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<Vec<Raw>>) -> T) -> T {
+    fn promoting<T>(&self, call: impl FnOnce(&mut Engine<TextHistory>) -> T) -> T {
         let mut engine = self.lock();
         let result = call(&mut engine);
         let woken = engine.take_promoted();
@@ -60,6 +61,19 @@ impl fmt::Debug for MemoryStore {
             .field("instances", &self.lock().instances().len())
             .finish_non_exhaustive()
     }
+}
+
+/// Decodes the first `count` of `texts` into a vector allocated once (the texts come turn by
+/// turn, and do not say how many there are).
+fn decode_events<'a>(
+    texts: impl Iterator<Item = &'a str>,
+    count: usize,
+) -> Result<Vec<HistoryEvent>, StoreError> {
+    let mut events = Vec::with_capacity(count);
+    for text in texts.take(count) {
+        events.push(decode_event(text)?);
+    }
+    Ok(events)
 }
 
 #[async_trait]
@@ -110,7 +124,7 @@ impl Store for MemoryStore {
     async fn load_history(&self, id: &InstanceId) -> Result<Vec<HistoryEvent>, StoreError> {
         let engine = self.lock();
         let history = engine.instance(id)?.history();
-        history.iter().map(|event| decode_event(event)).collect()
+        decode_events(history.events_from(0), history.len())
     }
 
     async fn load_history_page(
@@ -125,10 +139,7 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(history.len());
         let end = start.saturating_add(limit).min(history.len());
-        let events = history[start..end]
-            .iter()
-            .map(|event| decode_event(event))
-            .collect::<Result<_, _>>()?;
+        let events = decode_events(history.events_from(start), end - start)?;
         Ok(HistoryPage {
             events,
             len: history.len() as u64,
@@ -136,7 +147,7 @@ impl Store for MemoryStore {
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let (fence, turn) = Commit::from_turn(commit);
+        let (fence, turn) = Commit::from_turn_with(commit, Texts::of);
         let mut engine = self.lock();
         engine.check_commit(&turn.id, &fence)?;
         let woken = engine.commit(turn, 0)?;

@@ -1,10 +1,10 @@
 //! Handing work out: due times, the ready queues, and instance and attempt leases (in memory
 //! only: a restarted process owns nothing).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use super::{Engine, History, Lsn, Woken};
+use super::{Engine, History, Instance, Lsn, Woken};
 use crate::instance_id::InstanceId;
 use crate::limits::unreadable_message;
 use crate::metric;
@@ -24,6 +24,18 @@ fn pop_due<T: Ord>(
     set.pop_first()
 }
 
+/// Queues `instance` (`id`) in `ready` if it is unleased and has a deliverable message.
+fn queue_if_ready<H>(
+    ready: &mut VecDeque<InstanceId>,
+    id: &InstanceId,
+    instance: &mut Instance<H>,
+) {
+    if !instance.queued && instance.lease.is_none() && instance.deliverable() {
+        instance.queued = true;
+        ready.push_back(id.clone());
+    }
+}
+
 impl<H: History> Engine<H> {
     fn token(&mut self) -> LeaseToken {
         self.next_token += 1;
@@ -32,12 +44,8 @@ impl<H: History> Engine<H> {
 
     /// Queues `id` if it is unleased and has a deliverable message.
     pub(super) fn make_ready(&mut self, id: &InstanceId) {
-        let Some(instance) = self.instances.get_mut(id) else {
-            return;
-        };
-        if !instance.queued && instance.lease.is_none() && instance.deliverable() {
-            instance.queued = true;
-            self.ready.push_back(id.clone());
+        if let Some(instance) = self.instances.get_mut(id) {
+            queue_if_ready(&mut self.ready, id, instance);
         }
     }
 
@@ -124,14 +132,15 @@ impl<H: History> Engine<H> {
         })
     }
 
-    /// Releases the lease of `id`, queueing it again if it has messages.
+    /// Releases the lease of `id`, queueing it again if it has messages (under one lookup).
     pub(super) fn release(&mut self, id: &InstanceId) {
-        if let Some(instance) = self.instances.get_mut(id) {
-            if let Some((_, expires)) = instance.lease.take() {
-                self.leases.remove(&(expires, id.clone()));
-            }
+        let Some(instance) = self.instances.get_mut(id) else {
+            return;
+        };
+        if let Some((_, expires)) = instance.lease.take() {
+            self.leases.remove(&(expires, id.clone()));
         }
-        self.make_ready(id);
+        queue_if_ready(&mut self.ready, id, instance);
     }
 
     /// Leases an instance with messages deliverable at `now`.

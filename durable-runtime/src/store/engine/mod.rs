@@ -5,8 +5,9 @@
 //! write-ahead log, which records every change the engine applies and replays the records
 //! on recovery through the same code, plus its checkpoints. What differs between the stores
 //! goes through two small seams:
-//! - [`History`]: how a history's events are held. The in-memory store keeps their JSON; the
-//!   file store keeps where they are in its files.
+//! - [`History`]: how a history's events are held. The in-memory store keeps their JSON, back
+//!   to back in one buffer a turn ([`TextHistory`]); the file store keeps where they are in its
+//!   files.
 //! - [`Status::Logged`]: a status still as the JSON a log record holds, parsed on first need,
 //!   so that recovery parses no status. Only the file store's recovery makes one.
 //!
@@ -94,20 +95,90 @@ pub(crate) trait History {
     fn append_turn(&mut self, turn: Self::Turn);
 }
 
-/// The in-memory store's histories: every event's JSON.
-impl History for Vec<Raw> {
-    type Turn = Vec<Raw>;
+/// A turn's events as the in-memory store holds them: their JSON back to back in one buffer,
+/// and where each ends (one allocation a turn instead of one an event).
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Texts {
+    /// The JSON of `events`, in one buffer.
+    pub(crate) fn of(events: &[HistoryEvent]) -> Self {
+        let room = events.iter().map(crate::history::json::room_for).sum();
+        let mut out = Vec::with_capacity(room);
+        let mut ends = Vec::with_capacity(events.len());
+        for event in events {
+            crate::history::json::append(event, &mut out);
+            ends.push(out.len());
+        }
+        Texts {
+            // Every piece is UTF-8: literals, and what serde_json writes.
+            text: String::from_utf8(out).expect("JSON is UTF-8"),
+            ends,
+        }
+    }
+
+    /// The number of events.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The JSON of every event, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+}
+
+/// A history as the in-memory store holds it: its turns' [`Texts`], each kept as written
+/// (appending a turn neither copies nor regrows a buffer).
+#[derive(Debug, Default)]
+pub(crate) struct TextHistory {
+    turns: Vec<Texts>,
+    len: usize,
+}
+
+impl TextHistory {
+    /// The number of events.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The JSON of every event from the `from`th on, in order.
+    pub(crate) fn events_from(&self, from: usize) -> impl Iterator<Item = &str> {
+        let mut skip = from;
+        let mut first = self.turns.len();
+        for (i, turn) in self.turns.iter().enumerate() {
+            if skip < turn.len() {
+                first = i;
+                break;
+            }
+            skip -= turn.len();
+        }
+        self.turns[first..].iter().flat_map(Texts::iter).skip(skip)
+    }
+}
+
+impl History for TextHistory {
+    type Turn = Texts;
 
     fn begin(_: Lsn) -> Self {
-        Vec::new()
+        TextHistory::default()
     }
 
     fn event_count(&self) -> u64 {
-        self.len() as u64
+        self.len as u64
     }
 
-    fn append_turn(&mut self, mut turn: Vec<Raw>) {
-        self.append(&mut turn);
+    fn append_turn(&mut self, turn: Texts) {
+        if turn.len() > 0 {
+            self.len += turn.len();
+            self.turns.push(turn);
+        }
     }
 }
 
@@ -296,12 +367,22 @@ impl Commit<Vec<Raw>> {
     /// A turn's fence, and its events, work and messages serialized (callers do it outside
     /// their lock: it is most of a commit's work), its status left as the runtime's update.
     pub(crate) fn from_turn(turn: TurnCommit) -> (Fence, Self) {
+        Commit::from_turn_with(turn, |events| events.iter().map(raw_event).collect())
+    }
+}
+
+impl<T> Commit<T> {
+    /// [`Commit::from_turn`], the turn's events written by `write_events`.
+    pub(crate) fn from_turn_with(
+        turn: TurnCommit,
+        write_events: impl FnOnce(&[HistoryEvent]) -> T,
+    ) -> (Fence, Self) {
         let turn_started = turn.history.iter().find_map(|e| match e.event {
             Event::OrchestratorStarted { timestamp } => Some(timestamp),
             _ => None,
         });
         let commit = Commit {
-            history: turn.history.iter().map(raw_event).collect(),
+            history: write_events(&turn.history),
             replace_history: turn.replace_history,
             consumed: turn.consumed,
             completed: turn.completed_activities.iter().map(|l| l.id).collect(),
@@ -490,6 +571,61 @@ impl<H: History> Engine<H> {
     pub(crate) fn tell_watchers(&mut self) {
         for sender in self.changed.drain(..) {
             sender.send_modify(|revision| *revision += 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::history::AttemptTimes;
+
+    fn turn(n: u64) -> Vec<HistoryEvent> {
+        let at = UNIX_EPOCH + Duration::from_secs(n);
+        let mut completed = HistoryEvent::new(Event::TaskCompleted {
+            id: n,
+            output: json!({"n": n, "s": "é\"x"}),
+        });
+        completed.attempt = Some(AttemptTimes {
+            started_at: at,
+            ended_at: at,
+        });
+        vec![
+            HistoryEvent::new(Event::OrchestratorStarted { timestamp: at }),
+            completed,
+            HistoryEvent::new(Event::TaskScheduled {
+                id: n + 1,
+                name: "noop".into(),
+                input: json!(n),
+                attempt: 1,
+            }),
+        ]
+    }
+
+    /// Turns appended to a history read back event by event, each the text `raw_event`
+    /// makes, whatever the turn it came in and wherever the reading starts.
+    #[test]
+    fn a_history_of_turns_reads_back_event_by_event() {
+        let mut history = TextHistory::begin(0);
+        let mut events = Vec::new();
+        for n in 0..3 {
+            let turn = turn(n);
+            history.append_turn(Texts::of(&turn));
+            history.append_turn(Texts::of(&[]));
+            events.extend(turn);
+            assert_eq!(history.event_count(), events.len() as u64);
+        }
+        let expected: Vec<String> = events.iter().map(raw_event).collect();
+        for from in 0..=events.len() + 1 {
+            let texts: Vec<&str> = history.events_from(from).collect();
+            assert_eq!(texts, expected[from.min(events.len())..], "from {from}");
+        }
+        for (text, event) in history.events_from(0).zip(&events) {
+            assert_eq!(decode_event(text).unwrap(), *event);
         }
     }
 }
