@@ -8,7 +8,7 @@ use durable_runtime::store::InstanceQuery;
 use durable_runtime::RuntimeStatus;
 use tokio_postgres::types::ToSql;
 
-use crate::sql::Sql;
+use crate::sql::{param_refs, Sql};
 use crate::testing::{self, TestSchema};
 
 #[tokio::test]
@@ -66,26 +66,16 @@ async fn every_hot_query_uses_an_index() {
     ];
     for query in &queries {
         let count = sql.count(query);
-        let params: Vec<&(dyn ToSql + Sync)> = count
-            .params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
         plans.push((
             format!("count {query:?}"),
-            explain(&client, &count.text, &params).await,
+            explain(&client, &count.text, &param_refs(&count.params)).await,
         ));
     }
     for query in queries {
         let list = sql.list(&query).unwrap();
-        let params: Vec<&(dyn ToSql + Sync)> = list
-            .params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
         plans.push((
             format!("list {query:?}"),
-            explain(&client, &list.text, &params).await,
+            explain(&client, &list.text, &param_refs(&list.params)).await,
         ));
     }
     for (name, plan) in plans {

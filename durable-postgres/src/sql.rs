@@ -479,6 +479,14 @@ pub(crate) struct Built {
     pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
 }
 
+/// A built statement's parameters, as a query takes them.
+pub(crate) fn param_refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
 /// Collects the parameters of a statement being built; `add` returns the placeholder.
 #[derive(Default)]
 struct Params(Vec<Box<dyn ToSql + Sync + Send>>);

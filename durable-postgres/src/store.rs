@@ -32,7 +32,7 @@ use crate::metric;
 use crate::migrate::migrate;
 use crate::options::PostgresOptions;
 use crate::pipeline::prepare;
-use crate::sql::{Built, ListQuery, Sql};
+use crate::sql::{param_refs, Built, ListQuery, Sql};
 use crate::turn::EncodedTurn;
 use crate::wake::{self, Wake, ACTIVITIES, ORCHESTRATIONS, STATUSES};
 
@@ -403,12 +403,8 @@ impl PostgresStore {
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let client = self.client().await?;
         let statement = prepare(&client, text).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
         client
-            .query(&statement, &refs)
+            .query(&statement, &param_refs(params))
             .await
             .map_err(|e| unavailable(what, e))
     }
